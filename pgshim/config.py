@@ -1,0 +1,190 @@
+"""Configuration: a TOML file, then PGSHIM_* environment variables, then command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
+LOG_FORMATS = ("text", "json")
+ENV_PREFIX = "PGSHIM_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the reason."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class UserConfig:
+    method: str = "scram-sha-256"
+    password: str | None = None
+    # A SCRAM secret (`SCRAM-SHA-256$4096:...`) or an md5 hash (`md5...`), instead of a password.
+    secret: str | None = None
+    replication: bool = False
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"UserConfig(method={self.method!r}, replication={self.replication!r})"
+
+
+@dataclass(slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 5433
+    spool: str | None = None
+    state_dir: str = "./pgshim-state"
+    database: str = "reddb"
+    users: dict[str, UserConfig] = field(default_factory=dict)
+    allow_trust_remote: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_connections: int = 100
+    auth_timeout: float = 60.0
+    wal_sender_timeout: float = 60.0
+    max_message_size: int = 64 * 1024 * 1024
+    schema: str = "public"
+    collections: dict[str, Any] = field(default_factory=dict)
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """File values, replaced by PGSHIM_* variables, replaced by non-None `overrides`."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            values.update(_read_toml(Path(path)))
+        values.update(_from_env(os.environ if env is None else env))
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return from_mapping(values)
+
+
+_SCALARS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("users", "collections")}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        name: env[ENV_PREFIX + name.upper()]
+        for name in _SCALARS
+        if ENV_PREFIX + name.upper() in env
+    }
+
+
+def _coerce(key: str, value: Any, kind: str) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(key, f"expected a boolean, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected an integer, got {value!r}") from None
+    if kind == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number of seconds, got {value!r}") from None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(key, f"expected a string, got {value!r}")
+    return os.fspath(value)
+
+
+def _kind(name: str) -> str:
+    annotation = str(_SCALARS[name].type)
+    for kind in ("bool", "int", "float"):
+        if annotation.startswith(kind):
+            return kind
+    return "str"
+
+
+def _users(raw: Any) -> dict[str, UserConfig]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("users", "expected a table of user name -> settings")
+    users = {}
+    for name, settings in raw.items():
+        key = f"users.{name}"
+        if not isinstance(settings, Mapping):
+            raise ConfigError(key, "expected a table")
+        unknown = set(settings) - {"method", "password", "secret", "replication"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown setting")
+        user = UserConfig(
+            method=_coerce(f"{key}.method", settings.get("method", "scram-sha-256"), "str"),
+            password=settings.get("password"),
+            secret=settings.get("secret"),
+            replication=_coerce(f"{key}.replication", settings.get("replication", False), "bool"),
+        )
+        if user.method not in AUTH_METHODS:
+            raise ConfigError(f"{key}.method", f"must be one of {', '.join(AUTH_METHODS)}")
+        if user.method != "trust" and user.password is None and user.secret is None:
+            raise ConfigError(key, f"method {user.method} needs a password or a secret")
+        if user.secret is not None and not user.secret.startswith(("SCRAM-SHA-256$", "md5")):
+            raise ConfigError(f"{key}.secret", "expected a SCRAM-SHA-256 secret or an md5 hash")
+        users[str(name)] = user
+    return users
+
+
+def from_mapping(values: Mapping[str, Any]) -> Config:
+    config = Config()
+    for key, value in values.items():
+        if key == "users":
+            config.users = _users(value)
+        elif key == "collections":
+            if not isinstance(value, Mapping):
+                raise ConfigError("collections", "expected a table of collection -> columns")
+            config.collections = dict(value)
+        elif key in _SCALARS:
+            setattr(config, key, _coerce(key, value, _kind(key)))
+        else:
+            raise ConfigError(key, "unknown setting")
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError("port", f"must be between 0 and 65535, got {config.port}")
+    if config.max_connections < 1:
+        raise ConfigError("max_connections", "must be at least 1")
+    if config.auth_timeout <= 0:
+        raise ConfigError("auth_timeout", "must be positive")
+    if config.wal_sender_timeout < 0:
+        raise ConfigError("wal_sender_timeout", "must not be negative")
+    if config.max_message_size < 1024:
+        raise ConfigError("max_message_size", "must be at least 1024 bytes")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("tls_cert" if config.tls_cert is None else "tls_key", "TLS needs both")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
+    if not config.database:
+        raise ConfigError("database", "must not be empty")
