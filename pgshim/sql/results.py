@@ -1,0 +1,32 @@
+"""Results a statement handler returns to the wire layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgshim.wire.handler import StreamIO
+
+
+@dataclass
+class CopyOutResult:
+    """`COPY ... TO STDOUT`: rows are complete COPY text lines (with their newline)."""
+
+    columns: list[Any]
+    rows: Iterable[bytes]
+    tag: str
+
+
+class CopyBothStream:
+    """START_REPLICATION: `run(io)` owns the connection (CopyBoth mode) until it returns.
+
+    The stream writes CopyBothResponse itself. When it returns after the client's CopyDone,
+    the server answers CopyDone and then CommandComplete for each of `completion_tags`.
+    """
+
+    completion_tags: tuple[str, ...] = ("COPY 0", "START_REPLICATION")
+
+    async def run(self, io: StreamIO) -> None:
+        raise NotImplementedError
