@@ -4,17 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pgshim.wire.handler import StreamIO
 
 
 @dataclass
+class ColumnDesc:
+    name: str
+    type_oid: int
+    typlen: int = -1
+    typmod: int = -1
+
+
+@dataclass
+class RowsResult:
+    columns: list[ColumnDesc]
+    rows: list[tuple]  # Python values (see docs/architecture.md), rendered by pgtypes
+    tag: str  # "SELECT n" / "SHOW"
+
+
+@dataclass
+class CommandResult:
+    tag: str  # "SET", "BEGIN", "COMMIT", "ROLLBACK", ...
+
+
+@dataclass
+class Prepared:
+    sql: str
+    param_oids: list[int]
+    columns: list[ColumnDesc] | None  # None: the statement returns no rows (NoData)
+
+
+@dataclass
 class CopyOutResult:
     """`COPY ... TO STDOUT`: rows are complete COPY text lines (with their newline)."""
 
-    columns: list[Any]
+    columns: list[ColumnDesc]
     rows: Iterable[bytes]
     tag: str
 
