@@ -1,0 +1,281 @@
+"""Collections as PostgreSQL tables.
+
+Every collection becomes one relation whose first column is the key ``rid`` bigint: the
+entity's logical id (replica identity DEFAULT, ``replident 'd'``). The other columns come from,
+in order of preference:
+
+1. a declaration in the configuration (``DeclaredColumn(name, pg_type, source)``), in the
+   declared order; ``source`` is a RedDB field name, a 0-based positional index, or ``None``
+   (the field with the column's name, or for positional rows the declaration's own index);
+2. named rows (and the synthesized fields of nodes, edges, vectors, time series and queue
+   messages): the ordered union of the names seen so far; a new name is appended and bumps
+   ``relation.version`` so pgoutput sends the Relation again. The type of an inferred column
+   is the PostgreSQL type of its first non-null value (``text`` when it first appears null);
+3. positional rows without a declaration: columns ``c1, c2, ...`` by position.
+
+A field called ``rid`` is renamed ``rid_`` so it cannot clash with the key. A value whose type
+does not fit its column is reported and sent as NULL; compatible widenings (integers into
+numeric or float, float4 into float8, anything into text) are converted.
+
+Relation OIDs are ``16384 + n`` and, with the columns and version, persist in the sqlite table
+``relations`` so they stay stable across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pgshim import pgtypes
+from pgshim.logical.transactions import Column, Relation
+
+FIRST_RELATION_OID = 16384
+KEY_COLUMN = "rid"
+INT8_OID = 20
+TEXT_OID = 25
+_INTEGER_OIDS = frozenset({20, 21, 23, 26, 28})
+_INTEGER_RANGES = {21: 1 << 15, 23: 1 << 31, 20: 1 << 63}
+_FLOAT_OIDS = frozenset({700, 701})
+_NUMERIC_OID = 1700
+_TEXTUAL_OIDS = frozenset({25, 1043, 1042, 19})
+_JSON_OIDS = frozenset({114, 3802})
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredColumn:
+    name: str
+    pg_type: str
+    source: str | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSource:
+    """Where a column's value comes from: a field name, a position, or nothing yet."""
+
+    field_name: str | None
+    position: int | None
+
+
+@dataclass(slots=True)
+class RowValues:
+    relation: Relation
+    values: list[Any]
+    problems: list[str]
+
+
+def type_oid_by_name(name: str) -> int:
+    try:
+        return pgtypes.lookup(name).oid
+    except KeyError:
+        raise ValueError(f"unknown PostgreSQL type {name!r}") from None
+
+
+def column_name_for_field(field_name: str) -> str:
+    return f"{field_name}_" if field_name == KEY_COLUMN else field_name
+
+
+def coerce(value: Any, value_oid: int, column_oid: int) -> tuple[Any, str | None]:
+    """Convert a decoded value to its column's type, or explain why it does not fit."""
+    if value is None or value_oid == column_oid:
+        return value, None
+    if column_oid in _TEXTUAL_OIDS:
+        return pgtypes.text_out(value_oid, value), None
+    if value_oid in _INTEGER_OIDS and isinstance(value, int):
+        if column_oid in _INTEGER_RANGES:
+            bound = _INTEGER_RANGES[column_oid]
+            if -bound <= value < bound:
+                return value, None
+            return None, f"value {value} out of range for {_type_name(column_oid)}"
+        if column_oid == _NUMERIC_OID:
+            return Decimal(value), None
+        if column_oid in _FLOAT_OIDS:
+            return float(value), None
+    if value_oid in _FLOAT_OIDS and column_oid in _FLOAT_OIDS:
+        return float(value), None
+    if value_oid in _FLOAT_OIDS and column_oid == _NUMERIC_OID:
+        return Decimal(repr(float(value))), None
+    if value_oid == _NUMERIC_OID and column_oid in _FLOAT_OIDS:
+        return float(value), None
+    if value_oid in _JSON_OIDS and column_oid in _JSON_OIDS:
+        return value, None
+    if value_oid in _TEXTUAL_OIDS and column_oid in _TEXTUAL_OIDS:
+        return value, None
+    return None, (
+        f"type mismatch: {_type_name(value_oid)} value does not fit column of type "
+        f"{_type_name(column_oid)}"
+    )
+
+
+def _type_name(oid: int) -> str:
+    pg_type = pgtypes.BY_OID.get(oid)
+    return pg_type.sql_name if pg_type is not None else f"oid {oid}"
+
+
+class RelationRegistry:
+    """collection -> Relation, learned from the entities that flow by and persisted in sqlite."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        schema: str = "public",
+        declared: dict[str, list[DeclaredColumn]] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._schema = schema
+        self._declared = dict(declared or {})
+        self._relations: dict[str, Relation] = {}
+        self._sources: dict[str, list[ColumnSource]] = {}
+        self.mismatch_count = 0
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS relations ("
+            " collection TEXT PRIMARY KEY, oid INTEGER NOT NULL UNIQUE,"
+            " columns TEXT NOT NULL, version INTEGER NOT NULL)"
+        )
+        self._load()
+
+    def _load(self) -> None:
+        rows = self._conn.execute(
+            "SELECT collection, oid, columns, version FROM relations ORDER BY oid"
+        ).fetchall()
+        for collection, oid, columns_json, version in rows:
+            stored = json.loads(columns_json)
+            columns = [
+                Column(c["name"], c["type_oid"], c.get("typmod", -1), c.get("is_key", False))
+                for c in stored
+            ]
+            sources = [ColumnSource(c.get("field"), c.get("position")) for c in stored]
+            self._relations[collection] = Relation(
+                oid=oid, schema=self._schema, name=collection, columns=columns, version=version
+            )
+            self._sources[collection] = sources
+        for collection in list(self._declared):
+            if collection in self._relations:
+                self._apply_declaration(collection)
+
+    def relations(self) -> list[Relation]:
+        return sorted(self._relations.values(), key=lambda relation: relation.oid)
+
+    def find(self, collection: str) -> Relation | None:
+        return self._relations.get(collection)
+
+    def get(self, collection: str) -> Relation:
+        """The relation of a collection, created with just the key (or its declaration)."""
+        relation = self._relations.get(collection)
+        if relation is None:
+            relation = self._create(collection)
+        return relation
+
+    def row(self, collection: str, entity: Any, logical_id: int) -> RowValues:
+        """Column values of one entity (key first), growing the relation if it must."""
+        relation = self.get(collection)
+        if collection not in self._declared:
+            self._learn_columns(relation, entity.fields)
+        sources = self._sources[collection]
+        values: list[Any] = [logical_id]
+        problems: list[str] = []
+        positional = bool(entity.fields) and all(f.name is None for f in entity.fields)
+        by_name = {f.name: f for f in entity.fields if f.name is not None}
+        for index, (column, source) in enumerate(zip(relation.columns, sources, strict=True)):
+            if index == 0:
+                continue
+            field = None
+            if source.position is not None and positional:
+                if source.position < len(entity.fields):
+                    field = entity.fields[source.position]
+            elif source.field_name is not None and not positional:
+                field = by_name.get(source.field_name)
+            if field is None:
+                values.append(None)
+                continue
+            converted, problem = coerce(field.value.value, field.value.type_oid, column.type_oid)
+            if problem is not None:
+                self.mismatch_count += 1
+                problems.append(f"{relation.name}.{column.name}: {problem}")
+            values.append(converted)
+        return RowValues(relation, values, problems)
+
+    def _create(self, collection: str) -> Relation:
+        oid = FIRST_RELATION_OID + len(self._relations)
+        taken = {relation.oid for relation in self._relations.values()}
+        while oid in taken:
+            oid += 1
+        relation = Relation(
+            oid=oid,
+            schema=self._schema,
+            name=collection,
+            columns=[Column(KEY_COLUMN, INT8_OID, is_key=True)],
+        )
+        self._relations[collection] = relation
+        self._sources[collection] = [ColumnSource(None, None)]
+        if collection in self._declared:
+            self._apply_declaration(collection)
+        self._save(relation)
+        return relation
+
+    def _apply_declaration(self, collection: str) -> None:
+        relation = self._relations[collection]
+        columns = [Column(KEY_COLUMN, INT8_OID, is_key=True)]
+        sources = [ColumnSource(None, None)]
+        for index, declared in enumerate(self._declared[collection]):
+            columns.append(Column(declared.name, type_oid_by_name(declared.pg_type)))
+            if isinstance(declared.source, int):
+                sources.append(ColumnSource(None, declared.source))
+            elif isinstance(declared.source, str):
+                sources.append(ColumnSource(declared.source, None))
+            else:
+                sources.append(ColumnSource(declared.name, index))
+        if columns != relation.columns:
+            relation.columns = columns
+            relation.version += 1
+        self._sources[collection] = sources
+        self._save(relation)
+
+    def _learn_columns(self, relation: Relation, fields: Sequence[Any]) -> None:
+        sources = self._sources[relation.name]
+        known_names = {source.field_name for source in sources if source.field_name is not None}
+        known_positions = {source.position for source in sources if source.position is not None}
+        grew = False
+        for position, field in enumerate(fields):
+            value_oid = field.value.type_oid if field.value.value is not None else TEXT_OID
+            if field.name is None:
+                if position in known_positions:
+                    continue
+                relation.columns.append(Column(f"c{position + 1}", value_oid))
+                sources.append(ColumnSource(None, position))
+                known_positions.add(position)
+            else:
+                if field.name in known_names:
+                    continue
+                relation.columns.append(Column(column_name_for_field(field.name), value_oid))
+                sources.append(ColumnSource(field.name, None))
+                known_names.add(field.name)
+            grew = True
+        if grew:
+            relation.version += 1
+            self._save(relation)
+
+    def _save(self, relation: Relation) -> None:
+        sources = self._sources[relation.name]
+        stored = [
+            {
+                "name": column.name,
+                "type_oid": column.type_oid,
+                "typmod": column.typmod,
+                "is_key": column.is_key,
+                "field": source.field_name,
+                "position": source.position,
+            }
+            for column, source in zip(relation.columns, sources, strict=True)
+        ]
+        self._conn.execute(
+            "INSERT INTO relations (collection, oid, columns, version) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(collection) DO UPDATE SET columns = excluded.columns,"
+            " version = excluded.version",
+            (relation.name, relation.oid, json.dumps(stored), relation.version),
+        )
+        self._conn.commit()

@@ -1,0 +1,207 @@
+"""RedDB change records -> PostgreSQL transactions.
+
+One record is one transaction by default. With ``group_by_xmin`` the change source may hand
+several consecutive records whose entities share an ``xmin`` (the writer's transaction id) to
+``build`` at once; ``should_group`` is that decision.
+
+* insert -> ``I`` with the new tuple; update -> ``U`` with the new tuple only (the key, the
+  logical id, never changes); both teach the identity map (collection, physical id) -> logical id.
+* delete -> ``D`` whose key tuple holds the logical id resolved through the identity map.
+* refresh -> ``T`` (truncate the relation) followed by one ``I`` per refresh record.
+
+Decode problems are appended to ``Transaction.errors`` with the LSN and the reason; the change
+is still emitted with what could be decoded, or skipped-but-reported when nothing could.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pgshim.logical.positions import change_pos, commit_pos, end_pos, xid_of
+
+if TYPE_CHECKING:
+    from pgshim.logical.relations import RelationRegistry
+    from pgshim.reddb.change import ChangeRecord
+    from pgshim.reddb.identity import IdentityMap
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENTITY_RECORD_MAGIC = b"RER1"
+
+
+@dataclass(slots=True)
+class Column:
+    name: str
+    type_oid: int
+    typmod: int = -1
+    is_key: bool = False
+
+
+@dataclass(slots=True)
+class Relation:
+    oid: int
+    schema: str
+    name: str
+    columns: list[Column]
+    replident: str = "d"
+    version: int = 1
+
+
+@dataclass(slots=True)
+class RowChange:
+    action: str
+    relation: Relation
+    new: list | None
+    key: list | None
+    pos: int
+    lsn: int
+
+
+@dataclass(slots=True)
+class Transaction:
+    xid: int
+    first_lsn: int
+    last_lsn: int
+    begin_pos: int
+    commit_pos: int
+    end_pos: int
+    commit_time: datetime
+    changes: list[RowChange]
+    records: list
+    errors: list[str] = field(default_factory=list)
+    encoded: dict = field(default_factory=dict)
+
+
+def commit_time_of(timestamp_ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=timestamp_ms)
+
+
+def unwrap_entity_record(record: bytes) -> bytes:
+    """Entity bytes of one refresh record ("RER1", u32 LE length, entity, metadata)."""
+    if not record.startswith(_ENTITY_RECORD_MAGIC):
+        return record
+    if len(record) < 8:
+        raise ValueError("truncated entity record header")
+    (length,) = struct.unpack_from("<I", record, 4)
+    if len(record) < 8 + length:
+        raise ValueError(f"entity record says {length} bytes, has {len(record) - 8}")
+    return record[8 : 8 + length]
+
+
+def record_xmin(record: ChangeRecord) -> int | None:
+    """The writer's transaction id carried by a record's entity, if it has one."""
+    if record.entity_bytes is None:
+        return None
+    from pgshim.reddb.entity import decode_entity
+
+    try:
+        return decode_entity(record.entity_bytes, lsn=record.lsn).xmin or None
+    except Exception:  # undecodable bytes cannot be grouped; build() reports them
+        return None
+
+
+def should_group(prev: ChangeRecord, next_record: ChangeRecord) -> bool:
+    """Whether ``next_record`` belongs to the same RedDB transaction as ``prev``."""
+    if next_record.lsn != prev.lsn + 1:
+        return False
+    prev_xmin = record_xmin(prev)
+    return prev_xmin is not None and prev_xmin == record_xmin(next_record)
+
+
+class TransactionBuilder:
+    def __init__(
+        self,
+        identity: IdentityMap,
+        relations: RelationRegistry,
+        *,
+        group_by_xmin: bool = False,
+    ) -> None:
+        self.identity = identity
+        self.relations = relations
+        self.group_by_xmin = group_by_xmin
+
+    def split(self, records: list[ChangeRecord]) -> list[list[ChangeRecord]]:
+        """Records in LSN order, cut into the groups that become one transaction each."""
+        groups: list[list[ChangeRecord]] = []
+        for record in records:
+            if groups and self.group_by_xmin and should_group(groups[-1][-1], record):
+                groups[-1].append(record)
+            else:
+                groups.append([record])
+        return groups
+
+    def build(self, records: list[ChangeRecord]) -> Transaction:
+        if not records:
+            raise ValueError("a transaction needs at least one record")
+        first, last = records[0], records[-1]
+        tx = Transaction(
+            xid=xid_of(first.lsn),
+            first_lsn=first.lsn,
+            last_lsn=last.lsn,
+            begin_pos=change_pos(first.lsn),
+            commit_pos=commit_pos(last.lsn),
+            end_pos=end_pos(last.lsn),
+            commit_time=commit_time_of(last.timestamp_ms),
+            changes=[],
+            records=list(records),
+        )
+        for record in records:
+            self._add_record(tx, record)
+        return tx
+
+    def _add_record(self, tx: Transaction, record: ChangeRecord) -> None:
+        operation = record.operation
+        if operation in ("insert", "update"):
+            action = "I" if operation == "insert" else "U"
+            if record.entity_bytes is None:
+                tx.errors.append(
+                    f"lsn {record.lsn}: {operation} on {record.collection!r} rid {record.rid} "
+                    "carries no entity bytes; change skipped"
+                )
+                return
+            change = self._row_change(tx, record, record.entity_bytes, action)
+            if change is not None:
+                tx.changes.append(change)
+        elif operation == "delete":
+            relation = self.relations.get(record.collection)
+            logical_id = self.identity.resolve(record.collection, record.rid)
+            key = [logical_id] + [None] * (len(relation.columns) - 1)
+            tx.changes.append(
+                RowChange("D", relation, None, key, change_pos(record.lsn), record.lsn)
+            )
+        elif operation == "refresh":
+            relation = self.relations.get(record.collection)
+            tx.changes.append(
+                RowChange("T", relation, None, None, change_pos(record.lsn), record.lsn)
+            )
+            for index, raw in enumerate(record.refresh_records):
+                try:
+                    entity_bytes = unwrap_entity_record(raw)
+                except ValueError as exc:
+                    tx.errors.append(f"lsn {record.lsn}: refresh record {index}: {exc}")
+                    continue
+                change = self._row_change(tx, record, entity_bytes, "I")
+                if change is not None:
+                    tx.changes.append(change)
+        else:
+            tx.errors.append(f"lsn {record.lsn}: unknown operation {operation!r}; skipped")
+
+    def _row_change(
+        self, tx: Transaction, record: ChangeRecord, entity_bytes: bytes, action: str
+    ) -> RowChange | None:
+        from pgshim.reddb.entity import decode_entity
+
+        try:
+            entity: Any = decode_entity(entity_bytes, lsn=record.lsn)
+        except Exception as exc:  # any failure to decode foreign bytes is reported, not raised
+            tx.errors.append(
+                f"lsn {record.lsn}: cannot decode entity of {record.collection!r}: {exc}"
+            )
+            return None
+        logical_id = entity.stable_id
+        self.identity.learn(record.collection, entity.id, logical_id)
+        row = self.relations.row(record.collection, entity, logical_id)
+        tx.errors.extend(f"lsn {record.lsn}: {problem}" for problem in row.problems)
+        return RowChange(action, row.relation, row.values, None, change_pos(record.lsn), record.lsn)

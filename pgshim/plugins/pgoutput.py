@@ -1,0 +1,304 @@
+"""pgoutput: PostgreSQL's binary logical replication protocol (versions 1 to 4).
+
+Per transaction with at least one published change: Begin (sent lazily, dataStart = the first
+published change), Relation before a relation's first change in this session and again when
+its version changes or after a TRUNCATE (dataStart 0/0), the changes, Commit (dataStart =
+end_lsn). Transactions without a published change produce nothing; the walsender sends a
+keepalive instead. The Begin/change/Commit bytes are shared between sessions through
+``tx.encoded``; Relation messages and publication filtering are per session.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pgshim import pgtypes
+from pgshim.errors import PgError
+from pgshim.logical.publications import PublicationFilter
+from pgshim.logical.transactions import Column, Relation, RowChange, Transaction
+from pgshim.plugins.base import Message, PluginContext, cached
+
+MIN_PROTO_VERSION = 1
+MAX_PROTO_VERSION = 4
+STREAM_PROTO_VERSION = 2
+TWO_PHASE_PROTO_VERSION = 3
+PARALLEL_PROTO_VERSION = 4
+_INT64 = struct.Struct(">q")
+_UINT64 = struct.Struct(">Q")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT16 = struct.Struct(">h")
+
+
+def pg_timestamp(tx: Transaction) -> int:
+    """Commit time in PostgreSQL's representation: microseconds since 2000-01-01 UTC."""
+    return (tx.commit_time - pgtypes.PG_EPOCH) // timedelta(microseconds=1)
+
+
+def _cstring(text: str) -> bytes:
+    return text.encode() + b"\x00"
+
+
+def begin_message(tx: Transaction) -> bytes:
+    return b"B" + _UINT64.pack(tx.commit_pos) + _INT64.pack(pg_timestamp(tx)) + _UINT32.pack(tx.xid)
+
+
+def commit_message(tx: Transaction) -> bytes:
+    return (
+        b"C\x00"
+        + _UINT64.pack(tx.commit_pos)
+        + _UINT64.pack(tx.end_pos)
+        + _INT64.pack(pg_timestamp(tx))
+    )
+
+
+def relation_message(relation: Relation) -> bytes:
+    parts = [
+        b"R",
+        _UINT32.pack(relation.oid),
+        _cstring(relation.schema),
+        _cstring(relation.name),
+        relation.replident.encode(),
+        _INT16.pack(len(relation.columns)),
+    ]
+    for column in relation.columns:
+        flags = 1 if column.is_key or relation.replident == "f" else 0
+        parts.append(bytes([flags]) + _cstring(column.name))
+        parts.append(_UINT32.pack(column.type_oid) + _INT32.pack(column.typmod))
+    return b"".join(parts)
+
+
+def tuple_data(columns: list[Column], values: list[Any], *, binary: bool) -> bytes:
+    parts = [_INT16.pack(len(columns))]
+    for index, column in enumerate(columns):
+        value = values[index] if index < len(values) else None
+        if value is None:
+            parts.append(b"n")
+        elif binary:
+            data = pgtypes.binary_send(column.type_oid, value)
+            parts.append(b"b" + _INT32.pack(len(data)) + data)
+        else:
+            data = pgtypes.text_out(column.type_oid, value).encode()
+            parts.append(b"t" + _INT32.pack(len(data)) + data)
+    return b"".join(parts)
+
+
+def change_message(change: RowChange, *, binary: bool) -> bytes:
+    relation = change.relation
+    relid = _UINT32.pack(relation.oid)
+    columns = relation.columns
+    if change.action == "I":
+        return b"I" + relid + b"N" + tuple_data(columns, change.new or [], binary=binary)
+    if change.action == "U":
+        old = b""
+        if change.key is not None:
+            old = b"K" + tuple_data(columns, _key_only(columns, change.key), binary=binary)
+        return b"U" + relid + old + b"N" + tuple_data(columns, change.new or [], binary=binary)
+    if change.action == "D":
+        key = _key_only(columns, change.key or [])
+        return b"D" + relid + b"K" + tuple_data(columns, key, binary=binary)
+    if change.action == "T":
+        return b"T" + _UINT32.pack(1) + b"\x00" + relid
+    raise ValueError(f"unknown change action {change.action!r}")
+
+
+def _key_only(columns: list[Column], values: list[Any]) -> list[Any]:
+    return [
+        values[i] if column.is_key and i < len(values) else None for i, column in enumerate(columns)
+    ]
+
+
+def split_identifier_list(text: str) -> list[str] | None:
+    """PostgreSQL's SplitIdentifierString with ',' (None when the syntax is invalid)."""
+    names: list[str] = []
+    index, length = 0, len(text)
+    while True:
+        while index < length and text[index].isspace():
+            index += 1
+        if index < length and text[index] == '"':
+            name, index = [], index + 1
+            while True:
+                end = text.find('"', index)
+                if end < 0:
+                    return None
+                name.append(text[index:end])
+                if text[end + 1 : end + 2] == '"':
+                    name.append('"')
+                    index = end + 2
+                    continue
+                index = end + 1
+                break
+            identifier = "".join(name)
+        else:
+            start = index
+            while index < length and text[index] != "," and not text[index].isspace():
+                index += 1
+            identifier = text[start:index].lower()
+            if not identifier:
+                return None
+        while index < length and text[index].isspace():
+            index += 1
+        names.append(identifier)
+        if index >= length:
+            return names
+        if text[index] != ",":
+            return None
+        index += 1
+
+
+def def_get_boolean(name: str, value: str | None) -> bool:
+    if value is None:
+        return True
+    lowered = value.lower()
+    if lowered in ("true", "on"):
+        return True
+    if lowered in ("false", "off"):
+        return False
+    raise PgError("42601", f"{name} requires a Boolean value")
+
+
+@dataclass(slots=True)
+class _SharedChange:
+    relation: Relation
+    action: str
+    pos: int
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _SharedTransaction:
+    begin: bytes
+    changes: list[_SharedChange]
+    commit: bytes
+
+
+class PgOutputPlugin:
+    name = "pgoutput"
+
+    def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self.proto_version = 0
+        self.publication_names: list[str] | None = None
+        self.binary = False
+        self.messages = False
+        self.streaming: bool | str = False
+        self.two_phase = False
+        self.origin = "any"
+        for option, value in options.items():
+            self._set_option(option, value)
+        self._validate()
+        self.cache_key: tuple | None = (self.name, self.binary)
+        self._filter: PublicationFilter | None = None
+        self._sent_versions: dict[int, int] = {}
+
+    def _set_option(self, option: str, value: str | None) -> None:
+        if option == "proto_version":
+            text = value or ""
+            if not text.isdigit():
+                raise PgError("22023", "invalid proto_version")
+            if int(text) > 0xFFFFFFFF:
+                raise PgError("22023", f'proto_version "{text}" out of range')
+            self.proto_version = int(text)
+        elif option == "publication_names":
+            names = split_identifier_list(value or "")
+            if names is None:
+                raise PgError("42602", "invalid publication_names syntax")
+            self.publication_names = names
+        elif option == "binary":
+            self.binary = def_get_boolean(option, value)
+        elif option == "messages":
+            self.messages = def_get_boolean(option, value)
+        elif option == "streaming":
+            if value is not None and value.lower() == "parallel":
+                self.streaming = "parallel"
+            else:
+                try:
+                    self.streaming = def_get_boolean(option, value)
+                except PgError:
+                    raise PgError(
+                        "42601", f'{option} requires a Boolean value or "parallel"'
+                    ) from None
+        elif option == "two_phase":
+            self.two_phase = def_get_boolean(option, value)
+        elif option == "origin":
+            origin = (value or "").lower()
+            if origin not in ("none", "any"):
+                raise PgError("22023", f'unrecognized origin value: "{value}"')
+            self.origin = origin
+        else:
+            raise PgError("XX000", f"unrecognized pgoutput option: {option}")
+
+    def _validate(self) -> None:
+        version = self.proto_version
+        if version > MAX_PROTO_VERSION:
+            raise PgError(
+                "0A000",
+                f"client sent proto_version={version} but server only supports protocol "
+                f"{MAX_PROTO_VERSION} or lower",
+            )
+        if version < MIN_PROTO_VERSION:
+            raise PgError(
+                "0A000",
+                f"client sent proto_version={version} but server only supports protocol "
+                f"{MIN_PROTO_VERSION} or higher",
+            )
+        if self.publication_names is None:
+            raise PgError("22023", "publication_names parameter missing")
+        if self.streaming and version < STREAM_PROTO_VERSION:
+            raise PgError(
+                "22023",
+                f"requested proto_version={version} does not support streaming, need "
+                f"{STREAM_PROTO_VERSION} or higher",
+            )
+        if self.streaming == "parallel" and version < PARALLEL_PROTO_VERSION:
+            raise PgError(
+                "22023",
+                f"requested proto_version={version} does not support parallel streaming, need "
+                f"{PARALLEL_PROTO_VERSION} or higher",
+            )
+        if self.two_phase and version < TWO_PHASE_PROTO_VERSION:
+            raise PgError(
+                "22023",
+                f"requested proto_version={version} does not support two-phase commit, need "
+                f"{TWO_PHASE_PROTO_VERSION} or higher",
+            )
+
+    def startup(self) -> list[Message]:
+        return []
+
+    def _publications(self) -> PublicationFilter:
+        names = self.publication_names or []
+        if self.ctx.publications is None:
+            raise PgError("42704", f'publication "{names[0]}" does not exist')
+        return self.ctx.publications.resolve(names)
+
+    def encode(self, tx: Transaction) -> list[Message]:
+        publications = self._publications()
+        assert self.cache_key is not None
+        shared = cached(tx, self.cache_key, lambda: self._shared(tx))
+        out: list[Message] = []
+        for change in shared.changes:
+            if not publications.includes(change.relation, change.action):
+                continue
+            if not out:
+                out.append((change.pos, shared.begin))
+            relation = change.relation
+            if self._sent_versions.get(relation.oid) != relation.version:
+                out.append((0, relation_message(relation)))
+                self._sent_versions[relation.oid] = relation.version
+            out.append((change.pos, change.payload))
+            if change.action == "T":
+                self._sent_versions.pop(relation.oid, None)
+        if out:
+            out.append((tx.end_pos, shared.commit))
+        return out
+
+    def _shared(self, tx: Transaction) -> _SharedTransaction:
+        changes = [
+            _SharedChange(c.relation, c.action, c.pos, change_message(c, binary=self.binary))
+            for c in tx.changes
+        ]
+        return _SharedTransaction(begin_message(tx), changes, commit_message(tx))

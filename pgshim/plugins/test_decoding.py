@@ -1,0 +1,115 @@
+"""test_decoding: PostgreSQL's contrib text output, one line per XLogData.
+
+``BEGIN 730`` / ``table public.t: INSERT: rid[bigint]:1 name[text]:'x'`` / ``COMMIT 730``.
+dataStart: BEGIN = the transaction's begin position (0/0 when emitted lazily because of
+skip-empty-xacts), each change = its position, COMMIT = the end position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgshim import pgtypes
+from pgshim.errors import PgError
+from pgshim.logical.transactions import Column, RowChange, Transaction
+from pgshim.plugins.base import Message, PluginContext, cached, option_bool
+from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
+
+_BOOLEAN_OPTIONS = {
+    "include-xids": True,
+    "include-timestamp": False,
+    "skip-empty-xacts": False,
+    "only-local": False,
+    "include-rewrites": False,
+    "force-binary": False,
+    "stream-changes": False,
+}
+_UNQUOTED_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
+_BOOL_OID = 16
+_BIT_OIDS = frozenset({1560, 1562})
+_ACTION_WORDS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
+
+
+def render_value(type_oid: int, value: Any) -> str:
+    if value is None:
+        return "null"
+    if type_oid == _BOOL_OID:
+        return "true" if value else "false"
+    text = pgtypes.text_out(type_oid, value)
+    if type_oid in _UNQUOTED_OIDS:
+        return text
+    if type_oid in _BIT_OIDS:
+        return f"B'{text}'"
+    return quote_literal(text)
+
+
+def render_tuple(columns: list[Column], values: list[Any], *, skip_nulls: bool) -> str:
+    parts = []
+    for index, column in enumerate(columns):
+        value = values[index] if index < len(values) else None
+        if value is None and skip_nulls:
+            continue
+        type_name = pgtypes.BY_OID[column.type_oid].sql_name
+        parts.append(
+            f" {quote_identifier(column.name)}[{type_name}]:{render_value(column.type_oid, value)}"
+        )
+    return "".join(parts)
+
+
+def render_change(change: RowChange) -> str:
+    relation = change.relation
+    prefix = f"table {quote_qualified_identifier(relation.schema, relation.name)}:"
+    if change.action == "T":
+        return f"{prefix} TRUNCATE: (no-flags)"
+    line = f"{prefix} {_ACTION_WORDS[change.action]}:"
+    if change.action == "D":
+        if change.key is None:
+            return line + " (no-tuple-data)"
+        return line + render_tuple(relation.columns, change.key, skip_nulls=True)
+    if change.new is None:
+        return line + " (no-tuple-data)"
+    if change.action == "U" and change.key is not None:
+        old = render_tuple(relation.columns, change.key, skip_nulls=True)
+        new = render_tuple(relation.columns, change.new, skip_nulls=False)
+        return f"{line} old-key:{old} new-tuple:{new}"
+    return line + render_tuple(relation.columns, change.new, skip_nulls=False)
+
+
+class TestDecodingPlugin:
+    name = "test_decoding"
+    __test__ = False  # not a pytest class despite its name
+
+    def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
+        settings = dict(_BOOLEAN_OPTIONS)
+        for option, value in options.items():
+            if option not in settings:
+                shown = "(null)" if value is None else value
+                raise PgError("22023", f'option "{option}" = "{shown}" is unknown')
+            settings[option] = option_bool(option, value)
+        self.include_xids = settings["include-xids"]
+        self.include_timestamp = settings["include-timestamp"]
+        self.skip_empty_xacts = settings["skip-empty-xacts"]
+        self.cache_key: tuple | None = (
+            self.name,
+            self.include_xids,
+            self.include_timestamp,
+            self.skip_empty_xacts,
+        )
+
+    def startup(self) -> list[Message]:
+        return []
+
+    def encode(self, tx: Transaction) -> list[Message]:
+        assert self.cache_key is not None
+        return cached(tx, self.cache_key, lambda: self._render(tx))
+
+    def _render(self, tx: Transaction) -> list[Message]:
+        body = [(change.pos, render_change(change).encode()) for change in tx.changes]
+        if self.skip_empty_xacts and not body:
+            return []
+        begin = f"BEGIN {tx.xid}" if self.include_xids else "BEGIN"
+        commit = f"COMMIT {tx.xid}" if self.include_xids else "COMMIT"
+        if self.include_timestamp:
+            commit += f" (at {pgtypes.text_out(1184, tx.commit_time)})"
+        begin_pos = 0 if self.skip_empty_xacts else tx.begin_pos
+        return [(begin_pos, begin.encode()), *body, (tx.end_pos, commit.encode())]
