@@ -197,11 +197,11 @@ HotStandbyFeedback = Struct(
 # ---------------------------------------------------------------- generic build / parse
 
 
-def build_backend(tag: bytes, **fields: Any) -> bytes:
+def build_backend(tag: bytes, /, **fields: Any) -> bytes:
     return BackendMessage.build({"tag": tag, "body": fields})
 
 
-def build_frontend(tag: bytes, **fields: Any) -> bytes:
+def build_frontend(tag: bytes, /, **fields: Any) -> bytes:
     """Used by tests and tools that play the client side."""
     return FrontendMessage.build({"tag": tag, "body": fields})
 

@@ -1,0 +1,635 @@
+"""The asyncio shell: sockets, TLS, flow control, cancel requests and shutdown.
+
+Protocol decisions live in ``pgshim.wire``; statements are answered by a SessionHandler that the
+server receives as a factory. This module only moves bytes and awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pgshim import __version__
+from pgshim.config import Config
+from pgshim.errors import PgError
+from pgshim.sql.results import CopyBothStream
+from pgshim.wire import events as ev
+from pgshim.wire import messages as msg
+from pgshim.wire.auth import (
+    Authenticator,
+    ScramAuthenticator,
+    TrustAuthenticator,
+    authenticator_for,
+)
+from pgshim.wire.connection import NEED_DATA, ServerConnection
+from pgshim.wire.handler import ConnectionInfo, HandlerFactory, SessionHandler
+from pgshim.wire.query import ExtendedQuery, write_result
+
+log = logging.getLogger("pgshim.server")
+
+SERVER_VERSION = f"15.18 (pgshim {__version__})"
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+READ_HIGH_WATER = 1024 * 1024
+FLUSH_THRESHOLD = 256 * 1024
+
+ShutdownHook = Callable[[], Awaitable[None] | None]
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:  # unix socket
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Channel(asyncio.Protocol):
+    """One client socket: feeds the sans-IO connection, batches writes, applies back-pressure.
+
+    It is also the StreamIO a CopyBoth stream receives.
+    """
+
+    def __init__(self, server: PgServer) -> None:
+        self.server = server
+        self.conn = ServerConnection(server.config.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str | None, int | None] = (None, None)
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._reading_paused = False
+        self._waiting = False
+        self._closed = False
+        self.saw_copy_done = False
+        self.saw_terminate = False
+        self.session: Session | None = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (peer[0], peer[1])
+        if self.session is None:
+            self.session = self.server.open_session(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._readable.set()
+        if (
+            not self._waiting
+            and self.conn.buffered > READ_HIGH_WATER
+            and not self._reading_paused
+            and self.transport is not None
+        ):
+            self.transport.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        self._readable.set()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.conn.receive_data(b"")
+        self._readable.set()
+        self._writable.set()
+        if self.session is not None:
+            self.session.connection_lost()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- StreamIO
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, data: bytes) -> None:
+        if not self._closed:
+            self._out.append(data)
+            self._out_size += len(data)
+
+    def flush(self) -> None:
+        if self._out and not self._closed and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+        self._out_size = 0
+
+    async def drain(self) -> None:
+        self.flush()
+        if not self._writable.is_set() and not self._closed:
+            await self._writable.wait()
+
+    async def write_large(self, data: bytes) -> None:
+        """write() and drain() whenever a batch is big enough (long results)."""
+        self.write(data)
+        if self._out_size >= FLUSH_THRESHOLD:
+            await self.drain()
+
+    async def next_event(self) -> Any:
+        """The next event from the client; None at EOF. Raises PgError on violations."""
+        while True:
+            event = self.conn.next_event()
+            if event is not NEED_DATA:
+                return event
+            if self.conn.eof:
+                return None
+            if self._reading_paused and self.transport is not None:
+                self.transport.resume_reading()
+                self._reading_paused = False
+            self._readable.clear()
+            self._waiting = True
+            try:
+                await self._readable.wait()
+            finally:
+                self._waiting = False
+
+    async def read_message(self) -> ev.FrontendEvent | None:
+        self.flush()
+        event = await self.next_event()
+        self._note(event)
+        return event
+
+    def pending_messages(self) -> list[ev.FrontendEvent]:
+        events = []
+        while (event := self.conn.next_event()) is not NEED_DATA:
+            self._note(event)
+            events.append(event)
+        return events
+
+    def _note(self, event: Any) -> None:
+        if isinstance(event, ev.CopyDone):
+            self.saw_copy_done = True
+        elif isinstance(event, ev.Terminate):
+            self.saw_terminate = True
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        self.flush()
+        loop = asyncio.get_running_loop()
+        assert self.transport is not None
+        transport = await loop.start_tls(self.transport, self, context, server_side=True)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def close(self) -> None:
+        self.flush()
+        if self.transport is not None and not self._closed:
+            self.transport.close()
+        self._closed = True
+
+
+class Session:
+    """The life of one connection: startup, authentication, then queries until the end."""
+
+    def __init__(self, server: PgServer, channel: Channel) -> None:
+        self.server = server
+        self.channel = channel
+        self.config = server.config
+        self.pid = 0
+        self.secret = 0
+        self.info: ConnectionInfo | None = None
+        self.handler: SessionHandler | None = None
+        self.task: asyncio.Task | None = None
+        self._running: asyncio.Task | None = None
+        self._cancel_requested = False
+        self._terminating = False
+
+    # -- control from outside
+
+    def cancel(self) -> None:
+        """A CancelRequest for this session: stop the running query or stream."""
+        if self.handler is not None:
+            self.handler.cancel()
+        if self._running is not None and not self._running.done():
+            self._cancel_requested = True
+            self._running.cancel()
+
+    def connection_lost(self) -> None:
+        if self._running is not None and not self._running.done():
+            if self.handler is not None:
+                self.handler.cancel()
+            self._running.cancel()
+
+    def terminate(self, error: PgError) -> None:
+        """Administrator shutdown: tell the client, close, let the task clean up."""
+        self._terminating = True
+        self.channel.write(msg.error_response(error))
+        self.channel.close()
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- main flow
+
+    async def run(self) -> None:
+        try:
+            try:
+                async with asyncio.timeout(self.config.auth_timeout):
+                    started = await self._startup()
+            except TimeoutError:
+                log.info("authentication timeout for connection from %s", self.channel.peer[0])
+                return
+            if started:
+                await self._serve()
+        except PgError as err:
+            if not self.channel.closed:
+                self.channel.write(msg.error_response(err))
+        except asyncio.CancelledError:
+            if not (self._terminating or self.channel.closed):
+                raise
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection error: %s", exc)
+        except Exception:
+            log.exception("unexpected error in session %d", self.pid)
+            if not self.channel.closed:
+                self.channel.write(
+                    msg.error_response(PgError("XX000", "internal error", severity="FATAL"))
+                )
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        self.channel.close()
+        self.server.close_session(self)
+        if self.handler is not None:
+            handler, self.handler = self.handler, None
+            try:
+                await handler.close()
+            except Exception:
+                log.exception("error closing session %d", self.pid)
+
+    async def _startup(self) -> bool:
+        channel = self.channel
+        while True:
+            event = await channel.next_event()
+            if event is None:
+                return False
+            if isinstance(event, ev.SSLRequest):
+                if channel.conn.buffered:
+                    raise PgError(
+                        "08P01", "received unencrypted data after SSL request", severity="FATAL"
+                    )
+                if self.server.tls_context is not None:
+                    channel.write(b"S")
+                    await channel.start_tls(self.server.tls_context)
+                else:
+                    channel.write(b"N")
+                    channel.flush()
+            elif isinstance(event, ev.GSSENCRequest):
+                channel.write(b"N")
+                channel.flush()
+            elif isinstance(event, ev.CancelRequest):
+                self.server.cancel(event.pid, event.secret)
+                return False
+            else:
+                assert isinstance(event, ev.StartupRequest)
+                await self._authenticate(event)
+                return True
+
+    async def _authenticate(self, request: ev.StartupRequest) -> None:
+        channel = self.channel
+        if request.protocol_minor > 0 or request.unrecognized:
+            channel.write(msg.negotiate_protocol_version(0, request.unrecognized))
+        if not self.server.register(self):
+            raise PgError("53300", "sorry, too many clients already", severity="FATAL")
+        authenticator = self._authenticator(request)
+        channel.write(authenticator.start())
+        while not authenticator.done:
+            channel.flush()
+            event = await channel.next_event()
+            if event is None:
+                raise ConnectionResetError("client closed during authentication")
+            if not isinstance(event, ev.PasswordMessage):
+                raise PgError(
+                    "08P01",
+                    f"expected password response, got message type {type(event).__name__}",
+                    severity="FATAL",
+                )
+            channel.write(authenticator.receive(event.data))
+        user_config = self.config.users.get(request.user)
+        if (
+            request.replication != "false"
+            and user_config is not None
+            and not user_config.replication
+        ):
+            raise PgError(
+                "42501",
+                "must be superuser or replication role to start walsender",
+                severity="FATAL",
+            )
+        if request.replication != "true" and request.database != self.config.database:
+            raise PgError(
+                "3D000", f'database "{request.database}" does not exist', severity="FATAL"
+            )
+        host, port = channel.peer
+        self.info = ConnectionInfo(
+            pid=self.pid,
+            secret=self.secret,
+            user=request.user,
+            database=request.database,
+            application_name=request.application_name,
+            replication=request.replication,
+            client_addr=host,
+            client_port=port,
+            backend_start=datetime.now(UTC),
+            startup_params=dict(request.params),
+            options=dict(request.options),
+            is_superuser=not self.config.users,
+            tls=channel.transport is not None
+            and channel.transport.get_extra_info("sslcontext") is not None,
+        )
+        self.handler = self.server.handler_factory(self.info)
+        channel.write(msg.auth_ok())
+        for name, value in self._initial_parameters(self.info):
+            channel.write(msg.parameter_status(name, value))
+        channel.write(msg.backend_key_data(self.pid, self.secret))
+        channel.write(msg.ready_for_query(self.handler.tx_status))
+        channel.flush()
+
+    def _authenticator(self, request: ev.StartupRequest) -> Authenticator:
+        host = self.channel.peer[0]
+        user = self.config.users.get(request.user)
+        if user is None and self.config.users:
+            return ScramAuthenticator(request.user, None)  # fails at the proof, like PG
+        method = user.method if user is not None else "trust"
+        if method == "trust":
+            if not (_is_loopback(host) or self.config.allow_trust_remote):
+                raise PgError(
+                    "28000",
+                    f'no pg_hba.conf entry for host "{host}", user "{request.user}", '
+                    f'database "{request.database}", no encryption',
+                    severity="FATAL",
+                )
+            return TrustAuthenticator()
+        assert user is not None
+        return authenticator_for(method, request.user, user.password, user.secret)
+
+    @staticmethod
+    def _initial_parameters(info: ConnectionInfo) -> list[tuple[str, str]]:
+        return [
+            ("application_name", info.application_name),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, MDY"),
+            ("default_transaction_read_only", "off"),
+            ("in_hot_standby", "off"),
+            ("integer_datetimes", "on"),
+            ("IntervalStyle", "postgres"),
+            ("is_superuser", "on" if info.is_superuser else "off"),
+            ("server_encoding", "UTF8"),
+            ("server_version", SERVER_VERSION),
+            ("session_authorization", info.user),
+            ("standard_conforming_strings", "on"),
+            ("TimeZone", "Etc/UTC"),
+        ]
+
+    async def _serve(self) -> None:
+        assert self.handler is not None and self.info is not None
+        channel = self.channel
+        extended = ExtendedQuery(self.handler, channel, replication=self.info.replication)
+        while True:
+            try:
+                event = await channel.next_event()
+            except PgError as err:
+                if err.severity == "FATAL":
+                    raise
+                channel.write(msg.error_response(err))
+                extended.fail()
+                continue
+            if event is None or isinstance(event, ev.Terminate):
+                return
+            if isinstance(event, ev.Query):
+                if extended.skipping:
+                    continue
+                if not await self._simple_query(event.sql):
+                    return
+                extended.forget_unnamed_portal()
+            elif isinstance(event, ev.Sync):
+                extended.sync()
+                self._report_changes()
+                channel.write(msg.ready_for_query(self.handler.tx_status))
+                channel.flush()
+            elif isinstance(event, ev.Flush):
+                channel.flush()
+            elif isinstance(event, ev.EXTENDED_EVENTS):
+                try:
+                    await self._run(extended.handle(event))
+                except PgError as err:
+                    if err.severity == "FATAL":
+                        raise
+                    channel.write(msg.error_response(err))
+                    extended.fail()
+            elif isinstance(event, ev.CopyData | ev.CopyDone | ev.CopyFail):
+                continue  # PostgreSQL drops copy messages outside COPY mode
+            else:
+                raise PgError(
+                    "08P01",
+                    f"invalid frontend message type {type(event).__name__}",
+                    severity="FATAL",
+                )
+
+    async def _run(self, awaitable: Awaitable[Any]) -> Any:
+        """Await a handler call as a task that a CancelRequest can stop."""
+        self._cancel_requested = False
+        self._running = asyncio.ensure_future(awaitable)
+        try:
+            return await self._running
+        except asyncio.CancelledError:
+            if self._cancel_requested and not self._terminating:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                raise PgError("57014", "canceling statement due to user request") from None
+            raise
+        finally:
+            self._running = None
+            self._cancel_requested = False
+
+    async def _simple_query(self, sql: str) -> bool:
+        """Run a Query message; False when the connection must end."""
+        assert self.handler is not None
+        channel = self.channel
+        try:
+            statements = self.handler.split(sql)
+            if not statements:
+                channel.write(msg.empty_query_response())
+            for statement in statements:
+                result = await self._run(self.handler.simple(statement))
+                if isinstance(result, CopyBothStream):
+                    if not await self._copy_both(result):
+                        return False
+                else:
+                    await write_result(channel, result)
+                self._report_changes()
+        except PgError as err:
+            if err.severity == "FATAL":
+                raise
+            channel.write(msg.error_response(err))
+        self._report_changes()
+        channel.write(msg.ready_for_query(self.handler.tx_status))
+        channel.flush()
+        return True
+
+    async def _copy_both(self, stream: CopyBothStream) -> bool:
+        channel = self.channel
+        channel.saw_copy_done = False
+        channel.flush()
+        await self._run(stream.run(channel))
+        if channel.closed or channel.saw_terminate:
+            return False
+        if not channel.saw_copy_done:
+            return False  # the stream ended on its own (timeout): PostgreSQL closes too
+        channel.write(msg.copy_done())
+        for tag in getattr(stream, "completion_tags", CopyBothStream.completion_tags):
+            channel.write(msg.command_complete(tag))
+        return True
+
+    def _report_changes(self) -> None:
+        if self.handler is None:
+            return
+        for name, value in self.handler.reported_changes():
+            self.channel.write(msg.parameter_status(name, value))
+
+
+class PgServer:
+    def __init__(
+        self,
+        config: Config,
+        handler_factory: HandlerFactory,
+        on_shutdown: ShutdownHook | None = None,
+    ) -> None:
+        self.config = config
+        self.handler_factory = handler_factory
+        self.on_shutdown = on_shutdown
+        self.tls_context = self._tls_context(config)
+        self.sessions: dict[int, Session] = {}  # registered (past the startup packet)
+        self._all: set[Session] = set()
+        self._server: asyncio.Server | None = None
+        self._next_pid = 1000 + secrets.randbelow(20000)
+        self._stopped = asyncio.Event()
+        self.shutting_down = False
+
+    @staticmethod
+    def _tls_context(config: Config) -> ssl.SSLContext | None:
+        if not config.tls_cert or not config.tls_key:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        return context
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Channel(self), self.config.host, self.config.port, reuse_address=True
+        )
+        log.info("listening on %s:%d", self.config.host, self.port)
+
+    async def serve_forever(self) -> None:
+        await self._stopped.wait()
+
+    # -- sessions
+
+    def open_session(self, channel: Channel) -> Session:
+        session = Session(self, channel)
+        self._all.add(session)
+        session.task = asyncio.get_running_loop().create_task(session.run())
+        return session
+
+    def register(self, session: Session) -> bool:
+        """Give the session a pid and secret unless the connection limit is reached."""
+        if len(self.sessions) >= self.config.max_connections:
+            return False
+        while self._next_pid in self.sessions:
+            self._next_pid += 1
+        session.pid = self._next_pid
+        self._next_pid = self._next_pid + 1 if self._next_pid < 2**31 - 2 else 1000
+        session.secret = secrets.randbits(32) - 2**31
+        self.sessions[session.pid] = session
+        return True
+
+    def close_session(self, session: Session) -> None:
+        self._all.discard(session)
+        if self.sessions.get(session.pid) is session:
+            del self.sessions[session.pid]
+
+    def cancel(self, pid: int, secret: int) -> None:
+        session = self.sessions.get(pid)
+        if session is not None and secrets.compare_digest(
+            session.secret.to_bytes(4, "big", signed=True), secret.to_bytes(4, "big", signed=True)
+        ):
+            session.cancel()
+
+    # -- shutdown
+
+    async def shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        if self._server is not None:
+            self._server.close()
+        error = PgError(
+            "57P01", "terminating connection due to administrator command", severity="FATAL"
+        )
+        sessions = list(self._all)
+        for session in sessions:
+            session.terminate(error)
+        tasks = [s.task for s in sessions if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        if self.on_shutdown is not None:
+            result = self.on_shutdown()
+            if result is not None:
+                await result
+        self._stopped.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.shutdown()))
+
+
+async def serve(
+    config: Config, handler_factory: HandlerFactory, on_shutdown: ShutdownHook | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT; then every session gets 57P01 and `on_shutdown` runs."""
+    server = PgServer(config, handler_factory, on_shutdown)
+    await server.start()
+    server.install_signal_handlers()
+    await server.serve_forever()
+
+
+def run(
+    config: Config, handler_factory: HandlerFactory, on_shutdown: ShutdownHook | None = None
+) -> int:
+    """Blocking entry point for the command line; returns the exit status (0)."""
+    runner: Callable[..., Any] = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    runner(serve(config, handler_factory, on_shutdown))
+    return 0
