@@ -16,6 +16,7 @@ is still emitted with what could be decoded, or skipped-but-reported when nothin
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -90,24 +91,26 @@ def unwrap_entity_record(record: bytes) -> bytes:
     return record[8 : 8 + length]
 
 
-def record_xmin(record: ChangeRecord) -> int | None:
+def record_xmin(record: ChangeRecord, decode: Callable[..., Any] | None = None) -> int | None:
     """The writer's transaction id carried by a record's entity, if it has one."""
     if record.entity_bytes is None:
         return None
-    from pgshim.reddb.entity import decode_entity
-
+    if decode is None:
+        from pgshim.reddb.entity import decode_entity as decode
     try:
-        return decode_entity(record.entity_bytes, lsn=record.lsn).xmin or None
+        return decode(record.entity_bytes, lsn=record.lsn).xmin or None
     except Exception:  # undecodable bytes cannot be grouped; build() reports them
         return None
 
 
-def should_group(prev: ChangeRecord, next_record: ChangeRecord) -> bool:
+def should_group(
+    prev: ChangeRecord, next_record: ChangeRecord, decode: Callable[..., Any] | None = None
+) -> bool:
     """Whether ``next_record`` belongs to the same RedDB transaction as ``prev``."""
     if next_record.lsn != prev.lsn + 1:
         return False
-    prev_xmin = record_xmin(prev)
-    return prev_xmin is not None and prev_xmin == record_xmin(next_record)
+    prev_xmin = record_xmin(prev, decode)
+    return prev_xmin is not None and prev_xmin == record_xmin(next_record, decode)
 
 
 class TransactionBuilder:
@@ -117,7 +120,11 @@ class TransactionBuilder:
         relations: RelationRegistry,
         *,
         group_by_xmin: bool = False,
+        decode: Callable[..., Any] | None = None,
     ) -> None:
+        if decode is None:
+            from pgshim.reddb.entity import decode_entity as decode
+        self._decode = decode
         self.identity = identity
         self.relations = relations
         self.group_by_xmin = group_by_xmin
@@ -126,7 +133,7 @@ class TransactionBuilder:
         """Records in LSN order, cut into the groups that become one transaction each."""
         groups: list[list[ChangeRecord]] = []
         for record in records:
-            if groups and self.group_by_xmin and should_group(groups[-1][-1], record):
+            if groups and self.group_by_xmin and should_group(groups[-1][-1], record, self._decode):
                 groups[-1].append(record)
             else:
                 groups.append([record])
@@ -191,10 +198,8 @@ class TransactionBuilder:
     def _row_change(
         self, tx: Transaction, record: ChangeRecord, entity_bytes: bytes, action: str
     ) -> RowChange | None:
-        from pgshim.reddb.entity import decode_entity
-
         try:
-            entity: Any = decode_entity(entity_bytes, lsn=record.lsn)
+            entity: Any = self._decode(entity_bytes, lsn=record.lsn)
         except Exception as exc:  # any failure to decode foreign bytes is reported, not raised
             tx.errors.append(
                 f"lsn {record.lsn}: cannot decode entity of {record.collection!r}: {exc}"
