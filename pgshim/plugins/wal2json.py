@@ -48,6 +48,8 @@ _NUMBER_CHARS = frozenset("0123456789+-eE.")
 _SPECIAL_NUMBERS = ("nan", "infinity", "-infinity")
 _BOOL_OID = 16
 _BYTEA_OID = 17
+_NUMERIC_OID = 1700
+_CHARACTER_OIDS = frozenset({1042, 1043})
 _ACTION_NAMES = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
 
 
@@ -205,7 +207,9 @@ class Wal2JsonPlugin:
 
     def _type_name(self, column: Column, *, with_typmod: bool) -> str:
         pg_type = pgtypes.BY_OID[column.type_oid]
-        return escape_json(pg_type.sql_name if with_typmod else pg_type.name)
+        if not with_typmod:
+            return escape_json(pg_type.name)
+        return escape_json(format_type_with_typmod(column.type_oid, column.typmod))
 
     # --- format 1 -----------------------------------------------------------------------------
 
@@ -400,6 +404,18 @@ class Wal2JsonPlugin:
                 item += ',"default":null'
             items.append(item + "}")
         return ",".join(items)
+
+
+def format_type_with_typmod(type_oid: int, typmod: int) -> str:
+    """format_type(oid, typmod) for the types whose typmod shows: numeric and character types."""
+    name = pgtypes.BY_OID[type_oid].sql_name
+    if typmod < 0:
+        return name
+    if type_oid == _NUMERIC_OID:
+        return f"{name}({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    if type_oid in _CHARACTER_OIDS:
+        return f"{name}({typmod - 4})"
+    return name
 
 
 def _aligned(values: list | None, columns: list[Column]) -> list[Any]:
