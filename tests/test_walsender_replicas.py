@@ -147,7 +147,7 @@ def test_rows_and_lag(registry: ReplicaRegistry, clock: FakeClock) -> None:
     registry.note_sent("r1", 40)
     registry.ack_replica_lsn("r1", 35, 30)
     clock.now += 12.5
-    rows = registry.rows(spool_lsn=50)
+    rows = registry.rows(current_lsn=50)
     assert [name for name, _ in REPLICA_COLUMNS] == [
         "replica_id",
         "slot_name",
@@ -169,7 +169,7 @@ def test_rows_and_lag(registry: ReplicaRegistry, clock: FakeClock) -> None:
         ("r1", "s1", "sub1", 40, 35, 30, 0, when, when, "eu", 20, 12.5, 1, True),
     ]
     registry.ack_replica_lsn("r1", 50, 50)
-    assert registry.rows(spool_lsn=50)[0][10:12] == (0, 0.0)
+    assert registry.rows(current_lsn=50)[0][10:12] == (0, 0.0)
 
 
 def test_restart_keeps_acks_and_lists_replica_as_disconnected(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_restart_keeps_acks_and_lists_replica_as_disconnected(tmp_path: Path) ->
     registry.note_sent("r1", 9)
     registry.ack_replica_lsn("r1", 9, 7)
     registry.feedback("r1", 0xA00, 0, 0, covered_dense)
-    assert registry.flush_dirty() == 1
+    assert registry.flush() == 1
     registry.ack_replica_lsn("r1", 9, 8)  # not flushed: lost with the process
     conn.close()
 
@@ -191,7 +191,7 @@ def test_restart_keeps_acks_and_lists_replica_as_disconnected(tmp_path: Path) ->
     assert replica.connected is False
     assert reopened.connected_ids() == []
     assert reopened.waiter.acks() == {"r1": 7}
-    assert reopened.rows(spool_lsn=7)[0][-1] is False
+    assert reopened.rows(current_lsn=7)[0][-1] is False
     reopened.register("r1", "s1", "sub1")
     assert reopened.get("r1").last_durable_lsn == 7
     assert reopened.topology_epoch == 1
@@ -205,6 +205,23 @@ def test_unregister_persists(tmp_path: Path) -> None:
     registry.unregister("r1")
     conn.close()
     assert ReplicaRegistry(open_state(tmp_path)).get("r1").last_durable_lsn == 4
+
+
+def test_forget_slot_removes_its_replicas(tmp_path: Path) -> None:
+    conn = open_state(tmp_path)
+    registry = ReplicaRegistry(conn)
+    registry.register("r1", "s1", "sub1")
+    registry.register("r2", "s2", "sub2")
+    registry.ack_replica_lsn("r1", 4, 4)
+    epoch = registry.topology_epoch
+    assert registry.forget_slot("s1") == ["r1"]
+    assert registry.forget_slot("s1") == []
+    assert registry.topology_epoch == epoch + 1
+    assert registry.get("r1") is None and "r1" not in registry.waiter.acks()
+    registry.flush()
+    conn.close()
+    reopened = ReplicaRegistry(open_state(tmp_path))
+    assert [replica.replica_id for replica in reopened.list()] == ["r2"]
 
 
 # --- commit waiter --------------------------------------------------------------------------------

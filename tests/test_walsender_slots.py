@@ -187,13 +187,13 @@ def test_temporary_slot_is_owned_and_dropped_on_release(store: SlotStore) -> Non
     assert store.get("tmp") is None
 
 
-def test_release_session_releases_and_drops_temporary(store: SlotStore) -> None:
+def test_release_all_releases_and_drops_temporary(store: SlotStore) -> None:
     make(store, "keep")
     make(store, "tmp", temporary=True, pid=42)
     store.acquire("keep", 42)
     make(store, "other")
     store.acquire("other", 7)
-    store.release_session(42)
+    store.release_all(42)
     assert store.get("tmp") is None
     assert not store.get("keep").active
     assert store.get("other").active_pid == 7
@@ -291,11 +291,11 @@ def test_rows(store: SlotStore) -> None:
     make(store, "b", two_phase=True)
     make(store, "a", temporary=True, pid=77, confirmed_flush=0x1FF, restart_pos=0x100)
     assert [name for name, _ in SLOT_COLUMNS][:4] == ["slot_name", "plugin", "slot_type", "datoid"]
-    assert store.rows() == [
+    assert store.slot_rows() == [
         ("a", "test_decoding", "logical", 5, "testdb", True, True, 77, None, None)
         + (0x100, 0x1FF, "reserved", None, False),
         ("b", "test_decoding", "logical", 5, "testdb", False, False, None, None, None)
         + (0x700, 0x7FF, "reserved", None, True),
     ]
-    assert all(len(row) == len(SLOT_COLUMNS) for row in store.rows())
+    assert all(len(row) == len(SLOT_COLUMNS) for row in store.slot_rows())
     assert slot_rows(store.list(), {})[0][3] is None

@@ -92,6 +92,9 @@ class CommitWaiter:
         else:
             self._durable.setdefault(replica_id, durable)
 
+    def forget(self, replica_id: str) -> None:
+        self._durable.pop(replica_id, None)
+
     def acks(self) -> dict[str, int]:
         return dict(self._durable)
 
@@ -200,6 +203,18 @@ class ReplicaRegistry:
         self._persist(replica)
         return replica
 
+    def forget_slot(self, slot: str) -> list[str]:
+        """The slot was dropped: remove its replicas from the registry, the waiter and the state."""
+        gone = [key for key, replica in self._replicas.items() if replica.slot == slot]
+        with transaction(self._conn):
+            for replica_id in gone:
+                if self._replicas.pop(replica_id).connected:
+                    self.topology_epoch += 1
+                self._dirty.discard(replica_id)
+                self.waiter.forget(replica_id)
+                self._conn.execute("DELETE FROM replicas WHERE replica_id = ?", (replica_id,))
+        return gone
+
     def unregister(self, replica_id: str) -> bool:
         replica = self._replicas.get(replica_id)
         if replica is None or not replica.connected:
@@ -276,7 +291,8 @@ class ReplicaRegistry:
 
     # --- persistence and status -------------------------------------------------------------------
 
-    def flush_dirty(self) -> int:
+    def flush(self) -> int:
+        """Write the acks gathered since the last flush (status only: no fsync needed)."""
         dirty = [self._replicas[key] for key in sorted(self._dirty) if key in self._replicas]
         if dirty:
             with transaction(self._conn):
@@ -309,16 +325,16 @@ class ReplicaRegistry:
             ),
         )
 
-    def rows(self, spool_lsn: int) -> list[tuple]:
+    def rows(self, current_lsn: int) -> list[tuple]:
         """pgshim_replicas rows in :data:`REPLICA_COLUMNS` order.
 
-        lag_records = spool_lsn - last_durable_lsn; lag_seconds is how long the replica has been
+        lag_records = current_lsn (the spool's last LSN) - last_durable_lsn; lag_seconds is how long the replica has been
         behind: the time since its durable LSN last moved, 0 when it is caught up.
         """
         now = self._clock()
         rows = []
         for replica in self.list():
-            lag_records = max(0, spool_lsn - replica.last_durable_lsn)
+            lag_records = max(0, current_lsn - replica.last_durable_lsn)
             lag_seconds = max(0.0, now - replica.durable_advanced_at) if lag_records else 0.0
             rows.append(
                 (

@@ -135,7 +135,8 @@ class SlotStore:
     def list(self) -> list[Slot]:
         return [self._slots[name] for name in sorted(self._slots)]
 
-    def rows(self) -> list[tuple]:
+    def slot_rows(self) -> list[tuple]:
+        """pg_replication_slots rows for every slot (see :func:`slot_rows`)."""
         return slot_rows(self.list(), {self.database: self.datoid})
 
     def _require(self, name: str) -> Slot:
@@ -248,7 +249,7 @@ class SlotStore:
         self.flush_dirty()
         self._notify_released()
 
-    def release_session(self, pid: int) -> None:
+    def release_all(self, pid: int) -> None:
         """Session end: release every slot ``pid`` holds (dropping its temporary slots)."""
         for slot in [s for s in self._slots.values() if s.active_pid == pid]:
             self.release(slot.name, pid)
