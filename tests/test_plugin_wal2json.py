@@ -65,11 +65,11 @@ def test_v1_defaults_match_wal2json_25() -> None:
         (
             0x197A208,
             (
-                '{"change":[{"kind":"insert","schema":"public","table":"t_pk","columnnames":["id","name",'
-                '"val"],"columntypes":["integer","text","numeric(10,2)"],"columnvalues":[1001,"alpha",'
-                '1.50]},{"kind":"insert","schema":"public","table":"t_pk","columnnames":["id","name","val"]'
-                ',"columntypes":["integer","text","numeric(10,2)"],"columnvalues":[1002,"beta",2.25]}]}'
-            ).encode(),
+                b'{"change":[{"kind":"insert","schema":"public","table":"t_pk","columnnames":["id","name",'
+                b'"val"],"columntypes":["integer","text","numeric(10,2)"],"columnvalues":[1001,"alpha",'
+                b'1.50]},{"kind":"insert","schema":"public","table":"t_pk","columnnames":["id","name","val"]'
+                b',"columntypes":["integer","text","numeric(10,2)"],"columnvalues":[1002,"beta",2.25]}]}'
+            ),
         )
     ]
     assert encode(TX_807)[0][1] == (
