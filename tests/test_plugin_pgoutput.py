@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 from pgoutput_parser import parse
+
 from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction
