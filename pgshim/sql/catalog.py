@@ -1,0 +1,791 @@
+"""The status catalog: an in-memory DuckDB whose tables are refreshed from live providers.
+
+Queries arrive in PostgreSQL's dialect; sqlglot parses them, the AST is rewritten for DuckDB
+(pg_catalog qualifiers, PostgreSQL-only casts and functions), and the result columns get
+PostgreSQL's names and types back (declared view column types, declared function return types).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlglot
+from sqlglot import exp
+
+from pgshim import pgtypes
+from pgshim.errors import PgError
+from pgshim.sql.results import ColumnDesc, RowsResult
+
+SERVER_VERSION = "15.18"
+VERSION_STRING = (
+    f"PostgreSQL {SERVER_VERSION} (pgshim 0.1.0) on x86_64-pc-linux-gnu, compiled by Python, 64-bit"
+)
+
+# PostgreSQL type -> DuckDB storage type. Types without a DuckDB twin get an otherwise unused
+# DuckDB type so that a result column's DuckDB type still tells its PostgreSQL type.
+_DUCK_OF: dict[int, str] = {
+    16: "BOOLEAN",
+    17: "BLOB",
+    18: "VARCHAR",
+    19: "VARCHAR",
+    20: "BIGINT",
+    21: "SMALLINT",
+    22: "SMALLINT[]",
+    23: "INTEGER",
+    25: "VARCHAR",
+    26: "UINTEGER",
+    28: "UHUGEINT",
+    30: "UINTEGER[]",
+    114: "VARCHAR",
+    650: "VARCHAR",
+    700: "FLOAT",
+    701: "DOUBLE",
+    705: "VARCHAR",
+    829: "VARCHAR",
+    869: "VARCHAR",
+    1042: "VARCHAR",
+    1043: "VARCHAR",
+    1082: "DATE",
+    1083: "TIME",
+    1114: "TIMESTAMP",
+    1184: "TIMESTAMPTZ",
+    1186: "INTERVAL",
+    1700: "DECIMAL(38,10)",
+    2205: "UINTEGER",
+    2206: "UINTEGER",
+    2950: "UUID",
+    3220: "UBIGINT",
+    3802: "VARCHAR",
+}
+_PG_OF_DUCK: dict[str, int] = {
+    "BOOLEAN": 16,
+    "BLOB": 17,
+    "TINYINT": 21,
+    "SMALLINT": 21,
+    "INTEGER": 23,
+    "BIGINT": 20,
+    "HUGEINT": 1700,
+    "UTINYINT": 21,
+    "USMALLINT": 23,
+    "UINTEGER": 26,
+    "UBIGINT": 3220,
+    "UHUGEINT": 28,
+    "FLOAT": 700,
+    "DOUBLE": 701,
+    "VARCHAR": 25,
+    "DATE": 1082,
+    "TIME": 1083,
+    "TIMESTAMP": 1114,
+    "TIMESTAMP WITH TIME ZONE": 1184,
+    "INTERVAL": 1186,
+    "UUID": 2950,
+    "SMALLINT[]": 22,
+    "UINTEGER[]": 1028,
+    "NULL": 25,
+    '"NULL"': 25,
+}
+
+
+def duck_type(pg_oid: int) -> str:
+    if pg_oid in _DUCK_OF:
+        return _DUCK_OF[pg_oid]
+    pg_type = pgtypes.BY_OID.get(pg_oid)
+    if pg_type is not None and pg_type.category == "A":
+        return duck_type(pg_type.elem_oid) + "[]"
+    return "VARCHAR"
+
+
+def pg_oid_of_duck(type_name: str) -> int:
+    type_name = type_name.upper()
+    if type_name in _PG_OF_DUCK:
+        return _PG_OF_DUCK[type_name]
+    if type_name.startswith("DECIMAL"):
+        return 1700
+    if type_name.endswith("[]"):
+        elem = pg_oid_of_duck(type_name[:-2])
+        array = next(
+            (t.oid for t in pgtypes.BY_OID.values() if t.category == "A" and t.elem_oid == elem),
+            None,
+        )
+        return array if array is not None and array not in (22, 30) else 1009
+    return 25
+
+
+def pg_type_oid(type_name: str) -> int:
+    try:
+        return pgtypes.lookup(type_name).oid
+    except KeyError:
+        raise PgError("42704", f'type "{type_name}" does not exist') from None
+
+
+class SessionContext(Protocol):
+    """What catalog functions need from the session running the query."""
+
+    user: str
+    database: str
+    pid: int
+
+    def get_setting(self, name: str) -> str: ...
+    def set_setting(self, name: str, value: str, is_local: bool) -> str: ...
+
+
+@dataclass
+class _Table:
+    name: str
+    columns: list[tuple[str, int]]  # (name, PostgreSQL type oid)
+    rows: Callable[[], Iterable[tuple]]
+    dirty: bool = True
+
+
+@dataclass
+class _Function:
+    name: str
+    fn: Callable[..., Any]
+    arg_oids: list[int]
+    return_oid: int
+    needs_session: bool = False
+
+
+@dataclass
+class ServerFacts:
+    server_addr: str | None = "127.0.0.1"
+    server_port: int | None = 5432
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    current_lsn: Callable[[], int] = lambda: 0
+
+
+class Catalog:
+    """One DuckDB connection per server; each query runs on its own cursor under a lock."""
+
+    def __init__(self, facts: ServerFacts | None = None) -> None:
+        self.facts = facts or ServerFacts()
+        self._tables: dict[str, _Table] = {}
+        self._functions: dict[str, _Function] = {}
+        self._lock = threading.Lock()
+        self._db: Any = None
+        self._session: SessionContext | None = None
+        self._register_builtins()
+
+    # --- registration ---------------------------------------------------------------------
+
+    def register_view(
+        self, name: str, columns: list[tuple[str, str]], rows: Callable[[], Iterable[tuple]]
+    ) -> None:
+        """A table whose rows come from `rows()` each time a query names it."""
+        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        with self._lock:
+            self._tables[name] = _Table(name, declared, rows)
+            if self._db is not None:
+                self._create_table(self._tables[name])
+
+    def register_function(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        arg_types: list[str],
+        return_type: str,
+        *,
+        needs_session: bool = False,
+    ) -> None:
+        """A scalar SQL function; with needs_session the session is passed as first argument."""
+        function = _Function(
+            name, fn, [pg_type_oid(t) for t in arg_types], pg_type_oid(return_type), needs_session
+        )
+        with self._lock:
+            self._functions[name] = function
+
+    # --- execution --------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: list | None = None, session: SessionContext | None = None
+    ) -> RowsResult:
+        tree = self._parse(sql)
+        with self._lock:
+            self._ensure_db()
+            self._session = session
+            try:
+                executable = self._rewrite(tree.copy(), params or [], evaluate=True)
+                self._refresh(tree)
+                cursor = self._db.cursor()
+                try:
+                    cursor.execute(executable.sql("duckdb"), _used_params(executable, params))
+                    rows = cursor.fetchall()
+                    description = cursor.description or []
+                finally:
+                    cursor.close()
+            except PgError:
+                raise
+            except Exception as error:  # DuckDB's errors: reported as PostgreSQL would
+                raise _pg_error(error) from None
+            finally:
+                self._session = None
+        columns = self._columns(tree, description)
+        return RowsResult(columns, [tuple(row) for row in rows], f"SELECT {len(rows)}")
+
+    def describe(self, sql: str, param_oids: list[int]) -> tuple[list[int], list[ColumnDesc]]:
+        """Parameter types (unknown ones inferred) and result columns, without running the query."""
+        tree = self._parse(sql)
+        inferred = self._infer_params(tree, param_oids)
+        with self._lock:
+            self._ensure_db()
+            cursor = self._db.cursor()
+            try:
+                probe = self._rewrite(tree.copy(), [None] * len(inferred), evaluate=False)
+                limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
+                cursor.execute(limited, _used_params(probe, [None] * len(inferred)))
+                description = cursor.description or []
+            except Exception as error:
+                raise _pg_error(error) from None
+            finally:
+                cursor.close()
+        return inferred, self._columns(tree, description)
+
+    # --- parsing and rewriting ----------------------------------------------------------------
+
+    def _parse(self, sql: str) -> exp.Expression:
+        try:
+            tree = sqlglot.parse_one(sql, read="postgres")
+        except sqlglot.errors.ParseError as error:
+            raise PgError("42601", f"syntax error: {str(error).splitlines()[0]}") from None
+        if tree is None:
+            raise PgError("42601", "syntax error")
+        return tree
+
+    def _rewrite(self, tree: exp.Expression, params: list, evaluate: bool) -> exp.Expression:
+        self._params, self._evaluate = params, evaluate
+        return tree.transform(self._rewrite_node)
+
+    def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+        """Server functions run once per query, before DuckDB sees it: their arguments must be
+        constants or parameters, and the result goes into the query as a typed literal."""
+        function = self._functions[name]
+        target = exp.DataType.build(duck_type(function.return_oid), dialect="duckdb")
+        if not self._evaluate:
+            return exp.Cast(this=exp.Null(), to=target)
+        values = [self._constant(name, arg) for arg in args]
+        if function.needs_session:
+            values.insert(0, self._session)
+        result = function.fn(*values)
+        return exp.Cast(this=_literal(result), to=target)
+
+    def _constant(self, function: str, arg: exp.Expression) -> Any:
+        node = arg
+        while isinstance(node, exp.Paren | exp.Cast):
+            node = node.this
+        if isinstance(node, exp.Parameter):
+            return self._params[int(node.this.this) - 1]
+        if isinstance(node, exp.Null):
+            return None
+        if isinstance(node, exp.Boolean):
+            return node.this
+        if isinstance(node, exp.Literal):
+            return node.this if node.is_string else int(node.this)
+        raise PgError("0A000", f"arguments of {function}() must be constants")
+
+    def _rewrite_node(self, node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Dot)
+            and isinstance(node.expression, exp.Func)
+            and node.this.name.lower() == "pg_catalog"
+        ):
+            return self._rewrite_node(node.expression)
+        if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
+            node.set("db", None)
+            return node
+        if isinstance(node, exp.Cast):
+            return self._rewrite_cast(node)
+        special = _SPECIAL_FUNCTIONS.get(type(node))
+        if special is not None:
+            return self._call(special, [])
+        if isinstance(node, exp.Anonymous) and node.name.lower() in self._functions:
+            return self._call(node.name.lower(), list(node.expressions))
+        return node
+
+    def _rewrite_cast(self, node: exp.Cast) -> exp.Expression:
+        target = _cast_target(node)
+        inner = node.this
+        if target == 2206:
+            return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])
+        if target == 2205 and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Literal.number(self._regclass(inner.this))
+        if target == 3220 and isinstance(inner, exp.Literal) and inner.is_string:
+            try:
+                return exp.Cast(
+                    this=exp.Literal.number(pgtypes.parse_lsn(inner.this)),
+                    to=exp.DataType.build("UBIGINT", dialect="duckdb"),
+                )
+            except ValueError as error:
+                raise PgError("22P02", str(error)) from None
+        if target is None:
+            return node
+        if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
+            return inner
+        node.set("to", exp.DataType.build(duck_type(target), dialect="duckdb"))
+        return node
+
+    def _regclass(self, name: str) -> int:
+        relname = name.split(".")[-1].strip('"')
+        table = self._tables.get("pg_class")
+        for row in table.rows() if table else []:
+            columns = [column for column, _ in table.columns]
+            record = dict(zip(columns, row, strict=False))
+            if record.get("relname") == relname:
+                return int(record["oid"])
+        raise PgError("42P01", f'relation "{name}" does not exist')
+
+    # --- result columns -----------------------------------------------------------------------
+
+    def _columns(self, tree: exp.Expression, description: list) -> list[ColumnDesc]:
+        projections = tree.expressions if isinstance(tree, exp.Select) else []
+        has_star = any(
+            isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star)
+            for p in projections
+        )
+        sources = self._sources(tree) if isinstance(tree, exp.Select) else {}
+        columns = []
+        for index, item in enumerate(description):
+            duck_name, duck_type_code = item[0], str(item[1])
+            physical = pg_oid_of_duck(duck_type_code)
+            name, declared = duck_name, None
+            if projections and not has_star and index < len(projections):
+                projection = projections[index]
+                name = _column_name(projection) or duck_name
+                declared = self._declared_type(projection, sources)
+            elif has_star:
+                declared = _unique_source_type(sources, duck_name)
+            oid = physical
+            if declared is not None and duck_type(declared) == duck_type(physical):
+                oid = declared
+            typlen = pgtypes.BY_OID[oid].typlen if oid in pgtypes.BY_OID else -1
+            columns.append(ColumnDesc(name, oid, typlen))
+        return columns
+
+    def _sources(self, tree: exp.Select) -> dict[str, dict[str, int]]:
+        sources: dict[str, dict[str, int]] = {}
+        for table in tree.find_all(exp.Table):
+            known = self._tables.get(table.name.lower())
+            if known is not None:
+                sources[table.alias_or_name.lower()] = dict(known.columns)
+        for lateral in tree.find_all(exp.Lateral):
+            function = lateral.this
+            if isinstance(function, exp.Anonymous) and function.name.lower() in _TABLE_FUNCTIONS:
+                alias = lateral.alias_or_name.lower()
+                sources[alias] = dict(_TABLE_FUNCTIONS[function.name.lower()])
+        return sources
+
+    def _declared_type(self, projection: exp.Expression, sources: dict) -> int | None:
+        node = projection.this if isinstance(projection, exp.Alias) else projection
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.Column):
+            table = node.table.lower()
+            if table:
+                return sources.get(table, {}).get(node.name.lower())
+            return _unique_source_type(sources, node.name.lower())
+        if isinstance(node, exp.Cast):
+            return _cast_target(node)
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            node = node.expression
+        if type(node) in _SPECIAL_FUNCTIONS:
+            return self._functions[_SPECIAL_FUNCTIONS[type(node)]].return_oid
+        if isinstance(node, exp.Anonymous) and node.name.lower() in self._functions:
+            return self._functions[node.name.lower()].return_oid
+        if isinstance(node, exp.Case) and node.args.get("default") is not None:
+            return self._declared_type(node.args["default"], sources)
+        return None
+
+    def _infer_params(self, tree: exp.Expression, given: list[int]) -> list[int]:
+        count = max([int(p.this.this) for p in tree.find_all(exp.Parameter)] + [len(given)])
+        oids = list(given) + [0] * (count - len(given))
+        sources = self._sources(tree) if isinstance(tree, exp.Select) else {}
+        for parameter in tree.find_all(exp.Parameter):
+            index = int(parameter.this.this) - 1
+            if oids[index]:
+                continue
+            parent = parameter.parent
+            if isinstance(parent, exp.Cast):
+                oids[index] = _cast_target(parent) or 25
+            elif isinstance(parent, exp.Binary):
+                other = parent.left if parent.right is parameter else parent.right
+                oids[index] = self._declared_type(other, sources) or 0
+        return [oid or 25 for oid in oids]
+
+    # --- DuckDB --------------------------------------------------------------------------------
+
+    def _ensure_db(self) -> None:
+        if self._db is not None:
+            return
+        import duckdb  # imported on first use: the server stays small until a catalog query
+
+        self._db = duckdb.connect(":memory:")
+        self._db.execute("SET TimeZone = 'UTC'")
+        for table in self._tables.values():
+            self._create_table(table)
+        self._db.execute(
+            f"CREATE MACRO {_internal('regtype_name')}(t) AS "
+            "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
+        )
+        self._db.execute("CREATE MACRO pg_get_expr(e, r) AS e")
+        self._db.execute(
+            "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
+            "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
+        )
+        self._db.execute(
+            "CREATE MACRO pg_get_replica_identity_index(r) AS (SELECT indexrelid FROM pg_index"
+            " WHERE indrelid = r AND (indisreplident OR indisprimary)"
+            " ORDER BY indisreplident DESC LIMIT 1)"
+        )
+
+    def _create_table(self, table: _Table) -> None:
+        columns = ", ".join(f'"{name}" {duck_type(oid)}' for name, oid in table.columns)
+        self._db.execute(f'CREATE OR REPLACE TABLE "{table.name}" ({columns})')
+        table.dirty = True
+
+    def _refresh(self, tree: exp.Expression) -> None:
+        names = {table.name.lower() for table in tree.find_all(exp.Table)}
+        if tree.find(exp.Lateral) is not None or "pg_publication_tables" in names:
+            names.add("pgshim_publication_rel")
+        if "pg_get_replica_identity_index" in sql_functions(tree):
+            names.add("pg_index")
+        for name in names:
+            table = self._tables.get(name)
+            if table is None:
+                continue
+            rows = [tuple(row) for row in table.rows()]
+            self._db.execute(f'DELETE FROM "{name}"')
+            if rows:
+                marks = ", ".join("?" for _ in table.columns)
+                self._db.executemany(f'INSERT INTO "{name}" VALUES ({marks})', rows)
+
+    # --- built-ins ------------------------------------------------------------------------------
+
+    def _register_builtins(self) -> None:
+        facts = self.facts
+
+        def setting(session: SessionContext | None, name: str) -> str | None:
+            return None if session is None or name is None else session.get_setting(name)
+
+        def set_config(session: SessionContext | None, name: str, value: str, local: bool) -> str:
+            if session is None:
+                raise PgError("55000", "set_config needs a session")
+            return session.set_setting(name, value, bool(local))
+
+        builtins: list[tuple[str, Callable[..., Any], list[str], str, bool]] = [
+            ("version", lambda: VERSION_STRING, [], "text", False),
+            ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
+            ("current_user", lambda s: s.user if s else "postgres", [], "name", True),
+            ("session_user", lambda s: s.user if s else "postgres", [], "name", True),
+            ("current_schema", lambda: "public", [], "name", False),
+            ("pg_backend_pid", lambda s: s.pid if s else 0, [], "int4", True),
+            ("pg_is_in_recovery", lambda: False, [], "bool", False),
+            ("inet_server_addr", lambda: facts.server_addr, [], "inet", False),
+            ("inet_server_port", lambda: facts.server_port, [], "int4", False),
+            ("pg_postmaster_start_time", lambda: facts.start_time, [], "timestamptz", False),
+            ("pg_current_wal_lsn", lambda: facts.current_lsn(), [], "pg_lsn", False),
+            ("pg_current_wal_flush_lsn", lambda: facts.current_lsn(), [], "pg_lsn", False),
+            ("pg_current_wal_insert_lsn", lambda: facts.current_lsn(), [], "pg_lsn", False),
+            ("current_setting", setting, ["text"], "text", True),
+            ("set_config", set_config, ["text", "text", "bool"], "text", True),
+            ("format_type", _format_type, ["oid", "int4"], "text", False),
+        ]
+        for name, fn, args, result, needs_session in builtins:
+            self.register_function(name, fn, args, result, needs_session=needs_session)
+        for name, columns in CATALOG_VIEWS.items():
+            self.register_view(name, columns, list)
+        self.register_view("pg_type", CATALOG_VIEWS["pg_type"], pg_type_rows)
+        self.register_view(
+            "pgshim_type_names",
+            [("oid", "oid"), ("sql_name", "text")],
+            lambda: [(t.oid, t.sql_name) for t in pgtypes.BY_OID.values()],
+        )
+        self.register_view(
+            "pg_namespace",
+            CATALOG_VIEWS["pg_namespace"],
+            lambda: [(11, "pg_catalog", 10), (2200, "public", 10)],
+        )
+
+
+def _literal(value: Any) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    if isinstance(value, datetime):
+        return exp.Literal.string(value.isoformat())
+    return exp.Literal.string(str(value))
+
+
+def _used_params(tree: exp.Expression, params: list | None) -> list:
+    """DuckDB wants exactly the parameters the statement still mentions."""
+    used = {int(p.this.this) for p in tree.find_all(exp.Parameter)}
+    return list(params or [])[: max(used)] if used else []
+
+
+def sql_functions(tree: exp.Expression) -> set[str]:
+    return {node.name.lower() for node in tree.find_all(exp.Anonymous)}
+
+
+def _regtype_name(oid: int | None) -> str | None:
+    if oid is None:
+        return None
+    pg_type = pgtypes.BY_OID.get(int(oid))
+    return pg_type.sql_name if pg_type else str(oid)
+
+
+def _format_type(oid: int | None, _typmod: int | None) -> str | None:
+    return _regtype_name(oid)
+
+
+def _internal(name: str) -> str:
+    return f"pgshim_fn_{name}"
+
+
+_SPECIAL_FUNCTIONS: dict[type, str] = {
+    exp.CurrentVersion: "version",
+    exp.CurrentDatabase: "current_database",
+    exp.CurrentUser: "current_user",
+    exp.SessionUser: "session_user",
+    exp.CurrentSchema: "current_schema",
+}
+
+_TABLE_FUNCTIONS: dict[str, list[tuple[str, int]]] = {
+    "pg_get_publication_tables": [("relid", 26), ("attrs", 22), ("qual", 25)],
+}
+
+_COLUMN_NAMES: dict[type, str] = {
+    exp.CurrentTimestamp: "current_timestamp",
+    exp.CurrentVersion: "version",
+    exp.CurrentDatabase: "current_database",
+    exp.CurrentUser: "current_user",
+    exp.SessionUser: "session_user",
+    exp.CurrentSchema: "current_schema",
+    exp.Coalesce: "coalesce",
+    exp.Exists: "exists",
+}
+
+
+def _cast_target(node: exp.Cast) -> int | None:
+    target = node.to.sql("postgres").lower().replace("pg_catalog.", "")
+    try:
+        return pgtypes.lookup(target).oid
+    except KeyError:
+        return None
+
+
+def _column_name(projection: exp.Expression) -> str | None:
+    """PostgreSQL's FigureColname."""
+    if isinstance(projection, exp.Alias):
+        return projection.alias
+    node = projection
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+        node = node.expression
+    if isinstance(node, exp.Column):
+        return node.name
+    if isinstance(node, exp.Cast):
+        inner = _column_name(node.this)
+        if inner != "?column?":
+            return inner
+        target = _cast_target(node)
+        return pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()
+    if isinstance(node, exp.Case):
+        default = node.args.get("default")
+        name = _column_name(default) if default is not None else "?column?"
+        return name if name != "?column?" else "case"
+    if type(node) in _COLUMN_NAMES:
+        return _COLUMN_NAMES[type(node)]
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Unary):
+        return node.sql_name().lower()
+    return "?column?"
+
+
+def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int | None:
+    found = [columns[column] for columns in sources.values() if column in columns]
+    return found[0] if len(found) == 1 else None
+
+
+def _pg_error(error: Exception) -> PgError:
+    text = str(error)
+    kind = type(error).__name__
+    if "does not exist" in text and "Table" in text:
+        return PgError("42P01", text.splitlines()[0])
+    if "Referenced column" in text or "not found in FROM clause" in text:
+        return PgError("42703", text.splitlines()[0])
+    if "Scalar Function" in text and "does not exist" in text:
+        return PgError("42883", text.splitlines()[0])
+    if kind in ("ParserException",):
+        return PgError("42601", text.splitlines()[0])
+    if kind in ("ConversionException", "InvalidInputException"):
+        return PgError("22P02", text.splitlines()[0])
+    if kind == "BinderException":
+        return PgError("42804", text.splitlines()[0])
+    return PgError("XX000", text.splitlines()[0])
+
+
+# PostgreSQL 15 catalog views with their exact column types; rows come from the server's providers.
+CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
+    "pg_stat_replication": [
+        ("pid", "int4"),
+        ("usesysid", "oid"),
+        ("usename", "name"),
+        ("application_name", "text"),
+        ("client_addr", "inet"),
+        ("client_hostname", "text"),
+        ("client_port", "int4"),
+        ("backend_start", "timestamptz"),
+        ("backend_xmin", "xid"),
+        ("state", "text"),
+        ("sent_lsn", "pg_lsn"),
+        ("write_lsn", "pg_lsn"),
+        ("flush_lsn", "pg_lsn"),
+        ("replay_lsn", "pg_lsn"),
+        ("write_lag", "interval"),
+        ("flush_lag", "interval"),
+        ("replay_lag", "interval"),
+        ("sync_priority", "int4"),
+        ("sync_state", "text"),
+        ("reply_time", "timestamptz"),
+    ],
+    "pg_replication_slots": [
+        ("slot_name", "name"),
+        ("plugin", "name"),
+        ("slot_type", "text"),
+        ("datoid", "oid"),
+        ("database", "name"),
+        ("temporary", "bool"),
+        ("active", "bool"),
+        ("active_pid", "int4"),
+        ("xmin", "xid"),
+        ("catalog_xmin", "xid"),
+        ("restart_lsn", "pg_lsn"),
+        ("confirmed_flush_lsn", "pg_lsn"),
+        ("wal_status", "text"),
+        ("safe_wal_size", "int8"),
+        ("two_phase", "bool"),
+    ],
+    "pg_stat_replication_slots": [
+        ("slot_name", "text"),
+        ("spill_txns", "int8"),
+        ("spill_count", "int8"),
+        ("spill_bytes", "int8"),
+        ("stream_txns", "int8"),
+        ("stream_count", "int8"),
+        ("stream_bytes", "int8"),
+        ("total_txns", "int8"),
+        ("total_bytes", "int8"),
+        ("stats_reset", "timestamptz"),
+    ],
+    "pg_database": [
+        ("oid", "oid"),
+        ("datname", "name"),
+        ("datdba", "oid"),
+        ("encoding", "int4"),
+        ("datcollate", "text"),
+        ("datctype", "text"),
+        ("datistemplate", "bool"),
+        ("datallowconn", "bool"),
+        ("datconnlimit", "int4"),
+    ],
+    "pg_namespace": [("oid", "oid"), ("nspname", "name"), ("nspowner", "oid")],
+    "pg_class": [
+        ("oid", "oid"),
+        ("relname", "name"),
+        ("relnamespace", "oid"),
+        ("reltype", "oid"),
+        ("relowner", "oid"),
+        ("relkind", '"char"'),
+        ("relnatts", "int2"),
+        ("relreplident", '"char"'),
+        ("relpersistence", '"char"'),
+        ("relispartition", "bool"),
+    ],
+    "pg_attribute": [
+        ("attrelid", "oid"),
+        ("attname", "name"),
+        ("atttypid", "oid"),
+        ("attlen", "int2"),
+        ("attnum", "int2"),
+        ("atttypmod", "int4"),
+        ("attnotnull", "bool"),
+        ("attisdropped", "bool"),
+        ("attgenerated", '"char"'),
+    ],
+    "pg_index": [
+        ("indexrelid", "oid"),
+        ("indrelid", "oid"),
+        ("indnatts", "int2"),
+        ("indisunique", "bool"),
+        ("indisprimary", "bool"),
+        ("indisreplident", "bool"),
+        ("indkey", "int2vector"),
+    ],
+    "pg_type": [
+        ("oid", "oid"),
+        ("typname", "name"),
+        ("typnamespace", "oid"),
+        ("typlen", "int2"),
+        ("typtype", '"char"'),
+        ("typcategory", '"char"'),
+        ("typdelim", '"char"'),
+        ("typelem", "oid"),
+        ("typarray", "oid"),
+        ("typbasetype", "oid"),
+        ("typrelid", "oid"),
+    ],
+    "pg_range": [("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid")],
+    "pg_publication": [
+        ("oid", "oid"),
+        ("pubname", "name"),
+        ("pubowner", "oid"),
+        ("puballtables", "bool"),
+        ("pubinsert", "bool"),
+        ("pubupdate", "bool"),
+        ("pubdelete", "bool"),
+        ("pubtruncate", "bool"),
+        ("pubviaroot", "bool"),
+    ],
+    "pg_publication_tables": [
+        ("pubname", "name"),
+        ("schemaname", "name"),
+        ("tablename", "name"),
+        ("attnames", "name[]"),
+        ("rowfilter", "text"),
+    ],
+    # backs pg_get_publication_tables(pubname): one row per (publication, table)
+    "pgshim_publication_rel": [
+        ("pubname", "name"),
+        ("relid", "oid"),
+        ("attrs", "int2vector"),
+        ("qual", "text"),
+    ],
+}
+
+
+def pg_type_rows() -> list[tuple]:
+    """Rows of pg_type for the types pgshim knows (namespace 11 = pg_catalog)."""
+    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.category == "A"}
+    return [
+        (
+            t.oid,
+            t.name,
+            11,
+            t.typlen,
+            "p" if t.oid in (2278, 705) else "b",
+            t.category,
+            ",",
+            t.elem_oid,
+            arrays.get(t.oid, 0),
+            0,
+            0,
+        )
+        for t in pgtypes.BY_OID.values()
+    ]
