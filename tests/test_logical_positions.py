@@ -5,6 +5,7 @@ from pgshim.logical.positions import (
     change_pos,
     commit_pos,
     consistent_point,
+    covered_lsn,
     end_pos,
     lsn_of,
     should_skip,
@@ -39,3 +40,11 @@ def test_positions_of_earlier_transaction_are_all_smaller(a: int, b: int) -> Non
 def test_skip_rule_equals_postgres_commit_rule(lsn: int, start: int) -> None:
     assert should_skip(end_pos(lsn), start) == (commit_pos(lsn) < start)
     assert lsn_of(change_pos(lsn)) == lsn_of(end_pos(lsn)) == lsn
+
+
+@given(LSNS)
+def test_covered_lsn_counts_only_finished_transactions(lsn: int) -> None:
+    assert covered_lsn(end_pos(lsn)) == lsn
+    assert covered_lsn(commit_pos(lsn + 1)) == lsn
+    assert covered_lsn(change_pos(lsn + 1)) == lsn
+    assert covered_lsn(0) == 0

@@ -2,7 +2,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
-from pgshim.logical.transactions import TransactionBuilder, should_group
+from pgshim.logical.transactions import TransactionBuilder, empty_transaction, should_group
 from pgshim.reddb.change import ChangeRecord
 from pgshim.reddb.entity import Entity, Field
 from pgshim.reddb.identity import IdentityMap
@@ -167,3 +167,13 @@ def test_group_by_xmin_splits_consecutive_records() -> None:
     tx = builder.build(groups[0])
     assert (tx.xid, tx.begin_pos, tx.end_pos) == (1, 0x100, 0x2FF)
     assert should_group(records[2], records[0]) is False
+
+
+def test_empty_transaction_carries_its_error() -> None:
+    tx = empty_transaction(4, datetime(2026, 1, 1, tzinfo=UTC), "LSN 4: bad json")
+    assert (tx.begin_pos, tx.end_pos, tx.changes, tx.errors) == (
+        0x400,
+        0x4FF,
+        [],
+        ["LSN 4: bad json"],
+    )

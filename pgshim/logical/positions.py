@@ -45,6 +45,11 @@ def lsn_of(pos: int) -> int:
     return pos >> _SHIFT
 
 
+def covered_lsn(pos: int) -> int:
+    """The last RedDB LSN whose transaction is fully confirmed by position ``pos`` (0 if none)."""
+    return max(0, lsn_of(pos) if pos & 0xFF == END_TAG else lsn_of(pos) - 1)
+
+
 def consistent_point(last_lsn: int) -> int:
     """Where a new slot starts: just past the last transaction already in the spool."""
     return end_pos(last_lsn)

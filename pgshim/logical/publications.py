@@ -63,7 +63,14 @@ def parse_table_name(name: str, default_schema: str = DEFAULT_SCHEMA) -> tuple[s
 
 
 class PublicationStore:
-    def __init__(self, conn: sqlite3.Connection, *, default_publication: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        default: str | None = None,
+        default_publication: str | None = None,
+    ) -> None:
+        default_publication = default_publication or default
         self._conn = conn
         conn.execute(
             "CREATE TABLE IF NOT EXISTS publications ("

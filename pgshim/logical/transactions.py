@@ -79,6 +79,22 @@ def commit_time_of(timestamp_ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=timestamp_ms)
 
 
+def empty_transaction(lsn: int, commit_time: datetime, error: str) -> Transaction:
+    """The stand-in for a record that could not be parsed at all: no changes, one error."""
+    return Transaction(
+        xid=xid_of(lsn),
+        first_lsn=lsn,
+        last_lsn=lsn,
+        begin_pos=change_pos(lsn),
+        commit_pos=commit_pos(lsn),
+        end_pos=end_pos(lsn),
+        commit_time=commit_time,
+        changes=[],
+        records=[],
+        errors=[error],
+    )
+
+
 def unwrap_entity_record(record: bytes) -> bytes:
     """Entity bytes of one refresh record ("RER1", u32 LE length, entity, metadata)."""
     if not record.startswith(_ENTITY_RECORD_MAGIC):
@@ -128,6 +144,10 @@ class TransactionBuilder:
         self.identity = identity
         self.relations = relations
         self.group_by_xmin = group_by_xmin
+
+    def flush(self) -> None:
+        """Persist what the identity map learned since the last flush."""
+        self.identity.flush()
 
     def split(self, records: list[ChangeRecord]) -> list[list[ChangeRecord]]:
         """Records in LSN order, cut into the groups that become one transaction each."""
