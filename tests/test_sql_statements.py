@@ -1,0 +1,93 @@
+"""Splitting and classifying SQL statements."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgshim.errors import PgError
+from pgshim.sql.statements import StatementKind, classify, split_statements
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1", ["SELECT 1"]),
+        ("SELECT 1; SELECT 2;", ["SELECT 1", "SELECT 2"]),
+        ("SELECT ';'; SELECT 2", ["SELECT ';'", "SELECT 2"]),
+        ('SELECT 1 AS "a;b"', ['SELECT 1 AS "a;b"']),
+        ("SELECT 'it''s; here'", ["SELECT 'it''s; here'"]),
+        ("SELECT E'\\'; x'; SELECT 3", ["SELECT E'\\'; x'", "SELECT 3"]),
+        (
+            "SELECT $$a;b$$; SELECT $tag$ ; $$ ; $tag$",
+            ["SELECT $$a;b$$", "SELECT $tag$ ; $$ ; $tag$"],
+        ),
+        ("SELECT 1 -- c; d\n; SELECT 2", ["SELECT 1 -- c; d", "SELECT 2"]),
+        ("/* a; /* nested; */ b; */ SELECT 1", ["/* a; /* nested; */ b; */ SELECT 1"]),
+        ("SELECT $1; SELECT 2", ["SELECT $1", "SELECT 2"]),
+        (";;  ; ", []),
+        ("", []),
+        ("-- only a comment", []),
+        ("/* c */ ; SELECT 1", ["SELECT 1"]),
+    ],
+)
+def test_split(sql: str, expected: list[str]) -> None:
+    assert split_statements(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("stmt", "kind", "tag"),
+    [
+        ("select 1", StatementKind.QUERY, "SELECT"),
+        ("  (SELECT 1)", StatementKind.QUERY, "SELECT"),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", StatementKind.QUERY, "SELECT"),
+        ("VALUES (1)", StatementKind.QUERY, "SELECT"),
+        ("/* hi */ SHOW wal_level", StatementKind.SHOW, "SHOW"),
+        ("SET search_path = ''", StatementKind.SET, "SET"),
+        ("RESET ALL", StatementKind.RESET, "RESET"),
+        ("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", StatementKind.BEGIN, "BEGIN"),
+        ("START TRANSACTION", StatementKind.BEGIN, "START TRANSACTION"),
+        ("COMMIT", StatementKind.COMMIT, "COMMIT"),
+        ("END", StatementKind.COMMIT, "COMMIT"),
+        ("ROLLBACK", StatementKind.ROLLBACK, "ROLLBACK"),
+        ("ABORT", StatementKind.ROLLBACK, "ROLLBACK"),
+        ("ROLLBACK TO SAVEPOINT s", StatementKind.ROLLBACK_TO, "ROLLBACK"),
+        ("SAVEPOINT s", StatementKind.SAVEPOINT, "SAVEPOINT"),
+        ("RELEASE SAVEPOINT s", StatementKind.RELEASE, "RELEASE"),
+        ("COPY public.t (a) TO STDOUT", StatementKind.COPY, "COPY"),
+        ("DISCARD ALL", StatementKind.NOOP, "DISCARD ALL"),
+        ("DEALLOCATE ALL", StatementKind.NOOP, "DEALLOCATE ALL"),
+        ("LISTEN x", StatementKind.NOOP, "LISTEN"),
+        ("CREATE PUBLICATION p FOR ALL TABLES", StatementKind.PUBLICATION, "CREATE PUBLICATION"),
+        ("alter publication p add table t", StatementKind.PUBLICATION, "ALTER PUBLICATION"),
+        ("DROP PUBLICATION IF EXISTS p", StatementKind.PUBLICATION, "DROP PUBLICATION"),
+    ],
+)
+def test_classify(stmt: str, kind: StatementKind, tag: str) -> None:
+    classified = classify(stmt)
+    assert (classified.kind, classified.tag) == (kind, tag)
+
+
+@pytest.mark.parametrize(
+    ("stmt", "message"),
+    [
+        ("INSERT INTO t VALUES (1)", "cannot execute INSERT in a read-only transaction"),
+        ("update t set a = 1", "cannot execute UPDATE in a read-only transaction"),
+        ("DELETE FROM t", "cannot execute DELETE in a read-only transaction"),
+        ("CREATE TABLE t (a int)", "cannot execute CREATE TABLE in a read-only transaction"),
+        ("DROP TABLE t", "cannot execute DROP TABLE in a read-only transaction"),
+        ("TRUNCATE t", "cannot execute TRUNCATE in a read-only transaction"),
+        ("GRANT ALL ON t TO u", "cannot execute GRANT in a read-only transaction"),
+    ],
+)
+def test_writes_are_read_only_errors(stmt: str, message: str) -> None:
+    with pytest.raises(PgError) as caught:
+        classify(stmt)
+    assert (caught.value.sqlstate, caught.value.message) == ("25006", message)
+
+
+@pytest.mark.parametrize("stmt", ["PREPARE p AS SELECT 1", "FETCH ALL FROM c", "EXPLAIN SELECT 1"])
+def test_unsupported(stmt: str) -> None:
+    with pytest.raises(PgError) as caught:
+        classify(stmt)
+    assert caught.value.sqlstate == "0A000"
+    assert stmt.split()[0].upper() in caught.value.message
