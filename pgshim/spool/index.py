@@ -1,0 +1,50 @@
+"""A sparse in-memory index of record → byte offset for seeking by RedDB LSN in O(log n).
+
+Every ``interval``-th record (in file order) is a checkpoint. LSNs may be slightly out of order
+and have gaps, so each checkpoint is keyed by the running maximum LSN of the records *before* it:
+those keys never decrease, and every record before a checkpoint whose key is <= X has an
+LSN <= X. Seeking to "after X" starts at the last such checkpoint and filters lsn > X.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+SEEK_INDEX_INTERVAL = 64  # the same spacing RedDB's own seek index uses
+
+
+class SpoolIndex:
+    def __init__(self, interval: int = SEEK_INDEX_INTERVAL) -> None:
+        self.interval = interval
+        self.reset()
+
+    def reset(self) -> None:
+        self._keys: list[int] = []
+        self._offsets: list[int] = []
+        self.count = 0  # records indexed
+        self.max_lsn = -1  # running maximum LSN of the records indexed
+        self.end_offset = 0  # byte offset just past the last record indexed
+
+    def add(self, lsn: int, offset: int, size: int) -> bool:
+        """Index one record; records arrive in file order. False if it was already indexed."""
+        if offset < self.end_offset:
+            return False
+        if self.count % self.interval == 0:
+            self._keys.append(self.max_lsn)
+            self._offsets.append(offset)
+        if lsn > self.max_lsn:
+            self.max_lsn = lsn
+        self.count += 1
+        self.end_offset = offset + size
+        return True
+
+    def start_offset(self, after_lsn: int) -> int:
+        """A byte offset from which scanning (and filtering lsn > after_lsn) finds every such record."""
+        if self.max_lsn <= after_lsn:
+            return self.end_offset
+        i = bisect_right(self._keys, after_lsn) - 1
+        return self._offsets[i] if i >= 0 else 0
+
+    @property
+    def checkpoints(self) -> int:
+        return len(self._keys)
