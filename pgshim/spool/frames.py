@@ -219,8 +219,9 @@ def _checked(
             return _frame(layout, mv, pos, header, size, offset, total)
         reasons.append("CRC mismatch")
         mismatch_at_tail = mismatch_at_tail or total == remaining
-    if incomplete and not reasons:
-        return None
+    mismatched = "CRC mismatch" in reasons
+    if incomplete and not mismatched:
+        return None  # a torn tail: another layout still needs more bytes
     reason = " / ".join(dict.fromkeys(reasons))
     if incomplete or mismatch_at_tail:
         return FrameProblem(offset, f"{reason} at the tail (frame may still be written)", True)
