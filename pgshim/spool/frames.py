@@ -219,11 +219,11 @@ def _checked(
             return _frame(layout, mv, pos, header, size, offset, total)
         reasons.append("CRC mismatch")
         mismatch_at_tail = mismatch_at_tail or total == remaining
-    mismatched = "CRC mismatch" in reasons
-    if incomplete and not mismatched:
-        return None  # a torn tail: another layout still needs more bytes
+    if incomplete:
+        # Some reading of the header still needs more bytes: a torn tail, not corruption yet.
+        return None
     reason = " / ".join(dict.fromkeys(reasons))
-    if incomplete or mismatch_at_tail:
+    if mismatch_at_tail:
         return FrameProblem(offset, f"{reason} at the tail (frame may still be written)", True)
     return FrameProblem(offset, reason, False)
 
