@@ -20,6 +20,11 @@ class MessageDecodeError(ValueError):
 
 
 @dataclass(slots=True, frozen=True)
+class Empty:
+    pass
+
+
+@dataclass(slots=True, frozen=True)
 class JsonPayloadRequest:
     payload_json: str = ""
 
@@ -112,8 +117,9 @@ def encode_empty(_message: object = None) -> bytes:
     return b""
 
 
-def decode_empty(data: bytes) -> None:
+def decode_empty(data: bytes) -> Empty:
     _fields(data)
+    return Empty()
 
 
 def encode_json_payload_request(message: JsonPayloadRequest) -> bytes:
