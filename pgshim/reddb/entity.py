@@ -45,7 +45,8 @@ KIND_NAMES = (
     "queue_message",
 )
 DATA_KIND_NAMES = ("row", "node", "edge", "vector", "timeseries", "queue", "named_row")
-TIMESERIES_VERSIONS = (11, 12, 9)  # the order variants are tried in
+TIMESERIES_VERSIONS = (11, 12, 9)
+TIMESERIES_DATA_TAG = 4  # the order variants are tried in
 
 # Leading fields synthesized from the kind/data for non-row data kinds (not properties).
 SYNTHESIZED_FIELDS = {
@@ -106,8 +107,8 @@ def decode_entity(data: bytes | memoryview, *, lsn: int | None = None) -> Entity
 
 
 def _decode_exact(data: Buffer) -> Entity:
-    entity, end = _decode(data, TIMESERIES_VERSIONS[0])
-    if entity.data_kind != "timeseries":
+    if not _is_timeseries_data(data):
+        entity, end = _decode(data, TIMESERIES_VERSIONS[0])
         if end != len(data):
             raise ChangeDecodeError(f"{len(data) - end} trailing bytes", position=end)
         return entity
@@ -125,6 +126,12 @@ def _decode_exact(data: Buffer) -> Entity:
         )
     assert first_error is not None
     raise first_error
+
+
+def _is_timeseries_data(data: Buffer) -> bool:
+    _, pos = read_varu64(data, 0)
+    _, _, pos = _decode_kind(data, pos)
+    return pos < len(data) and data[pos] == TIMESERIES_DATA_TAG
 
 
 def _text(value: str | None) -> TypedValue:
