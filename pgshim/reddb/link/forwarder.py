@@ -82,6 +82,7 @@ class AckForwarder:
         self._lock = threading.Lock()
         self._replicas: dict[str, _Replica] = {}
         self._stopping = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one flush at a time: a replica's acks go out in order
 
     def replica_id(self, slot: str) -> str:
         return self.replica_id_format.format(slot=slot)
@@ -128,6 +129,10 @@ class AckForwarder:
     async def flush(self, *, ignore_backoff: bool = False) -> int:
         """Send one ack per replica that advanced (and is not backing off); returns how many
         succeeded."""
+        async with self._flushing:
+            return await self._flush(ignore_backoff)
+
+    async def _flush(self, ignore_backoff: bool) -> int:
         now = self._monotonic()
         with self._lock:
             due = [
