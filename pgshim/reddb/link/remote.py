@@ -31,6 +31,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -187,16 +188,16 @@ class RemoteFollower:
         )
         self._thread.start()
 
-    def _pull(self, **kwargs: int | bool) -> PullReply:
+    def _pull(self, **kwargs: Any) -> PullReply:
         if not self._term_known:
             self._refresh_term()
         try:
-            return self.client.pull_wal_records(term=self._term, **kwargs)  # type: ignore[arg-type]
+            return self.client.pull_wal_records(term=self._term, **kwargs)
         except RedDbError as exc:
             if exc.code != "FAILED_PRECONDITION":
                 raise
             self._refresh_term()  # a term fence: the primary moved on (or back)
-            return self.client.pull_wal_records(term=self._term, **kwargs)  # type: ignore[arg-type]
+            return self.client.pull_wal_records(term=self._term, **kwargs)
 
     def _refresh_term(self) -> None:
         try:
@@ -221,7 +222,7 @@ class RemoteFollower:
                 reply = self._pull(
                     since_lsn=since,
                     max_count=self.max_count,
-                    replica_id=self.replica_id,  # type: ignore[arg-type]
+                    replica_id=self.replica_id,
                     await_data=True,
                     await_timeout_ms=self.await_timeout_ms,
                 )
