@@ -26,6 +26,7 @@ _PARAM = re.compile(r"\$(\d+)::(\w+)")
 _SERIES = re.compile(r"SELECT generate_series\(1, *(\d+)\)", re.I)
 _SLEEP = re.compile(r"SELECT pg_sleep\(([\d.]+)\)", re.I)
 _LITERAL = re.compile(r"SELECT (-?\d+)$", re.I)
+_COMMAND = re.compile(r"(BEGIN|START|COMMIT|ROLLBACK|SET|DEALLOCATE)\b", re.I)
 _SET = re.compile(r"SET application_name *(?:=|TO) *'?([^']*)'?", re.I)
 
 
@@ -61,6 +62,8 @@ class EchoHandler:
         if upper in ("BEGIN", "START TRANSACTION"):
             self.tx_status = "T"
             return CommandResult("BEGIN")
+        if upper.startswith("DEALLOCATE"):
+            return CommandResult("DEALLOCATE ALL")
         if upper in ("COMMIT", "ROLLBACK"):
             self.tx_status = "I"
             return CommandResult(upper)
@@ -93,6 +96,8 @@ class EchoHandler:
         return await self._run(stmt, [])
 
     def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
+        if self._columns(stmt) is None and not _COMMAND.match(stmt):
+            raise PgError("42601", f'syntax error at or near "{stmt.split()[0]}"')
         declared = [TYPE_OIDS[t] for _, t in _PARAM.findall(stmt)]
         oids = [
             param_oids[i] if i < len(param_oids) and param_oids[i] else oid
@@ -148,6 +153,8 @@ class ThreadedServer:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         assert self.server is not None
         asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(15)
         self.loop.call_soon_threadsafe(self.loop.stop)
