@@ -15,11 +15,36 @@ from pgshim.server import PgServer
 from pgshim.sql.results import (
     ColumnDesc,
     CommandResult,
+    CopyBothStream,
     CopyOutResult,
     Prepared,
     RowsResult,
 )
-from pgshim.wire.handler import ConnectionInfo
+from pgshim.wire import events as ev
+from pgshim.wire import messages as msg
+from pgshim.wire.handler import ConnectionInfo, StreamIO
+
+
+class EchoStream(CopyBothStream):
+    """Sends `count` XLogData messages in one batch, then echoes standby status flushes."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.flushes: list[int] = []
+
+    async def run(self, io: StreamIO) -> None:
+        io.write(msg.copy_both_response())
+        for n in range(self.count):
+            io.write(msg.xlog_data(n, n, 0, f"change {n}".encode()))
+        await io.drain()
+        while (event := await io.read_message()) is not None:
+            if isinstance(event, ev.CopyData) and event.data[:1] == b"r":
+                _, flush, _, _, _ = msg.parse_standby_status(event.data)
+                io.write(msg.keepalive(flush, 0))
+                await io.drain()
+            elif isinstance(event, ev.CopyDone | ev.Terminate):
+                return
+
 
 TYPE_OIDS = {"int4": 23, "int": 23, "int8": 20, "text": 25, "bool": 16, "float8": 701}
 _PARAM = re.compile(r"\$(\d+)::(\w+)")
@@ -90,6 +115,8 @@ class EchoHandler:
         return RowsResult(columns, rows, f"SELECT {len(rows)}")
 
     async def simple(self, stmt: str) -> Any:
+        if stmt.startswith("START_REPLICATION"):
+            return EchoStream(int(stmt.split()[-1]))
         if stmt.upper().startswith("COPY"):
             lines = [f"{i}\tname {i}\n".encode() for i in range(3)]
             return CopyOutResult([ColumnDesc("id", 23), ColumnDesc("name", 25)], lines, "COPY 3")
