@@ -191,3 +191,10 @@ def test_shutdown_sends_57p01_and_runs_hook() -> None:
             conn.execute("SELECT 1")
         conn.close()
     assert ran == [True]
+
+
+def test_large_result_goes_through_flow_control(server) -> None:
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=reddb"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT generate_series(1, 200000)").fetchall()
+    assert len(rows) == 200000 and rows[-1] == (200000,)
