@@ -20,6 +20,7 @@ from pgshim.reddb.change import ChangeDecodeError, ChangeRecord, parse_change_re
 from pgshim.reddb.entity import Entity, decode_entity
 from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.values import TypedValue, value_type
+from pgshim.run import add_server_commands
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import scan_frames
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_spool_commands(commands)
+    add_server_commands(commands)
     return parser
 
 

@@ -55,6 +55,23 @@ class Config:
     collections: dict[str, Any] = field(default_factory=dict)
     log_format: str = "text"
     log_level: str = "INFO"
+    # created FOR ALL TABLES at start when set and missing
+    default_publication: str | None = None
+    # the RedDB replica id each slot's feedback is reported under
+    replica_id_format: str = "pgshim:{slot}"
+    # group consecutive records that share the writer's xmin into one transaction
+    group_by_xmin: bool = False
+    # where a new slot starts: "end" (as PostgreSQL) or "oldest" (RedDB's retained history)
+    new_slot_position: str = "end"
+    reddb_grpc: str | None = None  # forward acks to this RedDB primary (HOST:PORT)
+    reddb_token: str | None = None
+    source: str | None = None  # grpc://HOST:PORT: stream from a RedDB primary instead of a spool
+    reddb_http: str | None = None  # RedDB's HTTP base URL, for declared column schemas
+    metrics_port: int | None = None
+
+    def declared_columns(self) -> dict[str, list[dict[str, Any]]]:
+        """``[collections.NAME] columns = [{name, type, source}]``, validated at load time."""
+        return {name: list(spec.get("columns", [])) for name, spec in self.collections.items()}
 
     @classmethod
     def load(
@@ -188,3 +205,36 @@ def _validate(config: Config) -> None:
         raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
     if not config.database:
         raise ConfigError("database", "must not be empty")
+    if config.new_slot_position not in ("end", "oldest"):
+        raise ConfigError("new_slot_position", "must be end or oldest")
+    if "{slot}" not in config.replica_id_format:
+        raise ConfigError("replica_id_format", "must contain {slot}")
+    _validate_collections(config.collections)
+
+
+def _validate_collections(collections: Mapping[str, Any]) -> None:
+    from pgshim import pgtypes
+
+    for name, spec in collections.items():
+        key = f"collections.{name}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(key, "expected a table with a columns list")
+        unknown = set(spec) - {"columns"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown setting")
+        columns = spec.get("columns", [])
+        if not isinstance(columns, list):
+            raise ConfigError(f"{key}.columns", "expected a list of {name, type, source}")
+        for i, column in enumerate(columns):
+            ckey = f"{key}.columns[{i}]"
+            if not isinstance(column, Mapping) or not isinstance(column.get("name"), str):
+                raise ConfigError(ckey, "expected a table with at least a name")
+            unknown = set(column) - {"name", "type", "source"}
+            if unknown:
+                raise ConfigError(f"{ckey}.{sorted(unknown)[0]}", "unknown setting")
+            type_name = column.get("type", "text")
+            if type_name not in pgtypes.BY_NAME:
+                raise ConfigError(f"{ckey}.type", f'unknown PostgreSQL type "{type_name}"')
+            source = column.get("source")
+            if source is not None and not isinstance(source, str | int):
+                raise ConfigError(f"{ckey}.source", "expected a field name or a position")

@@ -15,7 +15,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pgshim import __version__
 from pgshim.config import Config
@@ -79,8 +79,8 @@ class Channel(asyncio.Protocol):
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
@@ -189,8 +189,8 @@ class Channel(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         assert self.transport is not None
         transport = await loop.start_tls(self.transport, self, context, server_side=True)
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
 
     def close(self) -> None:
         self.flush()

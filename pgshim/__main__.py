@@ -1,0 +1,5 @@
+import sys
+
+from pgshim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,316 @@
+"""The running pgshim: wires the spool, decoding, slots, the status catalog and the wire server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pgshim import pgtypes
+from pgshim.config import Config
+from pgshim.errors import PgError
+from pgshim.logical.positions import end_pos
+from pgshim.logical.publications import PublicationStore
+from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.source import ChangeSource
+from pgshim.logical.transactions import TransactionBuilder
+from pgshim.plugins import PluginContext, load_plugin
+from pgshim.reddb.identity import IdentityMap
+from pgshim.server import PgServer
+from pgshim.spool import spool_path
+from pgshim.spool.follower import SpoolFollower
+from pgshim.sql.catalog import CATALOG_VIEWS, Catalog, ServerFacts
+from pgshim.sql.providers import CatalogRows, PublicationDDL
+from pgshim.sql.results import Prepared
+from pgshim.sql.session import SessionInfo, SqlSession
+from pgshim.sql.statements import split_statements
+from pgshim.state import open_state, system_identifier
+from pgshim.walsender import commands
+from pgshim.walsender.executor import ReplicationExecutor
+from pgshim.walsender.replicas import REPLICA_COLUMNS, ReplicaRegistry
+from pgshim.walsender.slots import Slot, SlotStore
+from pgshim.walsender.stream import ReplicationStream
+from pgshim.wire.handler import ConnectionInfo
+
+log = logging.getLogger(__name__)
+
+SLOT_FLUSH_INTERVAL = 0.2
+
+
+class Application:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = datetime.now(UTC)
+        self.conn = open_state(config.state_dir)
+        self.system_identifier = system_identifier(self.conn)
+        self.timeline = 1
+        self.identity = IdentityMap(self.conn)
+        self.relations = RelationRegistry(
+            self.conn, schema=config.schema, declared=declared_columns(config)
+        )
+        self.publications = PublicationStore(self.conn, default=config.default_publication)
+        self.builder = TransactionBuilder(
+            self.identity, self.relations, group_by_xmin=config.group_by_xmin
+        )
+        self.follower = SpoolFollower(spool_path(config.spool))
+        self.source = ChangeSource(self.follower, self.builder)
+        self.slots = SlotStore(self.conn, database=config.database)
+        self.replicas = ReplicaRegistry(self.conn)
+        self.plugin_context = PluginContext(publications=self.publications)
+        self.catalog = Catalog(
+            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos)
+        )
+        self.publications_ddl = PublicationDDL(self.publications)
+        self.catalog_rows = CatalogRows(
+            self.relations.relations, self.publications, config.database
+        )
+        self.sessions: dict[int, Session] = {}
+        self.server = PgServer(config, self.new_session, self.shutdown)
+        self._flusher: asyncio.Task[None] | None = None
+        self._register_catalog()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.source.ingest()
+        self.source.start()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+        await self.server.start()
+        self.server.install_signal_handlers()
+        await self.server.serve_forever()
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SLOT_FLUSH_INTERVAL)
+            try:
+                self.slots.flush_dirty()
+                self.replicas.flush()
+            except Exception:
+                log.exception("persisting slot positions failed")
+
+    async def shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self.source.stop()
+        self.slots.flush_dirty()
+        self.replicas.flush()
+        self.builder.flush()
+        self.conn.close()
+
+    def new_session(self, info: ConnectionInfo) -> Session:
+        session = Session(self, info)
+        self.sessions[info.pid] = session
+        return session
+
+    # -- slots -----------------------------------------------------------------------------------
+
+    def create_slot(
+        self, name: str, plugin: str, *, temporary: bool, two_phase: bool, pid: int,
+        from_oldest: bool = False,
+    ) -> Slot:  # fmt: skip
+        """A new slot starts at the current end of the spool, as in PostgreSQL; ``from_oldest``
+        starts it before the oldest retained change so the consumer reads RedDB's history."""
+        self.source.ingest()
+        from_oldest = from_oldest or self.config.new_slot_position == "oldest"
+        position = 0 if from_oldest else self.source.end_pos
+        return self.slots.create(
+            name, plugin, temporary=temporary, two_phase=two_phase,
+            confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+        )  # fmt: skip
+
+    def replica_id(self, slot_name: str) -> str:
+        return self.config.replica_id_format.format(slot=slot_name)
+
+    def timeline_history(self, tli: int) -> str | None:
+        return None
+
+    # -- status catalog --------------------------------------------------------------------------
+
+    def _register_catalog(self) -> None:
+        cat = self.catalog
+        cat.register_view(
+            "pg_stat_replication", CATALOG_VIEWS["pg_stat_replication"], self._stat_replication
+        )
+        cat.register_view(
+            "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], self.slots.slot_rows
+        )
+        cat.register_view("pgshim_spool", SPOOL_COLUMNS, self._spool_rows)
+        cat.register_view("pgshim_replicas", _named_types(REPLICA_COLUMNS), self._replica_rows)
+        cat.register_view("pgshim_collections", COLLECTION_COLUMNS, self._collection_rows)
+        for name, rows in self.catalog_rows.providers().items():
+            cat.register_view(name, CATALOG_VIEWS[name], rows)
+        cat.register_function(
+            "pg_create_logical_replication_slot", self._sql_create_slot,
+            ["name", "name", "boolean", "boolean"], "text",
+        )  # fmt: skip
+        cat.register_function("pg_drop_replication_slot", self._sql_drop_slot, ["name"], "void")
+        cat.register_function(
+            "pgshim_create_history_slot", self._sql_create_history_slot, ["name", "name"], "text"
+        )
+
+    def _sql_create_slot(
+        self, name: str, plugin: str, temporary: bool = False, two_phase: bool = False
+    ) -> str:
+        load_plugin(plugin, {}, self.plugin_context)
+        slot = self.create_slot(name, plugin, temporary=False, two_phase=bool(two_phase), pid=0)
+        return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
+
+    def _sql_create_history_slot(self, name: str, plugin: str) -> str:
+        """pgshim's own: a slot whose consumer reads every change the spool still retains."""
+        load_plugin(plugin, {}, self.plugin_context)
+        slot = self.create_slot(
+            name, plugin, temporary=False, two_phase=False, pid=0, from_oldest=True
+        )
+        return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
+
+    def _sql_drop_slot(self, name: str) -> None:
+        self.slots.drop(name, pid=0)
+        self.replicas.forget_slot(name)
+
+    def _stat_replication(self) -> list[tuple]:
+        rows = []
+        for session in self.sessions.values():
+            stream = session.stream
+            if stream is None:
+                continue
+            info, fb = session.info, stream.state.feedback
+            rows.append((
+                info.pid, 10, info.user, info.application_name, info.client_addr, None,
+                info.client_port, info.backend_start, None, "streaming",
+                stream.state.sent, fb.write, fb.flush, fb.apply, None, None, None, 0, "async",
+                _pg_time(fb.reply_time_us),
+            ))  # fmt: skip
+        return rows
+
+    def _spool_rows(self) -> list[tuple]:
+        st = self.follower.status
+        return [(
+            st.path, st.exists, ",".join(sorted(st.layouts_seen)), st.first_lsn, st.last_lsn,
+            st.records, st.size, st.offset, st.corrupt_offset, st.corrupt_reason, st.gaps,
+            st.out_of_order, st.prunes, self.source.decode_errors,
+            end_pos(st.last_lsn or 0),
+        )]  # fmt: skip
+
+    def _replica_rows(self) -> list[tuple]:
+        return [tuple(row) for row in self.replicas.rows(current_lsn=self.source.last_lsn)]
+
+    def _collection_rows(self) -> list[tuple]:
+        return [
+            (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
+             [pgtypes.BY_OID[c.type_oid].sql_name for c in rel.columns], rel.version)
+            for rel in self.relations.relations()
+        ]  # fmt: skip
+
+
+def declared_columns(config: Config) -> dict[str, list[DeclaredColumn]]:
+    return {
+        collection: [
+            DeclaredColumn(c["name"], c.get("type", "text"), c.get("source")) for c in cols
+        ]
+        for collection, cols in config.declared_columns().items()
+    }
+
+
+def _named_types(columns: list[tuple[str, int]]) -> list[tuple[str, str]]:
+    return [(name, pgtypes.BY_OID[oid].name) for name, oid in columns]
+
+
+def _pg_time(us: int | None) -> datetime | None:
+    if not us:
+        return None
+    return datetime.fromtimestamp((us + 946_684_800_000_000) / 1e6, UTC)
+
+
+SPOOL_COLUMNS = [
+    ("path", "text"), ("exists", "bool"), ("layouts", "text"), ("first_lsn", "int8"),
+    ("last_lsn", "int8"), ("records", "int8"), ("bytes", "int8"), ("read_offset", "int8"),
+    ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
+    ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
+    ("end_position", "pg_lsn"),
+]  # fmt: skip
+COLLECTION_COLUMNS = [
+    ("schemaname", "name"), ("tablename", "name"), ("relid", "oid"), ("columns", "_text"),
+    ("types", "_text"), ("version", "int4"),
+]  # fmt: skip
+
+
+class Session:
+    """One client connection: SQL through the status catalog, replication commands through the
+    walsender executor."""
+
+    def __init__(self, app: Application, info: ConnectionInfo) -> None:
+        self.app = app
+        self.info = info
+        self.sql = SqlSession(
+            app.catalog,
+            SessionInfo(
+                user=info.user,
+                database=info.database,
+                application_name=info.application_name,
+                pid=info.pid,
+                client_addr=info.client_addr,
+                client_port=info.client_port,
+                backend_start=info.backend_start,
+                replication=None if info.replication == "false" else info.replication,
+                options=info.options,
+            ),
+            app.publications_ddl,
+        )
+        self.replication = ReplicationExecutor(app, self)
+        self.stream: ReplicationStream | None = None
+        self.snapshot_pos: int | None = None
+        self._slot: str | None = None
+
+    @property
+    def tx_status(self) -> str:
+        return self.sql.tx_status
+
+    def split(self, sql: str) -> list[str]:
+        return split_statements(sql)
+
+    async def simple(self, stmt: str) -> Any:
+        if self.info.replication != "false" and commands.is_replication_command(stmt):
+            return await self.replication.execute(commands.parse_command(stmt))
+        if self.info.replication == "true":
+            raise PgError(
+                "0A000", "cannot execute SQL commands in WAL sender for physical replication"
+            )
+        return self.sql.execute(stmt)
+
+    def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
+        return self.sql.prepare(stmt, param_oids)
+
+    async def execute(self, prepared: Prepared, params: list[Any]) -> Any:
+        return self.sql.execute_prepared(prepared, params)
+
+    def reported_changes(self) -> list[tuple[str, str]]:
+        return self.sql.reported_changes()
+
+    def cancel(self) -> None:
+        if self.stream is not None:
+            self.stream.cancel()
+
+    def attach_stream(
+        self, slot: str, replica_id: str, stream: ReplicationStream, started: float
+    ) -> None:
+        self.stream = stream
+        self._slot = slot
+        stream.on_end = self._stream_ended
+        stream.replica_id = replica_id
+
+    def _stream_ended(self) -> None:
+        stream, slot = self.stream, self._slot
+        self.stream, self._slot = None, None
+        if slot is not None:
+            with contextlib.suppress(PgError):
+                self.app.slots.release(slot, self.info.pid)
+        if stream is not None:
+            self.app.replicas.unregister(stream.replica_id)
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            self._stream_ended()
+        self.app.slots.release_all(self.info.pid)
+        self.app.sessions.pop(self.info.pid, None)

@@ -1,0 +1,146 @@
+"""``pgshim serve`` and ``pgshim demo``: run the server on a spool, or on a live demo spool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pgshim.config import Config, ConfigError
+from pgshim.logging_setup import configure_logging
+
+log = logging.getLogger("pgshim")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default 5433)")
+    parser.add_argument(
+        "--state-dir", help="slots, identities, publications (default ./pgshim-state)"
+    )
+    parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument("--database", help="the database name clients connect to (default reddb)")
+    parser.add_argument("--tls-cert", help="PEM certificate: enables TLS")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument("--log-format", choices=("text", "json"))
+    parser.add_argument("--log-level")
+
+
+def add_server_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="serve a RedDB spool over PostgreSQL replication")
+    serve.add_argument("--spool", help="the RedDB data file (.rdb) or its .logical.wal spool")
+    add_server_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="serve a generated spool with a live RedDB-like writer")
+    demo.add_argument("--dir", help="where the demo spool and state live (default: a temp dir)")
+    demo.add_argument("--rate", type=float, default=5.0, help="records per second (default 5)")
+    demo.add_argument("--seed", type=int, default=7)
+    add_server_arguments(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+
+def load_config(args: argparse.Namespace, **extra: Any) -> Config:
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "state_dir": args.state_dir,
+        "database": args.database,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+        **extra,
+    }
+    return Config.load(args.config, overrides=overrides)
+
+
+def serve(config: Config) -> int:
+    from pgshim.app import Application  # imported late: the CLI's other commands stay light
+
+    configure_logging(config.log_format, config.log_level)
+    if not config.spool:
+        raise ConfigError("spool", "no spool given (use --spool, PGSHIM_SPOOL or the config file)")
+    app = Application(config)
+    runner: Any = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    runner(app.run())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        return serve(load_config(args, spool=args.spool))
+    except ConfigError as exc:
+        print(f"pgshim: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+class DemoWriter(threading.Thread):
+    """Appends a realistic RedDB workload to the demo spool, like a RedDB primary would."""
+
+    def __init__(self, path: Path, *, rate: float, seed: int, initial: int) -> None:
+        super().__init__(name="demo-writer", daemon=True)
+        from pgshim.spool.generate import Workload
+        from pgshim.spool.writer import SpoolWriter
+
+        self.writer = SpoolWriter(path, layout="v3-41", fsync=True)
+        self.records = Workload(seed=seed).records(10**12)
+        self.rate = rate
+        self.stopped = threading.Event()
+        for _ in range(initial):
+            self._append()
+
+    def _append(self) -> None:
+        record = next(self.records)
+        record["timestamp"] = int(time.time() * 1000)
+        self.writer.append_record(record)
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0 / self.rate):
+            self._append()
+
+
+DEMO_HELP = """\
+pgshim demo: serving a live RedDB spool at {spool}
+  status      psql "host={host} port={port} user=postgres dbname={db}" -c "SELECT * FROM pgshim_spool"
+  stream      pg_recvlogical -h {host} -p {port} -U postgres -d {db} -S demo --create-slot -P test_decoding
+              pg_recvlogical -h {host} -p {port} -U postgres -d {db} -S demo --start -f -
+  psycopg2    python examples/psycopg2_consumer.py "host={host} port={port} user=postgres dbname={db}"
+  subscriber  CREATE SUBSCRIPTION reddb_sub CONNECTION 'host={host} port={port} user=postgres dbname={db}'
+                PUBLICATION pgshim WITH (copy_data = false);   -- tables as in examples/subscriber.sql
+"""
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="pgshim-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    spool = directory / "demo.rdb.logical.wal"
+    state_dir = args.state_dir or str(directory / "state")
+    try:
+        config = load_config(args, spool=str(spool), state_dir=state_dir)
+    except ConfigError as exc:
+        print(f"pgshim: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if config.default_publication is None:
+        config.default_publication = "pgshim"
+    writer = DemoWriter(spool, rate=args.rate, seed=args.seed, initial=0 if spool.exists() else 200)
+    writer.start()
+    print(
+        DEMO_HELP.format(spool=spool, host=config.host, port=config.port, db=config.database),
+        flush=True,
+    )
+    try:
+        return serve(config)
+    finally:
+        writer.stopped.set()

@@ -1,0 +1,235 @@
+"""The logical streaming session: START_REPLICATION's CopyBoth phase.
+
+``StreamState`` is the pure part: it turns transactions into XLogData bytes, keeps the session's
+positions, and interprets the client's standby status updates. ``ReplicationStream`` is the thin
+asyncio driver that moves bytes between the change source, the state and the client.
+
+Positions follow PostgreSQL's walsender:
+* ``sent`` is the end position of the last transaction handed to the plugin (sent or filtered out);
+  keepalives advertise exactly that, never more, because clients confirm keepalive positions.
+* The client's flush position becomes the slot's confirmed_flush (0/0 and backwards moves ignored).
+* A transaction is streamed iff its end position is after the start position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pgshim.errors import PgError
+from pgshim.logical.source import ChangeSource
+from pgshim.logical.transactions import Transaction
+from pgshim.plugins import OutputPlugin
+from pgshim.sql.results import CopyBothStream
+from pgshim.wire import events as ev
+from pgshim.wire import messages as wire
+from pgshim.wire.handler import StreamIO
+
+log = logging.getLogger(__name__)
+
+PG_EPOCH_US = 946_684_800_000_000
+BATCH_TRANSACTIONS = 256
+FLUSH_BYTES = 256 * 1024
+
+
+def pg_now_us() -> int:
+    return time.time_ns() // 1000 - PG_EPOCH_US
+
+
+@dataclass
+class Feedback:
+    """The last standby status update, as pg_stat_replication shows it."""
+
+    write: int = 0
+    flush: int = 0
+    apply: int = 0
+    reply_time_us: int | None = None
+
+
+@dataclass
+class StreamState:
+    plugin: OutputPlugin
+    start: int
+    sent: int = 0
+    feedback: Feedback = field(default_factory=Feedback)
+    last_client_message: float = field(default_factory=time.monotonic)
+    ping_sent: bool = False
+    changes_sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.sent = self.start
+
+    def encode(self, transactions: list[Transaction], out: bytearray) -> None:
+        """Append XLogData for each transaction after ``sent`` to ``out``; advance ``sent``."""
+        now = pg_now_us()
+        xlog = wire.xlog_data
+        for tx in transactions:
+            if tx.end_pos <= self.sent:
+                continue
+            for data_start, payload in self.plugin.encode(tx):
+                out += xlog(data_start, data_start, now, payload)
+                self.changes_sent += 1
+            self.sent = tx.end_pos
+
+    def keepalive(self, reply_requested: bool = False) -> bytes:
+        return wire.keepalive(self.sent, pg_now_us(), reply_requested)
+
+    def on_status_update(self, write: int, flush: int, apply: int, send_time: int) -> None:
+        fb = self.feedback
+        fb.write, fb.flush, fb.apply, fb.reply_time_us = write, flush, apply, send_time
+        self.last_client_message = time.monotonic()
+        self.ping_sent = False
+
+
+class ReplicationStream(CopyBothStream):
+    """Drives one START_REPLICATION session until CopyDone, Terminate, EOF or timeout."""
+
+    def __init__(
+        self,
+        state: StreamState,
+        source: ChangeSource,
+        *,
+        on_confirm: Callable[[int], None],
+        on_feedback: Callable[[Feedback], None],
+        on_sent: Callable[[Transaction], None] | None = None,
+        wal_sender_timeout: float = 60.0,
+        idle_keepalive: float = 10.0,
+    ) -> None:
+        self.state = state
+        self.source = source
+        self.on_confirm = on_confirm
+        self.on_feedback = on_feedback
+        self.on_sent = on_sent
+        self.wal_sender_timeout = wal_sender_timeout
+        self.idle_keepalive = idle_keepalive
+        self.copy_done = False
+        self.cancelled = False
+        self.on_end: Callable[[], None] | None = None
+        self.replica_id = ""
+        self._history = None
+        self._wakeup = asyncio.Event()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._wakeup.set()
+
+    def _next_batch(self) -> list[Transaction]:
+        state, source = self.state, self.source
+        if self._history is None and not source.covers(state.sent):
+            self._history = source.history(state.sent)
+        if self._history is not None:
+            batch: list[Transaction] = []
+            for tx in self._history:
+                batch.append(tx)
+                if len(batch) >= BATCH_TRANSACTIONS:
+                    break
+            else:
+                self._history = None
+            if batch and source.covers(batch[-1].end_pos):
+                self._history = None
+            if batch:
+                return batch
+        return source.read(state.sent, BATCH_TRANSACTIONS)
+
+    def handle_client(self, msg: ev.FrontendEvent, io: StreamIO) -> bool:
+        """Apply one client message; returns False when the stream must end."""
+        state = self.state
+        state.last_client_message = time.monotonic()
+        if isinstance(msg, ev.CopyData):
+            kind = msg.data[:1]
+            if kind == b"r":
+                write, flush, apply, send_time, reply = wire.parse_standby_status(msg.data)
+                state.on_status_update(write, flush, apply, send_time)
+                if flush:
+                    self.on_confirm(flush)
+                self.on_feedback(state.feedback)
+                if reply:
+                    io.write(state.keepalive())
+            elif kind != b"h":  # hot standby feedback only matters to physical standbys
+                raise PgError(
+                    "08P01", f'unexpected message type "{kind.decode("latin-1")}"', severity="FATAL"
+                )
+            return True
+        if isinstance(msg, ev.CopyDone):
+            self.copy_done = True
+            return False
+        if isinstance(msg, ev.CopyFail):
+            raise PgError("57014", f"COPY from stdin failed: {msg.message}")
+        if isinstance(msg, ev.Terminate):
+            return False
+        raise PgError("08P01", "invalid standby message type", severity="FATAL")
+
+    async def run(self, io: StreamIO) -> None:
+        try:
+            await self._stream(io)
+        finally:
+            if self.on_end is not None:
+                self.on_end()
+
+    async def _stream(self, io: StreamIO) -> None:
+        state = self.state
+        io.write(wire.copy_both_response())
+        io.write(state.keepalive())
+        await io.drain()
+        reader: asyncio.Task | None = None
+        last_send = time.monotonic()
+        try:
+            while True:
+                if self.cancelled:
+                    raise PgError("57014", "canceling statement due to user request")
+                if reader is not None and reader.done():
+                    msg = reader.result()
+                    reader = None
+                    if msg is None or not self.handle_client(msg, io):
+                        return
+                for msg in io.pending_messages():
+                    if not self.handle_client(msg, io):
+                        return
+                batch = self._next_batch()
+                if batch:
+                    out = bytearray()
+                    state.encode(batch, out)
+                    if self.on_sent is not None:
+                        self.on_sent(batch[-1])
+                    if self._history is None and self.source.end_pos <= state.sent:
+                        out += state.keepalive()  # caught up: let the client confirm this far
+                    io.write(bytes(out))
+                    await io.drain()
+                    last_send = time.monotonic()
+                    continue
+                # caught up: say where we are, then wait for data, a client message or a deadline
+                now = time.monotonic()
+                silent = now - state.last_client_message
+                if silent >= self.wal_sender_timeout:
+                    log.info("terminating walsender process due to replication timeout")
+                    return
+                if silent >= self.wal_sender_timeout / 2 and not state.ping_sent:
+                    io.write(state.keepalive(reply_requested=True))
+                    state.ping_sent = True
+                    await io.drain()
+                    last_send = now
+                elif now - last_send >= self.idle_keepalive:
+                    io.write(state.keepalive())
+                    await io.drain()
+                    last_send = now
+                if reader is None:
+                    reader = asyncio.ensure_future(io.read_message())
+                data_wait = asyncio.ensure_future(self.source.wait(state.sent, 1.0))
+                woken = asyncio.ensure_future(self._wakeup.wait())
+                done, _ = await asyncio.wait(
+                    {reader, data_wait, woken}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in (data_wait, woken):
+                    if not waiter.done():
+                        waiter.cancel()
+                if reader in done:
+                    msg = reader.result()
+                    reader = None
+                    if msg is None or not self.handle_client(msg, io):
+                        return
+        finally:
+            if reader is not None and not reader.done():
+                reader.cancel()
