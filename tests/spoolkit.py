@@ -1,0 +1,109 @@
+"""Writes RedDB spools with known rows, the way a RedDB primary would, for end-to-end tests.
+
+Inserts, updates (a new physical id, the same logical id, like RedDB's MVCC) and deletes (only the
+physical id of the current version) of named rows; the expected PostgreSQL view of each row is
+known to the test without going through pgshim's decoder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgshim.reddb.entity import Entity, Field, encode_entity
+from pgshim.reddb.values import TypedValue
+from pgshim.spool.writer import SpoolWriter
+
+INTEGER, FLOAT, TEXT, BOOLEAN = 2, 4, 5, 1
+_CODES = {bool: (BOOLEAN, 16), int: (INTEGER, 20), float: (FLOAT, 701), str: (TEXT, 25)}
+
+
+def typed(value: object) -> TypedValue:
+    code, oid = _CODES[type(value)]
+    return TypedValue(code, oid, value)
+
+
+@dataclass
+class Row:
+    logical_id: int
+    physical_id: int
+    values: dict[str, object]
+
+
+@dataclass
+class SpoolKit:
+    path: Path
+    layout: str = "v3-41"
+    lsn: int = 0
+    next_id: int = 1
+    rows: dict[tuple[str, int], Row] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.writer = SpoolWriter(self.path, layout=self.layout, fsync=False)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def skip_lsn(self, count: int = 1) -> None:
+        """Leave a hole, as RedDB does for KV watch events."""
+        self.lsn += count
+
+    def _append(self, record: dict, lsn: int | None = None) -> int:
+        if lsn is None:
+            self.lsn += 1
+            lsn = self.lsn
+        record["lsn"] = lsn
+        record.setdefault("timestamp", int(time.time() * 1000))
+        record["term"] = 1
+        self.writer.append_record(record)
+        return lsn
+
+    def _entity(self, collection: str, row: Row) -> str:
+        entity = Entity(
+            id=row.physical_id,
+            kind="table_row",
+            kind_fields={"table": collection, "row_id": row.logical_id},
+            data_kind="named_row",
+            fields=[Field(name, typed(row.values[name])) for name in sorted(row.values)],
+            created_at=int(time.time()),
+            updated_at=int(time.time()),
+            logical_id=row.logical_id,
+            xmin=self.lsn + 1,
+            xmax=0,
+        )
+        return encode_entity(entity).hex()
+
+    def insert(self, collection: str, **values: object) -> tuple[int, int]:
+        """Returns (RedDB LSN, logical id)."""
+        row = Row(self.next_id, self.next_id, dict(values))
+        self.next_id += 1
+        self.rows[(collection, row.logical_id)] = row
+        lsn = self._append({
+            "collection": collection, "kind": "row", "operation": "insert",
+            "rid": row.physical_id, "entity_bytes_hex": self._entity(collection, row),
+        })  # fmt: skip
+        return lsn, row.logical_id
+
+    def update(self, collection: str, logical_id: int, **values: object) -> int:
+        row = self.rows[(collection, logical_id)]
+        row.values.update(values)
+        row.physical_id = self.next_id  # RedDB installs a new version with a new id
+        self.next_id += 1
+        return self._append({
+            "collection": collection, "kind": "row", "operation": "update",
+            "rid": row.physical_id, "entity_bytes_hex": self._entity(collection, row),
+        })  # fmt: skip
+
+    def delete(self, collection: str, logical_id: int) -> int:
+        row = self.rows.pop((collection, logical_id))
+        return self._append({
+            "collection": collection, "kind": "row", "operation": "delete",
+            "rid": row.physical_id,
+        })  # fmt: skip
+
+
+def end_pos(lsn: int) -> str:
+    """COMMIT's position of RedDB LSN ``lsn`` as PostgreSQL prints it."""
+    pos = (lsn << 8) | 0xFF
+    return f"{pos >> 32:X}/{pos & 0xFFFFFFFF:X}"
