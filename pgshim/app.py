@@ -55,7 +55,9 @@ class Application:
             self.identity, self.relations, group_by_xmin=config.group_by_xmin
         )
         self.follower = SpoolFollower(spool_path(config.spool))
-        self.source = ChangeSource(self.follower, self.builder)
+        self.source = ChangeSource(
+            self.follower, self.builder, corruption_grace=config.corruption_grace
+        )
         self.slots = SlotStore(self.conn, database=config.database)
         self.replicas = ReplicaRegistry(self.conn)
         self.plugin_context = PluginContext(publications=self.publications)

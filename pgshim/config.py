@@ -50,6 +50,9 @@ class Config:
     max_connections: int = 100
     auth_timeout: float = 60.0
     wal_sender_timeout: float = 60.0
+    # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
+    # that need data past it get XX001
+    corruption_grace: float = 30.0
     max_message_size: int = 64 * 1024 * 1024
     schema: str = "public"
     collections: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +200,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("auth_timeout", "must be positive")
     if config.wal_sender_timeout < 0:
         raise ConfigError("wal_sender_timeout", "must not be negative")
+    if config.corruption_grace < 0:
+        raise ConfigError("corruption_grace", "must not be negative")
     if config.max_message_size < 1024:
         raise ConfigError("max_message_size", "must be at least 1024 bytes")
     if (config.tls_cert is None) != (config.tls_key is None):

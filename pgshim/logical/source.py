@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from pgshim.errors import PgError
 from pgshim.logical.positions import end_pos
 from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_transaction
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
@@ -82,6 +83,7 @@ class ChangeSource:
         reorder_window: int = 1024,
         poll_min: float = 0.0005,
         poll_max: float = 0.02,
+        corruption_grace: float = 30.0,
     ) -> None:
         self.follower = follower
         self.builder = builder
@@ -100,6 +102,8 @@ class ChangeSource:
         self._poll_max = poll_max
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self.corruption_grace = corruption_grace
+        self._corrupt_since: float | None = None
         if start_after_lsn:
             follower.seek(start_after_lsn)
 
@@ -111,6 +115,7 @@ class ChangeSource:
         for frame in self.follower.poll():
             if frame.lsn > self._reorder.released:
                 self._reorder.push(frame, now)
+        self._note_corruption(now)
         released = 0
         for frame in self._reorder.pop_ready(now):
             self._append(self.decode(frame))
@@ -120,6 +125,33 @@ class ChangeSource:
             event, self._new_data = self._new_data, asyncio.Event()
             event.set()
         return released
+
+    def _note_corruption(self, now: float) -> None:
+        if self.follower.status.corrupt_offset is None:
+            self._corrupt_since = None
+        elif self._corrupt_since is None:
+            self._corrupt_since = now
+
+    def blocked_by_corruption(self, now: float | None = None) -> PgError | None:
+        """The error for sessions that need data past a bad frame RedDB has not repaired in time.
+
+        RedDB repairs a damaged spool on its next open, so a bad frame is first waited out for
+        ``corruption_grace`` seconds; sessions still behind it keep streaming meanwhile.
+        """
+        since = self._corrupt_since
+        if since is None:
+            return None
+        now = time.monotonic() if now is None else now
+        if now - since < self.corruption_grace:
+            return None
+        status = self.follower.status
+        return PgError(
+            "XX001",
+            f'invalid page in RedDB spool "{status.path}" at byte offset '
+            f"{status.corrupt_offset}: {status.corrupt_reason}",
+            detail=f"The last record read before it is RedDB LSN {self.last_lsn}.",
+            hint="RedDB repairs its spool when it next opens it.",
+        )
 
     def decode(self, frame: Frame) -> Transaction:
         try:

@@ -111,6 +111,7 @@ class ReplicationStream(CopyBothStream):
         self.replica_id = ""
         self._history = None
         self._wakeup = asyncio.Event()
+        self._reader: asyncio.Future[ev.FrontendEvent | None] | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -173,63 +174,122 @@ class ReplicationStream(CopyBothStream):
         state = self.state
         io.write(wire.copy_both_response())
         io.write(state.keepalive())
-        await io.drain()
-        reader: asyncio.Task | None = None
-        last_send = time.monotonic()
+        try:
+            await self._drain(io)
+            await self._loop(io)
+        except _StreamEnd:
+            return
+        finally:
+            if self._reader is not None and not self._reader.done():
+                self._reader.cancel()
+
+    def _timed_out(self, now: float) -> bool:
+        timeout = self.wal_sender_timeout
+        return timeout > 0 and now - self.state.last_client_message >= timeout
+
+    def _take_reader_message(self, io: StreamIO) -> None:
+        """Apply the message the background reader got, if it got one; end the stream on EOF."""
+        reader = self._reader
+        if reader is None or not reader.done():
+            return
+        self._reader = None
+        msg = reader.result()
+        if msg is None or not self.handle_client(msg, io):
+            raise _StreamEnd
+
+    def _take_pending(self, io: StreamIO) -> None:
+        self._take_reader_message(io)
+        for msg in io.pending_messages():
+            if not self.handle_client(msg, io):
+                raise _StreamEnd
+
+    async def _drain(self, io: StreamIO) -> None:
+        """Wait until the client has taken what was written, applying its messages meanwhile.
+
+        A client that stops reading holds this session here (and only this one) with at most one
+        flush of output buffered; if it also stops talking it is ended by wal_sender_timeout.
+        """
+        drain = asyncio.ensure_future(io.drain())
         try:
             while True:
+                if self._reader is None:
+                    self._reader = asyncio.ensure_future(io.read_message())
+                done, _ = await asyncio.wait(
+                    {drain, self._reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                self._take_reader_message(io)
+                if drain in done:
+                    drain.result()
+                    return
                 if self.cancelled:
                     raise PgError("57014", "canceling statement due to user request")
-                if reader is not None and reader.done():
-                    msg = reader.result()
-                    reader = None
-                    if msg is None or not self.handle_client(msg, io):
-                        return
-                for msg in io.pending_messages():
-                    if not self.handle_client(msg, io):
-                        return
-                batch = self._next_batch()
-                if batch:
-                    out = bytearray()
-                    state.encode(batch, out)
-                    if self.on_sent is not None:
-                        self.on_sent(batch[-1])
-                    if self._history is None and self.source.end_pos <= state.sent:
-                        out += state.keepalive()  # caught up: let the client confirm this far
-                    io.write(bytes(out))
-                    await io.drain()
-                    last_send = time.monotonic()
-                    continue
-                # caught up: say where we are, then wait for data, a client message or a deadline
-                now = time.monotonic()
-                silent = now - state.last_client_message
-                if silent >= self.wal_sender_timeout:
+                if self._timed_out(time.monotonic()):
                     log.info("terminating walsender process due to replication timeout")
-                    return
-                if silent >= self.wal_sender_timeout / 2 and not state.ping_sent:
-                    io.write(state.keepalive(reply_requested=True))
-                    state.ping_sent = True
-                    await io.drain()
-                    last_send = now
-                elif now - last_send >= self.idle_keepalive:
-                    io.write(state.keepalive())
-                    await io.drain()
-                    last_send = now
-                if reader is None:
-                    reader = asyncio.ensure_future(io.read_message())
-                data_wait = asyncio.ensure_future(self.source.wait(state.sent, 1.0))
-                woken = asyncio.ensure_future(self._wakeup.wait())
-                done, _ = await asyncio.wait(
-                    {reader, data_wait, woken}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in (data_wait, woken):
-                    if not waiter.done():
-                        waiter.cancel()
-                if reader in done:
-                    msg = reader.result()
-                    reader = None
-                    if msg is None or not self.handle_client(msg, io):
-                        return
+                    raise _StreamEnd
         finally:
-            if reader is not None and not reader.done():
-                reader.cancel()
+            if not drain.done():
+                drain.cancel()
+
+    async def _send_batch(self, batch: list[Transaction], io: StreamIO) -> None:
+        state = self.state
+        out = bytearray()
+        for tx in batch:
+            state.encode([tx], out)
+            if len(out) >= FLUSH_BYTES:
+                io.write(bytes(out))
+                out.clear()
+                await self._drain(io)
+        if self.on_sent is not None:
+            self.on_sent(batch[-1])
+        if self._history is None and self.source.end_pos <= state.sent:
+            out += state.keepalive()  # caught up: let the client confirm this far
+        if out:
+            io.write(bytes(out))
+        await self._drain(io)
+
+    async def _loop(self, io: StreamIO) -> None:
+        state = self.state
+        last_send = time.monotonic()
+        while True:
+            if self.cancelled:
+                raise PgError("57014", "canceling statement due to user request")
+            self._take_pending(io)
+            batch = self._next_batch()
+            if batch:
+                await self._send_batch(batch, io)
+                last_send = time.monotonic()
+                continue
+            # caught up: say where we are, then wait for data, a client message or a deadline
+            blocked = self.source.blocked_by_corruption()
+            if blocked is not None and self.source.end_pos <= state.sent:
+                raise blocked
+            now = time.monotonic()
+            if self._timed_out(now):
+                log.info("terminating walsender process due to replication timeout")
+                return
+            timeout = self.wal_sender_timeout
+            silent = now - state.last_client_message
+            if timeout > 0 and silent >= timeout / 2 and not state.ping_sent:
+                io.write(state.keepalive(reply_requested=True))
+                state.ping_sent = True
+                await self._drain(io)
+                last_send = now
+            elif now - last_send >= self.idle_keepalive:
+                io.write(state.keepalive())
+                await self._drain(io)
+                last_send = now
+            if self._reader is None:
+                self._reader = asyncio.ensure_future(io.read_message())
+            data_wait = asyncio.ensure_future(self.source.wait(state.sent, 1.0))
+            woken = asyncio.ensure_future(self._wakeup.wait())
+            await asyncio.wait(
+                {self._reader, data_wait, woken}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in (data_wait, woken):
+                if not waiter.done():
+                    waiter.cancel()
+            self._take_reader_message(io)
+
+
+class _StreamEnd(Exception):
+    """The client ended the stream (CopyDone, Terminate, EOF) or timed out."""
