@@ -1,0 +1,109 @@
+"""A bad frame in the middle of the spool: reported once, waited out, then XX001 past it only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from server_proc import PgshimServer
+from spoolkit import SpoolKit, end_pos
+
+pytestmark = pytest.mark.timeout(120)
+
+GRACE = 1.5
+
+
+def recvlogical(server: PgshimServer, *args: str, timeout: float = 30):
+    return subprocess.run(
+        ["pg_recvlogical", "-d", "reddb", "-n", *args],
+        env=server.env_for_clients(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def psql(server: PgshimServer, sql: str) -> str:
+    out = subprocess.run(
+        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def flip_byte(path: Path, offset: int) -> int:
+    """XOR one byte of the file in place (as a bad sector would); returns the original byte."""
+    with path.open("r+b") as f:
+        f.seek(offset)
+        original = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([original ^ 0x5A]))
+    return original
+
+
+def inserted_seqs(text: str) -> list[int]:
+    return [int(line.rsplit(":", 1)[1]) for line in text.splitlines() if "INSERT" in line]
+
+
+@pytest.fixture
+def server(spool: SpoolKit, tmp_path: Path):
+    proc = PgshimServer(
+        spool.path, tmp_path / "state", env={"PGSHIM_CORRUPTION_GRACE": str(GRACE)}
+    ).start()
+    yield proc
+    proc.stop()
+
+
+def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Path) -> None:
+    for seq in range(1, 6):
+        spool.insert("events", seq=seq)
+    assert psql(server, "SELECT pgshim_create_history_slot('behind', 'test_decoding')")
+    assert recvlogical(server, "-S", "live", "--create-slot", "-P", "test_decoding").returncode == 0
+
+    spool.insert("events", seq=6)
+    bad_offset = spool.path.stat().st_size
+    spool.insert("events", seq=7)
+    frame_size = spool.path.stat().st_size - bad_offset
+    spool.insert("events", seq=8)  # a good frame after the bad one: corruption, not a torn tail
+    flipped_at = bad_offset + frame_size // 2
+    original = flip_byte(spool.path, flipped_at)
+
+    started = time.monotonic()
+    live_out = tmp_path / "live.txt"
+    live = recvlogical(server, "-S", "live", "--start", "-f", str(live_out), "-o", "include-xids=0")
+    waited = time.monotonic() - started
+    # the session that needs LSN 7 gets what precedes it, then XX001 once the grace has passed
+    assert live.returncode != 0
+    assert inserted_seqs(live_out.read_text()) == [6]
+    assert "invalid page in RedDB spool" in live.stderr
+    assert f"at byte offset {bad_offset}:" in live.stderr
+    assert waited >= GRACE * 0.9
+
+    status = psql(server, "SELECT corrupt_offset, corrupt_reason IS NOT NULL FROM pgshim_spool")
+    assert status == f"{bad_offset}|t"
+
+    # a session still behind the bad frame streams everything before it, after the grace too
+    behind_out = tmp_path / "behind.txt"
+    behind = recvlogical(
+        server, "-S", "behind", "--start", "-f", str(behind_out), "--endpos", end_pos(6)
+    )
+    assert behind.returncode == 0, behind.stderr
+    assert inserted_seqs(behind_out.read_text()) == [1, 2, 3, 4, 5, 6]
+
+    # the server stayed up and logged the bad frame once, however often it re-read it
+    assert psql(server, "SELECT 1") == "1"
+    assert server.log().count(f"bad frame at byte offset {bad_offset}") == 1
+
+    # RedDB repairs the frame: the status clears and the stream goes on past it
+    flip_byte(spool.path, flipped_at)
+    with spool.path.open("rb") as f:
+        f.seek(flipped_at)
+        assert f.read(1)[0] == original
+    os.utime(spool.path)
+    repaired_out = tmp_path / "repaired.txt"
+    repaired = recvlogical(
+        server, "-S", "live", "--start", "-f", str(repaired_out), "--endpos", end_pos(8)
+    )
+    assert repaired.returncode == 0, repaired.stderr
+    assert inserted_seqs(repaired_out.read_text())[-2:] == [7, 8]
+    assert psql(server, "SELECT corrupt_offset IS NULL FROM pgshim_spool") == "t"
