@@ -25,6 +25,7 @@ from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import scan_frames
 from pgshim.spool.generate import write_workload
+from pgshim.status import add_status_command
 
 PROGRESS_MIN_BYTES = 16 << 20
 FOLLOW_INTERVAL_S = 0.2
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_spool_commands(commands)
     add_server_commands(commands)
+    add_status_command(commands)
     return parser
 
 

@@ -31,6 +31,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     parser.add_argument("--log-format", choices=("text", "json"))
     parser.add_argument("--log-level")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
 
 
 def add_server_commands(commands: argparse._SubParsersAction) -> None:
@@ -46,6 +47,10 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
     add_server_arguments(demo)
     demo.set_defaults(handler=cmd_demo)
 
+    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file", metavar="FILE", help="TOML configuration file")
+    check.set_defaults(handler=cmd_check_config)
+
 
 def load_config(args: argparse.Namespace, **extra: Any) -> Config:
     overrides = {
@@ -57,6 +62,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "tls_key": args.tls_key,
         "log_format": args.log_format,
         "log_level": args.log_level,
+        "metrics_port": args.metrics_port,
         **extra,
     }
     return Config.load(args.config, overrides=overrides)
@@ -69,6 +75,11 @@ def serve(config: Config) -> int:
     if not config.spool:
         raise ConfigError("spool", "no spool given (use --spool, PGSHIM_SPOOL or the config file)")
     app = Application(config)
+    if config.metrics_port is not None:
+        from pgshim.metrics import start_metrics
+
+        metrics = start_metrics(app, config.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
     runner: Any = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
@@ -84,6 +95,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"pgshim: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Load FILE (with PGSHIM_* variables over it) as ``serve`` would, without serving."""
+    try:
+        config = Config.load(args.file)
+    except ConfigError as exc:
+        print(f"pgshim: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok")
+    for name in ("host", "port", "database", "spool", "state_dir", "log_format", "metrics_port"):
+        print(f"  {name} = {getattr(config, name)!r}")
+    for name, user in sorted(config.users.items()):
+        print(f"  users.{name}: {user.method}{', replication' if user.replication else ''}")
+    if not config.spool and not config.source:
+        print("  note: no spool set; give --spool when serving")
+    return 0
 
 
 class DemoWriter(threading.Thread):
