@@ -249,7 +249,7 @@ class Catalog:
     def _parse(self, sql: str) -> exp.Expression:
         try:
             tree = sqlglot.parse_one(sql, read="postgres")
-        except sqlglot.errors.ParseError as error:
+        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
             raise PgError("42601", f"syntax error: {str(error).splitlines()[0]}") from None
         if tree is None:
             raise PgError("42601", "syntax error")
