@@ -1,0 +1,139 @@
+"""Performance properties checked by counting work, not by timing it.
+
+* every session streaming with the same plugin and options shares one decode and one render of
+  each change; a session with other options renders its own once;
+* tailing the spool reads each new byte once (O(new bytes) per poll, never the whole file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pgshim.logical.publications import ALL_ACTIONS, Publication, PublicationFilter
+from pgshim.logical.relations import RelationRegistry
+from pgshim.logical.source import ChangeSource
+from pgshim.logical.transactions import TransactionBuilder
+from pgshim.plugins import pgoutput, test_decoding
+from pgshim.plugins.base import PluginContext
+from pgshim.reddb.entity import decode_entity
+from pgshim.reddb.identity import IdentityMap
+from pgshim.spool import follower as follower_module
+from pgshim.spool.follower import SpoolFollower
+from pgshim.spool.generate import write_workload
+from pgshim.state import open_state
+from pgshim.walsender.stream import StreamState
+
+
+class Counter:
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.wrapped(*args, **kwargs)
+
+
+def make_source(tmp_path: Path, records: int) -> tuple[ChangeSource, Counter]:
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), records, seed=3, fsync=False)
+    conn = open_state(tmp_path / "state")
+    decode = Counter(decode_entity)
+    builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn), decode=decode)
+    source = ChangeSource(SpoolFollower(spool), builder, ring_size=records + 1)
+    return source, decode
+
+
+def stream_all(source: ChangeSource, state: StreamState) -> bytes:
+    out = bytearray()
+    state.encode(source.read(state.sent, 10**9), out)
+    # the send time in each XLogData header differs between sessions: compare the payloads
+    return bytes(out[:1]) + b"".join(
+        payload for tx in source.read(0, 10**9) for _, payload in state.plugin.encode(tx)
+    )
+
+
+def test_sessions_with_the_same_options_decode_and_render_each_change_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, decode = make_source(tmp_path, 300)
+    assert source.ingest() > 0
+    transactions = source.read(0, 10**9)
+    changes = sum(len(tx.changes) for tx in transactions)
+    assert changes > 0
+    decoded_once = decode.calls
+    render = Counter(test_decoding.render_change)
+    monkeypatch.setattr(test_decoding, "render_change", render)
+    ctx = PluginContext()
+
+    sessions = [StreamState(test_decoding.TestDecodingPlugin({}, ctx), 0) for _ in range(4)]
+    outputs = {stream_all(source, state) for state in sessions}
+    assert len(outputs) == 1
+    assert render.calls == changes
+    assert decode.calls == decoded_once
+
+    other = StreamState(test_decoding.TestDecodingPlugin({"include-xids": "0"}, ctx), 0)
+    assert stream_all(source, other) not in outputs
+    assert render.calls == 2 * changes
+    assert all(s.changes_sent == changes + 2 * len(transactions) for s in [*sessions, other])
+
+
+class _AllTables:
+    def resolve(self, names: list[str]) -> PublicationFilter:
+        everything = Publication("all", True, frozenset(ALL_ACTIONS), ())
+        return PublicationFilter((everything,))
+
+
+def test_pgoutput_sessions_share_the_encoded_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = make_source(tmp_path, 200)
+    source.ingest()
+    transactions = source.read(0, 10**9)
+    changes = sum(len(tx.changes) for tx in transactions)
+    relations = len({c.relation.oid for tx in transactions for c in tx.changes})
+    change_message = Counter(pgoutput.change_message)
+    relation_message = Counter(pgoutput.relation_message)
+    monkeypatch.setattr(pgoutput, "change_message", change_message)
+    monkeypatch.setattr(pgoutput, "relation_message", relation_message)
+    ctx = PluginContext(publications=_AllTables())  # type: ignore[arg-type]
+    options = {"proto_version": "1", "publication_names": "all"}
+    outputs = {
+        stream_all(source, StreamState(pgoutput.PgOutputPlugin(options, ctx), 0)) for _ in range(3)
+    }
+    assert len(outputs) == 1
+    assert changes > 0
+    assert change_message.calls == changes
+    # Relation messages are per session: each session announces each table once
+    assert 0 < relation_message.calls <= 3 * relations
+
+
+def test_tailing_reads_each_new_byte_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = tmp_path / "data.rdb.logical.wal"
+    read_bytes = 0
+    real_pread = os.pread
+
+    def counting_pread(fd: int, size: int, offset: int) -> bytes:
+        nonlocal read_bytes
+        data = real_pread(fd, size, offset)
+        read_bytes += len(data)
+        return data
+
+    monkeypatch.setattr(follower_module.os, "pread", counting_pread)
+    write_workload(str(spool), 500, seed=1, fsync=False)
+    follower = SpoolFollower(spool, chunk_size=4096)
+    first = follower.poll()
+    assert read_bytes == spool.stat().st_size
+    for round_ in range(5):
+        before_size, before_read = spool.stat().st_size, read_bytes
+        write_workload(
+            str(spool), 40, seed=10 + round_, fsync=False, start_lsn=10_000 * (round_ + 1)
+        )
+        new = follower.poll()
+        assert len(new) == 40
+        assert read_bytes - before_read == spool.stat().st_size - before_size
+    assert follower.poll() == []
+    assert len(first) == 500
