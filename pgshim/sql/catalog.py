@@ -620,6 +620,8 @@ def _pg_error(error: Exception) -> PgError:
         return PgError("42P01", text.splitlines()[0])
     if "Referenced column" in text or "not found in FROM clause" in text:
         return PgError("42703", text.splitlines()[0])
+    if "Type with name" in text and "does not exist" in text:
+        return PgError("42704", text.splitlines()[0])
     if "Scalar Function" in text and "does not exist" in text:
         return PgError("42883", text.splitlines()[0])
     if kind in ("ParserException",):
