@@ -8,11 +8,13 @@ over, or shrunk) is detected and reading resumes after the last delivered record
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 from pgshim.spool.frames import Frame, FrameProblem, scan_frames
 from pgshim.spool.index import SpoolIndex
@@ -43,27 +45,60 @@ class SpoolStatus:
 
 
 class DeliveredLsns:
-    """Which LSNs were already delivered: exact for the recent window, a floor below it."""
+    """Which LSNs were delivered: the recent ones exactly, a floor below them.
 
-    def __init__(self, floor: int = 0, window: int = DELIVERED_WINDOW) -> None:
+    Recording is cheap (one list per poll); the set is only built when a prune or a seek makes
+    filtering necessary, and filtering stops once the records are past everything delivered.
+    """
+
+    def __init__(self, window: int = DELIVERED_WINDOW) -> None:
         self._window = window
-        self.reset(floor)
+        self._batches: deque[list[int]] = deque()
+        self._count = 0
+        self.floor = -1  # every LSN <= floor counts as delivered while filtering
+        self._seen: set[int] = set()
+        self._seen_max = -1
+        self.filtering = False
+
+    def record(self, lsns: list[int]) -> None:
+        if not lsns:
+            return
+        self._batches.append(lsns)
+        self._count += len(lsns)
+        while self._count - len(self._batches[0]) >= self._window:
+            oldest = self._batches.popleft()
+            self._count -= len(oldest)
+            self.floor = max(self.floor, max(oldest))
+
+    def start_filtering(self) -> None:
+        """After a prune: skip everything delivered before it."""
+        self._seen = set(chain.from_iterable(self._batches))
+        self._seen_max = max(self._seen, default=self.floor)
+        self._seen_max = max(self._seen_max, self.floor)
+        self.filtering = True
 
     def reset(self, floor: int) -> None:
-        self.floor = floor  # every LSN <= floor counts as delivered
-        self._recent: set[int] = set()
-        self._order: deque[int] = deque()
+        """After a seek: deliver only LSNs above floor."""
+        self._batches.clear()
+        self._count = 0
+        self.floor = floor
+        self._seen = set()
+        self._seen_max = floor
+        self.filtering = True
 
     def __contains__(self, lsn: int) -> bool:
-        return lsn <= self.floor or lsn in self._recent
+        return lsn <= self.floor or lsn in self._seen or any(lsn in b for b in self._batches)
 
-    def add(self, lsn: int) -> None:
-        self._recent.add(lsn)
-        self._order.append(lsn)
-        if len(self._order) > self._window:
-            oldest = self._order.popleft()
-            self._recent.discard(oldest)
-            self.floor = max(self.floor, oldest)
+    def select(self, frames: list[Frame]) -> list[Frame]:
+        """The frames not delivered yet."""
+        if not self.filtering or not frames:
+            return frames
+        floor, seen = self.floor, self._seen
+        fresh = [f for f in frames if f.lsn > floor and f.lsn not in seen]
+        if len(fresh) == len(frames) and min(f.lsn for f in frames) > self._seen_max:
+            self.filtering = False
+            self._seen = set()
+        return fresh
 
 
 class SpoolFollower:
@@ -89,6 +124,15 @@ class SpoolFollower:
         """New complete frames since the last poll, in file order (never raises on bad bytes)."""
         if not self._refresh():
             return []
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # frames hold no cycles; collecting while reading many of them is waste
+        try:
+            return self._read_new()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _read_new(self) -> list[Frame]:
         assert self._fd is not None
         if self._problem is not None:
             self._pending = b""  # re-read the bad frame: RedDB may have repaired or rewritten it
@@ -101,12 +145,9 @@ class SpoolFollower:
             data = self._pending + chunk if self._pending else chunk
             result = scan_frames(data, self._offset)
             self._catalog(result.frames)
-            is_delivered = self._delivered.__contains__
-            mark = self._delivered.add
-            for frame in result.frames:
-                if not is_delivered(frame.lsn):
-                    mark(frame.lsn)
-                    delivered.append(frame)
+            fresh = self._delivered.select(result.frames)
+            self._delivered.record([f.lsn for f in fresh])
+            delivered.extend(fresh)
             self._offset += result.consumed
             self._pending = data[result.consumed :]
             self._set_problem(result.problem)
@@ -197,6 +238,7 @@ class SpoolFollower:
         self._offset = 0
         self._pending = b""
         self._index.reset()
+        self._delivered.start_filtering()
         self._problem = None
         prunes = self.status.prunes + 1
         self.status = SpoolStatus(path=self.path, prunes=prunes)
@@ -205,25 +247,34 @@ class SpoolFollower:
         """Index the records read for the first time and count them in the status."""
         status = self.status
         index_add = self._index.add
+        layouts = status.layouts_seen
+        first, last = status.first_lsn, status.last_lsn
+        records = status.records
+        gaps = status.gaps
+        out_of_order = status.out_of_order
         for frame in frames:
-            if not index_add(frame.lsn, frame.offset, frame.size):
-                continue
             lsn = frame.lsn
-            status.records += 1
-            status.layouts_seen.add(frame.layout)
-            if status.last_lsn is None:
-                status.first_lsn = status.last_lsn = lsn
+            if not index_add(lsn, frame.offset, frame.size):
                 continue
-            if lsn > status.last_lsn:
-                status.gaps += lsn - status.last_lsn - 1
-                status.last_lsn = lsn
-            elif lsn < status.last_lsn:
-                status.out_of_order += 1
-                if lsn < status.first_lsn:  # type: ignore[operator]
-                    status.gaps += status.first_lsn - lsn - 1  # type: ignore[operator]
-                    status.first_lsn = lsn
-                elif status.gaps:
-                    status.gaps -= 1  # it fills a hole counted before
+            records += 1
+            if frame.layout not in layouts:
+                layouts.add(frame.layout)
+            if last is None or first is None:
+                first = last = lsn
+            elif lsn > last:
+                gaps += lsn - last - 1
+                last = lsn
+            elif lsn < last:
+                out_of_order += 1
+                if lsn < first:
+                    gaps += first - lsn - 1
+                    first = lsn
+                elif gaps:
+                    gaps -= 1  # it fills a hole counted before
+        status.records = records
+        status.first_lsn, status.last_lsn = first, last
+        status.gaps = gaps
+        status.out_of_order = out_of_order
 
     def _extend_index(self) -> None:
         """Index the records between the end of the index and the end of the file."""

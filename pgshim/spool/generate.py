@@ -239,7 +239,35 @@ class _State:
     next_entity_id: int = 1
     next_xid: int = 1
     next_row_id: dict[str, int] = field(default_factory=dict)
-    live: dict[str, dict[int, _Row]] = field(default_factory=dict)
+    live: dict[str, _LiveRows] = field(default_factory=dict)
+
+
+class _LiveRows:
+    """Rows not deleted yet; O(1) random pick and removal."""
+
+    def __init__(self) -> None:
+        self._rows: list[_Row] = []
+        self._position: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[int]:  # logical ids
+        return iter(self._position)
+
+    def add(self, row: _Row) -> None:
+        self._position[row.logical_id] = len(self._rows)
+        self._rows.append(row)
+
+    def pick(self, rng: random.Random) -> _Row:
+        return self._rows[rng.randrange(len(self._rows))]
+
+    def remove(self, row: _Row) -> None:
+        index = self._position.pop(row.logical_id)
+        last = self._rows.pop()
+        if last is not row:
+            self._rows[index] = last
+            self._position[last.logical_id] = index
 
 
 class Workload:
@@ -329,7 +357,7 @@ class Workload:
         first = next(iter(COLLECTIONS[collection]))
         values[first] = TypedValue(values[first].type_code, values[first].type_oid, row_id)
         row = _Row(physical, physical, row_id, values)
-        st.live.setdefault(collection, {})[row.logical_id] = row
+        st.live.setdefault(collection, _LiveRows()).add(row)
         return row
 
     def _xid(self) -> int:
@@ -341,7 +369,7 @@ class Workload:
         rng = self.rng
         roll = rng.random()
         collection = rng.choice(list(COLLECTIONS))
-        live = self.state.live.get(collection, {})
+        live = self.state.live.setdefault(collection, _LiveRows())
         if roll < 0.002:
             return [self._refresh()]
         if roll < 0.10 and collection == "orders":
@@ -355,7 +383,7 @@ class Workload:
             row = self._new_row(collection)
             entity = self._entity(collection, row, self._xid())
             return [self._record("insert", collection, row.physical_id, entity)]
-        row = live[rng.choice(list(live))]
+        row = live.pick(rng)
         if roll < 0.85:
             name = rng.choice(list(COLLECTIONS[collection])[1:])
             row.values[name] = sample_value(COLLECTIONS[collection][name], rng)
@@ -363,13 +391,13 @@ class Workload:
             self.state.next_entity_id += 1
             entity = self._entity(collection, row, self._xid())
             return [self._record("update", collection, row.physical_id, entity)]
-        del live[row.logical_id]
+        live.remove(row)
         return [self._record("delete", collection, row.physical_id, None)]
 
     def _refresh(self) -> dict:
         record = self._record("refresh", REFRESHED_VIEW, 0, None)
         rows = []
-        for i, user_id in enumerate(sorted(self.state.live.get("users", {}))[:5], start=1):
+        for i, user_id in enumerate(sorted(self.state.live.get("users", ()))[:5], start=1):
             total = TypedValue(26, 1700, Decimal(self.rng.randint(0, 10**8)).scaleb(-4))
             entity = Entity(
                 id=10_000_000 + i,
