@@ -214,3 +214,28 @@ def test_follower_never_writes_the_spool(tmp_path: Path) -> None:
     assert lsns(follower.poll()) == [1]
     assert follower.status.corrupt_reason == "unknown frame version 9"
     assert path.read_bytes() == raw
+
+
+def test_prune_after_out_of_order_records_skips_exactly_the_delivered(tmp_path: Path) -> None:
+    path = tmp_path / "spool.logical.wal"
+    path.write_bytes(b"".join(frame(i) for i in [1, 2, 4, 3, 5]))
+    follower = SpoolFollower(path)
+    assert lsns(follower.poll()) == [1, 2, 4, 3, 5]
+    tmp = tmp_path / "new"
+    tmp.write_bytes(b"".join(frame(i) for i in [3, 4, 5, 7, 6, 8]))
+    os.rename(tmp, path)
+    assert lsns(follower.poll()) == [7, 6, 8]
+    with open(path, "ab") as f:
+        f.write(frame(9))
+    assert lsns(follower.poll()) == [9]
+
+
+def test_delivered_window_keeps_a_floor_for_old_lsns() -> None:
+    from pgshim.spool.follower import DeliveredLsns
+
+    delivered = DeliveredLsns(window=4)
+    for batch in ([1, 2], [4, 3], [5, 6], [7]):
+        delivered.record(batch)
+    assert delivered.floor == 2  # the oldest batch left the exact window
+    assert 1 in delivered and 3 in delivered and 7 in delivered
+    assert 8 not in delivered
