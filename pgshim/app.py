@@ -16,7 +16,7 @@ from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
-from pgshim.plugins import PluginContext, load_plugin
+from pgshim.plugins import PluginContext, check_plugin
 from pgshim.reddb.identity import IdentityMap
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
@@ -155,13 +155,13 @@ class Application:
     def _sql_create_slot(
         self, name: str, plugin: str, temporary: bool = False, two_phase: bool = False
     ) -> str:
-        load_plugin(plugin, {}, self.plugin_context)
+        check_plugin(plugin)
         slot = self.create_slot(name, plugin, temporary=False, two_phase=bool(two_phase), pid=0)
         return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
 
     def _sql_create_history_slot(self, name: str, plugin: str) -> str:
         """pgshim's own: a slot whose consumer reads every change the spool still retains."""
-        load_plugin(plugin, {}, self.plugin_context)
+        check_plugin(plugin)
         slot = self.create_slot(
             name, plugin, temporary=False, two_phase=False, pid=0, from_oldest=True
         )

@@ -133,7 +133,15 @@ class PgCluster:
                 sql,
             ]
         )
-        return result.stdout
+        return result.stdout.strip()
+
+    def restart(self) -> None:
+        """A fast shutdown and start of the same cluster (settings and data kept)."""
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                   "-m", "fast", "-w", "restart"])  # fmt: skip
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def stop(self) -> None:
         if self.started:

@@ -7,19 +7,37 @@ known to the test without going through pgshim's decoder.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
+import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from pgshim.reddb.entity import Entity, Field, encode_entity
 from pgshim.reddb.values import TypedValue
 from pgshim.spool.writer import SpoolWriter
 
-INTEGER, FLOAT, TEXT, BOOLEAN = 2, 4, 5, 1
-_CODES = {bool: (BOOLEAN, 16), int: (INTEGER, 20), float: (FLOAT, 701), str: (TEXT, 25)}
+# Python type -> (RedDB value type byte, PostgreSQL type OID)
+_CODES: dict[type, tuple[int, int]] = {
+    bool: (1, 16),  # Boolean -> boolean
+    int: (2, 20),  # Integer -> bigint
+    float: (4, 701),  # Float -> double precision
+    str: (5, 25),  # Text -> text
+    bytes: (6, 17),  # Blob -> bytea
+    dt.datetime: (29, 1184),  # TimestampMs -> timestamptz
+    dt.date: (24, 1082),  # Date -> date
+    uuid.UUID: (13, 2950),  # Uuid -> uuid
+    Decimal: (26, 1700),  # Decimal (scale 4) -> numeric
+}
 
 
 def typed(value: object) -> TypedValue:
+    if isinstance(value, TypedValue):
+        return value
+    if isinstance(value, dict | list):
+        return TypedValue(12, 3802, json.dumps(value))  # Json -> jsonb
     code, oid = _CODES[type(value)]
     return TypedValue(code, oid, value)
 

@@ -156,6 +156,8 @@ class RelationRegistry:
         for collection in list(self._declared):
             if collection in self._relations:
                 self._apply_declaration(collection)
+            else:
+                self.get(collection)  # declared tables exist before their first record
 
     def relations(self) -> list[Relation]:
         return sorted(self._relations.values(), key=lambda relation: relation.oid)

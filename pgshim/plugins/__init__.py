@@ -8,6 +8,12 @@ from pgshim.plugins.base import Message, OutputPlugin, PluginContext
 PLUGIN_NAMES = ("test_decoding", "wal2json", "pgoutput", "reddb")
 
 
+def check_plugin(name: str) -> None:
+    """Refuse a plugin pgshim does not have, as PostgreSQL refuses a missing library."""
+    if name not in PLUGIN_NAMES:
+        raise PgError("58P01", f'could not access file "{name}": No such file or directory')
+
+
 def load_plugin(name: str, options: dict[str, str | None], ctx: PluginContext) -> OutputPlugin:
     """The plugin called ``name``, its options validated (PgError with PostgreSQL's wording)."""
     if name == "test_decoding":
@@ -29,4 +35,11 @@ def load_plugin(name: str, options: dict[str, str | None], ctx: PluginContext) -
     raise PgError("58P01", f'could not access file "{name}": No such file or directory')
 
 
-__all__ = ["Message", "OutputPlugin", "PluginContext", "PLUGIN_NAMES", "load_plugin"]
+__all__ = [
+    "Message",
+    "OutputPlugin",
+    "PluginContext",
+    "PLUGIN_NAMES",
+    "check_plugin",
+    "load_plugin",
+]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.positions import covered_lsn
-from pgshim.plugins import load_plugin
+from pgshim.plugins import check_plugin, load_plugin
 from pgshim.sql.results import ColumnDesc, CommandResult, RowsResult
 from pgshim.walsender import commands as cmd
 from pgshim.walsender.stream import ReplicationStream, StreamState
@@ -97,7 +97,7 @@ class ReplicationExecutor:
                 "CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') must not be called inside a transaction",
             )
         assert command.plugin is not None
-        load_plugin(command.plugin, {}, self.app.plugin_context)  # existence check only
+        check_plugin(command.plugin)
         slot = self.app.create_slot(
             command.name,
             command.plugin,

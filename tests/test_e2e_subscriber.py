@@ -1,0 +1,154 @@
+"""A real PostgreSQL 15 subscriber applying RedDB's changes through pgshim (CREATE SUBSCRIPTION)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pgcluster import PgCluster, pg_bindir
+
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL server binaries are not installed"),
+]
+
+USERS_DDL = """
+CREATE TABLE users (
+    rid bigint PRIMARY KEY, active boolean, balance numeric, born date, id uuid,
+    joined timestamptz, name text, photo bytea, prefs jsonb, score double precision, visits bigint
+)"""
+USERS_COLUMNS = "rid, active, balance, born, id, joined, name, photo, prefs, score, visits"
+
+
+def user_values(i: int) -> dict[str, object]:
+    return {
+        "active": i % 2 == 0,
+        "balance": Decimal(f"{i * 10}.{i:04d}"),
+        "born": dt.date(1990, 1 + i % 12, 1 + i % 28),
+        "id": uuid.UUID(int=i * 7919),
+        "joined": dt.datetime(2026, 1, 1, 12, 0, i % 60, 125000, tzinfo=dt.UTC),
+        "name": f"user {i} o'neil",
+        "photo": bytes([i % 256, 0, 255]),
+        "prefs": {"theme": "dark" if i % 2 else "light", "n": i},
+        "score": i / 8,
+        "visits": i * 1000,
+    }
+
+
+def expected_text(rid: int, values: dict[str, object]) -> str:
+    """The row as psql -At prints it on the subscriber, from the values the test wrote."""
+    v = values
+    joined = v["joined"].strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0") + "+00"  # type: ignore[union-attr]
+    prefs = '{"n": %d, "theme": "%s"}' % (v["prefs"]["n"], v["prefs"]["theme"])  # type: ignore[index]
+    return "|".join([
+        str(rid), "t" if v["active"] else "f", str(v["balance"]), v["born"].isoformat(),  # type: ignore[union-attr]
+        str(v["id"]), joined, str(v["name"]), "\\x" + v["photo"].hex(), prefs,  # type: ignore[union-attr]
+        repr(v["score"]).removesuffix(".0"), str(v["visits"]),
+    ])  # fmt: skip
+
+
+@pytest.fixture
+def subscriber(tmp_path: Path):
+    cluster = PgCluster(tmp_path / "subscriber").start()
+    cluster.psql(USERS_DDL)
+    yield cluster
+    cluster.stop()
+
+
+def psql_pgshim(server, sql: str) -> str:
+    out = subprocess.run(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        env=server.env_for_clients(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def wait_until_equal(subscriber: PgCluster, expected: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    rows: list[str] = []
+    while time.monotonic() < deadline:
+        out = subscriber.psql(f"SELECT {USERS_COLUMNS} FROM users ORDER BY rid")
+        rows = out.splitlines() if out else []
+        if rows == expected:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"subscriber rows differ:\n{rows}\nexpected:\n{expected}")
+
+
+APPLY_ERRORS = ("duplicate key", "could not", "does not exist", "did not send", "incorrect")
+
+
+def apply_errors(subscriber: PgCluster) -> list[str]:
+    """Errors of the apply worker, less the lost connection that a kill -9 of pgshim causes."""
+    return [
+        line
+        for line in subscriber.log_text().splitlines()
+        if "ERROR" in line
+        and any(marker in line for marker in APPLY_ERRORS)
+        and "could not receive data from WAL stream" not in line
+    ]
+
+
+def test_subscriber_copy_data_false_applies_live_changes(spool, pgshim, subscriber) -> None:
+    spool.insert("users", **user_values(0))  # the collection exists before the subscription
+    server = pgshim(spool.path)
+    psql_pgshim(server, "CREATE PUBLICATION pub FOR ALL TABLES")
+    subscriber.psql(
+        f"CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 port={server.port} user=postgres"
+        " dbname=reddb' PUBLICATION pub WITH (copy_data = false)"
+    )
+    mine: dict[int, dict[str, object]] = {}
+    for i in range(1, 11):
+        _, rid = spool.insert("users", **user_values(i))
+        mine[rid] = user_values(i)
+    rids = sorted(mine)
+    for step in range(3):  # several updates of the same row: each gets a new physical id
+        mine[rids[0]] |= {"name": f"renamed {step}", "visits": step}
+        spool.update("users", rids[0], name=f"renamed {step}", visits=step)
+    spool.delete("users", rids[1])
+    del mine[rids[1]]
+    wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
+    slot = psql_pgshim(server, "SELECT slot_name, active FROM pg_replication_slots")
+    assert slot == "sub|t"
+    assert psql_pgshim(server, "SELECT application_name, state FROM pg_stat_replication") == (
+        "sub|streaming"
+    )
+
+    # kill -9 pgshim and restart the subscriber in the middle of a burst
+    for i in range(11, 21):
+        _, rid = spool.insert("users", **user_values(i))
+        mine[rid] = user_values(i)
+        if i == 15:
+            server.kill()
+            server.start()
+        if i == 18:
+            subscriber.restart()
+    spool.update("users", rids[2], score=99.5)
+    mine[rids[2]]["score"] = 99.5
+    spool.delete("users", rids[3])
+    del mine[rids[3]]
+    wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
+    assert apply_errors(subscriber) == []
+
+
+def test_subscriber_binary_mode(spool, pgshim, subscriber) -> None:
+    spool.insert("users", **user_values(0))
+    server = pgshim(spool.path)
+    psql_pgshim(server, "CREATE PUBLICATION pub FOR TABLE users")
+    subscriber.psql(
+        f"CREATE SUBSCRIPTION subbin CONNECTION 'host=127.0.0.1 port={server.port} user=postgres"
+        " dbname=reddb' PUBLICATION pub WITH (copy_data = false, binary = true, streaming = on)"
+    )
+    mine = {}
+    for i in range(1, 6):
+        _, rid = spool.insert("users", **user_values(i))
+        mine[rid] = user_values(i)
+    wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
+    subscriber.psql("DROP SUBSCRIPTION subbin")
+    assert psql_pgshim(server, "SELECT count(*) FROM pg_replication_slots") == "0"
