@@ -44,7 +44,7 @@ def expected_text(rid: int, values: dict[str, object]) -> str:
     """The row as psql -At prints it on the subscriber, from the values the test wrote."""
     v = values
     joined = v["joined"].strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0") + "+00"  # type: ignore[union-attr]
-    prefs = '{"n": %d, "theme": "%s"}' % (v["prefs"]["n"], v["prefs"]["theme"])  # type: ignore[index]
+    prefs = f'{{"n": {v["prefs"]["n"]}, "theme": "{v["prefs"]["theme"]}"}}'  # type: ignore[index]
     return "|".join([
         str(rid), "t" if v["active"] else "f", str(v["balance"]), v["born"].isoformat(),  # type: ignore[union-attr]
         str(v["id"]), joined, str(v["name"]), "\\x" + v["photo"].hex(), prefs,  # type: ignore[union-attr]
