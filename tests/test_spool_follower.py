@@ -239,3 +239,14 @@ def test_delivered_window_keeps_a_floor_for_old_lsns() -> None:
     assert delivered.floor == 2  # the oldest batch left the exact window
     assert 1 in delivered and 3 in delivered and 7 in delivered
     assert 8 not in delivered
+
+
+def test_poll_max_bytes_bounds_one_call(tmp_path: Path) -> None:
+    path = tmp_path / "spool.logical.wal"
+    path.write_bytes(b"".join(frame(i) for i in range(1, 101)))
+    follower = SpoolFollower(path, chunk_size=256)
+    batches = []
+    while batch := follower.poll(max_bytes=512):
+        batches.append(lsns(batch))
+    assert len(batches) > 1
+    assert [lsn for b in batches for lsn in b] == list(range(1, 101))

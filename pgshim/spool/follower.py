@@ -120,20 +120,25 @@ class SpoolFollower:
 
     # -- public API ------------------------------------------------------------------------
 
-    def poll(self) -> list[Frame]:
-        """New complete frames since the last poll, in file order (never raises on bad bytes)."""
+    def poll(self, max_bytes: int | None = None) -> list[Frame]:
+        """New complete frames since the last poll, in file order (never raises on bad bytes).
+
+        max_bytes bounds the bytes consumed by one call (at chunk granularity); the rest waits
+        for the next poll.
+        """
         if not self._refresh():
             return []
         gc_was_enabled = gc.isenabled()
         gc.disable()  # frames hold no cycles; collecting while reading many of them is waste
         try:
-            return self._read_new()
+            return self._read_new(max_bytes)
         finally:
             if gc_was_enabled:
                 gc.enable()
 
-    def _read_new(self) -> list[Frame]:
+    def _read_new(self, max_bytes: int | None) -> list[Frame]:
         assert self._fd is not None
+        stop_at = None if max_bytes is None else self._offset + max_bytes
         if self._problem is not None:
             self._pending = b""  # re-read the bad frame: RedDB may have repaired or rewritten it
         delivered: list[Frame] = []
@@ -152,6 +157,8 @@ class SpoolFollower:
             self._pending = data[result.consumed :]
             self._set_problem(result.problem)
             if result.problem is not None or len(chunk) < self.chunk_size:
+                break
+            if stop_at is not None and self._offset >= stop_at:
                 break
         self.status.offset = self._offset
         return delivered
