@@ -43,16 +43,35 @@ def render_value(type_oid: int, value: Any) -> str:
     return quote_literal(text)
 
 
+# id(columns) -> (columns, " name[type]:" per column); the identity and length check catch a
+# relation whose column list was replaced or extended
+_HEADERS: dict[int, tuple[list[Column], list[str]]] = {}
+
+
+def column_headers(columns: list[Column]) -> list[str]:
+    hit = _HEADERS.get(id(columns))
+    if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
+        return hit[1]
+    headers = [
+        f" {quote_identifier(c.name)}[{pgtypes.BY_OID[c.type_oid].sql_name}]:" for c in columns
+    ]
+    if len(_HEADERS) > 4096:
+        _HEADERS.clear()
+    _HEADERS[id(columns)] = (columns, headers)
+    return headers
+
+
 def render_tuple(columns: list[Column], values: list[Any], *, skip_nulls: bool) -> str:
+    headers = column_headers(columns)
     parts = []
+    count = len(values)
     for index, column in enumerate(columns):
-        value = values[index] if index < len(values) else None
-        if value is None and skip_nulls:
+        value = values[index] if index < count else None
+        if value is None:
+            if not skip_nulls:
+                parts.append(headers[index] + "null")
             continue
-        type_name = pgtypes.BY_OID[column.type_oid].sql_name
-        parts.append(
-            f" {quote_identifier(column.name)}[{type_name}]:{render_value(column.type_oid, value)}"
-        )
+        parts.append(headers[index] + render_value(column.type_oid, value))
     return "".join(parts)
 
 

@@ -27,6 +27,8 @@ def read_varu(buf: Buffer, pos: int, *, max_shift: int = 70) -> tuple[int, int]:
 
 
 def read_varu32(buf: Buffer, pos: int) -> tuple[int, int]:
+    if pos < len(buf) and buf[pos] < 0x80:  # one-byte varints are most of them
+        return buf[pos], pos + 1
     value, pos2 = read_varu(buf, pos, max_shift=35)
     if value > 0xFFFFFFFF:
         raise ChangeDecodeError("varu32 out of range", position=pos)
@@ -34,6 +36,8 @@ def read_varu32(buf: Buffer, pos: int) -> tuple[int, int]:
 
 
 def read_varu64(buf: Buffer, pos: int) -> tuple[int, int]:
+    if pos < len(buf) and buf[pos] < 0x80:
+        return buf[pos], pos + 1
     value, pos2 = read_varu(buf, pos, max_shift=70)
     if value > 0xFFFFFFFFFFFFFFFF:
         raise ChangeDecodeError("varu64 out of range", position=pos)
@@ -50,9 +54,11 @@ def read_bytes(buf: Buffer, pos: int, size: int) -> tuple[bytes, int]:
 def read_str(buf: Buffer, pos: int) -> tuple[str, int]:
     start = pos
     size, pos = read_varu32(buf, pos)
-    raw, pos = read_bytes(buf, pos, size)
+    end = pos + size
+    if end > len(buf):
+        raise ChangeDecodeError(f"truncated: need {size} bytes", position=pos)
     try:
-        return raw.decode("utf-8"), pos
+        return str(buf[pos:end], "utf-8"), end
     except UnicodeDecodeError:
         raise ChangeDecodeError("invalid UTF-8 in string", position=start) from None
 
