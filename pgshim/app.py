@@ -14,6 +14,7 @@ from pgshim.errors import PgError
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.snapshot import materialize
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.plugins import PluginContext, check_plugin
@@ -22,8 +23,9 @@ from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.sql.catalog import CATALOG_VIEWS, Catalog, ServerFacts
+from pgshim.sql.copy import parse_copy_to_stdout, text_row
 from pgshim.sql.providers import CatalogRows, PublicationDDL
-from pgshim.sql.results import Prepared
+from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.sql.statements import split_statements
 from pgshim.state import open_state, system_identifier
@@ -121,6 +123,37 @@ class Application:
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
         )  # fmt: skip
+
+    def copy_out(self, stmt: str, snapshot_pos: int | None) -> CopyOutResult:
+        """``COPY table TO STDOUT``: the collection as of the session's slot snapshot (a
+        tablesync worker's), else as of now, rebuilt by replaying the spool."""
+        target = parse_copy_to_stdout(stmt)
+        schema = target.schema or self.config.schema
+        relation = self.relations.find(target.table)
+        if relation is None or relation.schema != schema:
+            raise PgError("42P01", f'relation "{schema}.{target.table}" does not exist')
+        types = {column.name: column.type_oid for column in relation.columns}
+        names = target.columns or list(types)
+        for name in names:
+            if name not in types:
+                raise PgError(
+                    "42703", f'column "{name}" of relation "{relation.name}" does not exist'
+                )
+        first = self.follower.status.first_lsn
+        if first is not None and first > 1:
+            raise PgError(
+                "55000",
+                f'cannot copy the initial data of "{relation.name}": RedDB pruned the spool '
+                f"before LSN {first}, so its history is incomplete",
+                hint="Subscribe with copy_data = false, or copy the data from RedDB first.",
+            )
+        self.source.ingest()
+        upto = self.source.end_pos if snapshot_pos is None else snapshot_pos
+        rows = materialize(self.source.history(0), relation.name, upto)
+        oids = [types[name] for name in names]
+        lines = [text_row([rows[key].get(n) for n in names], oids) for key in sorted(rows)]
+        columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
+        return CopyOutResult(columns, lines, f"COPY {len(lines)}")
 
     def replica_id(self, slot_name: str) -> str:
         return self.config.replica_id_format.format(slot=slot_name)
@@ -279,6 +312,13 @@ class Session:
             raise PgError(
                 "0A000", "cannot execute SQL commands in WAL sender for physical replication"
             )
+        if stmt.lstrip()[:4].upper() == "COPY":
+            if self.sql.tx_status == "E":
+                raise PgError(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                )
+            return self.app.copy_out(stmt, self.snapshot_pos)
         return self.sql.execute(stmt)
 
     def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:

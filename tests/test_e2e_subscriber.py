@@ -152,3 +152,66 @@ def test_subscriber_binary_mode(spool, pgshim, subscriber) -> None:
     wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
     subscriber.psql("DROP SUBSCRIPTION subbin")
     assert psql_pgshim(server, "SELECT count(*) FROM pg_replication_slots") == "0"
+
+
+def test_subscriber_copy_data_true_copies_history_then_streams(spool, pgshim, subscriber) -> None:
+    mine: dict[int, dict[str, object]] = {}
+    for i in range(1, 8):  # history: the spool holds it all, from LSN 1
+        _, rid = spool.insert("users", **user_values(i))
+        mine[rid] = user_values(i)
+    rids = sorted(mine)
+    spool.update("users", rids[0], name="changed before", visits=1)
+    mine[rids[0]] |= {"name": "changed before", "visits": 1}
+    spool.delete("users", rids[1])
+    del mine[rids[1]]
+    server = pgshim(spool.path)
+    psql_pgshim(server, "CREATE PUBLICATION pub FOR ALL TABLES")
+    subscriber.psql(
+        f"CREATE SUBSCRIPTION subcopy CONNECTION 'host=127.0.0.1 port={server.port}"
+        " user=postgres dbname=reddb' PUBLICATION pub"
+    )
+    for i in range(8, 12):  # live changes while and after the table is copied
+        _, rid = spool.insert("users", **user_values(i))
+        mine[rid] = user_values(i)
+    spool.update("users", rids[2], score=-1.5)
+    mine[rids[2]]["score"] = -1.5
+    wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
+    state = subscriber.psql("SELECT srsubstate FROM pg_subscription_rel")
+    deadline = time.monotonic() + 30
+    while state != "r" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = subscriber.psql("SELECT srsubstate FROM pg_subscription_rel")
+    assert state == "r"  # the tablesync worker finished and handed over to the apply worker
+    # the tablesync slot is gone again; only the subscription's slot remains
+    assert psql_pgshim(server, "SELECT slot_name FROM pg_replication_slots") == "subcopy"
+    assert apply_errors(subscriber) == []
+
+
+def test_copy_to_stdout_from_psql_and_pruned_history(spool, pgshim, tmp_path: Path) -> None:
+    _, a = spool.insert("users", name="tab\there", visits=1)
+    _, b = spool.insert("users", name="back\\slash", visits=2)
+    _, c = spool.insert("users", name="gone", visits=3)
+    spool.delete("users", c)
+    server = pgshim(spool.path)
+    out = psql_pgshim(server, "COPY public.users (rid, name, visits) TO STDOUT")
+    assert out.splitlines() == [f"{a}\ttab\\there\t1", f"{b}\tback\\\\slash\t2"]
+    missing = subprocess.run(
+        ["psql", "-X", "-c", "COPY users (nope) TO STDOUT"], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert 'column "nope" of relation "users" does not exist' in missing.stderr
+
+    # a spool RedDB has pruned (it starts after LSN 1) cannot give a table's full contents
+    from spoolkit import SpoolKit
+
+    pruned = SpoolKit(tmp_path / "pruned.rdb.logical.wal")
+    pruned.skip_lsn(40)
+    pruned.insert("users", name="late", visits=3)
+    pruned.close()
+    other = pgshim(pruned.path, state_dir=tmp_path / "state2")
+    refused = subprocess.run(
+        ["psql", "-X", "-c", "COPY users TO STDOUT"], env=other.env_for_clients(),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert "RedDB pruned the spool before LSN 41" in refused.stderr
+    assert "copy_data = false" in refused.stderr
