@@ -33,6 +33,7 @@ from pgshim.walsender import commands
 from pgshim.walsender.executor import ReplicationExecutor
 from pgshim.walsender.replicas import REPLICA_COLUMNS, ReplicaRegistry
 from pgshim.walsender.slots import Slot, SlotStore
+from pgshim.walsender.sqldecoding import SqlDecoding
 from pgshim.walsender.stream import ReplicationStream
 from pgshim.wire.handler import ConnectionInfo
 
@@ -181,6 +182,7 @@ class Application:
             ["name", "name", "boolean", "boolean"], "text",
         )  # fmt: skip
         cat.register_function("pg_drop_replication_slot", self._sql_drop_slot, ["name"], "void")
+        SqlDecoding(self).register()
         cat.register_function(
             "pgshim_create_history_slot", self._sql_create_history_slot, ["name", "name"], "text"
         )

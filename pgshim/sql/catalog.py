@@ -151,6 +151,14 @@ class _Function:
 
 
 @dataclass
+class _TableFunction:
+    name: str
+    fn: Callable[..., Iterable[tuple]]
+    columns: list[tuple[str, int]]
+    needs_session: bool = False
+
+
+@dataclass
 class ServerFacts:
     server_addr: str | None = "127.0.0.1"
     server_port: int | None = 5432
@@ -165,6 +173,7 @@ class Catalog:
         self.facts = facts or ServerFacts()
         self._tables: dict[str, _Table] = {}
         self._functions: dict[str, _Function] = {}
+        self._table_functions: dict[str, _TableFunction] = {}
         self._lock = threading.Lock()
         self._db: Any = None
         self._session: SessionContext | None = None
@@ -197,6 +206,20 @@ class Catalog:
         )
         with self._lock:
             self._functions[name] = function
+
+    def register_table_function(
+        self,
+        name: str,
+        fn: Callable[..., Iterable[tuple]],
+        columns: list[tuple[str, str]],
+        *,
+        needs_session: bool = False,
+    ) -> None:
+        """A set-returning function used in FROM; like scalar functions it runs before DuckDB
+        sees the query (constant arguments), and its rows go in as a typed VALUES list."""
+        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        with self._lock:
+            self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
 
     # --- execution --------------------------------------------------------------------------
 
@@ -272,6 +295,37 @@ class Catalog:
         result = function.fn(*values)
         return exp.Cast(this=_literal(result), to=target)
 
+    def _call_table(self, node: exp.Table) -> exp.Expression:
+        call = node.this
+        function = self._table_functions[call.name.lower()]
+        rows: list[tuple] = []
+        if self._evaluate:
+            values = [self._constant(function.name, arg) for arg in call.expressions]
+            if function.needs_session:
+                values.insert(0, self._session)
+            rows = [tuple(row) for row in function.fn(*values)]
+        alias = node.alias or function.name
+        types = [
+            exp.DataType.build(duck_type(oid), dialect="duckdb") for _, oid in function.columns
+        ]
+        if rows:
+            selects = [
+                exp.select(*(
+                    exp.Cast(this=_value_literal(value), to=to).as_(column)
+                    for value, to, (column, _) in zip(row, types, function.columns, strict=True)
+                ))
+                for row in rows
+            ]  # fmt: skip
+            query: exp.Expression = selects[0]
+            for select in selects[1:]:
+                query = exp.union(query, select, distinct=False)
+        else:
+            query = exp.select(*(
+                exp.Cast(this=exp.Null(), to=to).as_(column)
+                for to, (column, _) in zip(types, function.columns, strict=True)
+            )).where(exp.false())  # fmt: skip
+        return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
         while isinstance(node, exp.Paren | exp.Cast):
@@ -293,6 +347,12 @@ class Catalog:
             and node.this.name.lower() == "pg_catalog"
         ):
             return self._rewrite_node(node.expression)
+        if (
+            isinstance(node, exp.Table)
+            and isinstance(node.this, exp.Anonymous)
+            and node.this.name.lower() in self._table_functions
+        ):
+            return self._call_table(node)
         if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
             node.set("db", None)
             return node
@@ -310,6 +370,9 @@ class Catalog:
         inner = node.this
         if target == 2206:
             return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])
+        if target in (25, 1043) and self._is_lsn(inner):
+            # DuckDB would print the number: PostgreSQL prints pg_lsn as X/Y
+            return exp.Anonymous(this=_internal("lsn_text"), expressions=[inner])
         if target == 2205 and isinstance(inner, exp.Literal) and inner.is_string:
             return exp.Literal.number(self._regclass(inner.this))
         if target == 3220 and isinstance(inner, exp.Literal) and inner.is_string:
@@ -326,6 +389,19 @@ class Catalog:
             return inner
         node.set("to", exp.DataType.build(duck_type(target), dialect="duckdb"))
         return node
+
+    def _is_lsn(self, node: exp.Expression) -> bool:
+        """Whether an expression is a pg_lsn column of a catalog view or a pg_lsn function."""
+        if isinstance(node, exp.Column):
+            return any(
+                column == node.name and oid == 3220
+                for table in [*self._tables.values(), *self._table_functions.values()]
+                for column, oid in table.columns
+            )
+        if isinstance(node, exp.Anonymous):
+            function = self._functions.get(node.name.lower())
+            return function is not None and function.return_oid == 3220
+        return False
 
     def _regclass(self, name: str) -> int:
         relname = name.split(".")[-1].strip('"')
@@ -431,6 +507,10 @@ class Catalog:
         )
         self._db.execute("CREATE MACRO pg_get_expr(e, r) AS e")
         self._db.execute(
+            f"CREATE MACRO {_internal('lsn_text')}(x) AS "
+            "printf('%X/%X', x::UBIGINT >> 32, x::UBIGINT & 4294967295::UBIGINT)"
+        )
+        self._db.execute(
             "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
             "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
         )
@@ -519,6 +599,12 @@ def _literal(value: Any) -> exp.Expression:
     if isinstance(value, datetime):
         return exp.Literal.string(value.isoformat())
     return exp.Literal.string(str(value))
+
+
+def _value_literal(value: Any) -> exp.Expression:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return exp.Anonymous(this="from_hex", expressions=[exp.Literal.string(bytes(value).hex())])
+    return _literal(value)
 
 
 def _used_params(tree: exp.Expression, params: list | None) -> list:
