@@ -6,7 +6,8 @@
 -- Tables match what pgshim_collections lists: the key "rid" (the RedDB logical id) first, then
 -- the collection's fields. The Country/Lang/Currency fields arrive as "character" values of
 -- 2-3 letters, so they are declared bpchar (blank-padded, no length limit).
--- pgshim sends only changes (no initial snapshot): keep copy_data = false.
+-- copy_data = false: apply the changes from the subscription on. (With copy_data = true the
+-- tablesync workers COPY each table as pgshim rebuilds it from the spool's retained history.)
 
 CREATE TABLE users (
     rid bigint PRIMARY KEY,

@@ -211,7 +211,7 @@ def test_debezium_config_names_what_pgshim_serves() -> None:
     assert config["plugin.name"] in PLUGIN_NAMES
     assert config["publication.name"] == "pgshim"  # the demo's default publication
     assert config["publication.autocreate.mode"] == "disabled"
-    assert config["snapshot.mode"] == "never"  # pgshim keeps no table snapshots
+    assert config["snapshot.mode"] == "never"  # Debezium snapshots with SELECTs pgshim lacks
     tables = {name.removeprefix("public.") for name in config["table.include.list"].split(",")}
     assert tables <= set(COLLECTIONS)
 
