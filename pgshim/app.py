@@ -19,6 +19,7 @@ from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.plugins import PluginContext, check_plugin
 from pgshim.reddb.identity import IdentityMap
+from pgshim.reddb.link.wiring import FORWARD_COLUMNS, RedDbLink
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
@@ -57,12 +58,15 @@ class Application:
         self.builder = TransactionBuilder(
             self.identity, self.relations, group_by_xmin=config.group_by_xmin
         )
-        self.follower = SpoolFollower(spool_path(config.spool))
+        self.link = RedDbLink.from_config(config)
+        self.follower = self.link.follower() or SpoolFollower(spool_path(config.spool))
         self.source = ChangeSource(
             self.follower, self.builder, corruption_grace=config.corruption_grace
         )
         self.slots = SlotStore(self.conn, database=config.database)
         self.replicas = ReplicaRegistry(self.conn)
+        if self.link.forwarder is not None:
+            self.replicas.on_ack = self.link.forwarder.note
         self.plugin_context = PluginContext(publications=self.publications)
         self.catalog = Catalog(
             ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos)
@@ -81,6 +85,7 @@ class Application:
     async def run(self) -> None:
         self.source.ingest()
         self.source.start()
+        self.link.start()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         await self.server.start()
         self.server.install_signal_handlers()
@@ -99,6 +104,7 @@ class Application:
         if self._flusher is not None:
             self._flusher.cancel()
         await self.source.stop()
+        await self.link.stop()
         self.slots.flush_dirty()
         self.replicas.flush()
         self.builder.flush()
@@ -173,7 +179,9 @@ class Application:
             "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], self.slots.slot_rows
         )
         cat.register_view("pgshim_spool", SPOOL_COLUMNS, self._spool_rows)
-        cat.register_view("pgshim_replicas", _named_types(REPLICA_COLUMNS), self._replica_rows)
+        cat.register_view(
+            "pgshim_replicas", _named_types(REPLICA_COLUMNS) + FORWARD_COLUMNS, self._replica_rows
+        )
         cat.register_view("pgshim_collections", COLLECTION_COLUMNS, self._collection_rows)
         for name, rows in self.catalog_rows.providers().items():
             cat.register_view(name, CATALOG_VIEWS[name], rows)
@@ -231,7 +239,8 @@ class Application:
         )]  # fmt: skip
 
     def _replica_rows(self) -> list[tuple]:
-        return [tuple(row) for row in self.replicas.rows(current_lsn=self.source.last_lsn)]
+        rows = self.replicas.rows(current_lsn=self.source.last_lsn)
+        return [(*row, *self.link.forward_status(row[0])) for row in rows]
 
     def _collection_rows(self) -> list[tuple]:
         return [

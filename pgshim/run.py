@@ -37,6 +37,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 def add_server_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="serve a RedDB spool over PostgreSQL replication")
     serve.add_argument("--spool", help="the RedDB data file (.rdb) or its .logical.wal spool")
+    serve.add_argument("--source", help="grpc://HOST:PORT: stream from a RedDB primary instead")
+    serve.add_argument("--reddb-grpc", help="HOST:PORT of a RedDB primary to forward acks to")
+    serve.add_argument("--reddb-token", help="bearer token for RedDB (or PGSHIM_REDDB_TOKEN)")
+    serve.add_argument("--reddb-http", help="RedDB's HTTP URL, for declared column schemas")
     add_server_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -72,8 +76,10 @@ def serve(config: Config) -> int:
     from pgshim.app import Application  # imported late: the CLI's other commands stay light
 
     configure_logging(config.log_format, config.log_level)
-    if not config.spool:
-        raise ConfigError("spool", "no spool given (use --spool, PGSHIM_SPOOL or the config file)")
+    if not config.spool and not config.source:
+        raise ConfigError(
+            "spool", "no spool given (use --spool or --source, PGSHIM_SPOOL or the config file)"
+        )
     app = Application(config)
     if config.metrics_port is not None:
         from pgshim.metrics import start_metrics
@@ -91,7 +97,12 @@ def serve(config: Config) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        return serve(load_config(args, spool=args.spool))
+        return serve(
+            load_config(
+                args, spool=args.spool, source=args.source, reddb_grpc=args.reddb_grpc,
+                reddb_token=args.reddb_token, reddb_http=args.reddb_http,
+            )
+        )  # fmt: skip
     except ConfigError as exc:
         print(f"pgshim: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -150,6 +150,8 @@ class ReplicaRegistry:
         self._dirty: set[str] = set()
         self.topology_epoch = 0
         self.waiter = CommitWaiter(members=self.connected_ids)
+        # told every ack (replica id, applied, durable): forwards them to a RedDB primary
+        self.on_ack: Callable[[str, int, int], None] | None = None
         conn.execute(_SCHEMA)
         for row in conn.execute(
             "SELECT replica_id, slot_name, application_name, region, last_sent_lsn, "
@@ -249,7 +251,10 @@ class ReplicaRegistry:
                 replica.durable_advanced_at = now
             replica.last_seen_at = now
             self._dirty.add(replica_id)
+            applied, durable = replica.last_acked_lsn, replica.last_durable_lsn
         self.waiter.record_replica_ack(replica_id, durable)
+        if self.on_ack is not None:
+            self.on_ack(replica_id, applied, durable)
 
     def feedback(
         self,

@@ -1,0 +1,73 @@
+"""The RedDB link as the server uses it: ack forwarding, a remote source, from the configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pgshim.config import Config
+from pgshim.reddb.link.client import RedDbClient
+from pgshim.reddb.link.forwarder import AckForwarder
+from pgshim.reddb.link.remote import RemoteFollower
+
+log = logging.getLogger(__name__)
+
+# extra pgshim_replicas columns: what was last forwarded to RedDB, and the last forwarding error
+FORWARD_COLUMNS = [
+    ("forwarded_applied_lsn", "int8"),
+    ("forwarded_durable_lsn", "int8"),
+    ("forwarded_at", "timestamptz"),
+    ("forward_error", "text"),
+]
+
+
+@dataclass
+class RedDbLink:
+    forwarder: AckForwarder | None = None
+    source_client: RedDbClient | None = None
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RedDbLink:
+        forwarder = None
+        if config.reddb_grpc:
+            client = RedDbClient(config.reddb_grpc, token=config.reddb_token)
+            forwarder = AckForwarder(client, replica_id_format=config.replica_id_format)
+        source_client = None
+        if config.source:
+            source_client = RedDbClient(config.source, token=config.reddb_token)
+        return cls(forwarder, source_client)
+
+    def follower(self) -> RemoteFollower | None:
+        """A follower of the primary's PullWalRecords stream when ``--source grpc://`` is set."""
+        return None if self.source_client is None else RemoteFollower(self.source_client)
+
+    def start(self) -> None:
+        if self.forwarder is not None:
+            self._task = asyncio.get_running_loop().create_task(
+                self.forwarder.run(), name="reddb-ack-forwarder"
+            )
+
+    async def stop(self) -> None:
+        if self.forwarder is not None:
+            with contextlib.suppress(Exception):
+                await self.forwarder.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    def forward_status(self, replica_id: str) -> tuple:
+        if self.forwarder is None:
+            return (None, None, None, None)
+        status = self.forwarder.status(replica_id)
+        sent_at = status.last_forwarded_at
+        return (
+            status.last_forwarded_applied,
+            status.last_forwarded_durable,
+            None if sent_at is None else datetime.fromtimestamp(sent_at, UTC),
+            status.last_error,
+        )
