@@ -19,7 +19,8 @@ from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.plugins import PluginContext, check_plugin
 from pgshim.reddb.identity import IdentityMap
-from pgshim.reddb.link.wiring import FORWARD_COLUMNS, RedDbLink
+from pgshim.reddb.link.terms import TermHistory
+from pgshim.reddb.link.wiring import FORWARD_COLUMNS, RedDbLink, TermObservingFollower
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
@@ -49,7 +50,6 @@ class Application:
         self.started_at = datetime.now(UTC)
         self.conn = open_state(config.state_dir)
         self.system_identifier = system_identifier(self.conn)
-        self.timeline = 1
         self.identity = IdentityMap(self.conn)
         self.relations = RelationRegistry(
             self.conn, schema=config.schema, declared=declared_columns(config)
@@ -59,7 +59,10 @@ class Application:
             self.identity, self.relations, group_by_xmin=config.group_by_xmin
         )
         self.link = RedDbLink.from_config(config)
-        self.follower = self.link.follower() or SpoolFollower(spool_path(config.spool))
+        self.terms = TermHistory(self.conn)
+        self.follower = TermObservingFollower(
+            self.link.follower() or SpoolFollower(spool_path(config.spool)), self.terms
+        )
         self.source = ChangeSource(
             self.follower, self.builder, corruption_grace=config.corruption_grace
         )
@@ -165,8 +168,10 @@ class Application:
     def replica_id(self, slot_name: str) -> str:
         return self.config.replica_id_format.format(slot=slot_name)
 
-    def timeline_history(self, tli: int) -> str | None:
-        return None
+    @property
+    def timeline(self) -> int:
+        """RedDB's current term is the PostgreSQL timeline."""
+        return self.terms.timeline
 
     # -- status catalog --------------------------------------------------------------------------
 

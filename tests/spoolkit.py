@@ -54,6 +54,7 @@ class SpoolKit:
     path: Path
     layout: str = "v3-41"
     lsn: int = 0
+    term: int = 1  # RedDB's leader term, stamped on each record (and its v3 frame)
     next_id: int = 1
     rows: dict[tuple[str, int], Row] = field(default_factory=dict)
 
@@ -73,7 +74,7 @@ class SpoolKit:
             lsn = self.lsn
         record["lsn"] = lsn
         record.setdefault("timestamp", int(time.time() * 1000))
-        record["term"] = 1
+        record["term"] = self.term
         self.writer.append_record(record)
         return lsn
 

@@ -106,3 +106,32 @@ def test_remote_source_streams_the_primarys_records(tmp_path, primary) -> None:
         assert spool_row.stdout.strip() == f"grpc://127.0.0.1:{primary.port}|{later}"
     finally:
         server.stop()
+
+
+def test_terms_are_timelines(spool, pgshim) -> None:
+    spool.insert("users", name="term one")
+    spool.term = 3  # a new leader
+    lsn, _ = spool.insert("users", name="term three")
+    server = pgshim(spool.path)
+    env = dict(server.env_for_clients(), PGOPTIONS="")
+    ident = subprocess.run(
+        ["psql", "-X", "-At", "-d", "dbname=reddb replication=database", "-c", "IDENTIFY_SYSTEM"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert ident.returncode == 0, ident.stderr
+    systemid, timeline, xlogpos, dbname = ident.stdout.strip().split("|")
+    assert (timeline, xlogpos, dbname) == ("3", end_pos(lsn), "reddb")
+    history = subprocess.run(
+        ["psql", "-X", "-At", "-d", "dbname=reddb replication=database", "-c",
+         "TIMELINE_HISTORY 3"], env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert history.returncode == 0, history.stderr
+    # the new term's first record is the switch point
+    assert history.stdout.strip() == (
+        f"00000003.history|1\t0/{lsn << 8:X}\tRedDB term 3 began at LSN {lsn}"
+    )
+    missing = subprocess.run(
+        ["psql", "-X", "-At", "-d", "dbname=reddb replication=database", "-c",
+         "TIMELINE_HISTORY 1"], env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert "could not open file" in missing.stderr

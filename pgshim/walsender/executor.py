@@ -71,13 +71,9 @@ class ReplicationExecutor:
         return result
 
     async def _TimelineHistory(self, command: cmd.TimelineHistory) -> RowsResult:
-        history = self.app.timeline_history(command.tli)
-        if history is None:
-            raise PgError(
-                "58P01", f'could not open file "pg_wal/{command.tli:08X}.history": No such file'
-            )
+        name, content = self.app.terms.history_file(command.tli)
         columns = [ColumnDesc("filename", TEXT, typmod=0), ColumnDesc("content", TEXT, typmod=0)]
-        return RowsResult(columns, [(f"{command.tli:08X}.history", history)], "TIMELINE_HISTORY")
+        return RowsResult(columns, [(name, content)], "TIMELINE_HISTORY")
 
     async def _CreateSlot(self, command: cmd.CreateSlot) -> RowsResult:
         session = self.session

@@ -12,6 +12,8 @@ from pgshim.config import Config
 from pgshim.reddb.link.client import RedDbClient
 from pgshim.reddb.link.forwarder import AckForwarder
 from pgshim.reddb.link.remote import RemoteFollower
+from pgshim.reddb.link.terms import TermHistory
+from pgshim.spool.frames import Frame
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +73,21 @@ class RedDbLink:
             None if sent_at is None else datetime.fromtimestamp(sent_at, UTC),
             status.last_error,
         )
+
+
+class TermObservingFollower:
+    """A spool or remote follower whose newly read frames also feed the term history."""
+
+    def __init__(self, follower: object, terms: TermHistory) -> None:
+        self._follower = follower
+        self._terms = terms
+
+    def poll(self, *args: object, **kwargs: object) -> list[Frame]:
+        frames = self._follower.poll(*args, **kwargs)  # type: ignore[attr-defined]
+        observe = self._terms.observe_frame
+        for frame in frames:
+            observe(frame)
+        return frames
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._follower, name)
