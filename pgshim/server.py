@@ -40,6 +40,9 @@ WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
 READ_HIGH_WATER = 1024 * 1024
 FLUSH_THRESHOLD = 256 * 1024
+# how long a stream whose client went away may take to apply what it received before it is
+# cancelled
+STREAM_END_GRACE = 5.0
 
 ShutdownHook = Callable[[], Awaitable[None] | None]
 
@@ -214,6 +217,7 @@ class Session:
         self._running: asyncio.Task | None = None
         self._cancel_requested = False
         self._terminating = False
+        self._streaming = False
 
     # -- control from outside
 
@@ -226,10 +230,24 @@ class Session:
             self._running.cancel()
 
     def connection_lost(self) -> None:
-        if self._running is not None and not self._running.done():
-            if self.handler is not None:
-                self.handler.cancel()
-            self._running.cancel()
+        running = self._running
+        if running is None or running.done():
+            return
+        if self._streaming:
+            # PostgreSQL applies every message received before the disconnect (a final standby
+            # status update among them): the stream reads the buffered ones, then None, and ends.
+            # Cancelling is only the fallback for a stream that does not.
+            loop = asyncio.get_running_loop()
+            loop.call_later(STREAM_END_GRACE, self._cancel_running, running)
+            return
+        self._cancel_running(running)
+
+    def _cancel_running(self, running: asyncio.Task) -> None:
+        if running.done():
+            return
+        if self.handler is not None:
+            self.handler.cancel()
+        running.cancel()
 
     def terminate(self, error: PgError) -> None:
         """Administrator shutdown: tell the client, close, let the task clean up."""
@@ -493,7 +511,11 @@ class Session:
         channel = self.channel
         channel.saw_copy_done = False
         channel.flush()
-        await self._run(stream.run(channel))
+        self._streaming = True
+        try:
+            await self._run(stream.run(channel))
+        finally:
+            self._streaming = False
         if channel.closed or channel.saw_terminate:
             return False
         if not channel.saw_copy_done:
