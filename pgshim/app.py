@@ -55,9 +55,7 @@ class Application:
             self.conn, schema=config.schema, declared=declared_columns(config)
         )
         self.publications = PublicationStore(self.conn, default=config.default_publication)
-        self.builder = TransactionBuilder(
-            self.identity, self.relations, group_by_xmin=config.group_by_xmin
-        )
+        self.builder = TransactionBuilder(self.identity, self.relations)
         self.link = RedDbLink.from_config(config)
         self.terms = TermHistory(self.conn)
         self.follower = TermObservingFollower(

@@ -62,8 +62,6 @@ class Config:
     default_publication: str | None = None
     # the RedDB replica id each slot's feedback is reported under
     replica_id_format: str = "pgshim:{slot}"
-    # group consecutive records that share the writer's xmin into one transaction
-    group_by_xmin: bool = False
     # where a new slot starts: "end" (as PostgreSQL) or "oldest" (RedDB's retained history)
     new_slot_position: str = "end"
     reddb_grpc: str | None = None  # forward acks to this RedDB primary (HOST:PORT)

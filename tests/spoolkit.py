@@ -78,13 +78,17 @@ class SpoolKit:
         self.writer.append_record(record)
         return lsn
 
-    def _entity(self, collection: str, row: Row) -> str:
+    def _entity(self, collection: str, row: Row, positional: tuple | None = None) -> str:
+        if positional is None:
+            fields = [Field(name, typed(row.values[name])) for name in sorted(row.values)]
+        else:
+            fields = [Field(None, typed(value)) for value in positional]
         entity = Entity(
             id=row.physical_id,
             kind="table_row",
             kind_fields={"table": collection, "row_id": row.logical_id},
-            data_kind="named_row",
-            fields=[Field(name, typed(row.values[name])) for name in sorted(row.values)],
+            data_kind="row" if positional is not None else "named_row",
+            fields=fields,
             created_at=int(time.time()),
             updated_at=int(time.time()),
             logical_id=row.logical_id,
@@ -101,6 +105,16 @@ class SpoolKit:
         lsn = self._append({
             "collection": collection, "kind": "row", "operation": "insert",
             "rid": row.physical_id, "entity_bytes_hex": self._entity(collection, row),
+        })  # fmt: skip
+        return lsn, row.logical_id
+
+    def insert_positional(self, collection: str, *values: object) -> tuple[int, int]:
+        """A row without column names, as RedDB's multi-row INSERT writes them."""
+        row = Row(self.next_id, self.next_id, {})
+        self.next_id += 1
+        lsn = self._append({
+            "collection": collection, "kind": "row", "operation": "insert",
+            "rid": row.physical_id, "entity_bytes_hex": self._entity(collection, row, values),
         })  # fmt: skip
         return lsn, row.logical_id
 
