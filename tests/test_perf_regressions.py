@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgshim.logical.publications import ALL_ACTIONS, Publication, PublicationFilter
 from pgshim.logical.relations import RelationRegistry
@@ -18,11 +21,13 @@ from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.plugins import pgoutput, test_decoding
 from pgshim.plugins.base import PluginContext
-from pgshim.reddb.entity import decode_entity
+from pgshim.reddb import entity as entity_module
+from pgshim.reddb.change import ChangeDecodeError
+from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.identity import IdentityMap
 from pgshim.spool import follower as follower_module
 from pgshim.spool.follower import SpoolFollower
-from pgshim.spool.generate import write_workload
+from pgshim.spool.generate import sample_value, write_workload
 from pgshim.state import open_state
 from pgshim.walsender.stream import StreamState
 
@@ -137,3 +142,61 @@ def test_tailing_reads_each_new_byte_once(tmp_path: Path, monkeypatch: pytest.Mo
         assert read_bytes - before_read == spool.stat().st_size - before_size
     assert follower.poll() == []
     assert len(first) == 500
+
+
+_ROW_CODES = (0, 1, 2, 4, 5, 29, 33, 43, 3, 7, 13, 28)  # the fast path's types and a few others
+
+
+def _general_decode(raw: bytes) -> Entity | ChangeDecodeError:
+    try:
+        return entity_module._decode_exact(raw)
+    except ChangeDecodeError as exc:
+        return exc
+
+
+def _decode(raw: bytes) -> Entity | ChangeDecodeError:
+    try:
+        return decode_entity(raw)
+    except ChangeDecodeError as exc:
+        return exc
+
+
+def _same(fast: Entity | ChangeDecodeError, general: Entity | ChangeDecodeError) -> bool:
+    if isinstance(general, ChangeDecodeError):
+        return isinstance(fast, ChangeDecodeError) and str(fast) == str(general)
+    return fast == general
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(_ROW_CODES), st.integers(0, 2**32)), max_size=10),
+    st.booleans(),
+    st.integers(0, 2**64 - 1),
+    st.data(),
+)
+def test_fast_row_decoder_agrees_with_the_general_decoder(
+    specs: list, named: bool, entity_id: int, data: st.DataObject
+) -> None:
+    values = [sample_value(code, random.Random(seed)) for code, seed in specs]
+    fields = [Field(f"c{i:02d}" if named else None, v) for i, v in enumerate(values)]
+    entity = Entity(
+        id=entity_id,
+        kind="table_row",
+        kind_fields={"table": "bench", "row_id": entity_id // 3},
+        data_kind="named_row" if named else "row",
+        fields=fields,
+        created_at=entity_id % 5000,
+        updated_at=entity_id % 7000,
+        logical_id=entity_id // 7 if entity_id % 2 else None,
+        xmin=entity_id % 300,
+        xmax=0,
+    )
+    raw = encode_entity(entity)
+    assert _same(_decode(raw), _general_decode(raw))
+    # damaged bytes: the same error (reason and byte position) or the same entity
+    cut = data.draw(st.integers(0, len(raw)))
+    assert _same(_decode(raw[:cut]), _general_decode(raw[:cut]))
+    where = data.draw(st.integers(0, len(raw) - 1))
+    flipped = raw[:where] + bytes([data.draw(st.integers(0, 255))]) + raw[where + 1 :]
+    assert _same(_decode(flipped), _general_decode(flipped))
+    assert _same(_decode(raw + b"\x00"), _general_decode(raw + b"\x00"))

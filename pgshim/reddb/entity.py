@@ -35,6 +35,9 @@ from pgshim.reddb.values import (
     encode_typed,
     null_value,
 )
+from pgshim.reddb.values import (
+    OID_INT4 as _OID_INT4,
+)
 
 KIND_NAMES = (
     "table_row",
@@ -100,10 +103,162 @@ class Entity:
 
 def decode_entity(data: bytes | memoryview, *, lsn: int | None = None) -> Entity:
     """Decode UnifiedEntity bytes; errors carry the LSN and the byte position."""
+    entity = _decode_row_fast(data) if type(data) is bytes else None
+    if entity is not None:
+        return entity
     try:
         return _decode_exact(data)
     except ChangeDecodeError as exc:
         raise exc.with_lsn(lsn) from None
+
+
+# -- the fast path -----------------------------------------------------------------------------
+# Table rows (positional or named) with the common value types, no embeddings and no cross
+# references are most of a spool. They are decoded here with inlined one-byte varints and
+# strings; anything else, and anything that looks wrong, returns None so that the general
+# decoder runs from the start and reports the error with its exact position.
+
+_I64_AT = struct.Struct("<q").unpack_from
+_F64_AT = _F64.unpack_from
+_U16_AT = struct.Struct("<H").unpack_from
+_NULL = TypedValue(0, 0, None)
+_TRUE = TypedValue(1, OID_BOOL, True)
+_FALSE = TypedValue(1, OID_BOOL, False)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def _decode_row_fast(buf: bytes) -> Entity | None:
+    try:
+        return _row_fast(buf)
+    except Exception:  # the general decoder knows what went wrong and where
+        return None
+
+
+def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - one inlined loop
+    size = len(buf)
+    pos = 0
+    entity_id = buf[0]
+    if entity_id >= 0x80:
+        entity_id, pos = read_varu64(buf, 0)
+    else:
+        pos = 1
+    if buf[pos] != 0:  # kind tag: only table rows here
+        return None
+    length = buf[pos + 1]
+    if length >= 0x80:
+        return None
+    pos += 2
+    end = pos + length
+    if end > size:
+        return None
+    table = buf[pos:end].decode()
+    row_id = buf[end]
+    if row_id >= 0x80:
+        row_id, pos = read_varu64(buf, end)
+    else:
+        pos = end + 1
+    data_tag = buf[pos]
+    if data_tag == 6:
+        named = True
+    elif data_tag == 0:
+        named = False
+    else:
+        return None
+    count = buf[pos + 1]
+    if count >= 0x80:
+        return None
+    pos += 2
+    fields: list[Field] = []
+    append = fields.append
+    name: str | None = None
+    for _ in range(count):
+        if named:
+            length = buf[pos]
+            if length >= 0x80:
+                return None
+            end = pos + 1 + length
+            if end > size:
+                return None
+            name = buf[pos + 1 : end].decode()
+            pos = end
+        code = buf[pos]
+        pos += 1
+        if code == 5:
+            length = buf[pos]
+            if length >= 0x80:
+                return None
+            end = pos + 1 + length
+            if end > size:
+                return None
+            value = TypedValue(5, OID_TEXT, buf[pos + 1 : end].decode())
+            pos = end
+        elif code == 2 or code == 43:
+            value = TypedValue(code, OID_INT8, _I64_AT(buf, pos)[0])
+            pos += 8
+        elif code == 4:
+            value = TypedValue(4, OID_FLOAT8, _F64_AT(buf, pos)[0])
+            pos += 8
+        elif code == 1:
+            value = _TRUE if buf[pos] else _FALSE
+            pos += 1
+        elif code == 0:
+            value = _NULL
+        elif code == 29:
+            value = TypedValue(29, OID_TIMESTAMPTZ, _EPOCH + _I64_AT(buf, pos)[0] * _MS)
+            pos += 8
+        elif code == 33:
+            value = TypedValue(33, _OID_INT4, _U16_AT(buf, pos)[0])
+            pos += 2
+        else:
+            return None
+        append(Field(name, value))
+    if pos > size:
+        return None
+    created_at = buf[pos]
+    if created_at >= 0x80:
+        created_at, pos = read_varu64(buf, pos)
+    else:
+        pos += 1
+    updated_at = buf[pos]
+    if updated_at >= 0x80:
+        updated_at, pos = read_varu64(buf, pos)
+    else:
+        pos += 1
+    if buf[pos] != 0 or buf[pos + 1] != 0:  # embeddings, cross references
+        return None
+    pos += 2
+    sequence_id = buf[pos]
+    if sequence_id >= 0x80:
+        sequence_id, pos = read_varu64(buf, pos)
+    else:
+        pos += 1
+    logical_id = xmin = xmax = None
+    if pos < size:
+        has_logical_id = buf[pos]
+        pos += 1
+        if has_logical_id:
+            logical_id, pos = read_varu64(buf, pos)
+    if pos < size:
+        xmin, pos = read_varu64(buf, pos)
+        xmax, pos = read_varu64(buf, pos)
+    if pos != size:
+        return None
+    return Entity(
+        entity_id,
+        "table_row",
+        {"table": table, "row_id": row_id},
+        "named_row" if named else "row",
+        fields,
+        created_at,
+        updated_at,
+        sequence_id,
+        logical_id,
+        xmin,
+        xmax,
+        [],
+        [],
+        TIMESERIES_VERSIONS[0],
+    )
 
 
 def _decode_exact(data: Buffer) -> Entity:
