@@ -369,9 +369,12 @@ class Catalog:
         target = _cast_target(node)
         inner = node.this
         if target == 2206:
+            inner = inner.transform(self._rewrite_node)
             return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])
         if target in (25, 1043) and self._is_lsn(inner):
             # DuckDB would print the number: PostgreSQL prints pg_lsn as X/Y
+            # the transform does not descend into a replaced node: rewrite the operand here
+            inner = inner.transform(self._rewrite_node)
             return exp.Anonymous(this=_internal("lsn_text"), expressions=[inner])
         if target == 2205 and isinstance(inner, exp.Literal) and inner.is_string:
             return exp.Literal.number(self._regclass(inner.this))
