@@ -194,6 +194,11 @@ class Application:
         )  # fmt: skip
         cat.register_function("pg_drop_replication_slot", self._sql_drop_slot, ["name"], "void")
         SqlDecoding(self).register()
+        cat.register_view("pgshim_commit_waiter", COMMIT_WAITER_COLUMNS, self._commit_waiter_rows)
+        cat.register_function(
+            "pgshim_is_durable", self.replicas.is_durable, ["int8", "int4"], "bool"
+        )
+        cat.register_function("pgshim_quorum_durable", self.replicas.quorum, ["int8"], "bool")
         cat.register_function(
             "pgshim_create_history_slot", self._sql_create_history_slot, ["name", "name"], "text"
         )
@@ -245,6 +250,16 @@ class Application:
         rows = self.replicas.rows(current_lsn=self.source.last_lsn)
         return [(*row, *self.link.forward_status(row[0])) for row in rows]
 
+    def _commit_waiter_rows(self) -> list[tuple]:
+        """RedDB's commit waiter over pgshim's consumers: how far 1, a quorum and all are durable."""
+        waiter = self.replicas.waiter
+        members = self.replicas.connected_ids()
+        quorum = waiter.quorum_size()
+        return [(
+            len(waiter.acks()), len(members), quorum, waiter.commit_watermark(1),
+            waiter.commit_watermark(quorum), waiter.commit_watermark(max(len(members), 1)),
+        )]  # fmt: skip
+
     def _collection_rows(self) -> list[tuple]:
         return [
             (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
@@ -278,6 +293,10 @@ SPOOL_COLUMNS = [
     ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
     ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
     ("end_position", "pg_lsn"),
+]  # fmt: skip
+COMMIT_WAITER_COLUMNS = [
+    ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
+    ("durable_on_one", "int8"), ("durable_on_quorum", "int8"), ("durable_on_all", "int8"),
 ]  # fmt: skip
 COLLECTION_COLUMNS = [
     ("schemaname", "name"), ("tablename", "name"), ("relid", "oid"), ("columns", "_text"),

@@ -118,3 +118,17 @@ def test_psycopg2_plain_connection(busy_server) -> None:
         cur.execute("INSERT INTO users VALUES (1)")
     conn.rollback()
     conn.close()
+
+
+def test_commit_waiter_is_visible(busy_server) -> None:
+    server, lsns = busy_server
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT acking_replicas, durable_on_one FROM pgshim_commit_waiter"
+        ).fetchone()
+        assert row == (1, lsns[1])  # alpha confirmed the second change
+        durable = conn.execute(
+            "SELECT pgshim_is_durable(%s, 1), pgshim_is_durable(%s, 1), pgshim_is_durable(%s, 2)",
+            (lsns[1], lsns[2], lsns[1]),
+        ).fetchone()
+        assert durable == (True, False, False)
