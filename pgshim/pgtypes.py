@@ -223,7 +223,12 @@ def _float4_repr(value: float) -> str:
 
 
 def float8_out(value: float) -> str:
-    return _format_shortest(value, repr(float(value)), 15)
+    number = float(value)
+    text = repr(number)
+    # Python's shortest repr already is PostgreSQL's text in fixed notation below 1e15
+    if "e" not in text and "n" not in text and -1e15 < number < 1e15:
+        return text[:-2] if text.endswith(".0") else text
+    return _format_shortest(number, text, 15)
 
 
 def float4_out(value: float) -> str:
@@ -253,6 +258,13 @@ def _date_out(value: date) -> str:
 
 
 def _timestamptz_out(value: datetime) -> str:
+    if value.tzinfo is UTC:
+        micro = value.microsecond
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+            f"{_fraction(micro) if micro else ''}+00"
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
@@ -396,9 +408,9 @@ _TEXT_OUT: dict[int, Callable[[object], str]] = {
     BOOL: _bool_out,
     BYTEA: _bytea_out,
     FLOAT4: lambda v: float4_out(float(v)),  # type: ignore[arg-type]
-    FLOAT8: lambda v: float8_out(float(v)),  # type: ignore[arg-type]
+    FLOAT8: float8_out,  # type: ignore[dict-item]
     NUMERIC: _numeric_out,
-    TIMESTAMPTZ: lambda v: _timestamptz_out(v),  # type: ignore[arg-type]
+    TIMESTAMPTZ: _timestamptz_out,  # type: ignore[dict-item]
     TIMESTAMP: lambda v: _timestamp_out(v),  # type: ignore[arg-type]
     DATE: lambda v: _date_out(v),  # type: ignore[arg-type]
     TIME: lambda v: _time_out(v),  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ skip-empty-xacts), each change = its position, COMMIT = the end position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pgshim import pgtypes
@@ -27,6 +29,9 @@ _BOOLEAN_OPTIONS = {
 _UNQUOTED_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
 _BOOL_OID = 16
 _BIT_OIDS = frozenset({1560, 1562})
+# types whose text output is str() of an int, or a quoted str
+_PLAIN_INTEGER_OIDS = frozenset({20, 21, 23, 26})
+_PLAIN_TEXT_OIDS = frozenset({25, 1043, 19})
 _ACTION_WORDS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
@@ -43,35 +48,53 @@ def render_value(type_oid: int, value: Any) -> str:
     return quote_literal(text)
 
 
-# id(columns) -> (columns, " name[type]:" per column); the identity and length check catch a
-# relation whose column list was replaced or extended
-_HEADERS: dict[int, tuple[list[Column], list[str]]] = {}
+def _value_renderer(type_oid: int) -> Callable[[Any], str]:
+    """render_value for one column type, with the common types' text output inlined."""
+    if type_oid in _PLAIN_INTEGER_OIDS:
+        return lambda value: str(value) if type(value) is int else render_value(type_oid, value)
+    if type_oid in _PLAIN_TEXT_OIDS:
+        return lambda value: (
+            "'" + value.replace("'", "''") + "'"
+            if type(value) is str
+            else render_value(type_oid, value)
+        )
+    return partial(render_value, type_oid)
 
 
-def column_headers(columns: list[Column]) -> list[str]:
+# id(columns) -> (columns, " name[type]:" per column, value renderer per column); the identity
+# and length check catch a relation whose column list was replaced or extended
+_HEADERS: dict[int, tuple[list[Column], list[str], list[Callable[[Any], str]]]] = {}
+
+
+def _column_plan(columns: list[Column]) -> tuple[list[str], list[Callable[[Any], str]]]:
     hit = _HEADERS.get(id(columns))
     if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
-        return hit[1]
+        return hit[1], hit[2]
     headers = [
         f" {quote_identifier(c.name)}[{pgtypes.BY_OID[c.type_oid].sql_name}]:" for c in columns
     ]
+    renderers = [_value_renderer(c.type_oid) for c in columns]
     if len(_HEADERS) > 4096:
         _HEADERS.clear()
-    _HEADERS[id(columns)] = (columns, headers)
-    return headers
+    _HEADERS[id(columns)] = (columns, headers, renderers)
+    return headers, renderers
+
+
+def column_headers(columns: list[Column]) -> list[str]:
+    return _column_plan(columns)[0]
 
 
 def render_tuple(columns: list[Column], values: list[Any], *, skip_nulls: bool) -> str:
-    headers = column_headers(columns)
+    headers, renderers = _column_plan(columns)
+    if len(values) < len(columns):
+        values = values + [None] * (len(columns) - len(values))
     parts = []
-    count = len(values)
-    for index, column in enumerate(columns):
-        value = values[index] if index < count else None
+    for header, render, value in zip(headers, renderers, values, strict=False):
         if value is None:
             if not skip_nulls:
-                parts.append(headers[index] + "null")
+                parts.append(header + "null")
             continue
-        parts.append(headers[index] + render_value(column.type_oid, value))
+        parts.append(header + render(value))
     return "".join(parts)
 
 
