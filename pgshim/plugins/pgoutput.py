@@ -11,6 +11,7 @@ keepalive instead. The Begin/change/Commit bytes are shared between sessions thr
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,11 +32,15 @@ _UINT64 = struct.Struct(">Q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
+# types whose text output is str() of an int, or the str itself
+_PLAIN_INTEGER_OIDS = frozenset({20, 21, 23, 26})
+_PLAIN_TEXT_OIDS = frozenset({25, 1043, 19})
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def pg_timestamp(tx: Transaction) -> int:
     """Commit time in PostgreSQL's representation: microseconds since 2000-01-01 UTC."""
-    return (tx.commit_time - pgtypes.PG_EPOCH) // timedelta(microseconds=1)
+    return (tx.commit_time - pgtypes.PG_EPOCH) // _MICROSECOND
 
 
 def _cstring(text: str) -> bytes:
@@ -71,8 +76,49 @@ def relation_message(relation: Relation) -> bytes:
     return b"".join(parts)
 
 
+def _text_encoder(type_oid: int) -> Callable[[Any], bytes]:
+    """UTF-8 text output of one column type, with integers and strings inlined."""
+    if type_oid in _PLAIN_INTEGER_OIDS:
+        return lambda value: (
+            str(value).encode()
+            if type(value) is int
+            else pgtypes.text_out(type_oid, value).encode()
+        )
+    if type_oid in _PLAIN_TEXT_OIDS:
+        return lambda value: (
+            value.encode() if type(value) is str else pgtypes.text_out(type_oid, value).encode()
+        )
+    return lambda value: pgtypes.text_out(type_oid, value).encode()
+
+
+# id(columns) -> (columns, text encoder per column); identity and length catch replaced lists
+_TEXT_PLANS: dict[int, tuple[list[Column], list[Callable[[Any], bytes]]]] = {}
+
+
+def _text_plan(columns: list[Column]) -> list[Callable[[Any], bytes]]:
+    hit = _TEXT_PLANS.get(id(columns))
+    if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
+        return hit[1]
+    encoders = [_text_encoder(column.type_oid) for column in columns]
+    if len(_TEXT_PLANS) > 4096:
+        _TEXT_PLANS.clear()
+    _TEXT_PLANS[id(columns)] = (columns, encoders)
+    return encoders
+
+
 def tuple_data(columns: list[Column], values: list[Any], *, binary: bool) -> bytes:
     parts = [_INT16.pack(len(columns))]
+    if not binary:
+        if len(values) < len(columns):
+            values = values + [None] * (len(columns) - len(values))
+        pack = _INT32.pack
+        for encode, value in zip(_text_plan(columns), values, strict=False):
+            if value is None:
+                parts.append(b"n")
+            else:
+                data = encode(value)
+                parts.append(b"t" + pack(len(data)) + data)
+        return b"".join(parts)
     for index, column in enumerate(columns):
         value = values[index] if index < len(values) else None
         if value is None:
