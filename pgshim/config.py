@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -31,9 +32,14 @@ class UserConfig:
     # A SCRAM secret (`SCRAM-SHA-256$4096:...`) or an md5 hash (`md5...`), instead of a password.
     secret: str | None = None
     replication: bool = False
+    # a `hostssl` rule: this user is refused (28000) on a connection without TLS
+    require_tls: bool = False
 
     def __repr__(self) -> str:  # never print credentials
-        return f"UserConfig(method={self.method!r}, replication={self.replication!r})"
+        return (
+            f"UserConfig(method={self.method!r}, replication={self.replication!r}, "
+            f"require_tls={self.require_tls!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -44,10 +50,16 @@ class Config:
     state_dir: str = "./pgshim-state"
     database: str = "reddb"
     users: dict[str, UserConfig] = field(default_factory=dict)
+    # users without a password (method trust, or no [users] at all) on a listener that is not a
+    # loopback address: refused at start unless this forces it
     allow_trust_remote: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
+    # a `hostssl` rule for everyone: connections without TLS are refused (28000)
+    require_tls: bool = False
     max_connections: int = 100
+    # connections still in the startup/authentication phase at once; more get FATAL 53300
+    max_unauthenticated: int = 64
     auth_timeout: float = 60.0
     wal_sender_timeout: float = 60.0
     # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
@@ -153,7 +165,7 @@ def _users(raw: Any) -> dict[str, UserConfig]:
         key = f"users.{name}"
         if not isinstance(settings, Mapping):
             raise ConfigError(key, "expected a table")
-        unknown = set(settings) - {"method", "password", "secret", "replication"}
+        unknown = set(settings) - {"method", "password", "secret", "replication", "require_tls"}
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown setting")
         user = UserConfig(
@@ -161,6 +173,7 @@ def _users(raw: Any) -> dict[str, UserConfig]:
             password=settings.get("password"),
             secret=settings.get("secret"),
             replication=_coerce(f"{key}.replication", settings.get("replication", False), "bool"),
+            require_tls=_coerce(f"{key}.require_tls", settings.get("require_tls", False), "bool"),
         )
         if user.method not in AUTH_METHODS:
             raise ConfigError(f"{key}.method", f"must be one of {', '.join(AUTH_METHODS)}")
@@ -168,6 +181,9 @@ def _users(raw: Any) -> dict[str, UserConfig]:
             raise ConfigError(key, f"method {user.method} needs a password or a secret")
         if user.secret is not None and not user.secret.startswith(("SCRAM-SHA-256$", "md5")):
             raise ConfigError(f"{key}.secret", "expected a SCRAM-SHA-256 secret or an md5 hash")
+        md5_only = user.password is None and (user.secret or "").startswith("md5")
+        if user.method == "scram-sha-256" and md5_only:
+            raise ConfigError(f"{key}.secret", "an md5 hash cannot verify SCRAM-SHA-256")
         users[str(name)] = user
     return users
 
@@ -194,6 +210,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("port", f"must be between 0 and 65535, got {config.port}")
     if config.max_connections < 1:
         raise ConfigError("max_connections", "must be at least 1")
+    if config.max_unauthenticated < 1:
+        raise ConfigError("max_unauthenticated", "must be at least 1")
     if config.auth_timeout <= 0:
         raise ConfigError("auth_timeout", "must be positive")
     if config.wal_sender_timeout < 0:
@@ -204,6 +222,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("max_message_size", "must be at least 1024 bytes")
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert" if config.tls_cert is None else "tls_key", "TLS needs both")
+    validate_security(config)
     if config.log_format not in LOG_FORMATS:
         raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
     if not config.database:
@@ -213,6 +232,36 @@ def _validate(config: Config) -> None:
     if "{slot}" not in config.replica_id_format:
         raise ConfigError("replica_id_format", "must contain {slot}")
     _validate_collections(config.collections)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for a loopback address, ``localhost`` or None (a unix socket)."""
+    if host is None:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def validate_security(config: Config) -> None:
+    """Rules the server also checks before it listens (for configurations built in code)."""
+    tls = config.tls_cert is not None and config.tls_key is not None
+    if config.require_tls and not tls:
+        raise ConfigError("require_tls", "needs tls_cert and tls_key")
+    for name, user in config.users.items():
+        if user.require_tls and not tls:
+            raise ConfigError(f"users.{name}.require_tls", "needs tls_cert and tls_key")
+    if is_loopback_host(config.host) or config.allow_trust_remote:
+        return
+    trusted = [name for name, user in config.users.items() if user.method == "trust"]
+    if not config.users or trusted:
+        who = f"users {', '.join(sorted(trusted))} use" if trusted else "no [users] means"
+        raise ConfigError(
+            "host",
+            f"{config.host!r} is not a loopback address and {who} trust (no password); "
+            "give every user a password method, or set allow_trust_remote = true to force it",
+        )
 
 
 def _validate_collections(collections: Mapping[str, Any]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import secrets
 import signal
@@ -18,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from pgshim import __version__
-from pgshim.config import Config
+from pgshim.config import Config, is_loopback_host, validate_security
 from pgshim.errors import PgError
 from pgshim.sql.results import CopyBothStream
 from pgshim.wire import events as ev
@@ -47,13 +46,27 @@ STREAM_END_GRACE = 5.0
 ShutdownHook = Callable[[], Awaitable[None] | None]
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host is None:  # unix socket
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
+_is_loopback = is_loopback_host
+
+
+def no_hba_entry(host: str | None, request: ev.StartupRequest, encrypted: bool) -> PgError:
+    """PostgreSQL's refusal when no pg_hba.conf line matches the connection."""
+    encryption = "SSL encryption" if encrypted else "no encryption"
+    if request.replication == "true":
+        message = (
+            f'no pg_hba.conf entry for replication connection from host "{host}", '
+            f'user "{request.user}", {encryption}'
+        )
+    else:
+        message = (
+            f'no pg_hba.conf entry for host "{host}", user "{request.user}", '
+            f'database "{request.database}", {encryption}'
+        )
+    return PgError("28000", message, severity="FATAL")
+
+
+def _too_many_clients() -> PgError:
+    return PgError("53300", "sorry, too many clients already", severity="FATAL")
 
 
 class Channel(asyncio.Protocol):
@@ -127,6 +140,12 @@ class Channel(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def tls_in_use(self) -> bool:
+        return (
+            self.transport is not None and self.transport.get_extra_info("sslcontext") is not None
+        )
 
     def write(self, data: bytes) -> None:
         if not self._closed:
@@ -218,6 +237,7 @@ class Session:
         self._cancel_requested = False
         self._terminating = False
         self._streaming = False
+        self._over_limit = False
 
     # -- control from outside
 
@@ -261,12 +281,17 @@ class Session:
 
     async def run(self) -> None:
         try:
+            admitted = self.server.admit_unauthenticated(self)
+            if admitted is None:
+                raise _too_many_clients()
+            self._over_limit = not admitted
             try:
                 async with asyncio.timeout(self.config.auth_timeout):
                     started = await self._startup()
             except TimeoutError:
                 log.info("authentication timeout for connection from %s", self.channel.peer[0])
                 return
+            self.server.authenticated(self)
             if started:
                 await self._serve()
         except PgError as err:
@@ -328,8 +353,15 @@ class Session:
         channel = self.channel
         if request.protocol_minor > 0 or request.unrecognized:
             channel.write(msg.negotiate_protocol_version(0, request.unrecognized))
+        if self._over_limit:
+            log.warning(
+                "refused connection from %s: %d connections already authenticating",
+                channel.peer[0],
+                self.config.max_unauthenticated,
+            )
+            raise _too_many_clients()
         if not self.server.register(self):
-            raise PgError("53300", "sorry, too many clients already", severity="FATAL")
+            raise _too_many_clients()
         authenticator = self._authenticator(request)
         channel.write(authenticator.start())
         while not authenticator.done:
@@ -373,8 +405,7 @@ class Session:
             startup_params=dict(request.params),
             options=dict(request.options),
             is_superuser=not self.config.users,
-            tls=channel.transport is not None
-            and channel.transport.get_extra_info("sslcontext") is not None,
+            tls=channel.tls_in_use,
         )
         self.handler = self.server.handler_factory(self.info)
         channel.write(msg.auth_ok())
@@ -386,18 +417,16 @@ class Session:
 
     def _authenticator(self, request: ev.StartupRequest) -> Authenticator:
         host = self.channel.peer[0]
+        tls = self.channel.tls_in_use
         user = self.config.users.get(request.user)
+        if not tls and (self.config.require_tls or (user is not None and user.require_tls)):
+            raise no_hba_entry(host, request, tls)  # a `hostssl` line only
         if user is None and self.config.users:
             return ScramAuthenticator(request.user, None)  # fails at the proof, like PG
         method = user.method if user is not None else "trust"
         if method == "trust":
-            if not (_is_loopback(host) or self.config.allow_trust_remote):
-                raise PgError(
-                    "28000",
-                    f'no pg_hba.conf entry for host "{host}", user "{request.user}", '
-                    f'database "{request.database}", no encryption',
-                    severity="FATAL",
-                )
+            if not (is_loopback_host(host) or self.config.allow_trust_remote):
+                raise no_hba_entry(host, request, tls)
             return TrustAuthenticator()
         assert user is not None
         return authenticator_for(method, request.user, user.password, user.secret)
@@ -545,6 +574,8 @@ class PgServer:
         self.tls_context = self._tls_context(config)
         self.sessions: dict[int, Session] = {}  # registered (past the startup packet)
         self._all: set[Session] = set()
+        self._unauthenticated: set[Session] = set()
+        self._turned_away: set[Session] = set()
         self._server: asyncio.Server | None = None
         self._next_pid = 1000 + secrets.randbelow(20000)
         self._stopped = asyncio.Event()
@@ -564,6 +595,7 @@ class PgServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
+        validate_security(self.config)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Channel(self), self.config.host, self.config.port, reuse_address=True
@@ -581,6 +613,26 @@ class PgServer:
         session.task = asyncio.get_running_loop().create_task(session.run())
         return session
 
+    def admit_unauthenticated(self, session: Session) -> bool | None:
+        """Count a new connection in the startup/authentication phase.
+
+        True: admitted. False: over `max_unauthenticated`; like PostgreSQL's dead-end backends
+        it may finish the SSL exchange and send its startup packet, then gets 53300 without
+        any authentication work. None: as many are already being turned away: close at once.
+        """
+        limit = self.config.max_unauthenticated
+        if len(self._unauthenticated) < limit:
+            self._unauthenticated.add(session)
+            return True
+        if len(self._turned_away) < limit:
+            self._turned_away.add(session)
+            return False
+        return None
+
+    def authenticated(self, session: Session) -> None:
+        self._unauthenticated.discard(session)
+        self._turned_away.discard(session)
+
     def register(self, session: Session) -> bool:
         """Give the session a pid and secret unless the connection limit is reached."""
         if len(self.sessions) >= self.config.max_connections:
@@ -595,6 +647,7 @@ class PgServer:
 
     def close_session(self, session: Session) -> None:
         self._all.discard(session)
+        self.authenticated(session)
         if self.sessions.get(session.pid) is session:
             del self.sessions[session.pid]
 
