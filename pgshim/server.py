@@ -295,6 +295,10 @@ class Session:
             if started:
                 await self._serve()
         except PgError as err:
+            log.debug(
+                "session %d from %s ended: %s %s", self.pid, self.channel.peer[0], err.sqlstate,
+                err.message,
+            )  # fmt: skip
             if not self.channel.closed:
                 self.channel.write(msg.error_response(err))
         except asyncio.CancelledError:
@@ -376,6 +380,10 @@ class Session:
                     severity="FATAL",
                 )
             channel.write(authenticator.receive(event.data))
+        log.debug(
+            "user %s authenticated (%s) from %s, tls %s", request.user,
+            type(authenticator).__name__, channel.peer[0], channel.tls_in_use,
+        )  # fmt: skip
         user_config = self.config.users.get(request.user)
         if (
             request.replication != "false"
