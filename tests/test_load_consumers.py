@@ -223,6 +223,9 @@ def psycopg2_consumer(
         cur = conn.cursor()
         cur.start_replication(slot_name=outcome.slot, decode=False)
         while not stop.is_set():
+            if target and outcome.commits >= target[0]:
+                cur.send_feedback(flush_lsn=outcome.last_commit_start, force=True)
+                return
             message = cur.read_message()
             if message is None:
                 select.select([cur], [], [], 0.5)
@@ -232,10 +235,8 @@ def psycopg2_consumer(
                     outcome.positions_in_order = False
                 outcome.last_commit_start = message.data_start
                 outcome.commits += 1
-                if outcome.commits % 500 == 0 or (target and outcome.commits >= target[0]):
+                if outcome.commits % 500 == 0:
                     cur.send_feedback(flush_lsn=message.data_start)
-            if target and outcome.commits >= target[0]:
-                return
     except psycopg2.Error as exc:
         outcome.errors.append(str(exc))
     finally:
