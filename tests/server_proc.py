@@ -86,8 +86,36 @@ class PgshimServer:
         parts += [f"{k}={v}" for k, v in extra.items()]
         return " ".join(parts)
 
+    def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """A client program (psql, pg_recvlogical, ...) pointed at this server by PG* variables."""
+        return subprocess.run(
+            command, env=self.env_for_clients(), capture_output=True, text=True, timeout=timeout
+        )
+
+    def psql(self, sql: str) -> str:
+        """``psql -At -c sql``: the unaligned output, stripped; raises on an error."""
+        out = self.run("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+        if out.returncode != 0:
+            raise AssertionError(f"psql failed: {out.stderr}")
+        return out.stdout.strip()
+
+    def recvlogical(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return self.run("pg_recvlogical", "-d", "reddb", *args, timeout=timeout)
+
     def env_for_clients(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER="postgres",
                    PGDATABASE="reddb", PGCONNECT_TIMEOUT="10")  # fmt: skip
         return env
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # noqa: ANN001, ANN201
+    """Poll ``predicate`` until it returns something true; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(interval)

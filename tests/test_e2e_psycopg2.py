@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import select
-import subprocess
 import time
 
 import psycopg2
 import psycopg2.extras
 import pytest
+from server_proc import wait_for
 from spoolkit import end_pos
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,23 +40,6 @@ def read_messages(cur, count: int, timeout: float = 15.0) -> list:
     return messages
 
 
-def status(server, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def test_confirmed_commit_resumes_with_next_change(spool, pgshim) -> None:
     server = pgshim(spool.path)
     conn = connect(server)
@@ -71,9 +54,9 @@ def test_confirmed_commit_resumes_with_next_change(spool, pgshim) -> None:
     assert first[0].payload == f"BEGIN {lsns[0]}"
     assert first[2].data_start == (lsns[0] << 8) | 0xFF
     cur.send_feedback(flush_lsn=first[5].data_start, force=True)  # the second COMMIT
-    wait_for(lambda: status(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
+    wait_for(lambda: server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots")
              == end_pos(lsns[1]))  # fmt: skip
-    assert status(server, "SELECT last_durable_lsn, last_acked_lsn FROM pgshim_replicas") == (
+    assert server.psql("SELECT last_durable_lsn, last_acked_lsn FROM pgshim_replicas") == (
         f"{lsns[1]}|{lsns[1]}"
     )
     conn.close()
@@ -96,7 +79,7 @@ def test_confirming_begin_or_change_redelivers_the_transaction(spool, pgshim) ->
     cur.start_replication(slot_name="pg2b", decode=True)
     msgs = read_messages(cur, 6)
     cur.send_feedback(flush_lsn=msgs[4].data_start, force=True)  # the second tx's change
-    wait_for(lambda: status(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
+    wait_for(lambda: server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots")
              == lsn_text(msgs[4].data_start))  # fmt: skip
     conn.close()
 
@@ -114,7 +97,7 @@ def test_confirming_begin_or_change_redelivers_the_transaction(spool, pgshim) ->
     read_messages(cur, 3)
     cur.send_feedback(flush_lsn=1, force=True)
     time.sleep(0.5)
-    assert status(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots") == lsn_text(
+    assert server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots") == lsn_text(
         msgs[4].data_start
     )
     conn.close()
@@ -129,14 +112,14 @@ def test_kill_9_and_restart_keep_the_confirmed_slot(spool, pgshim, tmp_path) -> 
     cur.start_replication(slot_name="durable", decode=True)
     msgs = read_messages(cur, 9)
     cur.send_feedback(flush_lsn=msgs[8].data_start, force=True)  # third COMMIT
-    wait_for(lambda: status(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
+    wait_for(lambda: server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots")
              == end_pos(lsns[2]))  # fmt: skip
     time.sleep(0.5)  # confirmations are made durable in batches (every 0.2 s)
     conn.close()
     server.kill()
 
     server.start()
-    assert status(server, "SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots") == (
+    assert server.psql("SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots") == (
         f"durable|{end_pos(lsns[2])}"
     )
     conn = connect(server)

@@ -9,49 +9,25 @@ import time
 from pathlib import Path
 
 import pytest
+from server_proc import wait_for
 from spoolkit import end_pos
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def recvlogical(server, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["pg_recvlogical", "-d", "reddb", *args],
-        env=server.env_for_clients(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def psql(server, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
 def test_new_slot_starts_at_the_end_and_endpos_stops(spool, pgshim, tmp_path: Path) -> None:
     spool.insert("users", name="before", n=1)
     server = pgshim(spool.path)
-    created = recvlogical(server, "-S", "td", "--create-slot", "-P", "test_decoding")
+    created = server.recvlogical("-S", "td", "--create-slot", "-P", "test_decoding")
     assert created.returncode == 0, created.stderr
-    assert psql(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots") == end_pos(1)
+    assert server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots") == end_pos(1)
 
     lsn_a, alice = spool.insert("users", name="alice", n=7)
     spool.skip_lsn()  # a hole, as a KV watch event leaves
     lsn_u = spool.update("users", alice, name="alice o'hara", n=8)
     lsn_d = spool.delete("users", alice)
     out = tmp_path / "out.txt"
-    done = recvlogical(server, "-S", "td", "--start", "-f", str(out), "--endpos", end_pos(lsn_d))
+    done = server.recvlogical("-S", "td", "--start", "-f", str(out), "--endpos", end_pos(lsn_d))
     assert done.returncode == 0, done.stderr
     assert out.read_text().splitlines() == [
         f"BEGIN {lsn_a}",
@@ -65,13 +41,13 @@ def test_new_slot_starts_at_the_end_and_endpos_stops(spool, pgshim, tmp_path: Pa
         f"COMMIT {lsn_d}",
     ]
     # --endpos confirmed its end position before leaving
-    slot = psql(server, "SELECT confirmed_flush_lsn, active FROM pg_replication_slots")
+    slot = server.psql("SELECT confirmed_flush_lsn, active FROM pg_replication_slots")
     assert slot == f"{end_pos(lsn_d)}|f"
 
 
 def test_live_stream_sigint_and_restart_redelivers_only_unflushed(spool, pgshim, tmp_path) -> None:
     server = pgshim(spool.path)
-    assert recvlogical(server, "-S", "live", "--create-slot", "-P", "test_decoding").returncode == 0
+    assert server.recvlogical("-S", "live", "--create-slot", "-P", "test_decoding").returncode == 0
     first = tmp_path / "first.txt"
     proc = subprocess.Popen(
         ["pg_recvlogical", "-d", "reddb", "-S", "live", "--start", "-f", str(first),
@@ -87,9 +63,9 @@ def test_live_stream_sigint_and_restart_redelivers_only_unflushed(spool, pgshim,
         # live records arrive within milliseconds, not seconds of polling
         wait_for(lambda: first.exists() and first.read_text().count("INSERT") == 20)
         # pg_recvlogical flushes (-F 1) and reports (-s 1): the slot follows
-        wait_for(lambda: psql(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
+        wait_for(lambda: server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots")
                  == end_pos(spool.lsn), timeout=10)  # fmt: skip
-        assert psql(server, "SELECT last_durable_lsn FROM pgshim_replicas") == str(spool.lsn)
+        assert server.psql("SELECT last_durable_lsn FROM pgshim_replicas") == str(spool.lsn)
         for i in range(20, 25):
             spool.insert("events", seq=i)
         wait_for(lambda: first.read_text().count("INSERT") == 25)
@@ -103,10 +79,10 @@ def test_live_stream_sigint_and_restart_redelivers_only_unflushed(spool, pgshim,
         "COMMIT",
     ]
     # after SIGINT pg_recvlogical confirms nothing more: the unflushed tail is sent again
-    flushed = psql(server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
+    flushed = server.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots")
     second = tmp_path / "second.txt"
-    done = recvlogical(
-        server, "-S", "live", "--start", "-f", str(second), "--endpos", end_pos(spool.lsn)
+    done = server.recvlogical(
+        "-S", "live", "--start", "-f", str(second), "--endpos", end_pos(spool.lsn)
     )
     assert done.returncode == 0, done.stderr
     again = [line for line in second.read_text().splitlines() if "INSERT" in line]
@@ -120,12 +96,12 @@ def test_live_stream_sigint_and_restart_redelivers_only_unflushed(spool, pgshim,
 
 def test_options_wal2json_and_drop_slot(spool, pgshim, tmp_path: Path) -> None:
     server = pgshim(spool.path)
-    assert recvlogical(server, "-S", "w2j", "--create-slot", "-P", "wal2json").returncode == 0
-    assert recvlogical(server, "-S", "tdx", "--create-slot", "-P", "test_decoding").returncode == 0
+    assert server.recvlogical("-S", "w2j", "--create-slot", "-P", "wal2json").returncode == 0
+    assert server.recvlogical("-S", "tdx", "--create-slot", "-P", "test_decoding").returncode == 0
     lsn, rid = spool.insert("orders", item="book", qty=2, price=9.5, paid=True)
     out = tmp_path / "w2j.txt"
-    done = recvlogical(
-        server, "-S", "w2j", "--start", "-f", str(out), "--endpos", end_pos(lsn),
+    done = server.recvlogical(
+        "-S", "w2j", "--start", "-f", str(out), "--endpos", end_pos(lsn),
         "-o", "format-version=2", "-o", "include-xids=1",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -143,18 +119,18 @@ def test_options_wal2json_and_drop_slot(spool, pgshim, tmp_path: Path) -> None:
     }
 
     td = tmp_path / "td.txt"
-    done = recvlogical(
-        server, "-S", "tdx", "--start", "-f", str(td), "--endpos", end_pos(lsn),
+    done = server.recvlogical(
+        "-S", "tdx", "--start", "-f", str(td), "--endpos", end_pos(lsn),
         "-o", "include-xids=0", "-o", "include-timestamp",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = td.read_text().splitlines()
     assert lines[0] == "BEGIN" and lines[2].startswith("COMMIT (at ")
 
-    bad = recvlogical(server, "-S", "tdx", "--start", "-n", "-f", "-", "-o", "no-such-option=1")
+    bad = server.recvlogical("-S", "tdx", "--start", "-n", "-f", "-", "-o", "no-such-option=1")
     assert 'option "no-such-option" = "1" is unknown' in bad.stderr
 
-    assert recvlogical(server, "-S", "w2j", "--drop-slot").returncode == 0
-    assert psql(server, "SELECT string_agg(slot_name, ',') FROM pg_replication_slots") == "tdx"
-    missing = recvlogical(server, "-S", "w2j", "--drop-slot")
+    assert server.recvlogical("-S", "w2j", "--drop-slot").returncode == 0
+    assert server.psql("SELECT string_agg(slot_name, ',') FROM pg_replication_slots") == "tdx"
+    missing = server.recvlogical("-S", "w2j", "--drop-slot")
     assert 'replication slot "w2j" does not exist' in missing.stderr

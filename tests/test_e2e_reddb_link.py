@@ -4,30 +4,13 @@ replication contract (RedDB itself cannot run here): acks forwarded over gRPC, a
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 from fake_reddb import FakeRedDb, Principal
-from server_proc import PgshimServer
+from server_proc import PgshimServer, wait_for
 from spoolkit import end_pos
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def run(server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, env=server.env_for_clients(), capture_output=True, text=True, timeout=30
-    )
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.fixture
@@ -44,21 +27,22 @@ def test_consumer_acks_reach_the_in_test_primary(spool, tmp_path, primary) -> No
         args=("--reddb-grpc", f"127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
     ).start()  # fmt: skip
     try:
-        assert run(server, "pg_recvlogical", "-d", "reddb", "-S", "fw", "--create-slot",
-                   "-P", "test_decoding").returncode == 0  # fmt: skip
+        assert (
+            server.recvlogical("-S", "fw", "--create-slot", "-P", "test_decoding").returncode == 0
+        )
         lsns = [spool.insert("users", name=f"n{i}")[0] for i in range(3)]
-        done = run(server, "pg_recvlogical", "-d", "reddb", "-S", "fw", "--start", "-f", "-",
-                   "--endpos", end_pos(lsns[-1]))  # fmt: skip
+        done = server.recvlogical("-S", "fw", "--start", "-f", "-", "--endpos", end_pos(lsns[-1]))
         assert done.returncode == 0, done.stderr
         # pg_recvlogical confirmed the end position: RedDB hears durable = applied = last LSN
         wait_for(lambda: primary.commit_acks.get("pgshim:fw") == lsns[-1])
         acks = [body for name, body in primary.calls if name == "AckReplicaLsn"]
         assert acks[-1]["replica_id"] == "pgshim:fw"
         assert acks[-1]["durable_lsn"] == acks[-1]["applied_lsn"] == lsns[-1]
-        status = run(server, "psql", "-X", "-At", "-c",
-                     "SELECT replica_id, last_durable_lsn, forwarded_durable_lsn, forward_error"
-                     " FROM pgshim_replicas")  # fmt: skip
-        assert status.stdout.strip() == f"pgshim:fw|{lsns[-1]}|{lsns[-1]}|"
+        status = server.psql(
+            "SELECT replica_id, last_durable_lsn, forwarded_durable_lsn, forward_error"
+            " FROM pgshim_replicas"
+        )
+        assert status == f"pgshim:fw|{lsns[-1]}|{lsns[-1]}|"
     finally:
         server.stop()
 
@@ -69,14 +53,11 @@ def test_a_denied_ack_shows_the_forwarding_error(spool, tmp_path, primary) -> No
         args=("--reddb-grpc", f"127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
     ).start()  # fmt: skip
     try:
-        run(server, "pg_recvlogical", "-d", "reddb", "-S", "other", "--create-slot",
-            "-P", "test_decoding")  # fmt: skip
+        server.recvlogical("-S", "other", "--create-slot", "-P", "test_decoding")
         lsn, _ = spool.insert("users", name="x")
-        run(server, "pg_recvlogical", "-d", "reddb", "-S", "other", "--start", "-f", "-",
-            "--endpos", end_pos(lsn))  # fmt: skip
+        server.recvlogical("-S", "other", "--start", "-f", "-", "--endpos", end_pos(lsn))
         # the token's principal is pgshim:fw, so RedDB refuses acks for pgshim:other
-        error = wait_for(lambda: run(server, "psql", "-X", "-At", "-c",
-                         "SELECT forward_error FROM pgshim_replicas").stdout.strip())  # fmt: skip
+        error = wait_for(lambda: server.psql("SELECT forward_error FROM pgshim_replicas"))
         assert "PERMISSION_DENIED" in error or "permission" in error.lower()
     finally:
         server.stop()
@@ -89,21 +70,18 @@ def test_remote_source_streams_the_primarys_records(tmp_path, primary) -> None:
         args=("--source", f"grpc://127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
     ).start()  # fmt: skip
     try:
-        made = run(server, "psql", "-X", "-c",
-                   "SELECT pgshim_create_history_slot('remote', 'test_decoding')")  # fmt: skip
-        assert made.returncode == 0, made.stderr
+        server.psql("SELECT pgshim_create_history_slot('remote', 'test_decoding')")
         later = primary.append("users", rid=200)
-        done = run(server, "pg_recvlogical", "-d", "reddb", "-S", "remote", "--start", "-f", "-",
-                   "-o", "include-xids=0", "--endpos", end_pos(later))  # fmt: skip
+        done = server.recvlogical(
+            "-S", "remote", "--start", "-f", "-", "-o", "include-xids=0", "--endpos", end_pos(later)
+        )
         assert done.returncode == 0, done.stderr
         deletes = [line for line in done.stdout.splitlines() if "DELETE" in line]
         assert deletes == [f"table public.users: DELETE: rid[bigint]:{rid}"
                            for rid in (100, 101, 102, 103, 200)]  # fmt: skip
         assert lsns == [1, 2, 3, 4]
-        spool_row = run(
-            server, "psql", "-X", "-At", "-c", "SELECT path, last_lsn FROM pgshim_spool"
-        )
-        assert spool_row.stdout.strip() == f"grpc://127.0.0.1:{primary.port}|{later}"
+        spool_row = server.psql("SELECT path, last_lsn FROM pgshim_spool")
+        assert spool_row == f"grpc://127.0.0.1:{primary.port}|{later}"
     finally:
         server.stop()
 

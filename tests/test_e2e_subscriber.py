@@ -60,15 +60,6 @@ def subscriber(tmp_path: Path):
     cluster.stop()
 
 
-def psql_pgshim(server, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        env=server.env_for_clients(), capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 def wait_until_equal(subscriber: PgCluster, expected: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     rows: list[str] = []
@@ -98,7 +89,7 @@ def apply_errors(subscriber: PgCluster) -> list[str]:
 def test_subscriber_copy_data_false_applies_live_changes(spool, pgshim, subscriber) -> None:
     spool.insert("users", **user_values(0))  # the collection exists before the subscription
     server = pgshim(spool.path)
-    psql_pgshim(server, "CREATE PUBLICATION pub FOR ALL TABLES")
+    server.psql("CREATE PUBLICATION pub FOR ALL TABLES")
     subscriber.psql(
         f"CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 port={server.port} user=postgres"
         " dbname=reddb' PUBLICATION pub WITH (copy_data = false)"
@@ -114,9 +105,9 @@ def test_subscriber_copy_data_false_applies_live_changes(spool, pgshim, subscrib
     spool.delete("users", rids[1])
     del mine[rids[1]]
     wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
-    slot = psql_pgshim(server, "SELECT slot_name, active FROM pg_replication_slots")
+    slot = server.psql("SELECT slot_name, active FROM pg_replication_slots")
     assert slot == "sub|t"
-    assert psql_pgshim(server, "SELECT application_name, state FROM pg_stat_replication") == (
+    assert server.psql("SELECT application_name, state FROM pg_stat_replication") == (
         "sub|streaming"
     )
 
@@ -140,7 +131,7 @@ def test_subscriber_copy_data_false_applies_live_changes(spool, pgshim, subscrib
 def test_subscriber_binary_mode(spool, pgshim, subscriber) -> None:
     spool.insert("users", **user_values(0))
     server = pgshim(spool.path)
-    psql_pgshim(server, "CREATE PUBLICATION pub FOR TABLE users")
+    server.psql("CREATE PUBLICATION pub FOR TABLE users")
     subscriber.psql(
         f"CREATE SUBSCRIPTION subbin CONNECTION 'host=127.0.0.1 port={server.port} user=postgres"
         " dbname=reddb' PUBLICATION pub WITH (copy_data = false, binary = true, streaming = on)"
@@ -151,7 +142,7 @@ def test_subscriber_binary_mode(spool, pgshim, subscriber) -> None:
         mine[rid] = user_values(i)
     wait_until_equal(subscriber, [expected_text(rid, mine[rid]) for rid in sorted(mine)])
     subscriber.psql("DROP SUBSCRIPTION subbin")
-    assert psql_pgshim(server, "SELECT count(*) FROM pg_replication_slots") == "0"
+    assert server.psql("SELECT count(*) FROM pg_replication_slots") == "0"
 
 
 def test_subscriber_copy_data_true_copies_history_then_streams(spool, pgshim, subscriber) -> None:
@@ -165,7 +156,7 @@ def test_subscriber_copy_data_true_copies_history_then_streams(spool, pgshim, su
     spool.delete("users", rids[1])
     del mine[rids[1]]
     server = pgshim(spool.path)
-    psql_pgshim(server, "CREATE PUBLICATION pub FOR ALL TABLES")
+    server.psql("CREATE PUBLICATION pub FOR ALL TABLES")
     subscriber.psql(
         f"CREATE SUBSCRIPTION subcopy CONNECTION 'host=127.0.0.1 port={server.port}"
         " user=postgres dbname=reddb' PUBLICATION pub"
@@ -183,7 +174,7 @@ def test_subscriber_copy_data_true_copies_history_then_streams(spool, pgshim, su
         state = subscriber.psql("SELECT srsubstate FROM pg_subscription_rel")
     assert state == "r"  # the tablesync worker finished and handed over to the apply worker
     # the tablesync slot is gone again; only the subscription's slot remains
-    assert psql_pgshim(server, "SELECT slot_name FROM pg_replication_slots") == "subcopy"
+    assert server.psql("SELECT slot_name FROM pg_replication_slots") == "subcopy"
     assert apply_errors(subscriber) == []
 
 
@@ -193,7 +184,7 @@ def test_copy_to_stdout_from_psql_and_pruned_history(spool, pgshim, tmp_path: Pa
     _, c = spool.insert("users", name="gone", visits=3)
     spool.delete("users", c)
     server = pgshim(spool.path)
-    out = psql_pgshim(server, "COPY public.users (rid, name, visits) TO STDOUT")
+    out = server.psql("COPY public.users (rid, name, visits) TO STDOUT")
     assert out.splitlines() == [f"{a}\ttab\\there\t1", f"{b}\tback\\\\slash\t2"]
     missing = subprocess.run(
         ["psql", "-X", "-c", "COPY users (nope) TO STDOUT"], env=server.env_for_clients(),
