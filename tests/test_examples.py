@@ -6,10 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from server_proc import wait_for
 from spoolkit import end_pos
 
 from pgshim.config import Config
@@ -22,29 +22,11 @@ pytestmark = pytest.mark.timeout(180)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def psql(server, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
 def wait_for_slot(server, expected: str, column: str = "confirmed_flush_lsn") -> None:
     seen: list[str] = []
 
     def reached() -> bool:
-        seen.append(psql(server, f"SELECT {column} FROM pg_replication_slots"))
+        seen.append(server.psql(f"SELECT {column} FROM pg_replication_slots"))
         return seen[-1] == expected
 
     try:
@@ -55,7 +37,7 @@ def wait_for_slot(server, expected: str, column: str = "confirmed_flush_lsn") ->
 
 def slot_exists(server, name: str) -> bool:
     return (
-        psql(server, f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{name}'") == "1"
+        server.psql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{name}'") == "1"
     )
 
 
@@ -133,7 +115,7 @@ def test_asyncpg_status_prints_spool_and_slots(spool, pgshim) -> None:
     spool.insert("users", name="a", n=1)
     spool.insert("users", name="b", n=2)
     server = pgshim(spool.path)
-    psql(server, "SELECT pg_create_logical_replication_slot('watch', 'wal2json')")
+    server.psql("SELECT pg_create_logical_replication_slot('watch', 'wal2json')")
     dsn = f"postgresql://postgres@127.0.0.1:{server.port}/reddb"
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "asyncpg_status.py"), dsn],
@@ -157,7 +139,7 @@ def test_subscriber_tables_match_the_demo_collections(tmp_path: Path, pgshim) ->
     spool_file = tmp_path / "demo.rdb.logical.wal"
     write_workload(str(spool_file), 3000, seed=7, layout="v3-41")
     server = pgshim(spool_file)
-    listed = psql(server, "SELECT tablename, array_to_string(columns, ',') FROM pgshim_collections")
+    listed = server.psql("SELECT tablename, array_to_string(columns, ',') FROM pgshim_collections")
     served = {name: cols.split(",") for name, cols in (r.split("|") for r in listed.splitlines())}
     assert set(served) == {*COLLECTIONS, REFRESHED_VIEW}
 
@@ -198,7 +180,7 @@ def test_subscriber_sql_applies_the_demo_workload(tmp_path: Path, pgshim, pg_clu
             return all(int(n) > 0 for n in counts.split("|"))
 
         wait_for(applied, 60, 0.5)
-        last = psql(server, "SELECT end_position FROM pgshim_spool")
+        last = server.psql("SELECT end_position FROM pgshim_spool")
         wait_for_slot(server, last)
     finally:
         pg_cluster.psql("DROP SUBSCRIPTION IF EXISTS reddb_sub", dbname="example_sub")

@@ -23,14 +23,6 @@ def recvlogical(server: PgshimServer, *args: str, timeout: float = 30):
     )  # fmt: skip
 
 
-def psql(server: PgshimServer, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
 def flip_byte(path: Path, offset: int) -> int:
     """XOR one byte of the file in place (as a bad sector would); returns the original byte."""
     with path.open("r+b") as f:
@@ -57,7 +49,7 @@ def server(spool: SpoolKit, tmp_path: Path):
 def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Path) -> None:
     for seq in range(1, 6):
         spool.insert("events", seq=seq)
-    assert psql(server, "SELECT pgshim_create_history_slot('behind', 'test_decoding')")
+    assert server.psql("SELECT pgshim_create_history_slot('behind', 'test_decoding')")
     assert recvlogical(server, "-S", "live", "--create-slot", "-P", "test_decoding").returncode == 0
 
     spool.insert("events", seq=6)
@@ -79,7 +71,7 @@ def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Pat
     assert f"at byte offset {bad_offset}:" in live.stderr
     assert waited >= GRACE * 0.9
 
-    status = psql(server, "SELECT corrupt_offset, corrupt_reason IS NOT NULL FROM pgshim_spool")
+    status = server.psql("SELECT corrupt_offset, corrupt_reason IS NOT NULL FROM pgshim_spool")
     assert status == f"{bad_offset}|t"
 
     # a session still behind the bad frame streams everything before it, after the grace too
@@ -91,7 +83,7 @@ def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Pat
     assert inserted_seqs(behind_out.read_text()) == [1, 2, 3, 4, 5, 6]
 
     # the server stayed up and logged the bad frame once, however often it re-read it
-    assert psql(server, "SELECT 1") == "1"
+    assert server.psql("SELECT 1") == "1"
     assert server.log().count(f"bad frame at byte offset {bad_offset}") == 1
 
     # RedDB repairs the frame: the status clears and the stream goes on past it
@@ -106,4 +98,4 @@ def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Pat
     )
     assert repaired.returncode == 0, repaired.stderr
     assert inserted_seqs(repaired_out.read_text())[-2:] == [7, 8]
-    assert psql(server, "SELECT corrupt_offset IS NULL FROM pgshim_spool") == "t"
+    assert server.psql("SELECT corrupt_offset IS NULL FROM pgshim_spool") == "t"

@@ -41,14 +41,6 @@ def query(sql: str) -> bytes:
     return b"Q" + struct.pack("!I", len(sql) + 5) + sql.encode() + b"\0"
 
 
-def psql(server: PgshimServer, sql: str) -> str:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-c", sql], env=server.env_for_clients(),
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
 def test_stalled_reader_is_held_back_alone_then_timed_out(spool: SpoolKit, tmp_path: Path) -> None:
     server = PgshimServer(
         spool.path, tmp_path / "state", env={"PGSHIM_WAL_SENDER_TIMEOUT": str(TIMEOUT)}
@@ -56,8 +48,8 @@ def test_stalled_reader_is_held_back_alone_then_timed_out(spool: SpoolKit, tmp_p
     try:
         for seq in range(ROWS):
             spool.insert("blobs", seq=seq, body=PAYLOAD)
-        psql(server, "SELECT pgshim_create_history_slot('slow', 'test_decoding')")
-        psql(server, "SELECT pgshim_create_history_slot('watch', 'test_decoding')")
+        server.psql("SELECT pgshim_create_history_slot('slow', 'test_decoding')")
+        server.psql("SELECT pgshim_create_history_slot('watch', 'test_decoding')")
         assert server.proc is not None
         pid = server.proc.pid
 
@@ -118,7 +110,7 @@ def test_stalled_reader_is_held_back_alone_then_timed_out(spool: SpoolKit, tmp_p
         # it was cut off: only what sat in the buffers reached it, not the whole stream
         assert received < (PHASES + 1) * phase_output // 4
         assert (
-            psql(server, "SELECT active FROM pg_replication_slots WHERE slot_name = 'slow'") == "f"
+            server.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'slow'") == "f"
         )
         print(f"RSS MiB after each phase: {[r >> 20 for r in rss]}; stalled got {received} bytes")
     finally:
