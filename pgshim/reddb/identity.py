@@ -66,7 +66,11 @@ class IdentityMap:
     def flush(self) -> None:
         """Write the learned mappings in one batch and commit."""
         if self._pending:
-            self._conn.executemany(
+            conn = self._conn
+            began = not conn.in_transaction
+            if began:  # one transaction for the batch, not one per row in autocommit mode
+                conn.execute("BEGIN")
+            conn.executemany(
                 "INSERT OR REPLACE INTO identity_map (collection, physical_id, logical_id)"
                 " VALUES (?, ?, ?)",
                 [
@@ -74,5 +78,7 @@ class IdentityMap:
                     for (collection, physical), logical in self._pending.items()
                 ],
             )
+            if began:
+                conn.execute("COMMIT")
             self._pending.clear()
         self._conn.commit()
