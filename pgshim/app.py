@@ -84,7 +84,10 @@ class Application:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.source.ingest()
+        from pgshim.logical.checkpoint import IngestCheckpoint
+
+        # restart after the ingestion checkpoint; the rest is ingested in the background
+        self.source.resume(IngestCheckpoint(self.conn))
         self.source.start()
         self.link.start()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())

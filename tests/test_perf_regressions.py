@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
 from pgshim.logical.publications import ALL_ACTIONS, Publication, PublicationFilter
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.source import ChangeSource
@@ -200,3 +201,108 @@ def test_fast_row_decoder_agrees_with_the_general_decoder(
     flipped = raw[:where] + bytes([data.draw(st.integers(0, 255))]) + raw[where + 1 :]
     assert _same(_decode(flipped), _general_decode(flipped))
     assert _same(_decode(raw + b"\x00"), _general_decode(raw + b"\x00"))
+
+
+def _history_source(tmp_path: Path, name: str) -> tuple[ChangeSource, Counter]:
+    conn = open_state(tmp_path / name)
+    decode = Counter(decode_entity)
+    builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn), decode=decode)
+    # a ring far smaller than the spool and a cache smaller than it too: sessions read history
+    source = ChangeSource(
+        SpoolFollower(tmp_path / "data.rdb.logical.wal"),
+        builder,
+        ring_size=16,
+        history_cache_size=64,
+        reorder_grace=0.0,
+    )
+    source.ingest()
+    assert not source.covers(0)
+    decode.calls = 0
+    return source, decode
+
+
+def test_catch_up_sessions_share_one_decode_of_each_history_record(tmp_path: Path) -> None:
+    write_workload(str(tmp_path / "data.rdb.logical.wal"), 400, seed=5, fsync=False)
+    alone, alone_decode = _history_source(tmp_path, "alone")
+    assert len(list(alone.history(0))) == alone.transactions
+    one_session = alone_decode.calls
+    assert one_session > 300
+
+    source, decode = _history_source(tmp_path, "shared")
+    sessions = [source.history(0) for _ in range(4)]
+    streams: list[list] = [[] for _ in sessions]
+    finished = [False] * len(sessions)
+    # interleaved like sessions of one event loop, at slightly different speeds
+    while not all(finished):
+        for index, session in enumerate(sessions):
+            for _ in range(25 + index):
+                tx = next(session, None)
+                if tx is None:
+                    finished[index] = True
+                    break
+                streams[index].append(tx)
+    assert all(len(s) == source.transactions for s in streams)
+    assert decode.calls == one_session
+    # the same transaction objects, so the plugin output cached on them is shared as well
+    assert all(a is b for a, b in zip(streams[0], streams[3], strict=True))
+
+
+def test_restart_after_a_checkpoint_decodes_only_the_records_after_it(tmp_path: Path) -> None:
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 300, seed=7, fsync=False)
+
+    def start() -> tuple[ChangeSource, Counter]:
+        conn = open_state(tmp_path / "state")
+        decode = Counter(decode_entity)
+        builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn), decode=decode)
+        source = ChangeSource(SpoolFollower(spool), builder, reorder_grace=0.0)
+        source.resume(IngestCheckpoint(conn))
+        return source, decode
+
+    first, first_decode = start()
+    assert first.ingest() > 0
+    full_end = first.end_pos
+    first.save_checkpoint()
+    assert first_decode.calls > 0
+
+    again, again_decode = start()
+    assert again.end_pos == full_end
+    assert again.ingest() == 0
+    assert again_decode.calls == 0
+    assert again.covers(full_end) and not again.covers(0)
+    history = [tx.end_pos for tx in again.history(0)]
+    assert history == [tx.end_pos for tx in first.read(0, 10**9)]
+
+    write_workload(str(spool), 20, seed=8, fsync=False, start_lsn=100_000)
+    third, third_decode = start()
+    assert third.ingest() == 20
+    assert third_decode.calls == sum(
+        1 for tx in third.read(0, 10**9) for r in tx.records if r.entity_bytes is not None
+    )
+
+
+def test_a_checkpoint_past_the_end_of_a_replaced_spool_is_ignored(tmp_path: Path) -> None:
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 50, seed=9, fsync=False)
+    conn = open_state(tmp_path / "state")
+    store = IngestCheckpoint(conn)
+    store.save(Checkpoint(10**9, None, 0))
+    builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn))
+    source = ChangeSource(SpoolFollower(spool), builder, reorder_grace=0.0)
+    source.resume(store)
+    assert source.ingest() == 50
+    assert store.load() is not None and store.load().lsn < 10**9  # type: ignore[union-attr]
+
+
+def test_background_ingestion_yields_in_bounded_steps(tmp_path: Path) -> None:
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 1200, seed=11, fsync=False)
+    conn = open_state(tmp_path / "state")
+    builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn))
+    source = ChangeSource(SpoolFollower(spool), builder, reorder_grace=0.0)
+    steps = []
+    while released := source.ingest(budget=100):
+        steps.append(released)
+        assert source.read(source.end_pos, 1) == []
+    assert max(steps) == 100 and len(steps) >= 12
+    assert source.transactions == sum(steps)

@@ -7,6 +7,13 @@ each transaction, so sessions asking for the same plugin and options share the b
 
 A session that starts further back than the ring reads the retained spool through its own
 iterator, in the same order and with the same positions, and joins the ring when it catches up.
+Those catch-up reads share one bounded cache of decoded transactions, so sessions reading the
+same range decode each record once and share its encoded plugin output too.
+
+Ingestion reads the spool in bounded chunks. In the background (``run``) it releases at most
+``CATCH_UP_BUDGET`` records between yields to the event loop, so the server serves while it catches
+up; sessions that need later positions wait for them like for any new data. What ingestion
+learned is persisted with a checkpoint (``logical/checkpoint.py``): a restart seeks past it.
 
 Ordering: RedDB allocates LSNs before appending, so concurrent writers can append n+1 before n, and
 KV watch events leave permanent holes. A record is released once every lower LSN has been released,
@@ -22,11 +29,12 @@ import heapq
 import logging
 import time
 from bisect import bisect_right
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from pgshim.errors import PgError
+from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
 from pgshim.logical.positions import end_pos
 from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_transaction
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
@@ -34,6 +42,13 @@ from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 
 log = logging.getLogger(__name__)
+
+INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
+CATCH_UP_BUDGET = 512  # records released per background step before yielding to the event loop
+CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
+HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
+HISTORY_CACHE_BYTES = 8 << 20  # and at most this many bytes of their records' payloads
+_TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 
 
 class _Reorder:
@@ -71,6 +86,39 @@ class _Reorder:
         return len(self._heap)
 
 
+class _HistoryCache:
+    """Transactions decoded for catch-up reads, by RedDB LSN, least recently used first out;
+    bounded by count and by the payload bytes they hold (decoded rows grow with them)."""
+
+    def __init__(self, capacity: int, max_bytes: int) -> None:
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[int, tuple[Transaction, int]] = OrderedDict()
+
+    def get(self, lsn: int) -> Transaction | None:
+        entry = self._entries.get(lsn)
+        if entry is None:
+            return None
+        self._entries.move_to_end(lsn)
+        return entry[0]
+
+    def put(self, lsn: int, tx: Transaction) -> None:
+        size = _TX_OVERHEAD + sum(len(record.raw) for record in tx.records)
+        entries = self._entries
+        previous = entries.pop(lsn, None)
+        if previous is not None:
+            self.bytes -= previous[1]
+        entries[lsn] = (tx, size)
+        self.bytes += size
+        while entries and (len(entries) > self.capacity or self.bytes > self.max_bytes):
+            _, (_, evicted) = entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ChangeSource:
     def __init__(
         self,
@@ -84,6 +132,8 @@ class ChangeSource:
         poll_min: float = 0.0005,
         poll_max: float = 0.02,
         corruption_grace: float = 30.0,
+        history_cache_size: int = HISTORY_CACHE_SIZE,
+        history_cache_bytes: int = HISTORY_CACHE_BYTES,
     ) -> None:
         self.follower = follower
         self.builder = builder
@@ -104,27 +154,87 @@ class ChangeSource:
         self._stopped = False
         self.corruption_grace = corruption_grace
         self._corrupt_since: float | None = None
+        self._history_cache = _HistoryCache(history_cache_size, history_cache_bytes)
+        self._checkpoint: IngestCheckpoint | None = None
+        self._checkpoint_saved_at = float("-inf")
+        self._chunked_polls = True
         if start_after_lsn:
             follower.seek(start_after_lsn)
 
+    def resume(self, store: IngestCheckpoint) -> None:
+        """Continue after the persisted checkpoint when the spool still reaches it (call once,
+        before ingesting); checkpoints are saved to ``store`` from now on."""
+        self._checkpoint = store
+        saved = store.load()
+        if saved is None or saved.lsn <= self._reorder.released:
+            return
+        self.follower.seek(saved.lsn)
+        last = self.follower.status.last_lsn
+        if last is None or last < saved.lsn:
+            log.warning(
+                "the spool ends before the ingestion checkpoint (RedDB LSN %d); reading it all",
+                saved.lsn,
+            )
+            self.follower.seek(self._reorder.released)
+            store.clear()
+            return
+        log.info("resuming ingestion after RedDB LSN %d", saved.lsn)
+        self._reorder = _Reorder(saved.lsn, grace=self._reorder_grace, window=self._reorder_window)
+        self._base_lsn = self.last_lsn = saved.lsn
+        self.end_pos = end_pos(saved.lsn)
+
+    def save_checkpoint(self) -> None:
+        """Persist what was learned, then how far ingestion got (in that order)."""
+        if self._checkpoint is None:
+            return
+        self.builder.flush()
+        status = self.follower.status
+        self._checkpoint.save(Checkpoint(self._reorder.released, status.inode, status.offset))
+
     # -- ingestion -------------------------------------------------------------------------------
 
-    def ingest(self, now: float | None = None) -> int:
-        """Read what the spool has appended and release what is in order; returns how many."""
+    def ingest(self, now: float | None = None, *, budget: int | None = None) -> int:
+        """Read what the spool has appended and release what is in order; returns how many.
+
+        The spool is read in chunks of ``INGEST_CHUNK_BYTES``; ``budget`` bounds the records
+        released by this call (None: everything that is ready).
+        """
         now = time.monotonic() if now is None else now
-        for frame in self.follower.poll():
-            if frame.lsn > self._reorder.released:
-                self._reorder.push(frame, now)
-        self._note_corruption(now)
+        reorder = self._reorder
         released = 0
-        for frame in self._reorder.pop_ready(now):
-            self._append(self.decode(frame))
-            released += 1
+        while budget is None or released < budget:
+            polled = 0
+            if len(reorder) <= self._reorder_window:
+                frames = self._poll_chunk()
+                polled = len(frames)
+                for frame in frames:
+                    if frame.lsn > reorder.released:
+                        reorder.push(frame, now)
+            before = released
+            for frame in reorder.pop_ready(now):
+                self._append(self.decode(frame))
+                released += 1
+                if budget is not None and released >= budget:
+                    break
+            if not polled and released == before:
+                break
+        self._note_corruption(now)
         if released:
             self.builder.flush()
+            if now - self._checkpoint_saved_at >= CHECKPOINT_INTERVAL:
+                self.save_checkpoint()
+                self._checkpoint_saved_at = now
             event, self._new_data = self._new_data, asyncio.Event()
             event.set()
         return released
+
+    def _poll_chunk(self) -> list[Frame]:
+        if self._chunked_polls:
+            try:
+                return self.follower.poll(max_bytes=INGEST_CHUNK_BYTES)
+            except TypeError:  # a follower that hands over what it has (the RedDB link's)
+                self._chunked_polls = False
+        return self.follower.poll()
 
     def _note_corruption(self, now: float) -> None:
         if self.follower.status.corrupt_offset is None:
@@ -181,10 +291,13 @@ class ChangeSource:
         delay = self._poll_min
         while not self._stopped:
             try:
-                released = self.ingest()
+                released = self.ingest(budget=CATCH_UP_BUDGET)
             except Exception:  # the source must outlive any single bad read
                 log.exception("reading the spool failed")
                 released = 0
+            if released >= CATCH_UP_BUDGET:
+                await asyncio.sleep(0)  # catching up: let sessions run, then go on at once
+                continue
             if released or len(self._reorder):
                 delay = self._poll_min
             else:
@@ -198,6 +311,7 @@ class ChangeSource:
         self._stopped = True
         if self._task is not None:
             await self._task
+        self.save_checkpoint()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -243,10 +357,17 @@ class ChangeSource:
                 break  # the ring takes over from here
             reorder.push(frame, 0.0)
             for ready in reorder.pop_ready(0.0):
-                tx = self.decode(ready)
+                tx = self._decode_shared(ready)
                 if tx.end_pos > start:
                     yield tx
         for ready in reorder.pop_ready(0.0, final=True):
-            tx = self.decode(ready)
+            tx = self._decode_shared(ready)
             if tx.end_pos > start:
                 yield tx
+
+    def _decode_shared(self, frame: Frame) -> Transaction:
+        tx = self._history_cache.get(frame.lsn)
+        if tx is None:
+            tx = self.decode(frame)
+            self._history_cache.put(frame.lsn, tx)
+        return tx
