@@ -5,7 +5,9 @@ sees an error, and pgshim's peak RSS stays bounded. Most consumers are light asy
 clients built on pgshim's own message layouts; a few are real pg_recvlogical and psycopg2 clients.
 
 Size knobs (CI runs the small default): PGSHIM_LOAD_CONSUMERS, PGSHIM_LOAD_SECONDS,
-PGSHIM_LOAD_RATE (records per second), PGSHIM_LOAD_MAX_RSS_MB.
+PGSHIM_LOAD_RATE (records per second), PGSHIM_LOAD_MAX_RSS_MB. Each consumer holds its own
+slot, so the server's slot limit (64) caps PGSHIM_LOAD_CONSUMERS; beyond it slot creation gets
+53400, as in PostgreSQL.
 """
 
 from __future__ import annotations
