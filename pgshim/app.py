@@ -64,7 +64,9 @@ class Application:
         self.source = ChangeSource(
             self.follower, self.builder, corruption_grace=config.corruption_grace
         )
-        self.slots = SlotStore(self.conn, database=config.database)
+        self.slots = SlotStore(
+            self.conn, database=config.database, max_slots=config.max_replication_slots
+        )
         self.replicas = ReplicaRegistry(self.conn)
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
@@ -77,6 +79,12 @@ class Application:
             self.relations.relations, self.publications, config.database
         )
         self.sessions: dict[int, Session] = {}
+        self.server_settings = {
+            "max_replication_slots": str(config.max_replication_slots),
+            "max_wal_senders": str(config.max_connections),
+            "wal_sender_timeout": _duration_setting(config.wal_sender_timeout),
+            "port": str(config.port),
+        }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None
         self._register_catalog()
@@ -280,6 +288,15 @@ def declared_columns(config: Config) -> dict[str, list[DeclaredColumn]]:
     }
 
 
+def _duration_setting(seconds: float) -> str:
+    """A time setting as SHOW prints it: 1min, 30s, 250ms, 0."""
+    ms = round(seconds * 1000)
+    for unit, size in (("min", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms" if ms else "0"
+
+
 def _named_types(columns: list[tuple[str, int]]) -> list[tuple[str, str]]:
     return [(name, pgtypes.BY_OID[oid].name) for name, oid in columns]
 
@@ -326,6 +343,7 @@ class Session:
                 backend_start=info.backend_start,
                 replication=None if info.replication == "false" else info.replication,
                 options=info.options,
+                server_settings=app.server_settings,
             ),
             app.publications_ddl,
         )

@@ -62,6 +62,7 @@ class Config:
     max_unauthenticated: int = 64
     auth_timeout: float = 60.0
     wal_sender_timeout: float = 60.0
+    max_replication_slots: int = 128
     # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
     # that need data past it get XX001
     corruption_grace: float = 30.0
@@ -210,6 +211,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("port", f"must be between 0 and 65535, got {config.port}")
     if config.max_connections < 1:
         raise ConfigError("max_connections", "must be at least 1")
+    if config.max_replication_slots < 1:
+        raise ConfigError("max_replication_slots", "must be at least 1")
     if config.max_unauthenticated < 1:
         raise ConfigError("max_unauthenticated", "must be at least 1")
     if config.auth_timeout <= 0:

@@ -24,6 +24,7 @@ class SessionInfo:
     backend_start: datetime = field(default_factory=lambda: datetime.now(UTC))
     replication: str | None = None  # None, "database" or "true"
     options: dict[str, str] = field(default_factory=dict)  # startup GUCs (-c name=value, ...)
+    server_settings: dict[str, str] = field(default_factory=dict)  # what the server runs with
 
 
 class PublicationHandler(Protocol):
@@ -133,7 +134,7 @@ class SqlSession:
         self.user = info.user
         self.database = info.database
         self.pid = info.pid
-        self._settings = dict(DEFAULT_SETTINGS)
+        self._settings = dict(DEFAULT_SETTINGS) | info.server_settings
         self._settings["application_name"] = info.application_name
         self._settings["session_authorization"] = info.user
         self._reset_values = dict(self._settings)
