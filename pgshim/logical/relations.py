@@ -130,6 +130,8 @@ class RelationRegistry:
         self._declared = dict(declared or {})
         self._relations: dict[str, Relation] = {}
         self._sources: dict[str, list[ColumnSource]] = {}
+        # collection -> (len(sources) when built, known field names, known positions)
+        self._known: dict[str, tuple[int, set[str], set[int]]] = {}
         self.mismatch_count = 0
         conn.execute(
             "CREATE TABLE IF NOT EXISTS relations ("
@@ -174,14 +176,17 @@ class RelationRegistry:
 
     def row(self, collection: str, entity: Any, logical_id: int) -> RowValues:
         """Column values of one entity (key first), growing the relation if it must."""
-        relation = self.get(collection)
+        relation = self._relations.get(collection) or self.get(collection)
+        fields = entity.fields
         if collection not in self._declared:
-            self._learn_columns(relation, entity.fields)
+            self._learn_columns(relation, fields)
         sources = self._sources[collection]
         values: list[Any] = [logical_id]
         problems: list[str] = []
-        positional = bool(entity.fields) and all(f.name is None for f in entity.fields)
-        by_name = {f.name: f for f in entity.fields if f.name is not None}
+        positional = bool(fields) and all(f.name is None for f in fields)
+        if not positional:
+            return self._named_row(relation, sources, fields, values, problems)
+        by_name = {f.name: f for f in fields if f.name is not None}
         for index, (column, source) in enumerate(zip(relation.columns, sources, strict=True)):
             if index == 0:
                 continue
@@ -199,6 +204,38 @@ class RelationRegistry:
                 self.mismatch_count += 1
                 problems.append(f"{relation.name}.{column.name}: {problem}")
             values.append(converted)
+        return RowValues(relation, values, problems)
+
+    def _named_row(
+        self,
+        relation: Relation,
+        sources: list[ColumnSource],
+        fields: Sequence[Any],
+        values: list[Any],
+        problems: list[str],
+    ) -> RowValues:
+        """row() for named fields: each column takes the field with its source's name."""
+        columns = relation.columns
+        if len(columns) != len(sources):
+            raise ValueError("columns and their sources differ in length")
+        by_name = {f.name: f.value for f in fields if f.name is not None}
+        append = values.append
+        for index in range(1, len(columns)):
+            name = sources[index].field_name
+            typed = by_name.get(name) if name is not None else None
+            if typed is None:
+                append(None)
+                continue
+            value = typed.value
+            column_oid = columns[index].type_oid
+            if value is None or typed.type_oid == column_oid:
+                append(value)
+                continue
+            converted, problem = coerce(value, typed.type_oid, column_oid)
+            if problem is not None:
+                self.mismatch_count += 1
+                problems.append(f"{relation.name}.{columns[index].name}: {problem}")
+            append(converted)
         return RowValues(relation, values, problems)
 
     def _create(self, collection: str) -> Relation:
@@ -239,8 +276,15 @@ class RelationRegistry:
 
     def _learn_columns(self, relation: Relation, fields: Sequence[Any]) -> None:
         sources = self._sources[relation.name]
-        known_names = {source.field_name for source in sources if source.field_name is not None}
-        known_positions = {source.position for source in sources if source.position is not None}
+        known = self._known.get(relation.name)
+        if known is None or known[0] != len(sources):
+            known = (
+                len(sources),
+                {source.field_name for source in sources if source.field_name is not None},
+                {source.position for source in sources if source.position is not None},
+            )
+            self._known[relation.name] = known
+        _, known_names, known_positions = known
         grew = False
         for position, field in enumerate(fields):
             value_oid = field.value.type_oid if field.value.value is not None else TEXT_OID
@@ -258,6 +302,7 @@ class RelationRegistry:
                 known_names.add(field.name)
             grew = True
         if grew:
+            self._known[relation.name] = (len(sources), known_names, known_positions)
             relation.version += 1
             self._save(relation)
 

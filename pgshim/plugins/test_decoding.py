@@ -98,9 +98,22 @@ def render_tuple(columns: list[Column], values: list[Any], *, skip_nulls: bool) 
     return "".join(parts)
 
 
+_PREFIXES: dict[tuple[str, str], str] = {}
+
+
+def _table_prefix(schema: str, name: str) -> str:
+    prefix = _PREFIXES.get((schema, name))
+    if prefix is None:
+        if len(_PREFIXES) > 4096:
+            _PREFIXES.clear()
+        prefix = f"table {quote_qualified_identifier(schema, name)}:"
+        _PREFIXES[(schema, name)] = prefix
+    return prefix
+
+
 def render_change(change: RowChange) -> str:
     relation = change.relation
-    prefix = f"table {quote_qualified_identifier(relation.schema, relation.name)}:"
+    prefix = _table_prefix(relation.schema, relation.name)
     if change.action == "T":
         return f"{prefix} TRUNCATE: (no-flags)"
     line = f"{prefix} {_ACTION_WORDS[change.action]}:"

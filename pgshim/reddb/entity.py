@@ -127,6 +127,23 @@ _FALSE = TypedValue(1, OID_BOOL, False)
 _MS = dt.timedelta(milliseconds=1)
 
 
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A multi-byte u64 varint; anything the general reader would refuse raises."""
+    result = 0
+    shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if result > 0xFFFFFFFFFFFFFFFF:
+                raise OverflowError
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise OverflowError
+
+
 def _decode_row_fast(buf: bytes) -> Entity | None:
     try:
         return _row_fast(buf)
@@ -139,7 +156,7 @@ def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - on
     pos = 0
     entity_id = buf[0]
     if entity_id >= 0x80:
-        entity_id, pos = read_varu64(buf, 0)
+        entity_id, pos = _varint(buf, 0)
     else:
         pos = 1
     if buf[pos] != 0:  # kind tag: only table rows here
@@ -154,7 +171,7 @@ def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - on
     table = buf[pos:end].decode()
     row_id = buf[end]
     if row_id >= 0x80:
-        row_id, pos = read_varu64(buf, end)
+        row_id, pos = _varint(buf, end)
     else:
         pos = end + 1
     data_tag = buf[pos]
@@ -216,12 +233,12 @@ def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - on
         return None
     created_at = buf[pos]
     if created_at >= 0x80:
-        created_at, pos = read_varu64(buf, pos)
+        created_at, pos = _varint(buf, pos)
     else:
         pos += 1
     updated_at = buf[pos]
     if updated_at >= 0x80:
-        updated_at, pos = read_varu64(buf, pos)
+        updated_at, pos = _varint(buf, pos)
     else:
         pos += 1
     if buf[pos] != 0 or buf[pos + 1] != 0:  # embeddings, cross references
@@ -229,7 +246,7 @@ def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - on
     pos += 2
     sequence_id = buf[pos]
     if sequence_id >= 0x80:
-        sequence_id, pos = read_varu64(buf, pos)
+        sequence_id, pos = _varint(buf, pos)
     else:
         pos += 1
     logical_id = xmin = xmax = None
@@ -237,10 +254,10 @@ def _row_fast(buf: bytes) -> Entity | None:  # noqa: C901, PLR0912, PLR0915 - on
         has_logical_id = buf[pos]
         pos += 1
         if has_logical_id:
-            logical_id, pos = read_varu64(buf, pos)
+            logical_id, pos = _varint(buf, pos)
     if pos < size:
-        xmin, pos = read_varu64(buf, pos)
-        xmax, pos = read_varu64(buf, pos)
+        xmin, pos = _varint(buf, pos)
+        xmax, pos = _varint(buf, pos)
     if pos != size:
         return None
     return Entity(
