@@ -30,7 +30,7 @@ import logging
 import time
 from bisect import bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from pgshim.errors import PgError
@@ -158,6 +158,7 @@ class ChangeSource:
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
         self._chunked_polls = True
+        self._listeners: set[Callable[[], None]] = set()
         if start_after_lsn:
             follower.seek(start_after_lsn)
 
@@ -226,6 +227,8 @@ class ChangeSource:
                 self._checkpoint_saved_at = now
             event, self._new_data = self._new_data, asyncio.Event()
             event.set()
+            for listener in list(self._listeners):
+                listener()
         return released
 
     def _poll_chunk(self) -> list[Frame]:
@@ -314,6 +317,13 @@ class ChangeSource:
         self.save_checkpoint()
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop, without arguments) whenever data is released."""
+        self._listeners.add(callback)
+
+    def unlisten(self, callback: Callable[[], None]) -> None:
+        self._listeners.discard(callback)
 
     async def wait(self, after_end_pos: int, timeout: float) -> bool:
         """Wait until a transaction ending after ``after_end_pos`` exists (or the timeout passes)."""

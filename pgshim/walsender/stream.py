@@ -110,12 +110,23 @@ class ReplicationStream(CopyBothStream):
         self.on_end: Callable[[], None] | None = None
         self.replica_id = ""
         self._history = None
-        self._wakeup = asyncio.Event()
+        # the one future an idle session awaits: new data, a client message or a cancel sets it
+        self._waiter: asyncio.Future[None] | None = None
         self._reader: asyncio.Future[ev.FrontendEvent | None] | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self, *_: object) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _start_reader(self, io: StreamIO) -> None:
+        if self._reader is None:
+            self._reader = asyncio.ensure_future(io.read_message())
+            self._reader.add_done_callback(self._wake)
 
     def _next_batch(self) -> list[Transaction]:
         state, source = self.state, self.source
@@ -212,8 +223,8 @@ class ReplicationStream(CopyBothStream):
         drain = asyncio.ensure_future(io.drain())
         try:
             while True:
-                if self._reader is None:
-                    self._reader = asyncio.ensure_future(io.read_message())
+                self._start_reader(io)
+                assert self._reader is not None
                 done, _ = await asyncio.wait(
                     {drain, self._reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -236,15 +247,15 @@ class ReplicationStream(CopyBothStream):
         for tx in batch:
             state.encode([tx], out)
             if len(out) >= FLUSH_BYTES:
-                io.write(bytes(out))
-                out.clear()
+                io.write(out)  # handed over: the next bytes go to a new buffer
+                out = bytearray()
                 await self._drain(io)
         if self.on_sent is not None:
             self.on_sent(batch[-1])
         if self._history is None and self.source.end_pos <= state.sent:
             out += state.keepalive()  # caught up: let the client confirm this far
         if out:
-            io.write(bytes(out))
+            io.write(out)
         await self._drain(io)
 
     async def _loop(self, io: StreamIO) -> None:
@@ -254,6 +265,7 @@ class ReplicationStream(CopyBothStream):
             if self.cancelled:
                 raise PgError("57014", "canceling statement due to user request")
             self._take_pending(io)
+            released = self.source.transactions
             batch = self._next_batch()
             if batch:
                 await self._send_batch(batch, io)
@@ -278,17 +290,25 @@ class ReplicationStream(CopyBothStream):
                 io.write(state.keepalive())
                 await self._drain(io)
                 last_send = now
-            if self._reader is None:
-                self._reader = asyncio.ensure_future(io.read_message())
-            data_wait = asyncio.ensure_future(self.source.wait(state.sent, 1.0))
-            woken = asyncio.ensure_future(self._wakeup.wait())
-            await asyncio.wait(
-                {self._reader, data_wait, woken}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in (data_wait, woken):
-                if not waiter.done():
-                    waiter.cancel()
+            self._start_reader(io)
+            await self._idle(released)
             self._take_reader_message(io)
+
+    async def _idle(self, released: int) -> None:
+        """Wait up to a second for data released after the source's ``released``-th transaction,
+        a client message or a cancel."""
+        assert self._reader is not None
+        if self._reader.done() or self.cancelled or self.source.transactions != released:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.source.listen(self._wake)
+        try:
+            await asyncio.wait_for(self._waiter, 1.0)
+        except TimeoutError:
+            pass
+        finally:
+            self.source.unlisten(self._wake)
+            self._waiter = None
 
 
 class _StreamEnd(Exception):
