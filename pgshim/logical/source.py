@@ -47,7 +47,7 @@ INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
 CATCH_UP_BUDGET = 512  # records released per background step before yielding to the event loop
 CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
-HISTORY_CACHE_BYTES = 8 << 20  # and at most this many bytes of their records' payloads
+HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 
 
