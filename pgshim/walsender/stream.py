@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PG_EPOCH_US = 946_684_800_000_000
 BATCH_TRANSACTIONS = 256
+FIRST_BATCH_TRANSACTIONS = 8  # batches start small so the first change leaves early, then double
 FLUSH_BYTES = 256 * 1024
 
 
@@ -110,6 +111,7 @@ class ReplicationStream(CopyBothStream):
         self.on_end: Callable[[], None] | None = None
         self.replica_id = ""
         self._history = None
+        self._batch_limit = FIRST_BATCH_TRANSACTIONS
         # the one future an idle session awaits: new data, a client message or a cancel sets it
         self._waiter: asyncio.Future[None] | None = None
         self._reader: asyncio.Future[ev.FrontendEvent | None] | None = None
@@ -130,13 +132,15 @@ class ReplicationStream(CopyBothStream):
 
     def _next_batch(self) -> list[Transaction]:
         state, source = self.state, self.source
+        limit = self._batch_limit
+        self._batch_limit = min(limit * 2, BATCH_TRANSACTIONS)
         if self._history is None and not source.covers(state.sent):
             self._history = source.history(state.sent)
         if self._history is not None:
             batch: list[Transaction] = []
             for tx in self._history:
                 batch.append(tx)
-                if len(batch) >= BATCH_TRANSACTIONS:
+                if len(batch) >= limit:
                     break
             else:
                 self._history = None
@@ -144,7 +148,7 @@ class ReplicationStream(CopyBothStream):
                 self._history = None
             if batch:
                 return batch
-        return source.read(state.sent, BATCH_TRANSACTIONS)
+        return source.read(state.sent, limit)
 
     def handle_client(self, msg: ev.FrontendEvent, io: StreamIO) -> bool:
         """Apply one client message; returns False when the stream must end."""
