@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
 CATCH_UP_BUDGET = 512  # records released per background step before yielding to the event loop
 CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
+FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
@@ -202,7 +203,7 @@ class ChangeSource:
         """
         now = time.monotonic() if now is None else now
         reorder = self._reorder
-        released = 0
+        released = flushed = 0
         while budget is None or released < budget:
             polled = 0
             if len(reorder) <= self._reorder_window:
@@ -215,6 +216,9 @@ class ChangeSource:
             for frame in reorder.pop_ready(now):
                 self._append(self.decode(frame))
                 released += 1
+                if released - flushed >= FLUSH_EVERY:  # what was learned stays bounded in memory
+                    self.builder.flush()
+                    flushed = released
                 if budget is not None and released >= budget:
                     break
             if not polled and released == before:
