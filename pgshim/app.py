@@ -51,12 +51,15 @@ class Application:
         self.conn = open_state(config.state_dir)
         self.system_identifier = system_identifier(self.conn)
         self.identity = IdentityMap(self.conn)
+        self.link = RedDbLink.from_config(config)
         self.relations = RelationRegistry(
-            self.conn, schema=config.schema, declared=declared_columns(config)
+            self.conn,
+            schema=config.schema,
+            declared=declared_columns(config),
+            schema_source=self.link.schema_source(self.conn),
         )
         self.publications = PublicationStore(self.conn, default=config.default_publication)
         self.builder = TransactionBuilder(self.identity, self.relations)
-        self.link = RedDbLink.from_config(config)
         self.terms = TermHistory(self.conn)
         self.follower = TermObservingFollower(
             self.link.follower() or SpoolFollower(spool_path(config.spool)), self.terms
@@ -94,8 +97,10 @@ class Application:
     async def run(self) -> None:
         from pgshim.logical.checkpoint import IngestCheckpoint
 
-        # restart after the ingestion checkpoint; the rest is ingested in the background
+        # restart after the ingestion checkpoint; what a second does not ingest continues in the
+        # background while the server listens
         self.source.resume(IngestCheckpoint(self.conn))
+        await self.source.catch_up()
         self.source.start()
         self.link.start()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())

@@ -113,3 +113,57 @@ def test_terms_are_timelines(spool, pgshim) -> None:
          "TIMELINE_HISTORY 1"], env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert "could not open file" in missing.stderr
+
+
+def test_declared_columns_from_reddbs_http_schema(spool, tmp_path) -> None:
+    """Positional rows named by RedDB's GET /collections/{name}/schema (an in-test HTTP server
+    answering with a collection contract's declared_columns)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[str] = []
+
+    class Schemas(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            asked.append(self.path)
+            if self.path != "/collections/orders/schema":
+                self.send_error(404)
+                return
+            body = json.dumps({"ok": True, "declared_columns": [
+                {"name": "order_no", "data_type": "Integer", "not_null": True},
+                {"name": "item", "data_type": "Text"},
+                {"name": "amount", "data_type": "Float"},
+            ]}).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Schemas)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    server = PgshimServer(
+        spool.path, tmp_path / "state",
+        args=("--reddb-http", f"http://127.0.0.1:{http.server_port}"),
+    ).start()  # fmt: skip
+    try:
+        server.psql("SELECT pgshim_create_history_slot('schemas', 'test_decoding')")
+        _, rid = spool.insert_positional("orders", 9, "cup", 4.5)
+        lsn, other = spool.insert_positional("misc", "loose")
+        done = server.recvlogical(
+            "-S", "schemas", "--start", "-f", "-", "-o", "include-xids=0", "--endpos", end_pos(lsn)
+        )
+        changes = [line for line in done.stdout.splitlines() if line.startswith("table")]
+        assert changes == [
+            f"table public.orders: INSERT: rid[bigint]:{rid} order_no[bigint]:9 item[text]:'cup'"
+            " amount[double precision]:4.5",
+            f"table public.misc: INSERT: rid[bigint]:{other} c1[text]:'loose'",
+        ]
+        assert asked == ["/collections/orders/schema", "/collections/misc/schema"]
+    finally:
+        server.stop()
+        http.shutdown()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -124,10 +124,13 @@ class RelationRegistry:
         *,
         schema: str = "public",
         declared: dict[str, list[DeclaredColumn]] | None = None,
+        schema_source: Callable[[str], list[DeclaredColumn] | None] | None = None,
     ) -> None:
         self._conn = conn
         self._schema = schema
         self._declared = dict(declared or {})
+        # asked once for each new collection without a declaration (RedDB's declared columns)
+        self._schema_source = schema_source
         self._relations: dict[str, Relation] = {}
         self._sources: dict[str, list[ColumnSource]] = {}
         # collection -> (len(sources) when built, known field names, known positions)
@@ -171,6 +174,10 @@ class RelationRegistry:
         """The relation of a collection, created with just the key (or its declaration)."""
         relation = self._relations.get(collection)
         if relation is None:
+            if collection not in self._declared and self._schema_source is not None:
+                columns = self._schema_source(collection)
+                if columns:
+                    self._declared[collection] = columns
             relation = self._create(collection)
         return relation
 

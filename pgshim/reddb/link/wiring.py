@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pgshim.config import Config
+from pgshim.logical.relations import DeclaredColumn
 from pgshim.reddb.link.client import RedDbClient
 from pgshim.reddb.link.forwarder import AckForwarder
 from pgshim.reddb.link.remote import RemoteFollower
+from pgshim.reddb.link.schemas import SchemaFetcher
 from pgshim.reddb.link.terms import TermHistory
 from pgshim.spool.frames import Frame
 
@@ -30,6 +34,8 @@ FORWARD_COLUMNS = [
 class RedDbLink:
     forwarder: AckForwarder | None = None
     source_client: RedDbClient | None = None
+    schemas_url: str | None = None
+    token: str | None = None
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -41,7 +47,24 @@ class RedDbLink:
         source_client = None
         if config.source:
             source_client = RedDbClient(config.source, token=config.reddb_token)
-        return cls(forwarder, source_client)
+        return cls(forwarder, source_client, config.reddb_http, config.reddb_token)
+
+    def schema_source(
+        self, conn: sqlite3.Connection
+    ) -> Callable[[str], list[DeclaredColumn] | None] | None:
+        """RedDB's declared columns of a collection (``GET /collections/{name}/schema``), cached
+        in the state database; asked once per new collection when ``--reddb-http`` is set."""
+        if self.schemas_url is None:
+            return None
+        fetcher = SchemaFetcher(self.schemas_url, conn, token=self.token)
+
+        def declared(collection: str) -> list[DeclaredColumn] | None:
+            columns = fetcher.declared_columns(collection)
+            if fetcher.last_error:
+                log.warning("RedDB schema of %s: %s", collection, fetcher.last_error)
+            return [DeclaredColumn(name, pg_type) for name, pg_type in columns] if columns else None
+
+        return declared
 
     def follower(self) -> RemoteFollower | None:
         """A follower of the primary's PullWalRecords stream when ``--source grpc://`` is set."""
