@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
 CATCH_UP_BUDGET = 512  # records released per background step before yielding to the event loop
 CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
+STARTUP_CATCH_UP_SECONDS = 1.0  # ingested before the server listens; the rest in the background
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
@@ -292,6 +293,20 @@ class ChangeSource:
             self.last_lsn = tx.last_lsn
             self.end_pos = tx.end_pos
         self.transactions += 1
+
+    async def catch_up(self, seconds: float = STARTUP_CATCH_UP_SECONDS) -> None:
+        """Ingest what the spool holds for up to ``seconds``, waiting out the reorder grace of
+        records above a hole once: a small spool is then fully known (its tables too) before
+        the server listens, and a large one goes on in ``run()``."""
+        deadline = time.monotonic() + seconds
+        waited = False
+        while time.monotonic() < deadline:
+            if self.ingest(budget=CATCH_UP_BUDGET) >= CATCH_UP_BUDGET:
+                continue
+            if not len(self._reorder) or waited:
+                return
+            await asyncio.sleep(self._reorder_grace)
+            waited = True
 
     async def run(self) -> None:
         """Tail the spool until stopped: a short poll that backs off while the spool is idle."""
