@@ -160,6 +160,7 @@ class ChangeSource:
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
         self._chunked_polls = True
+        self._history_decodes = 0  # since the last identity flush
         self._listeners: set[Callable[[], None]] = set()
         if start_after_lsn:
             follower.seek(start_after_lsn)
@@ -399,4 +400,9 @@ class ChangeSource:
         if tx is None:
             tx = self.decode(frame)
             self._history_cache.put(frame.lsn, tx)
+            # decoding teaches the identity map again; keep what it holds unflushed bounded
+            self._history_decodes += 1
+            if self._history_decodes >= FLUSH_EVERY:
+                self.builder.flush()
+                self._history_decodes = 0
         return tx
