@@ -11,6 +11,7 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.config import Config
 from pgshim.errors import PgError
+from pgshim.logical.checkpoint import IngestCheckpoint
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
@@ -95,8 +96,6 @@ class Application:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        from pgshim.logical.checkpoint import IngestCheckpoint
-
         # restart after the ingestion checkpoint; what a second does not ingest continues in the
         # background while the server listens
         self.source.resume(IngestCheckpoint(self.conn))
