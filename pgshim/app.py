@@ -8,35 +8,33 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from pgshim import pgtypes
 from pgshim.config import Config
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import IngestCheckpoint
-from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.snapshot import materialize
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
-from pgshim.plugins import PluginContext, check_plugin
+from pgshim.plugins import PluginContext
 from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.link.terms import TermHistory
-from pgshim.reddb.link.wiring import FORWARD_COLUMNS, RedDbLink, TermObservingFollower
+from pgshim.reddb.link.wiring import RedDbLink, TermObservingFollower
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
-from pgshim.sql.catalog import CATALOG_VIEWS, Catalog, ServerFacts
+from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import parse_copy_to_stdout, text_row
 from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.sql.statements import split_statements
 from pgshim.state import open_state, system_identifier
+from pgshim.views import register_status_views
 from pgshim.walsender import commands
 from pgshim.walsender.executor import ReplicationExecutor
-from pgshim.walsender.replicas import REPLICA_COLUMNS, ReplicaRegistry
+from pgshim.walsender.replicas import ReplicaRegistry
 from pgshim.walsender.slots import Slot, SlotStore
-from pgshim.walsender.sqldecoding import SqlDecoding
 from pgshim.walsender.stream import ReplicationStream
 from pgshim.wire.handler import ConnectionInfo
 
@@ -91,7 +89,7 @@ class Application:
         }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None
-        self._register_catalog()
+        register_status_views(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -186,102 +184,6 @@ class Application:
         """RedDB's current term is the PostgreSQL timeline."""
         return self.terms.timeline
 
-    # -- status catalog --------------------------------------------------------------------------
-
-    def _register_catalog(self) -> None:
-        cat = self.catalog
-        cat.register_view(
-            "pg_stat_replication", CATALOG_VIEWS["pg_stat_replication"], self._stat_replication
-        )
-        cat.register_view(
-            "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], self.slots.slot_rows
-        )
-        cat.register_view("pgshim_spool", SPOOL_COLUMNS, self._spool_rows)
-        cat.register_view(
-            "pgshim_replicas", _named_types(REPLICA_COLUMNS) + FORWARD_COLUMNS, self._replica_rows
-        )
-        cat.register_view("pgshim_collections", COLLECTION_COLUMNS, self._collection_rows)
-        for name, rows in self.catalog_rows.providers().items():
-            cat.register_view(name, CATALOG_VIEWS[name], rows)
-        cat.register_function(
-            "pg_create_logical_replication_slot", self._sql_create_slot,
-            ["name", "name", "boolean", "boolean"], "text",
-        )  # fmt: skip
-        cat.register_function("pg_drop_replication_slot", self._sql_drop_slot, ["name"], "void")
-        SqlDecoding(self).register()
-        cat.register_view("pgshim_commit_waiter", COMMIT_WAITER_COLUMNS, self._commit_waiter_rows)
-        cat.register_function(
-            "pgshim_is_durable", self.replicas.is_durable, ["int8", "int4"], "bool"
-        )
-        cat.register_function("pgshim_quorum_durable", self.replicas.quorum, ["int8"], "bool")
-        cat.register_function(
-            "pgshim_create_history_slot", self._sql_create_history_slot, ["name", "name"], "text"
-        )
-
-    def _sql_create_slot(
-        self, name: str, plugin: str, temporary: bool = False, two_phase: bool = False
-    ) -> str:
-        check_plugin(plugin)
-        slot = self.create_slot(name, plugin, temporary=False, two_phase=bool(two_phase), pid=0)
-        return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
-
-    def _sql_create_history_slot(self, name: str, plugin: str) -> str:
-        """pgshim's own: a slot whose consumer reads every change the spool still retains."""
-        check_plugin(plugin)
-        slot = self.create_slot(
-            name, plugin, temporary=False, two_phase=False, pid=0, from_oldest=True
-        )
-        return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
-
-    def _sql_drop_slot(self, name: str) -> None:
-        self.slots.drop(name, pid=0)
-        self.replicas.forget_slot(name)
-
-    def _stat_replication(self) -> list[tuple]:
-        rows = []
-        for session in self.sessions.values():
-            stream = session.stream
-            if stream is None:
-                continue
-            info, fb = session.info, stream.state.feedback
-            rows.append((
-                info.pid, 10, info.user, info.application_name, info.client_addr, None,
-                info.client_port, info.backend_start, None, "streaming",
-                stream.state.sent, fb.write, fb.flush, fb.apply, None, None, None, 0, "async",
-                _pg_time(fb.reply_time_us),
-            ))  # fmt: skip
-        return rows
-
-    def _spool_rows(self) -> list[tuple]:
-        st = self.follower.status
-        return [(
-            st.path, st.exists, ",".join(sorted(st.layouts_seen)), st.first_lsn, st.last_lsn,
-            st.records, st.size, st.offset, st.corrupt_offset, st.corrupt_reason, st.gaps,
-            st.out_of_order, st.prunes, self.source.decode_errors,
-            end_pos(st.last_lsn or 0),
-        )]  # fmt: skip
-
-    def _replica_rows(self) -> list[tuple]:
-        rows = self.replicas.rows(current_lsn=self.source.last_lsn)
-        return [(*row, *self.link.forward_status(row[0])) for row in rows]
-
-    def _commit_waiter_rows(self) -> list[tuple]:
-        """RedDB's commit waiter over pgshim's consumers: how far 1, a quorum and all are durable."""
-        waiter = self.replicas.waiter
-        members = self.replicas.connected_ids()
-        quorum = waiter.quorum_size()
-        return [(
-            len(waiter.acks()), len(members), quorum, waiter.commit_watermark(1),
-            waiter.commit_watermark(quorum), waiter.commit_watermark(max(len(members), 1)),
-        )]  # fmt: skip
-
-    def _collection_rows(self) -> list[tuple]:
-        return [
-            (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
-             [pgtypes.BY_OID[c.type_oid].sql_name for c in rel.columns], rel.version)
-            for rel in self.relations.relations()
-        ]  # fmt: skip
-
 
 def declared_columns(config: Config) -> dict[str, list[DeclaredColumn]]:
     return {
@@ -299,33 +201,6 @@ def _duration_setting(seconds: float) -> str:
         if ms and ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms" if ms else "0"
-
-
-def _named_types(columns: list[tuple[str, int]]) -> list[tuple[str, str]]:
-    return [(name, pgtypes.BY_OID[oid].name) for name, oid in columns]
-
-
-def _pg_time(us: int | None) -> datetime | None:
-    if not us:
-        return None
-    return datetime.fromtimestamp((us + 946_684_800_000_000) / 1e6, UTC)
-
-
-SPOOL_COLUMNS = [
-    ("path", "text"), ("exists", "bool"), ("layouts", "text"), ("first_lsn", "int8"),
-    ("last_lsn", "int8"), ("records", "int8"), ("bytes", "int8"), ("read_offset", "int8"),
-    ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
-    ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
-    ("end_position", "pg_lsn"),
-]  # fmt: skip
-COMMIT_WAITER_COLUMNS = [
-    ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
-    ("durable_on_one", "int8"), ("durable_on_quorum", "int8"), ("durable_on_all", "int8"),
-]  # fmt: skip
-COLLECTION_COLUMNS = [
-    ("schemaname", "name"), ("tablename", "name"), ("relid", "oid"), ("columns", "_text"),
-    ("types", "_text"), ("version", "int4"),
-]  # fmt: skip
 
 
 class Session:

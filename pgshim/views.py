@@ -1,0 +1,157 @@
+"""pgshim's status in SQL: PostgreSQL's replication views, pgshim's own views and the server
+functions (slot creation and dropping, SQL-level decoding, the commit waiter), over live state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from pgshim import pgtypes
+from pgshim.logical.positions import end_pos
+from pgshim.plugins import check_plugin
+from pgshim.reddb.link.wiring import FORWARD_COLUMNS
+from pgshim.sql.catalog import CATALOG_VIEWS
+from pgshim.walsender.replicas import REPLICA_COLUMNS
+from pgshim.walsender.sqldecoding import SqlDecoding
+
+if TYPE_CHECKING:
+    from pgshim.app import Application
+
+
+def _named_types(columns: list[tuple[str, int]]) -> list[tuple[str, str]]:
+    return [(name, pgtypes.BY_OID[oid].name) for name, oid in columns]
+
+
+def _pg_time(us: int | None) -> datetime | None:
+    if not us:
+        return None
+    return datetime.fromtimestamp((us + 946_684_800_000_000) / 1e6, UTC)
+
+
+SPOOL_COLUMNS = [
+    ("path", "text"), ("exists", "bool"), ("layouts", "text"), ("first_lsn", "int8"),
+    ("last_lsn", "int8"), ("records", "int8"), ("bytes", "int8"), ("read_offset", "int8"),
+    ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
+    ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
+    ("end_position", "pg_lsn"),
+]  # fmt: skip
+COMMIT_WAITER_COLUMNS = [
+    ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
+    ("durable_on_one", "int8"), ("durable_on_quorum", "int8"), ("durable_on_all", "int8"),
+]  # fmt: skip
+COLLECTION_COLUMNS = [
+    ("schemaname", "name"), ("tablename", "name"), ("relid", "oid"), ("columns", "_text"),
+    ("types", "_text"), ("version", "int4"),
+]  # fmt: skip
+
+
+def register_status_views(app: Application) -> None:
+    cat = app.catalog
+    cat.register_view(
+        "pg_stat_replication", CATALOG_VIEWS["pg_stat_replication"], partial(_stat_replication, app)
+    )
+    cat.register_view(
+        "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], app.slots.slot_rows
+    )
+    cat.register_view("pgshim_spool", SPOOL_COLUMNS, partial(_spool_rows, app))
+    cat.register_view(
+        "pgshim_replicas",
+        _named_types(REPLICA_COLUMNS) + FORWARD_COLUMNS,
+        partial(_replica_rows, app),
+    )
+    cat.register_view("pgshim_collections", COLLECTION_COLUMNS, partial(_collection_rows, app))
+    for name, rows in app.catalog_rows.providers().items():
+        cat.register_view(name, CATALOG_VIEWS[name], rows)
+    cat.register_function(
+        "pg_create_logical_replication_slot", partial(_sql_create_slot, app),
+        ["name", "name", "boolean", "boolean"], "text",
+    )  # fmt: skip
+    cat.register_function(
+        "pg_drop_replication_slot", partial(_sql_drop_slot, app), ["name"], "void"
+    )
+    SqlDecoding(app).register()
+    cat.register_view(
+        "pgshim_commit_waiter", COMMIT_WAITER_COLUMNS, partial(_commit_waiter_rows, app)
+    )
+    cat.register_function("pgshim_is_durable", app.replicas.is_durable, ["int8", "int4"], "bool")
+    cat.register_function("pgshim_quorum_durable", app.replicas.quorum, ["int8"], "bool")
+    cat.register_function(
+        "pgshim_create_history_slot",
+        partial(_sql_create_slot, app, from_oldest=True),
+        ["name", "name"],
+        "text",
+    )
+
+
+def _sql_create_slot(
+    app: Application,
+    name: str,
+    plugin: str,
+    temporary: bool = False,
+    two_phase: bool = False,
+    *,
+    from_oldest: bool = False,
+) -> str:
+    """pg_create_logical_replication_slot, and pgshim_create_history_slot (``from_oldest``): a
+    slot whose consumer reads every change the spool still retains."""
+    check_plugin(plugin)
+    slot = app.create_slot(
+        name, plugin, temporary=False, two_phase=bool(two_phase), pid=0, from_oldest=from_oldest
+    )
+    return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
+
+
+def _sql_drop_slot(app: Application, name: str) -> None:
+    app.slots.drop(name, pid=0)
+    app.replicas.forget_slot(name)
+
+
+def _stat_replication(app: Application) -> list[tuple]:
+    rows = []
+    for session in app.sessions.values():
+        stream = session.stream
+        if stream is None:
+            continue
+        info, fb = session.info, stream.state.feedback
+        rows.append((
+            info.pid, 10, info.user, info.application_name, info.client_addr, None,
+            info.client_port, info.backend_start, None, "streaming",
+            stream.state.sent, fb.write, fb.flush, fb.apply, None, None, None, 0, "async",
+            _pg_time(fb.reply_time_us),
+        ))  # fmt: skip
+    return rows
+
+
+def _spool_rows(app: Application) -> list[tuple]:
+    st = app.follower.status
+    return [(
+        st.path, st.exists, ",".join(sorted(st.layouts_seen)), st.first_lsn, st.last_lsn,
+        st.records, st.size, st.offset, st.corrupt_offset, st.corrupt_reason, st.gaps,
+        st.out_of_order, st.prunes, app.source.decode_errors,
+        end_pos(st.last_lsn or 0),
+    )]  # fmt: skip
+
+
+def _replica_rows(app: Application) -> list[tuple]:
+    rows = app.replicas.rows(current_lsn=app.source.last_lsn)
+    return [(*row, *app.link.forward_status(row[0])) for row in rows]
+
+
+def _commit_waiter_rows(app: Application) -> list[tuple]:
+    """RedDB's commit waiter over pgshim's consumers: how far 1, a quorum and all are durable."""
+    waiter = app.replicas.waiter
+    members = app.replicas.connected_ids()
+    quorum = waiter.quorum_size()
+    return [(
+        len(waiter.acks()), len(members), quorum, waiter.commit_watermark(1),
+        waiter.commit_watermark(quorum), waiter.commit_watermark(max(len(members), 1)),
+    )]  # fmt: skip
+
+
+def _collection_rows(app: Application) -> list[tuple]:
+    return [
+        (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
+         [pgtypes.BY_OID[c.type_oid].sql_name for c in rel.columns], rel.version)
+        for rel in app.relations.relations()
+    ]  # fmt: skip
