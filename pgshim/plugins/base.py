@@ -59,6 +59,23 @@ def option_bool(name: str, value: str | None) -> bool:
     return parsed
 
 
+class SharedOutputPlugin:
+    """A plugin whose output depends only on the transaction and its options: rendered once per
+    transaction and shared by every session with the same ``cache_key``."""
+
+    name: str
+    cache_key: tuple
+
+    def startup(self) -> list[Message]:
+        return []
+
+    def encode(self, tx: Transaction) -> list[Message]:
+        return cached(tx, self.cache_key, lambda: self._render(tx))
+
+    def _render(self, tx: Transaction) -> list[Message]:
+        raise NotImplementedError
+
+
 def cached(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
     """Encoded output shared by every session whose plugin output has the same key."""
     encoded = tx.encoded.get(key)

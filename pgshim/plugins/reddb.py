@@ -18,7 +18,7 @@ from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.positions import change_pos
 from pgshim.logical.transactions import RowChange, Transaction
-from pgshim.plugins.base import Message, PluginContext, cached
+from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin
 
 _ACTION_NAMES = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
 
@@ -32,21 +32,14 @@ def row_as_text(change: RowChange) -> dict[str, str | None]:
     return row
 
 
-class RedDBPlugin:
+class RedDBPlugin(SharedOutputPlugin):
     name = "reddb"
 
     def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
         for option, value in options.items():
             shown = "(null)" if value is None else value
             raise PgError("22023", f'option "{option}" = "{shown}" is unknown')
-        self.cache_key: tuple | None = (self.name,)
-
-    def startup(self) -> list[Message]:
-        return []
-
-    def encode(self, tx: Transaction) -> list[Message]:
-        assert self.cache_key is not None
-        return cached(tx, self.cache_key, lambda: self._render(tx))
+        self.cache_key = (self.name,)
 
     def _render(self, tx: Transaction) -> list[Message]:
         messages: list[Message] = []

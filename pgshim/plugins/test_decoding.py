@@ -14,7 +14,7 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Column, RowChange, Transaction
-from pgshim.plugins.base import Message, PluginContext, cached, option_bool
+from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
 
 _BOOLEAN_OPTIONS = {
@@ -130,7 +130,7 @@ def render_change(change: RowChange) -> str:
     return line + render_tuple(relation.columns, change.new, skip_nulls=False)
 
 
-class TestDecodingPlugin:
+class TestDecodingPlugin(SharedOutputPlugin):
     name = "test_decoding"
     __test__ = False  # not a pytest class despite its name
 
@@ -144,19 +144,12 @@ class TestDecodingPlugin:
         self.include_xids = settings["include-xids"]
         self.include_timestamp = settings["include-timestamp"]
         self.skip_empty_xacts = settings["skip-empty-xacts"]
-        self.cache_key: tuple | None = (
+        self.cache_key = (
             self.name,
             self.include_xids,
             self.include_timestamp,
             self.skip_empty_xacts,
         )
-
-    def startup(self) -> list[Message]:
-        return []
-
-    def encode(self, tx: Transaction) -> list[Message]:
-        assert self.cache_key is not None
-        return cached(tx, self.cache_key, lambda: self._render(tx))
 
     def _render(self, tx: Transaction) -> list[Message]:
         body = [(change.pos, render_change(change).encode()) for change in tx.changes]

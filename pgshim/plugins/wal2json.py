@@ -12,7 +12,7 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Column, RowChange, Transaction
-from pgshim.plugins.base import Message, PluginContext, cached, option_bool
+from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
 from pgshim.plugins.quoting import escape_json
 
 _BOOLEAN_OPTIONS = {
@@ -92,7 +92,7 @@ def _matches(patterns: list[tuple[str | None, str | None]], schema: str, table: 
     )
 
 
-class Wal2JsonPlugin:
+class Wal2JsonPlugin(SharedOutputPlugin):
     name = "wal2json"
 
     def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
@@ -126,7 +126,7 @@ class Wal2JsonPlugin:
         self.actions = frozenset(actions)
         pretty = settings["pretty-print"] and self.format_version == 1
         self.nl, self.ht, self.sp = ("\n", "\t", " ") if pretty else ("", "", "")
-        self.cache_key: tuple | None = (
+        self.cache_key = (
             self.name,
             self.format_version,
             tuple(sorted(settings.items())),
@@ -164,13 +164,6 @@ class Wal2JsonPlugin:
             if action not in _ACTION_NAMES.values():
                 raise PgError("22023", f'could not parse value "{value}" for parameter "actions"')
         return actions
-
-    def startup(self) -> list[Message]:
-        return []
-
-    def encode(self, tx: Transaction) -> list[Message]:
-        assert self.cache_key is not None
-        return cached(tx, self.cache_key, lambda: self._render(tx))
 
     def _render(self, tx: Transaction) -> list[Message]:
         changes = [change for change in tx.changes if self._wanted(change)]
