@@ -32,6 +32,7 @@ from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.generate import sample_value, write_workload
 from pgshim.state import open_state
 from pgshim.walsender.stream import StreamState
+from pgshim.wire import messages as wire_messages
 
 
 class Counter:
@@ -86,6 +87,29 @@ def test_sessions_with_the_same_options_decode_and_render_each_change_once(
     assert stream_all(source, other) not in outputs
     assert render.calls == 2 * changes
     assert all(s.changes_sent == changes + 2 * len(transactions) for s in [*sessions, other])
+
+
+def test_sessions_with_the_same_options_share_the_framed_xlogdata(tmp_path: Path) -> None:
+    source, _ = make_source(tmp_path, 200)
+    source.ingest()
+    transactions = source.read(0, 10**9)
+    xlog = Counter(wire_messages.xlog_data)
+    ctx = PluginContext()
+    sessions = [StreamState(test_decoding.TestDecodingPlugin({}, ctx), 0) for _ in range(5)]
+    outputs = []
+    original = wire_messages.xlog_data
+    wire_messages.xlog_data = xlog
+    try:
+        for state in sessions:
+            out = bytearray()
+            state.encode(transactions, out)
+            outputs.append(bytes(out))
+    finally:
+        wire_messages.xlog_data = original
+    messages = sessions[0].changes_sent
+    assert messages > len(transactions)
+    assert xlog.calls == messages  # framed for the first session only
+    assert len(set(outputs)) == 1  # the others send the very same bytes
 
 
 class _AllTables:

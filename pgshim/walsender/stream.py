@@ -23,6 +23,7 @@ from pgshim.errors import PgError
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
+from pgshim.plugins.base import SharedOutputPlugin
 from pgshim.sql.results import CopyBothStream
 from pgshim.wire import events as ev
 from pgshim.wire import messages as wire
@@ -62,17 +63,37 @@ class StreamState:
 
     def __post_init__(self) -> None:
         self.sent = self.start
+        # Output that depends only on the transaction is framed once and the XLogData bytes are
+        # shared by every session with the same plugin and options (fan-out); their sendTime is
+        # that of the first session that sent them, which clients only use for lag figures.
+        plugin = self.plugin
+        self._framed_key = (
+            ("xlogdata", *plugin.cache_key) if isinstance(plugin, SharedOutputPlugin) else None
+        )
 
     def encode(self, transactions: list[Transaction], out: bytearray) -> None:
         """Append XLogData for each transaction after ``sent`` to ``out``; advance ``sent``."""
         now = pg_now_us()
         xlog = wire.xlog_data
+        framed_key = self._framed_key
         for tx in transactions:
             if tx.end_pos <= self.sent:
                 continue
-            for data_start, payload in self.plugin.encode(tx):
-                out += xlog(data_start, data_start, now, payload)
-                self.changes_sent += 1
+            if framed_key is None:
+                for data_start, payload in self.plugin.encode(tx):
+                    out += xlog(data_start, data_start, now, payload)
+                    self.changes_sent += 1
+            else:
+                framed = tx.encoded.get(framed_key)
+                if framed is None:
+                    messages = self.plugin.encode(tx)
+                    framed = (
+                        b"".join([xlog(ds, ds, now, data) for ds, data in messages]),
+                        len(messages),
+                    )
+                    tx.encoded[framed_key] = framed
+                out += framed[0]
+                self.changes_sent += framed[1]
             self.sent = tx.end_pos
 
     def keepalive(self, reply_requested: bool = False) -> bytes:
