@@ -16,7 +16,7 @@ from server_proc import free_port
 def docker_available() -> str | None:
     """None when a Docker engine answers, else why not."""
     try:
-        import testcontainers.postgres  # noqa: F401
+        import testcontainers.community.postgres  # noqa: F401
     except ImportError:
         return "testcontainers is not installed"
     try:
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(REASON is not None, r
 
 
 def test_pg16_subscriber_applies_changes(spool, pgshim) -> None:
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     spool.insert("users", name="seed", visits=0)
     server = pgshim(spool.path)
