@@ -64,7 +64,10 @@ class Application:
             self.link.follower() or SpoolFollower(spool_path(config.spool)), self.terms
         )
         self.source = ChangeSource(
-            self.follower, self.builder, corruption_grace=config.corruption_grace
+            self.follower,
+            self.builder,
+            corruption_grace=config.corruption_grace,
+            ring_size=config.ring_transactions,
         )
         self.slots = SlotStore(
             self.conn, database=config.database, max_slots=config.max_replication_slots

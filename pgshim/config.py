@@ -63,6 +63,8 @@ class Config:
     auth_timeout: float = 60.0
     wal_sender_timeout: float = 60.0
     max_replication_slots: int = 128
+    # recent decoded transactions kept for live sessions; sessions further behind read the spool
+    ring_transactions: int = 4096
     # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
     # that need data past it get XX001
     corruption_grace: float = 30.0
@@ -211,6 +213,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("port", f"must be between 0 and 65535, got {config.port}")
     if config.max_connections < 1:
         raise ConfigError("max_connections", "must be at least 1")
+    if config.ring_transactions < 16:
+        raise ConfigError("ring_transactions", "must be at least 16")
     if config.max_replication_slots < 1:
         raise ConfigError("max_replication_slots", "must be at least 1")
     if config.max_unauthenticated < 1:

@@ -29,7 +29,7 @@ import heapq
 import logging
 import time
 from bisect import bisect_right
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -139,8 +139,11 @@ class ChangeSource:
     ) -> None:
         self.follower = follower
         self.builder = builder
-        self.ring: deque[Transaction] = deque(maxlen=ring_size)
-        self._ring_ends: deque[int] = deque(maxlen=ring_size)
+        # lists, not deques: sessions bisect and slice them on every read (a deque indexes in
+        # O(n)); they hold ring_size transactions plus at most an eighth more, trimmed in steps
+        self.ring: list[Transaction] = []
+        self._ring_ends: list[int] = []
+        self._ring_size = ring_size
         self._reorder = _Reorder(start_after_lsn, grace=reorder_grace, window=reorder_window)
         self._base_lsn = start_after_lsn
         self._reorder_grace = reorder_grace
@@ -290,6 +293,9 @@ class ChangeSource:
     def _append(self, tx: Transaction) -> None:
         self.ring.append(tx)
         self._ring_ends.append(tx.end_pos)
+        if len(self.ring) >= self._ring_size + max(16, self._ring_size // 8):
+            del self.ring[: -self._ring_size]
+            del self._ring_ends[: -self._ring_size]
         if tx.last_lsn > self.last_lsn:
             self.last_lsn = tx.last_lsn
             self.end_pos = tx.end_pos
@@ -361,11 +367,7 @@ class ChangeSource:
         if not ends or ends[-1] <= start:
             return []
         index = bisect_right(ends, start)
-        out: list[Transaction] = []
-        ring = self.ring
-        for i in range(index, min(index + limit, len(ring))):
-            out.append(ring[i])
-        return out
+        return self.ring[index : index + limit]
 
     def covers(self, start: int) -> bool:
         """Whether the ring holds every transaction after ``start`` that the spool holds.
