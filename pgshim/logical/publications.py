@@ -83,6 +83,7 @@ class PublicationStore:
         )
         conn.commit()
         self._cache: dict[str, Publication] | None = None
+        self.generation = 0  # bumped by every change, so readers can cache what they resolved
         if default_publication is not None and self.find(default_publication) is None:
             self.create(default_publication, all_tables=True)
 
@@ -221,3 +222,4 @@ class PublicationStore:
     def _invalidate(self) -> None:
         self._conn.commit()
         self._cache = None
+        self.generation += 1

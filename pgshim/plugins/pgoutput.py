@@ -237,8 +237,10 @@ class PgOutputPlugin:
             self._set_option(option, value)
         self._validate()
         self.cache_key: tuple | None = (self.name, self.binary)
-        self._filter: PublicationFilter | None = None
         self._sent_versions: dict[int, int] = {}
+        self._filter: PublicationFilter | None = None
+        self._generation: int | None = -1  # nothing resolved yet
+        self._included_cache: dict[tuple[int, int, str], bool] = {}
 
     def _set_option(self, option: str, value: str | None) -> None:
         if option == "proto_version":
@@ -315,23 +317,36 @@ class PgOutputPlugin:
     def startup(self) -> list[Message]:
         return []
 
-    def _publications(self) -> PublicationFilter:
+    def _included(self) -> dict[tuple[int, int, str], bool]:
+        """Whether (relation, version, action) is published, remembered until a publication
+        changes: resolving the publications for every transaction would dominate the stream."""
+        store = self.ctx.publications
         names = self.publication_names or []
-        if self.ctx.publications is None:
+        if store is None:
             raise PgError("42704", f'publication "{names[0]}" does not exist')
-        return self.ctx.publications.resolve(names)
+        generation = getattr(store, "generation", None)
+        if generation is None or generation != self._generation:
+            self._filter = store.resolve(names)
+            self._generation = generation
+            self._included_cache = {}
+        return self._included_cache
 
     def encode(self, tx: Transaction) -> list[Message]:
-        publications = self._publications()
+        included = self._included()
+        publications = self._filter
         assert self.cache_key is not None
         shared = cached(tx, self.cache_key, lambda: self._shared(tx))
         out: list[Message] = []
         for change in shared.changes:
-            if not publications.includes(change.relation, change.action):
+            relation = change.relation
+            key = (relation.oid, relation.version, change.action)
+            wanted = included.get(key)
+            if wanted is None:
+                wanted = included[key] = publications.includes(relation, change.action)
+            if not wanted:
                 continue
             if not out:
                 out.append((change.pos, shared.begin))
-            relation = change.relation
             if self._sent_versions.get(relation.oid) != relation.version:
                 out.append((0, relation_message(relation)))
                 self._sent_versions[relation.oid] = relation.version
