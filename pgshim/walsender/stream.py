@@ -71,12 +71,19 @@ class StreamState:
             ("xlogdata", *plugin.cache_key) if isinstance(plugin, SharedOutputPlugin) else None
         )
 
-    def encode(self, transactions: list[Transaction], out: bytearray) -> None:
-        """Append XLogData for each transaction after ``sent`` to ``out``; advance ``sent``."""
+    def encode(
+        self, transactions: list[Transaction], out: bytearray, max_bytes: int | None = None
+    ) -> int:
+        """Append XLogData for the transactions after ``sent`` to ``out`` and advance ``sent``;
+        stops once ``out`` holds ``max_bytes``. Returns how many transactions it went through."""
         now = pg_now_us()
         xlog = wire.xlog_data
         framed_key = self._framed_key
+        done = 0
         for tx in transactions:
+            if max_bytes is not None and len(out) >= max_bytes:
+                break
+            done += 1
             if tx.end_pos <= self.sent:
                 continue
             if framed_key is None:
@@ -95,6 +102,7 @@ class StreamState:
                 out += framed[0]
                 self.changes_sent += framed[1]
             self.sent = tx.end_pos
+        return done
 
     def keepalive(self, reply_requested: bool = False) -> bytes:
         return wire.keepalive(self.sent, pg_now_us(), reply_requested)
@@ -269,12 +277,12 @@ class ReplicationStream(CopyBothStream):
     async def _send_batch(self, batch: list[Transaction], io: StreamIO) -> None:
         state = self.state
         out = bytearray()
-        for tx in batch:
-            state.encode([tx], out)
-            if len(out) >= FLUSH_BYTES:
-                io.write(out)  # handed over: the next bytes go to a new buffer
-                out = bytearray()
-                await self._drain(io)
+        done = state.encode(batch, out, FLUSH_BYTES)
+        while done < len(batch):
+            io.write(out)  # handed over: the next bytes go to a new buffer
+            out = bytearray()
+            await self._drain(io)
+            done += state.encode(batch[done:], out, FLUSH_BYTES)
         if self.on_sent is not None:
             self.on_sent(batch[-1])
         if self._history is None and self.source.end_pos <= state.sent:
