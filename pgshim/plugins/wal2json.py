@@ -328,7 +328,8 @@ class Wal2JsonPlugin(SharedOutputPlugin):
             messages.append((tx.end_pos, self._boundary_v2("C", tx).encode()))
         return messages
 
-    def _boundary_v2(self, action: str, tx: Transaction) -> str:
+    def _head_v2(self, action: str, tx: Transaction) -> str:
+        """What every format-2 object starts with: action, then xid/timestamp/origin if asked."""
         out = f'{{"action":"{action}"'
         if self.opts["include-xids"]:
             out += f',"xid":{tx.xid}'
@@ -336,6 +337,10 @@ class Wal2JsonPlugin(SharedOutputPlugin):
             out += f',"timestamp":"{pgtypes.text_out(1184, tx.commit_time)}"'
         if self.opts["include-origin"]:
             out += ',"origin":0'
+        return out
+
+    def _boundary_v2(self, action: str, tx: Transaction) -> str:
+        out = self._head_v2(action, tx)
         if self.opts["include-lsn"]:
             out += f',"lsn":"{pgtypes.format_lsn(tx.commit_pos)}"'
             out += f',"nextlsn":"{pgtypes.format_lsn(tx.end_pos)}"'
@@ -343,13 +348,7 @@ class Wal2JsonPlugin(SharedOutputPlugin):
 
     def _change_v2(self, tx: Transaction, change: RowChange) -> str:
         relation = change.relation
-        out = f'{{"action":"{change.action}"'
-        if self.opts["include-xids"]:
-            out += f',"xid":{tx.xid}'
-        if self.opts["include-timestamp"]:
-            out += f',"timestamp":"{pgtypes.text_out(1184, tx.commit_time)}"'
-        if self.opts["include-origin"]:
-            out += ',"origin":0'
+        out = self._head_v2(change.action, tx)
         if self.opts["include-lsn"]:
             out += f',"lsn":"{pgtypes.format_lsn(change.pos)}"'
         if self.opts["include-schemas"]:
