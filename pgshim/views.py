@@ -3,7 +3,7 @@ functions (slot creation and dropping, SQL-level decoding, the commit waiter), o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ def _named_types(columns: list[tuple[str, int]]) -> list[tuple[str, str]]:
 def _pg_time(us: int | None) -> datetime | None:
     if not us:
         return None
-    return datetime.fromtimestamp((us + 946_684_800_000_000) / 1e6, UTC)
+    return pgtypes.PG_EPOCH + timedelta(microseconds=us)
 
 
 SPOOL_COLUMNS = [
