@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pgshim.config import Config
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import IngestCheckpoint
+from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.snapshot import materialize
@@ -68,6 +70,7 @@ class Application:
             self.builder,
             corruption_grace=config.corruption_grace,
             ring_size=config.ring_transactions,
+            store=DecodedStore(Path(config.state_dir) / STORE_FILE_NAME, self.relations),
         )
         self.slots = SlotStore(
             self.conn, database=config.database, max_slots=config.max_replication_slots
@@ -125,6 +128,8 @@ class Application:
         self.slots.flush_dirty()
         self.replicas.flush()
         self.builder.flush()
+        if self.source.store is not None:
+            self.source.store.close()
         self.conn.close()
 
     def new_session(self, info: ConnectionInfo) -> Session:

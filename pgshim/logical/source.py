@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
+from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_transaction
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
@@ -50,6 +51,7 @@ STARTUP_CATCH_UP_SECONDS = 1.0  # ingested before the server listens; the rest i
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
+LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 
 
@@ -136,6 +138,7 @@ class ChangeSource:
         corruption_grace: float = 30.0,
         history_cache_size: int = HISTORY_CACHE_SIZE,
         history_cache_bytes: int = HISTORY_CACHE_BYTES,
+        store: DecodedStore | None = None,
     ) -> None:
         self.follower = follower
         self.builder = builder
@@ -160,6 +163,8 @@ class ChangeSource:
         self.corruption_grace = corruption_grace
         self._corrupt_since: float | None = None
         self._history_cache = _HistoryCache(history_cache_size, history_cache_bytes)
+        self.store = store
+        self._loaded: OrderedDict[tuple[int, int], list[Transaction]] = OrderedDict()
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
         self._chunked_polls = True
@@ -174,6 +179,8 @@ class ChangeSource:
         self._checkpoint = store
         saved = store.load()
         if saved is None or saved.lsn <= self._reorder.released:
+            if saved is None and self.store is not None:
+                self.store.clear()  # nothing says which spool its chunks came from
             return
         self.follower.seek(saved.lsn)
         last = self.follower.status.last_lsn
@@ -184,11 +191,15 @@ class ChangeSource:
             )
             self.follower.seek(self._reorder.released)
             store.clear()
+            if self.store is not None:
+                self.store.clear()
             return
         log.info("resuming ingestion after RedDB LSN %d", saved.lsn)
         self._reorder = _Reorder(saved.lsn, grace=self._reorder_grace, window=self._reorder_window)
         self._base_lsn = self.last_lsn = saved.lsn
         self.end_pos = end_pos(saved.lsn)
+        if self.store is not None:
+            self.store.discard_after(saved.lsn)
 
     def save_checkpoint(self) -> None:
         """Persist what was learned, then how far ingestion got (in that order)."""
@@ -196,6 +207,10 @@ class ChangeSource:
             return
         self.builder.flush()
         status = self.follower.status
+        if self.store is not None:
+            self.store.flush()
+            if status.first_lsn is not None:
+                self.store.trim(status.first_lsn)
         self._checkpoint.save(Checkpoint(self._reorder.released, status.inode, status.offset))
 
     # -- ingestion -------------------------------------------------------------------------------
@@ -291,6 +306,8 @@ class ChangeSource:
         return tx
 
     def _append(self, tx: Transaction) -> None:
+        if self.store is not None:
+            self.store.add(tx, self.last_lsn)
         self.ring.append(tx)
         self._ring_ends.append(tx.end_pos)
         if len(self.ring) >= self._ring_size + max(16, self._ring_size // 8):
@@ -380,9 +397,55 @@ class ChangeSource:
             return start >= self.ring[0].begin_pos - 1
         return self._base_lsn == 0 or start >= end_pos(self._base_lsn)
 
-    def history(self, start: int) -> Iterator[Transaction]:
-        """Retained transactions after ``start``, decoded from the spool file (catch-up reads)."""
-        after_lsn = max(((start + 1) >> 8) - 1, 0)
+    def history(self, start: int, *, records: bool = False) -> Iterator[Transaction]:
+        """Retained transactions after ``start`` (catch-up reads), from the decoded store where it
+        has them and decoded from the spool file elsewhere; ``records``: with their ChangeRecords,
+        which only the spool has."""
+        lsn = max(((start + 1) >> 8) - 1, 0)  # every transaction up to this LSN was sent
+        store = None if records else self.store
+        while lsn < self.last_lsn:
+            if store is not None and (found := store.find(lsn)) is not None:
+                chunk = self._load(found)
+                if chunk is not None:
+                    for tx in chunk:
+                        if tx.last_lsn > lsn and tx.end_pos > start:
+                            yield tx
+                    lsn = found[1]
+                    continue
+                stop: int | None = found[1]  # a chunk it cannot use: decode its range
+            else:
+                stop = store.next_start(lsn) if store is not None else None
+            for read, tx in enumerate(self._decode_history(lsn, start), start=1):
+                if stop is not None and tx.last_lsn > stop:
+                    break
+                yield tx
+                lsn = tx.last_lsn
+                if stop is None and store is not None and read % CHUNK_TRANSACTIONS == 0:
+                    stop = store.next_start(lsn)  # ingestion may have stored what comes next
+                if stop is not None and lsn >= stop:
+                    break
+            else:
+                if stop is None:
+                    return
+            if stop is not None:
+                lsn = max(lsn, stop)
+
+    def _load(self, found: tuple[int, int]) -> list[Transaction] | None:
+        """A decoded chunk, shared by the sessions reading it at about the same time."""
+        chunk = self._loaded.get(found)
+        if chunk is not None:
+            self._loaded.move_to_end(found)
+            return chunk
+        assert self.store is not None
+        chunk = self.store.load(*found)
+        if chunk is not None:
+            self._loaded[found] = chunk
+            if len(self._loaded) > LOADED_CHUNKS:
+                self._loaded.popitem(last=False)
+        return chunk
+
+    def _decode_history(self, after_lsn: int, start: int) -> Iterator[Transaction]:
+        """Retained transactions after ``after_lsn`` decoded from the spool file, in LSN order."""
         reorder = _Reorder(after_lsn, grace=float("inf"), window=self._reorder_window)
         for frame in self.follower.iter_from(after_lsn):
             if frame.lsn > self.last_lsn:

@@ -26,6 +26,7 @@ class PluginContext:
 class OutputPlugin(Protocol):
     name: str
     cache_key: tuple | None
+    needs_records: bool  # whether encode() reads tx.records (see ChangeSource.history)
 
     def startup(self) -> list[Message]: ...
 
@@ -65,6 +66,7 @@ class SharedOutputPlugin:
 
     name: str
     cache_key: tuple
+    needs_records = False
 
     def startup(self) -> list[Message]:
         return []

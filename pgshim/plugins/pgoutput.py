@@ -223,6 +223,7 @@ class _SharedTransaction:
 
 class PgOutputPlugin:
     name = "pgoutput"
+    needs_records = False
 
     def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
         self.ctx = ctx

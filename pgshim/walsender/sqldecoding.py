@@ -104,7 +104,7 @@ class SqlDecoding:
             app.source.ingest()
             rows: list[tuple] = []
             last_end = None
-            for tx in app.source.history(slot.confirmed_flush):
+            for tx in app.source.history(slot.confirmed_flush, records=plugin.needs_records):
                 if upto_lsn is not None and tx.commit_pos >= upto_lsn:
                     break
                 for data_start, payload in plugin.encode(tx):

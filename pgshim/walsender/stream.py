@@ -164,7 +164,7 @@ class ReplicationStream(CopyBothStream):
         limit = self._batch_limit
         self._batch_limit = min(limit * 2, BATCH_TRANSACTIONS)
         if self._history is None and not source.covers(state.sent):
-            self._history = source.history(state.sent)
+            self._history = source.history(state.sent, records=state.plugin.needs_records)
         if self._history is not None:
             batch: list[Transaction] = []
             for tx in self._history:

@@ -1,0 +1,242 @@
+"""Decoded transactions kept on disk, so that catch-up reads do not decode the spool again.
+
+Ingestion decodes every record once (it has to, to learn identities and relation columns). The
+store keeps what it produced, in chunks of consecutive released transactions, in its own sqlite
+file next to the state database: a session that starts behind the in-memory ring loads a chunk
+(unpickling ~256 transactions) instead of parsing JSON and entities for each of them again.
+
+A chunk covers every RedDB LSN in ``(after_lsn, last_lsn]``: ``after_lsn`` is the last LSN
+released before its first transaction, so holes between chunks are covered too. Relations are
+stored by reference, ``(name, oid, version)``, and changes as plain tuples: a chunk whose relation has since changed (a new
+column, another declaration) is not used, and the caller decodes that range from the spool, as it
+would without the store. The file is a cache: anything unreadable is dropped and rebuilt, it never
+decides what a session receives.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import sqlite3
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pgshim.logical.relations import RelationRegistry
+from pgshim.logical.transactions import Relation, RowChange, Transaction
+
+log = logging.getLogger(__name__)
+
+STORE_FILE_NAME = "decoded.db"
+CHUNK_TRANSACTIONS = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    after_lsn INTEGER NOT NULL,
+    last_lsn INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (after_lsn, last_lsn)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_by_last ON chunks (last_lsn);
+"""
+_OFFSET = 1 << 63  # u64 LSNs as order-preserving signed sqlite integers
+
+# what a chunk may name when it is loaded: the values decoded rows hold, and nothing else
+_ALLOWED = {
+    "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
+    "decimal": {"Decimal"},
+    "uuid": {"UUID", "SafeUUID"},
+    "ipaddress": {
+        "IPv4Address",
+        "IPv6Address",
+        "IPv4Network",
+        "IPv6Network",
+        "IPv4Interface",
+        "IPv6Interface",
+    },  # fmt: skip
+    "builtins": {"set", "frozenset", "bytearray", "complex"},
+}
+
+
+def _sql(lsn: int) -> int:
+    return lsn - _OFFSET
+
+
+def _lsn(value: int) -> int:
+    return value + _OFFSET
+
+
+class _ChunkUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if name in _ALLOWED.get(module, ()):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not expected in a decoded chunk")
+
+
+class DecodedStore:
+    def __init__(self, path: str | Path, relations: RelationRegistry) -> None:
+        self.path = Path(path)
+        self._relations = relations
+        self._conn = self._open()
+        self._buffer: list[tuple] = []
+        self._after: int | None = None  # the LSN released before the buffer's first transaction
+        self._versions: dict[str, int] = {}  # relation versions of the buffered changes
+        self.chunks_loaded = 0
+        self.chunks_stale = 0
+
+    def _open(self) -> sqlite3.Connection:
+        for attempt in range(2):
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                # a cache: a crash may lose the newest chunks, the spool still has them
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.executescript(_SCHEMA)
+                conn.execute("SELECT count(*) FROM chunks").fetchone()
+                return conn
+            except sqlite3.DatabaseError as exc:
+                if attempt:
+                    raise
+                log.warning(
+                    "decoded store %s is unreadable (%s); starting it again", self.path, exc
+                )
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    # -- writing (ingestion) ---------------------------------------------------------------------
+
+    def add(self, tx: Transaction, released_before: int) -> None:
+        """Keep ``tx``, released right after RedDB LSN ``released_before``."""
+        if tx.first_lsn <= released_before:
+            # released after its hole was closed: the chunks around it lack it
+            self.discard_covering(tx.first_lsn)
+            self._buffer.clear()
+            self._versions.clear()
+            self._after = None
+            return
+        if self._after is None:
+            self._after = released_before
+        versions = self._versions
+        changes = []
+        for change in tx.changes:
+            relation = change.relation
+            known = versions.get(relation.name)
+            if known is None:
+                versions[relation.name] = relation.version
+            elif known != relation.version:  # a chunk holds one version of each relation
+                self.flush()
+                self._after = released_before
+                versions[relation.name] = relation.version
+            changes.append((change.action, relation.name, change.new, change.key, change.pos,
+                            change.lsn))  # fmt: skip
+        self._buffer.append((tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos,
+                             tx.end_pos, tx.commit_time, changes, tx.errors))  # fmt: skip
+        if len(self._buffer) >= CHUNK_TRANSACTIONS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered transactions as one chunk."""
+        buffer, after = self._buffer, self._after
+        if not buffer or after is None:
+            return
+        relations = [(name, self._relations.find(name), version)
+                     for name, version in self._versions.items()]  # fmt: skip
+        data = pickle.dumps(
+            ([(name, r.oid if r else 0, version) for name, r, version in relations], buffer),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        self._conn.execute(
+            "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
+            (_sql(after), _sql(buffer[-1][2]), zlib.compress(data, 1)),
+        )
+        self._buffer = []
+        self._versions = {}
+        self._after = None
+
+    def discard_covering(self, lsn: int) -> None:
+        self._conn.execute(
+            "DELETE FROM chunks WHERE after_lsn < ? AND last_lsn >= ?", (_sql(lsn), _sql(lsn))
+        )
+
+    def discard_after(self, lsn: int) -> None:
+        """Forget chunks reaching past ``lsn`` (ingestion goes on from there again)."""
+        self._buffer, self._versions, self._after = [], {}, None
+        self._conn.execute("DELETE FROM chunks WHERE last_lsn > ?", (_sql(lsn),))
+
+    def trim(self, below_lsn: int) -> None:
+        """Forget chunks that end before ``below_lsn`` (the spool no longer holds them)."""
+        self._conn.execute("DELETE FROM chunks WHERE last_lsn < ?", (_sql(below_lsn),))
+
+    def clear(self) -> None:
+        self._buffer, self._versions, self._after = [], {}, None
+        self._conn.execute("DELETE FROM chunks")
+
+    # -- reading (catch-up) ----------------------------------------------------------------------
+
+    def find(self, lsn: int) -> tuple[int, int] | None:
+        """``(after_lsn, last_lsn)`` of a chunk holding every transaction just after ``lsn``."""
+        row = self._conn.execute(
+            "SELECT after_lsn, last_lsn FROM chunks WHERE last_lsn > ? AND after_lsn <= ?"
+            " ORDER BY last_lsn LIMIT 1",
+            (_sql(lsn), _sql(lsn)),
+        ).fetchone()
+        return None if row is None else (_lsn(row[0]), _lsn(row[1]))
+
+    def next_start(self, lsn: int) -> int | None:
+        """The lowest ``after_lsn`` above ``lsn``: where the next chunk takes over."""
+        row = self._conn.execute(
+            "SELECT min(after_lsn) FROM chunks WHERE after_lsn > ?", (_sql(lsn),)
+        ).fetchone()
+        return None if row[0] is None else _lsn(row[0])
+
+    def load(self, after_lsn: int, last_lsn: int) -> list[Transaction] | None:
+        """The chunk's transactions, or None when it is gone or names a changed relation."""
+        row = self._conn.execute(
+            "SELECT data FROM chunks WHERE after_lsn = ? AND last_lsn = ?",
+            (_sql(after_lsn), _sql(last_lsn)),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            refs, items = _ChunkUnpickler(io.BytesIO(zlib.decompress(row[0]))).load()
+            relations = {}
+            for name, oid, version in refs:
+                relation = self._relations.find(name)
+                if relation is None or relation.oid != oid or relation.version != version:
+                    self.chunks_stale += 1
+                    return None
+                relations[name] = relation
+            transactions = _transactions(items, relations)
+        except Exception as exc:  # a damaged cache entry: the spool still has the records
+            log.warning("decoded chunk (%d, %d] is unreadable: %s", after_lsn, last_lsn, exc)
+            self.discard_covering(last_lsn)
+            return None
+        self.chunks_loaded += 1
+        return transactions
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _transactions(items: Iterable[tuple], relations: dict[str, Relation]) -> list[Transaction]:
+    return [
+        Transaction(
+            xid,
+            first,
+            last,
+            begin,
+            commit,
+            end,
+            commit_time,
+            [
+                RowChange(action, relations[name], new, key, pos, lsn)
+                for action, name, new, key, pos, lsn in changes
+            ],
+            [],
+            errors,
+        )  # fmt: skip
+        for xid, first, last, begin, commit, end, commit_time, changes, errors in items
+    ]
