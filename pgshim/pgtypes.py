@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,12 +260,9 @@ def _date_out(value: date) -> str:
 
 def _timestamptz_out(value: datetime) -> str:
     if value.tzinfo is UTC:
-        micro = value.microsecond
-        return (
-            f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-            f"{_fraction(micro) if micro else ''}+00"
-        )
+        # "YYYY-MM-DD HH:MM:SS[.ffffff]+00:00"; PostgreSQL drops the fraction's trailing zeros
+        text = value.isoformat(" ")[:-6]
+        return (text.rstrip("0") if value.microsecond else text) + "+00"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
@@ -424,6 +422,11 @@ _TEXT_OUT: dict[int, Callable[[object], str]] = {
     VOID: lambda v: "",
     MACADDR: lambda v: str(v).lower(),
 }
+
+
+def text_renderer(oid: int) -> Callable[[object], str]:
+    """text_out for one type, looked up once (for encoders that render many values of it)."""
+    return _TEXT_OUT.get(oid) or partial(text_out, oid)
 
 
 def text_out(oid: int, value: object) -> str:

@@ -88,7 +88,8 @@ def _text_encoder(type_oid: int) -> Callable[[Any], bytes]:
         return lambda value: (
             value.encode() if type(value) is str else pgtypes.text_out(type_oid, value).encode()
         )
-    return lambda value: pgtypes.text_out(type_oid, value).encode()
+    render = pgtypes.text_renderer(type_oid)
+    return lambda value: render(value).encode()
 
 
 # id(columns) -> (columns, text encoder per column); identity and length catch replaced lists

@@ -58,7 +58,14 @@ def _value_renderer(type_oid: int) -> Callable[[Any], str]:
             if type(value) is str
             else render_value(type_oid, value)
         )
-    return partial(render_value, type_oid)
+    if type_oid == _BOOL_OID:
+        return lambda value: "true" if value else "false"
+    if type_oid in _BIT_OIDS:
+        return partial(render_value, type_oid)
+    render = pgtypes.text_renderer(type_oid)
+    if type_oid in _UNQUOTED_OIDS:
+        return render
+    return lambda value: quote_literal(render(value))
 
 
 # id(columns) -> (columns, " name[type]:" per column, value renderer per column); the identity
