@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from spoolkit import SpoolKit
 
-from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.checkpoint import IngestCheckpoint
+from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import RelationRegistry
