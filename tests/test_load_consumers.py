@@ -322,7 +322,8 @@ def test_many_consumers_mixed_plugins_under_a_steady_writer(tmp_path: Path) -> N
 
             tasks = [asyncio.ensure_future(one(o)) for o in light]
             writer.start()
-            written, took = await loop.run_in_executor(None, done.get)
+            # bounded, so that a failure cannot leave the executor thread (and asyncio.run) waiting
+            written, took = await loop.run_in_executor(None, done.get, True, SECONDS + CATCH_UP)
             target.set_result(written)
             target_box.append(written)
             await asyncio.gather(*tasks)
