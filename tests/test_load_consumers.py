@@ -303,10 +303,11 @@ def test_many_consumers_mixed_plugins_under_a_steady_writer(tmp_path: Path) -> N
         for thread in threads:
             thread.start()
 
-        done: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()
-        writer = multiprocessing.get_context("fork").Process(
-            target=write_steadily, args=(str(spool_path), RATE, SECONDS, done)
-        )
+        # a fresh interpreter: a fork of this process (its client threads, the extension modules
+        # earlier tests loaded) can crash in the child's garbage collector
+        spawn = multiprocessing.get_context("spawn")
+        done: multiprocessing.Queue = spawn.Queue()
+        writer = spawn.Process(target=write_steadily, args=(str(spool_path), RATE, SECONDS, done))
         started = time.monotonic()
 
         async def consume_all() -> tuple[int, float]:
