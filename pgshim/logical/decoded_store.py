@@ -7,7 +7,8 @@ file next to the state database: a session that starts behind the in-memory ring
 
 A chunk covers every RedDB LSN in ``(after_lsn, last_lsn]``: ``after_lsn`` is the last LSN
 released before its first transaction, so holes between chunks are covered too. Relations are
-stored by reference, ``(name, oid, version)``, and changes as plain tuples: a chunk whose relation has since changed (a new
+stored by reference, ``(name, oid, version)``, and changes as plain tuples with their values'
+text output (rendered once, here, for every text-based plugin and session): a chunk whose relation has since changed (a new
 column, another declaration) is not used, and the caller decodes that range from the spool, as it
 would without the store. The file is a cache: anything unreadable is dropped and rebuilt, it never
 decides what a session receives.
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
+FORMAT_VERSION = 1  # of the pickled chunk layout
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -94,7 +96,10 @@ class DecodedStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=OFF")
                 conn.executescript(_SCHEMA)
-                conn.execute("SELECT count(*) FROM chunks").fetchone()
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version != FORMAT_VERSION:  # chunks of another layout: start again
+                    conn.execute("DELETE FROM chunks")
+                    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
                 return conn
             except sqlite3.DatabaseError as exc:
                 if attempt:
@@ -131,7 +136,7 @@ class DecodedStore:
                 self._after = released_before
                 versions[relation.name] = relation.version
             changes.append((change.action, relation.name, change.new, change.key, change.pos,
-                            change.lsn))  # fmt: skip
+                            change.lsn, _texts(change)))  # fmt: skip
         self._buffer.append((tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos,
                              tx.end_pos, tx.commit_time, changes, tx.errors))  # fmt: skip
         if len(self._buffer) >= CHUNK_TRANSACTIONS:
@@ -221,22 +226,23 @@ class DecodedStore:
         self._conn.close()
 
 
+def _texts(change: RowChange) -> list[str | None] | None:
+    """The new tuple's text output, rendered here once for every later reader."""
+    if change.new is None:
+        return None
+    try:
+        return change.new_texts()
+    except Exception:  # a value without text output: the plugin that needs it will say so
+        return None
+
+
 def _transactions(items: Iterable[tuple], relations: dict[str, Relation]) -> list[Transaction]:
-    return [
-        Transaction(
-            xid,
-            first,
-            last,
-            begin,
-            commit,
-            end,
-            commit_time,
-            [
-                RowChange(action, relations[name], new, key, pos, lsn)
-                for action, name, new, key, pos, lsn in changes
-            ],
-            [],
-            errors,
-        )  # fmt: skip
-        for xid, first, last, begin, commit, end, commit_time, changes, errors in items
-    ]
+    out = []
+    for xid, first, last, begin, commit, end, commit_time, changes, errors in items:
+        row_changes = [
+            RowChange(action, relations[name], new, key, pos, lsn, texts)
+            for action, name, new, key, pos, lsn, texts in changes
+        ]
+        out.append(Transaction(xid, first, last, begin, commit, end, commit_time, row_changes,
+                               [], errors))  # fmt: skip
+    return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pgshim import pgtypes
 from pgshim.logical.positions import change_pos, commit_pos, end_pos, xid_of
 
 if TYPE_CHECKING:
@@ -58,6 +59,33 @@ class RowChange:
     key: list | None
     pos: int
     lsn: int
+    texts: list[str | None] | None = None  # value_texts of ``new``, once computed
+
+    def new_texts(self) -> list[str | None]:
+        """PostgreSQL's text output of the new tuple, computed once for every session and every
+        text-based plugin (and kept with the change in the decoded store)."""
+        texts = self.texts
+        if texts is None:
+            texts = self.texts = value_texts(self.relation.columns, self.new or [])
+        return texts
+
+
+# id(columns) -> (columns, text renderer per column); identity and length catch replaced lists
+_TEXT_PLANS: dict[int, tuple[list[Column], list[Callable[[Any], str]]]] = {}
+
+
+def value_texts(columns: list[Column], values: list[Any]) -> list[str | None]:
+    """Each value's text output as its column's type (typoutput), None for NULL."""
+    plan = _TEXT_PLANS.get(id(columns))
+    if plan is None or plan[0] is not columns or len(plan[1]) != len(columns):
+        plan = (columns, [pgtypes.text_renderer(column.type_oid) for column in columns])
+        if len(_TEXT_PLANS) > 4096:
+            _TEXT_PLANS.clear()
+        _TEXT_PLANS[id(columns)] = plan
+    return [
+        None if value is None else render(value)
+        for render, value in zip(plan[1], values, strict=False)
+    ]
 
 
 @dataclass(slots=True)

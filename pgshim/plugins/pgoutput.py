@@ -11,7 +11,6 @@ keepalive instead. The Begin/change/Commit bytes are shared between sessions thr
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
-from pgshim.logical.transactions import Column, Relation, RowChange, Transaction
+from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, cached
 
 MIN_PROTO_VERSION = 1
@@ -32,9 +31,6 @@ _UINT64 = struct.Struct(">Q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
-# types whose text output is str() of an int, or the str itself
-_PLAIN_INTEGER_OIDS = frozenset({20, 21, 23, 26})
-_PLAIN_TEXT_OIDS = frozenset({25, 1043, 19})
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -76,60 +72,32 @@ def relation_message(relation: Relation) -> bytes:
     return b"".join(parts)
 
 
-def _text_encoder(type_oid: int) -> Callable[[Any], bytes]:
-    """UTF-8 text output of one column type, with integers and strings inlined."""
-    if type_oid in _PLAIN_INTEGER_OIDS:
-        return lambda value: (
-            str(value).encode()
-            if type(value) is int
-            else pgtypes.text_out(type_oid, value).encode()
-        )
-    if type_oid in _PLAIN_TEXT_OIDS:
-        return lambda value: (
-            value.encode() if type(value) is str else pgtypes.text_out(type_oid, value).encode()
-        )
-    render = pgtypes.text_renderer(type_oid)
-    return lambda value: render(value).encode()
-
-
-# id(columns) -> (columns, text encoder per column); identity and length catch replaced lists
-_TEXT_PLANS: dict[int, tuple[list[Column], list[Callable[[Any], bytes]]]] = {}
-
-
-def _text_plan(columns: list[Column]) -> list[Callable[[Any], bytes]]:
-    hit = _TEXT_PLANS.get(id(columns))
-    if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
-        return hit[1]
-    encoders = [_text_encoder(column.type_oid) for column in columns]
-    if len(_TEXT_PLANS) > 4096:
-        _TEXT_PLANS.clear()
-    _TEXT_PLANS[id(columns)] = (columns, encoders)
-    return encoders
-
-
 def tuple_data(columns: list[Column], values: list[Any], *, binary: bool) -> bytes:
-    parts = [_INT16.pack(len(columns))]
+    """TupleData of ``values`` (missing trailing ones are NULL), text or binary."""
     if not binary:
-        if len(values) < len(columns):
-            values = values + [None] * (len(columns) - len(values))
-        pack = _INT32.pack
-        for encode, value in zip(_text_plan(columns), values, strict=False):
-            if value is None:
-                parts.append(b"n")
-            else:
-                data = encode(value)
-                parts.append(b"t" + pack(len(data)) + data)
-        return b"".join(parts)
+        return text_tuple_data(len(columns), value_texts(columns, values))
+    parts = [_INT16.pack(len(columns))]
     for index, column in enumerate(columns):
         value = values[index] if index < len(values) else None
         if value is None:
             parts.append(b"n")
-        elif binary:
+        else:
             data = pgtypes.binary_send(column.type_oid, value)
             parts.append(b"b" + _INT32.pack(len(data)) + data)
+    return b"".join(parts)
+
+
+def text_tuple_data(count: int, texts: list[str | None]) -> bytes:
+    """TupleData of ``count`` columns in text format from the values' text output."""
+    parts = [_INT16.pack(count)]
+    pack = _INT32.pack
+    for text in texts:
+        if text is None:
+            parts.append(b"n")
         else:
-            data = pgtypes.text_out(column.type_oid, value).encode()
-            parts.append(b"t" + _INT32.pack(len(data)) + data)
+            data = text.encode()
+            parts.append(b"t" + pack(len(data)) + data)
+    parts.extend([b"n"] * (count - len(texts)))
     return b"".join(parts)
 
 
@@ -137,13 +105,17 @@ def change_message(change: RowChange, *, binary: bool) -> bytes:
     relation = change.relation
     relid = _UINT32.pack(relation.oid)
     columns = relation.columns
-    if change.action == "I":
-        return b"I" + relid + b"N" + tuple_data(columns, change.new or [], binary=binary)
-    if change.action == "U":
+    if change.action in ("I", "U"):
+        if binary:
+            new = tuple_data(columns, change.new or [], binary=True)
+        else:
+            new = text_tuple_data(len(columns), change.new_texts())
+        if change.action == "I":
+            return b"I" + relid + b"N" + new
         old = b""
         if change.key is not None:
             old = b"K" + tuple_data(columns, _key_only(columns, change.key), binary=binary)
-        return b"U" + relid + old + b"N" + tuple_data(columns, change.new or [], binary=binary)
+        return b"U" + relid + old + b"N" + new
     if change.action == "D":
         key = _key_only(columns, change.key or [])
         return b"D" + relid + b"K" + tuple_data(columns, key, binary=binary)

@@ -8,12 +8,10 @@ skip-empty-xacts), each change = its position, COMMIT = the end position.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import Any
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.logical.transactions import Column, RowChange, Transaction
+from pgshim.logical.transactions import Column, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
 
@@ -29,79 +27,56 @@ _BOOLEAN_OPTIONS = {
 _UNQUOTED_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
 _BOOL_OID = 16
 _BIT_OIDS = frozenset({1560, 1562})
-# types whose text output is str() of an int, or a quoted str
-_PLAIN_INTEGER_OIDS = frozenset({20, 21, 23, 26})
-_PLAIN_TEXT_OIDS = frozenset({25, 1043, 19})
 _ACTION_WORDS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
-def render_value(type_oid: int, value: Any) -> str:
-    if value is None:
-        return "null"
+def _literal(type_oid: int) -> Callable[[str], str] | None:
+    """test_decoding's print_literal for one type, from the type's text output; None: as is."""
     if type_oid == _BOOL_OID:
-        return "true" if value else "false"
-    text = pgtypes.text_out(type_oid, value)
+        return lambda text: "true" if text == "t" else "false"
     if type_oid in _UNQUOTED_OIDS:
-        return text
+        return None
     if type_oid in _BIT_OIDS:
-        return f"B'{text}'"
-    return quote_literal(text)
+        return lambda text: f"B'{text}'"
+    return quote_literal
 
 
-def _value_renderer(type_oid: int) -> Callable[[Any], str]:
-    """render_value for one column type, with the common types' text output inlined."""
-    if type_oid in _PLAIN_INTEGER_OIDS:
-        return lambda value: str(value) if type(value) is int else render_value(type_oid, value)
-    if type_oid in _PLAIN_TEXT_OIDS:
-        return lambda value: (
-            "'" + value.replace("'", "''") + "'"
-            if type(value) is str
-            else render_value(type_oid, value)
-        )
-    if type_oid == _BOOL_OID:
-        return lambda value: "true" if value else "false"
-    if type_oid in _BIT_OIDS:
-        return partial(render_value, type_oid)
-    render = pgtypes.text_renderer(type_oid)
-    if type_oid in _UNQUOTED_OIDS:
-        return render
-    return lambda value: quote_literal(render(value))
+# id(columns) -> (columns, " name[type]:" per column, literal per column); the identity and
+# length check catch a relation whose column list was replaced or extended
+_HEADERS: dict[int, tuple[list[Column], list[str], list[Callable[[str], str] | None]]] = {}
 
 
-# id(columns) -> (columns, " name[type]:" per column, value renderer per column); the identity
-# and length check catch a relation whose column list was replaced or extended
-_HEADERS: dict[int, tuple[list[Column], list[str], list[Callable[[Any], str]]]] = {}
-
-
-def _column_plan(columns: list[Column]) -> tuple[list[str], list[Callable[[Any], str]]]:
+def _column_plan(columns: list[Column]) -> tuple[list[str], list[Callable[[str], str] | None]]:
     hit = _HEADERS.get(id(columns))
     if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
         return hit[1], hit[2]
     headers = [
         f" {quote_identifier(c.name)}[{pgtypes.BY_OID[c.type_oid].sql_name}]:" for c in columns
     ]
-    renderers = [_value_renderer(c.type_oid) for c in columns]
+    literals = [_literal(c.type_oid) for c in columns]
     if len(_HEADERS) > 4096:
         _HEADERS.clear()
-    _HEADERS[id(columns)] = (columns, headers, renderers)
-    return headers, renderers
+    _HEADERS[id(columns)] = (columns, headers, literals)
+    return headers, literals
 
 
 def column_headers(columns: list[Column]) -> list[str]:
     return _column_plan(columns)[0]
 
 
-def render_tuple(columns: list[Column], values: list[Any], *, skip_nulls: bool) -> str:
-    headers, renderers = _column_plan(columns)
-    if len(values) < len(columns):
-        values = values + [None] * (len(columns) - len(values))
+def render_tuple(columns: list[Column], texts: list[str | None], *, skip_nulls: bool) -> str:
+    """One tuple from its values' text output (``value_texts``); missing trailing values are
+    NULL."""
+    headers, literals = _column_plan(columns)
     parts = []
-    for header, render, value in zip(headers, renderers, values, strict=False):
-        if value is None:
+    for index, header in enumerate(headers):
+        text = texts[index] if index < len(texts) else None
+        if text is None:
             if not skip_nulls:
                 parts.append(header + "null")
             continue
-        parts.append(header + render(value))
+        literal = literals[index]
+        parts.append(header + (text if literal is None else literal(text)))
     return "".join(parts)
 
 
@@ -124,17 +99,18 @@ def render_change(change: RowChange) -> str:
     if change.action == "T":
         return f"{prefix} TRUNCATE: (no-flags)"
     line = f"{prefix} {_ACTION_WORDS[change.action]}:"
+    columns = relation.columns
     if change.action == "D":
         if change.key is None:
             return line + " (no-tuple-data)"
-        return line + render_tuple(relation.columns, change.key, skip_nulls=True)
+        return line + render_tuple(columns, value_texts(columns, change.key), skip_nulls=True)
     if change.new is None:
         return line + " (no-tuple-data)"
+    new = render_tuple(columns, change.new_texts(), skip_nulls=False)
     if change.action == "U" and change.key is not None:
-        old = render_tuple(relation.columns, change.key, skip_nulls=True)
-        new = render_tuple(relation.columns, change.new, skip_nulls=False)
+        old = render_tuple(columns, value_texts(columns, change.key), skip_nulls=True)
         return f"{line} old-key:{old} new-tuple:{new}"
-    return line + render_tuple(relation.columns, change.new, skip_nulls=False)
+    return line + new
 
 
 class TestDecodingPlugin(SharedOutputPlugin):
