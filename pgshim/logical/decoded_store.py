@@ -6,12 +6,12 @@ file next to the state database: a session that starts behind the in-memory ring
 (unpickling ~256 transactions) instead of parsing JSON and entities for each of them again.
 
 A chunk covers every RedDB LSN in ``(after_lsn, last_lsn]``: ``after_lsn`` is the last LSN
-released before its first transaction, so holes between chunks are covered too. Relations are
-stored by reference, ``(name, oid, version)``, and changes as plain tuples with their values'
-text output (rendered once, here, for every text-based plugin and session): a chunk whose relation has since changed (a new
-column, another declaration) is not used, and the caller decodes that range from the spool, as it
-would without the store. The file is a cache: anything unreadable is dropped and rebuilt, it never
-decides what a session receives.
+released before its first transaction, so holes between chunks are covered too. Changes are kept
+as plain tuples with the text output of their values (rendered once, here, for every text-based
+plugin and session), relations by reference, ``(name, oid, version)``: a chunk whose relation has
+since changed (a new column, another declaration) is not used, and the caller decodes that range
+from the spool, as it would without the store. The file is a cache: anything unreadable is
+dropped and rebuilt, it never decides what a session receives.
 """
 
 from __future__ import annotations
@@ -89,27 +89,25 @@ class DecodedStore:
         self.chunks_stale = 0
 
     def _open(self) -> sqlite3.Connection:
-        for attempt in range(2):
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                # a cache: a crash may lose the newest chunks, the spool still has them
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=OFF")
-                conn.executescript(_SCHEMA)
-                (version,) = conn.execute("PRAGMA user_version").fetchone()
-                if version != FORMAT_VERSION:  # chunks of another layout: start again
-                    conn.execute("DELETE FROM chunks")
-                    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
-                return conn
-            except sqlite3.DatabaseError as exc:
-                if attempt:
-                    raise
-                log.warning(
-                    "decoded store %s is unreadable (%s); starting it again", self.path, exc
-                )
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        raise AssertionError("unreachable")
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            log.warning("decoded store %s is unreadable (%s); starting it again", self.path, exc)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # a cache: a crash may lose the newest chunks, the spool still has them
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.executescript(_SCHEMA)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version != FORMAT_VERSION:  # chunks of another layout: start again
+            conn.execute("DELETE FROM chunks")
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        return conn
 
     # -- writing (ingestion) ---------------------------------------------------------------------
 
@@ -147,12 +145,11 @@ class DecodedStore:
         buffer, after = self._buffer, self._after
         if not buffer or after is None:
             return
-        relations = [(name, self._relations.find(name), version)
-                     for name, version in self._versions.items()]  # fmt: skip
-        data = pickle.dumps(
-            ([(name, r.oid if r else 0, version) for name, r, version in relations], buffer),
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        refs = []
+        for name, version in self._versions.items():
+            relation = self._relations.find(name)
+            refs.append((name, relation.oid if relation is not None else 0, version))
+        data = pickle.dumps((refs, buffer), protocol=pickle.HIGHEST_PROTOCOL)
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
             (_sql(after), _sql(buffer[-1][2]), zlib.compress(data, 1)),

@@ -88,9 +88,12 @@ def tuple_data(columns: list[Column], values: list[Any], *, binary: bool) -> byt
 
 
 def text_tuple_data(count: int, texts: list[str | None]) -> bytes:
-    """TupleData of ``count`` columns in text format from the values' text output."""
+    """TupleData of ``count`` columns in text format from the values' text output (rendered for
+    the relation as it was; a column it has since gained is NULL, one it lost is left out)."""
     parts = [_INT16.pack(count)]
     pack = _INT32.pack
+    if len(texts) > count:
+        texts = texts[:count]
     for text in texts:
         if text is None:
             parts.append(b"n")
