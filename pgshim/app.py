@@ -25,6 +25,7 @@ from pgshim.reddb.link.wiring import RedDbLink, TermObservingFollower
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
+from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import parse_copy_to_stdout, text_row
 from pgshim.sql.providers import CatalogRows, PublicationDDL
@@ -62,8 +63,9 @@ class Application:
         self.publications = PublicationStore(self.conn, default=config.default_publication)
         self.builder = TransactionBuilder(self.identity, self.relations)
         self.terms = TermHistory(self.conn)
+        remote = self.link.follower()
         self.follower = TermObservingFollower(
-            self.link.follower() or SpoolFollower(spool_path(config.spool)), self.terms
+            remote or SpoolFollower(spool_path(config.spool)), self.terms
         )
         self.source = ChangeSource(
             self.follower,
@@ -71,6 +73,7 @@ class Application:
             corruption_grace=config.corruption_grace,
             ring_size=config.ring_transactions,
             store=DecodedStore(Path(config.state_dir) / STORE_FILE_NAME, self.relations),
+            watcher=None if remote else SpoolWatcher(spool_path(config.spool)),
         )
         self.slots = SlotStore(
             self.conn, database=config.database, max_slots=config.max_replication_slots

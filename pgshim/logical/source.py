@@ -41,6 +41,7 @@ from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_t
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
+from pgshim.spool.watch import SpoolWatcher
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class ChangeSource:
         history_cache_size: int = HISTORY_CACHE_SIZE,
         history_cache_bytes: int = HISTORY_CACHE_BYTES,
         store: DecodedStore | None = None,
+        watcher: SpoolWatcher | None = None,
     ) -> None:
         self.follower = follower
         self.builder = builder
@@ -164,6 +166,8 @@ class ChangeSource:
         self._corrupt_since: float | None = None
         self._history_cache = _HistoryCache(history_cache_size, history_cache_bytes)
         self.store = store
+        self.watcher = watcher
+        self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         self._loaded: OrderedDict[tuple[int, int], list[Transaction]] = OrderedDict()
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
@@ -348,13 +352,35 @@ class ChangeSource:
                 delay = self._poll_min
             else:
                 delay = min(delay * 2, self._poll_max)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less when the watcher reports a change to the spool."""
+        loop = asyncio.get_running_loop()
+        self._wakeup = wakeup = loop.create_future()
+        timer = loop.call_later(delay, self.wake)
+        try:
+            await wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+    def wake(self) -> None:
+        """Read the spool now (the watcher calls this when the file changed)."""
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="change-source")
+        if self.watcher is not None and self.watcher.start(self.wake):
+            log.debug("watching %s for changes", self.watcher.path)
 
     async def stop(self) -> None:
         self._stopped = True
+        self.wake()
+        if self.watcher is not None:
+            self.watcher.stop()
         if self._task is not None:
             await self._task
         self.save_checkpoint()
