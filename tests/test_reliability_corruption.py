@@ -54,11 +54,17 @@ def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Pat
 
     spool.insert("events", seq=6)
     bad_offset = spool.path.stat().st_size
-    spool.insert("events", seq=7)
-    frame_size = spool.path.stat().st_size - bad_offset
-    spool.insert("events", seq=8)  # a good frame after the bad one: corruption, not a torn tail
+    # frames 7 and 8 are written elsewhere, one byte of 7 damaged, then appended in one write:
+    # the server never sees a good copy of 7 (it reads the spool as soon as it changes)
+    side = SpoolKit(tmp_path / "side.rdb.logical.wal", lsn=spool.lsn, next_id=spool.next_id)
+    side.insert("events", seq=7)
+    frame_size = side.path.stat().st_size
+    side.insert("events", seq=8)  # a good frame after the bad one: corruption, not a torn tail
+    side.close()
     flipped_at = bad_offset + frame_size // 2
-    original = flip_byte(spool.path, flipped_at)
+    original = flip_byte(side.path, frame_size // 2)
+    with spool.path.open("ab") as f:
+        f.write(side.path.read_bytes())
 
     started = time.monotonic()
     live_out = tmp_path / "live.txt"
