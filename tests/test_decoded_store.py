@@ -169,9 +169,11 @@ def test_a_late_record_drops_the_chunk_it_belongs_to(tmp_path: Path) -> None:
     source.ingest()
     store.flush()
     assert store.find(0) == (0, 5)
+    assert source._load((0, 5)) is not None  # loaded, and kept for other sessions
     late = source.ring[2]  # as if LSN 3 were released again after 5
     store.add(late, 5)
     assert store.find(0) is None and store.find(3) is None
+    assert source._load((0, 5)) is None  # the loaded copy is gone with it
     store.close()
 
 

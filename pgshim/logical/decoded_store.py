@@ -87,6 +87,7 @@ class DecodedStore:
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
         self.chunks_loaded = 0
         self.chunks_stale = 0
+        self.generation = 0  # moves whenever chunks are dropped: what was loaded may be stale
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -159,6 +160,7 @@ class DecodedStore:
         self._after = None
 
     def discard_covering(self, lsn: int) -> None:
+        self.generation += 1
         self._conn.execute(
             "DELETE FROM chunks WHERE after_lsn < ? AND last_lsn >= ?", (_sql(lsn), _sql(lsn))
         )
@@ -166,6 +168,7 @@ class DecodedStore:
     def discard_after(self, lsn: int) -> None:
         """Forget chunks reaching past ``lsn`` (ingestion goes on from there again)."""
         self._buffer, self._versions, self._after = [], {}, None
+        self.generation += 1
         self._conn.execute("DELETE FROM chunks WHERE last_lsn > ?", (_sql(lsn),))
 
     def trim(self, below_lsn: int) -> None:
@@ -174,6 +177,7 @@ class DecodedStore:
 
     def clear(self) -> None:
         self._buffer, self._versions, self._after = [], {}, None
+        self.generation += 1
         self._conn.execute("DELETE FROM chunks")
 
     # -- reading (catch-up) ----------------------------------------------------------------------

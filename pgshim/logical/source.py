@@ -169,6 +169,7 @@ class ChangeSource:
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         self._loaded: OrderedDict[tuple[int, int], list[Transaction]] = OrderedDict()
+        self._loaded_generation = 0
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
         self._chunked_polls = True
@@ -458,11 +459,14 @@ class ChangeSource:
 
     def _load(self, found: tuple[int, int]) -> list[Transaction] | None:
         """A decoded chunk, shared by the sessions reading it at about the same time."""
+        assert self.store is not None
+        if self._loaded_generation != self.store.generation:
+            self._loaded.clear()
+            self._loaded_generation = self.store.generation
         chunk = self._loaded.get(found)
         if chunk is not None:
             self._loaded.move_to_end(found)
             return chunk
-        assert self.store is not None
         chunk = self.store.load(*found)
         if chunk is not None:
             self._loaded[found] = chunk
