@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from fake_reddb import FakeRedDb, Principal
+from fake_reddb import FakeRedDb, Principal, SchemaServer
 from server_proc import PgshimServer, wait_for
 from spoolkit import end_pos
 
@@ -118,37 +118,15 @@ def test_terms_are_timelines(spool, pgshim) -> None:
 def test_declared_columns_from_reddbs_http_schema(spool, tmp_path) -> None:
     """Positional rows named by RedDB's GET /collections/{name}/schema (an in-test HTTP server
     answering with a collection contract's declared_columns)."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    asked: list[str] = []
-
-    class Schemas(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            asked.append(self.path)
-            if self.path != "/collections/orders/schema":
-                self.send_error(404)
-                return
-            body = json.dumps({"ok": True, "declared_columns": [
-                {"name": "order_no", "data_type": "Integer", "not_null": True},
-                {"name": "item", "data_type": "Text"},
-                {"name": "amount", "data_type": "Float"},
-            ]}).encode()  # fmt: skip
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Schemas)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
+    http = SchemaServer()
+    http.contracts["/collections/orders/schema"] = {"ok": True, "declared_columns": [
+        {"name": "order_no", "data_type": "Integer", "not_null": True},
+        {"name": "item", "data_type": "Text"},
+        {"name": "amount", "data_type": "Float"},
+    ]}  # fmt: skip
     server = PgshimServer(
         spool.path, tmp_path / "state",
-        args=("--reddb-http", f"http://127.0.0.1:{http.server_port}"),
+        args=("--reddb-http", http.url),
     ).start()  # fmt: skip
     try:
         server.psql("SELECT pgshim_create_history_slot('schemas', 'test_decoding')")
@@ -163,7 +141,8 @@ def test_declared_columns_from_reddbs_http_schema(spool, tmp_path) -> None:
             " amount[double precision]:4.5",
             f"table public.misc: INSERT: rid[bigint]:{other} c1[text]:'loose'",
         ]
+        asked = [path for path, _ in http.requests]
         assert asked == ["/collections/orders/schema", "/collections/misc/schema"]
     finally:
         server.stop()
-        http.shutdown()
+        http.stop()

@@ -3,52 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fake_reddb import SchemaServer
 
 from pgshim import pgtypes
 from pgshim.reddb.link.schemas import SchemaFetcher, pg_type_for
-
-
-class SchemaServer:
-    def __init__(self) -> None:
-        self.contracts: dict[str, Any] = {}  # path -> reply body (dict) or an int status
-        self.requests: list[tuple[str, str | None]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.requests.append((self.path, self.headers.get("Authorization")))
-                reply = owner.contracts.get(self.path, 404)
-                if isinstance(reply, int):
-                    body, status = b'{"ok":false,"error":"not found"}', reply
-                else:
-                    body = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-                    status = 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 USERS = {
     "ok": True,
