@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from pgshim.pgtypes import parse_lsn
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -98,6 +100,14 @@ class PgshimServer:
         if out.returncode != 0:
             raise AssertionError(f"psql failed: {out.stderr}")
         return out.stdout.strip()
+
+    def confirmed_lsns(self) -> dict[str, int]:
+        """Each slot's confirmed RedDB LSN (its confirmed_flush_lsn without the last 8 bits)."""
+        rows = self.psql("SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots")
+        return {
+            name: parse_lsn(lsn) >> 8
+            for name, lsn in (line.split("|") for line in rows.splitlines())
+        }
 
     def recvlogical(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return self.run("pg_recvlogical", "-d", "reddb", *args, timeout=timeout)

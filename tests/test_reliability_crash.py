@@ -30,24 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 + 15 * CYCLES)]
 INSERT = re.compile(r"INSERT: rid\[bigint\]:(\d+) seq\[bigint\]:(\d+)")
 
 
-def parse_lsn(text: str) -> int:
-    high, low = text.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-def confirmed_lsns(server: PgshimServer) -> dict[str, int]:
-    """Each slot's confirmed RedDB LSN (the position without its last 8 bits)."""
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-F", " ", "-c",
-         "SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots"],
-        env=server.env_for_clients(), capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return {
-        name: parse_lsn(lsn) >> 8
-        for name, lsn in (line.split() for line in out.stdout.splitlines())
-    }
-
-
 class Writer(threading.Thread):
     """Appends one insert every few milliseconds; seq equals the record's RedDB LSN."""
 
@@ -137,7 +119,7 @@ def test_kill9_cycles_redeliver_exactly_from_the_confirmed_position(
             env=server.env_for_clients(), capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
-    positions = [confirmed_lsns(server)]
+    positions = [server.confirmed_lsns()]
     writer = Writer(spool)
     consumer = PsycopgConsumer(server.dsn(), "py")
     rl_files = [tmp_path / "rl-0.txt"]
@@ -154,7 +136,7 @@ def test_kill9_cycles_redeliver_exactly_from_the_confirmed_position(
             recvlogical.wait(10)
             time.sleep(rng.uniform(0.0, 0.3))  # the writer goes on while pgshim is down
             server.start()
-            positions.append(confirmed_lsns(server))
+            positions.append(server.confirmed_lsns())
             rl_files.append(tmp_path / f"rl-{cycle}.txt")
             recvlogical = start_recvlogical(server, rl_files[-1])
             consumer.allowed.set()

@@ -24,19 +24,6 @@ def recvlogical(server: PgshimServer, slot: str, out: Path, *extra: str) -> subp
     )  # fmt: skip
 
 
-def confirmed(server: PgshimServer) -> dict[str, int]:
-    out = subprocess.run(
-        ["psql", "-X", "-At", "-F", " ", "-c",
-         "SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots"],
-        env=server.env_for_clients(), capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    lsns = {}
-    for name, lsn in (line.split() for line in out.stdout.splitlines()):
-        high, low = lsn.split("/")
-        lsns[name] = ((int(high, 16) << 32) | int(low, 16)) >> 8
-    return lsns
-
-
 def seqs(path: Path) -> list[int]:
     return [
         int(line.rsplit(":", 1)[1]) for line in path.read_text().splitlines() if "INSERT" in line
@@ -76,7 +63,7 @@ def test_sigterm_ends_sessions_with_57p01_and_restart_resumes(
     for seq in range(written + 1, written + 51):  # written while pgshim is down
         spool.insert("events", seq=seq)
     server.start()
-    resumed_at = confirmed(server)
+    resumed_at = server.confirmed_lsns()
     for slot in slots:
         # everything streamed before SIGTERM and acknowledged was flushed at shutdown
         assert resumed_at[slot] == seqs(first[slot])[-1] > 0
