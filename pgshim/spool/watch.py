@@ -10,6 +10,7 @@ inotify is not (not Linux, no ``inotify_simple``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -32,23 +33,37 @@ class SpoolWatcher:
             from inotify_simple import INotify, flags
         except ImportError:
             return False
-        mask = flags.MODIFY | flags.CREATE | flags.MOVED_TO | flags.CLOSE_WRITE
         try:
             inotify = INotify(nonblocking=True)
-            inotify.add_watch(str(self.path.parent), mask)
+            # the directory for the spool appearing or being replaced, the file for its writes:
+            # other files written in the same directory wake nobody
+            directory = inotify.add_watch(str(self.path.parent), flags.CREATE | flags.MOVED_TO)
         except OSError as exc:  # no inotify, no watches left, no directory yet
             log.info("no change notification for %s (%s); polling it", self.path, exc)
             return False
         name = self.path.name
+
+        def watch_file() -> None:
+            # not there (yet): its creation is seen on the directory
+            with contextlib.suppress(OSError):
+                inotify.add_watch(str(self.path), flags.MODIFY | flags.CLOSE_WRITE)
 
         def on_readable() -> None:
             try:
                 events = inotify.read(timeout=0)
             except (BlockingIOError, InterruptedError):
                 return
-            if any(event.name == name for event in events):
+            changed = False
+            for event in events:
+                if event.wd != directory:
+                    changed = True  # a write to the spool (or to the copy it replaced)
+                elif event.name == name:
+                    watch_file()  # a new file under the spool's name: watch its writes
+                    changed = True
+            if changed:
                 callback()
 
+        watch_file()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(inotify.fileno(), on_readable)
         self._inotify = inotify
