@@ -18,7 +18,7 @@ from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.snapshot import materialize
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
-from pgshim.plugins import PluginContext
+from pgshim.plugins import PluginContext, default_ahead_key
 from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.link.terms import TermHistory
 from pgshim.reddb.link.wiring import RedDbLink, TermObservingFollower
@@ -35,6 +35,7 @@ from pgshim.sql.statements import split_statements
 from pgshim.state import open_state, system_identifier
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
+from pgshim.walsender.ahead import AheadKeys
 from pgshim.walsender.executor import ReplicationExecutor
 from pgshim.walsender.replicas import ReplicaRegistry
 from pgshim.walsender.slots import Slot, SlotStore
@@ -75,6 +76,7 @@ class Application:
             store=DecodedStore(Path(config.state_dir) / STORE_FILE_NAME, self.relations),
             watcher=None if remote else SpoolWatcher(spool_path(config.spool)),
         )
+        self.ahead = AheadKeys(self.conn, self.source.store, config.render_ahead_formats)
         self.slots = SlotStore(
             self.conn, database=config.database, max_slots=config.max_replication_slots
         )
@@ -151,10 +153,12 @@ class Application:
         self.source.ingest()
         from_oldest = from_oldest or self.config.new_slot_position == "oldest"
         position = 0 if from_oldest else self.source.end_pos
-        return self.slots.create(
+        slot = self.slots.create(
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
         )  # fmt: skip
+        self.ahead.use(default_ahead_key(plugin))
+        return slot
 
     def copy_out(self, stmt: str, snapshot_pos: int | None) -> CopyOutResult:
         """``COPY table TO STDOUT``: the collection as of the session's slot snapshot (a

@@ -65,6 +65,9 @@ class Config:
     max_replication_slots: int = 128
     # recent decoded transactions kept for live sessions; sessions further behind read the spool
     ring_transactions: int = 4096
+    # output formats (plugin and the options that shape its output) rendered ahead at ingestion
+    # for consumers that catch up: the ones used most recently; 0 turns it off
+    render_ahead_formats: int = 4
     # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
     # that need data past it get XX001
     corruption_grace: float = 30.0
@@ -213,6 +216,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("port", f"must be between 0 and 65535, got {config.port}")
     if config.max_connections < 1:
         raise ConfigError("max_connections", "must be at least 1")
+    if config.render_ahead_formats < 0:
+        raise ConfigError("render_ahead_formats", "must not be negative")
     if config.ring_transactions < 16:
         raise ConfigError("ring_transactions", "must be at least 16")
     if config.max_replication_slots < 1:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pickle
 import sqlite3
 import time
-import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 from spoolkit import SpoolKit
 
 from pgshim.logical.checkpoint import IngestCheckpoint
@@ -185,13 +185,13 @@ def test_a_damaged_or_foreign_chunk_is_never_used(tmp_path: Path, workload_spool
     keys = db.execute("SELECT after_lsn, last_lsn FROM chunks ORDER BY after_lsn").fetchall()
     first_last = keys[0][1] + (1 << 63)  # stored as order-preserving signed integers
     assert len(keys) >= 3
-    db.execute("UPDATE chunks SET data = ? WHERE after_lsn = ?", (b"not zlib", keys[0][0]))
+    db.execute("UPDATE chunks SET data = ? WHERE after_lsn = ?", (b"not zstd", keys[0][0]))
 
     class Boom:
         def __reduce__(self):  # noqa: ANN204
             return (Path.touch, (tmp_path / "executed",))
 
-    evil = zlib.compress(pickle.dumps(([], [Boom()])))
+    evil = zstandard.ZstdCompressor().compress(pickle.dumps(([], [Boom()])))
     db.execute("UPDATE chunks SET data = ? WHERE after_lsn = ?", (evil, keys[1][0]))
     db.commit()
     db.close()

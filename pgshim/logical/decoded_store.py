@@ -12,6 +12,10 @@ plugin and session), relations by reference, ``(name, oid, version)``: a chunk w
 since changed (a new column, another declaration) is not used, and the caller decodes that range
 from the spool, as it would without the store. The file is a cache: anything unreadable is
 dropped and rebuilt, it never decides what a session receives.
+
+Output rendered ahead: for the plugin keys in ``renderers`` (the output formats consumers use,
+see ``walsender.ahead``), each chunk is also rendered when it is written and kept beside it, so a
+consumer catching up in one of those formats copies that output instead of rendering again.
 """
 
 from __future__ import annotations
@@ -20,19 +24,24 @@ import io
 import logging
 import pickle
 import sqlite3
-import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.transactions import Relation, RowChange, Transaction
+
+# an output plugin's rendering of a chunk ahead of time: its transactions -> opaque bytes
+AheadRenderer = Callable[[list[Transaction]], bytes]
 
 log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
-FORMAT_VERSION = 1  # of the pickled chunk layout
+FORMAT_VERSION = 2  # of the pickled, zstd-compressed chunk layout
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -42,6 +51,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (after_lsn, last_lsn)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_last ON chunks (last_lsn);
+CREATE TABLE IF NOT EXISTS ahead (
+    key TEXT NOT NULL,
+    after_lsn INTEGER NOT NULL,
+    last_lsn INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (key, after_lsn, last_lsn)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ahead_by_last ON ahead (last_lsn);
 """
 _OFFSET = 1 << 63  # u64 LSNs as order-preserving signed sqlite integers
 
@@ -85,9 +102,14 @@ class DecodedStore:
         self._buffer: list[tuple] = []
         self._after: int | None = None  # the LSN released before the buffer's first transaction
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
+        self._pending: list[Transaction] = []  # the buffered transactions themselves
+        self.renderers: dict[str, AheadRenderer] = {}
         self.chunks_loaded = 0
         self.chunks_stale = 0
+        self.ahead_loaded = 0
         self.generation = 0  # moves whenever chunks are dropped: what was loaded may be stale
+        self._compress = zstandard.ZstdCompressor(level=1).compress
+        self._decompress = zstandard.ZstdDecompressor().decompress
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -107,6 +129,7 @@ class DecodedStore:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version != FORMAT_VERSION:  # chunks of another layout: start again
             conn.execute("DELETE FROM chunks")
+            conn.execute("DELETE FROM ahead")
             conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         return conn
 
@@ -117,9 +140,7 @@ class DecodedStore:
         if tx.first_lsn <= released_before:
             # released after its hole was closed: the chunks around it lack it
             self.discard_covering(tx.first_lsn)
-            self._buffer.clear()
-            self._versions.clear()
-            self._after = None
+            self._reset_buffer()
             return
         if self._after is None:
             self._after = released_before
@@ -136,6 +157,7 @@ class DecodedStore:
                 versions[relation.name] = relation.version
             changes.append((change.action, relation.name, change.new, change.key, change.pos,
                             change.lsn, _texts(change)))  # fmt: skip
+        self._pending.append(tx)
         self._buffer.append((tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos,
                              tx.end_pos, tx.commit_time, changes, tx.errors))  # fmt: skip
         if len(self._buffer) >= CHUNK_TRANSACTIONS:
@@ -151,34 +173,61 @@ class DecodedStore:
             relation = self._relations.find(name)
             refs.append((name, relation.oid if relation is not None else 0, version))
         data = pickle.dumps((refs, buffer), protocol=pickle.HIGHEST_PROTOCOL)
+        bounds = (_sql(after), _sql(buffer[-1][2]))
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
-            (_sql(after), _sql(buffer[-1][2]), zlib.compress(data, 1)),
+            (*bounds, self._compress(data)),
         )
-        self._buffer = []
-        self._versions = {}
-        self._after = None
+        if self.renderers:
+            self._render_ahead(bounds, refs)
+        self._reset_buffer()
+
+    def _render_ahead(self, bounds: tuple[int, int], refs: list[tuple[str, int, int]]) -> None:
+        actions = sorted({(c.relation.name, c.action) for tx in self._pending for c in tx.changes})
+        for key, render in self.renderers.items():
+            try:
+                output = render(self._pending)
+            except Exception as exc:  # sessions in that format render this chunk themselves
+                log.info("chunk ending at LSN %d not rendered ahead for %s: %s",
+                         _lsn(bounds[1]), key, exc)  # fmt: skip
+                continue
+            data = pickle.dumps((refs, actions, output), protocol=pickle.HIGHEST_PROTOCOL)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO ahead (key, after_lsn, last_lsn, data) VALUES (?, ?, ?, ?)",
+                (key, *bounds, self._compress(data)),
+            )
+
+    def _reset_buffer(self) -> None:
+        self._buffer, self._pending, self._versions, self._after = [], [], {}, None
+
+    def _delete(self, where: str = "", *params: int) -> None:
+        for table in ("chunks", "ahead"):
+            self._conn.execute(f"DELETE FROM {table} {where}", params)
 
     def discard_covering(self, lsn: int) -> None:
         self.generation += 1
-        self._conn.execute(
-            "DELETE FROM chunks WHERE after_lsn < ? AND last_lsn >= ?", (_sql(lsn), _sql(lsn))
-        )
+        self._delete("WHERE after_lsn < ? AND last_lsn >= ?", _sql(lsn), _sql(lsn))
 
     def discard_after(self, lsn: int) -> None:
         """Forget chunks reaching past ``lsn`` (ingestion goes on from there again)."""
-        self._buffer, self._versions, self._after = [], {}, None
+        self._reset_buffer()
         self.generation += 1
-        self._conn.execute("DELETE FROM chunks WHERE last_lsn > ?", (_sql(lsn),))
+        self._delete("WHERE last_lsn > ?", _sql(lsn))
 
     def trim(self, below_lsn: int) -> None:
         """Forget chunks that end before ``below_lsn`` (the spool no longer holds them)."""
-        self._conn.execute("DELETE FROM chunks WHERE last_lsn < ?", (_sql(below_lsn),))
+        self._delete("WHERE last_lsn < ?", _sql(below_lsn))
 
     def clear(self) -> None:
-        self._buffer, self._versions, self._after = [], {}, None
+        self._reset_buffer()
         self.generation += 1
-        self._conn.execute("DELETE FROM chunks")
+        self._delete()
+
+    def keep_ahead(self, renderers: dict[str, AheadRenderer]) -> None:
+        """Render new chunks for these keys from now on; forget output of any other key."""
+        self.renderers = dict(renderers)
+        marks = ", ".join("?" * len(renderers))
+        self._conn.execute(f"DELETE FROM ahead WHERE key NOT IN ({marks})", tuple(renderers))
 
     # -- reading (catch-up) ----------------------------------------------------------------------
 
@@ -207,14 +256,10 @@ class DecodedStore:
         if row is None:
             return None
         try:
-            refs, items = _ChunkUnpickler(io.BytesIO(zlib.decompress(row[0]))).load()
-            relations = {}
-            for name, oid, version in refs:
-                relation = self._relations.find(name)
-                if relation is None or relation.oid != oid or relation.version != version:
-                    self.chunks_stale += 1
-                    return None
-                relations[name] = relation
+            refs, items = self._unpickle(row[0])
+            relations = self._current(refs)
+            if relations is None:
+                return None
             transactions = _transactions(items, relations)
         except Exception as exc:  # a damaged cache entry: the spool still has the records
             log.warning("decoded chunk (%d, %d] is unreadable: %s", after_lsn, last_lsn, exc)
@@ -223,8 +268,55 @@ class DecodedStore:
         self.chunks_loaded += 1
         return transactions
 
+    def load_ahead(self, key: str, after_lsn: int, last_lsn: int) -> AheadOutput | None:
+        """The chunk's output rendered ahead for ``key``, or None (not rendered, stale, damaged)."""
+        row = self._conn.execute(
+            "SELECT data FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
+            (key, _sql(after_lsn), _sql(last_lsn)),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            refs, actions, output = self._unpickle(row[0])
+            relations = self._current(refs)
+            if relations is None:
+                return None
+        except Exception as exc:
+            log.warning("output of chunk (%d, %d] for %s is unreadable: %s",
+                        after_lsn, last_lsn, key, exc)  # fmt: skip
+            self._conn.execute(
+                "DELETE FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
+                (key, _sql(after_lsn), _sql(last_lsn)),
+            )
+            return None
+        self.ahead_loaded += 1
+        return AheadOutput(relations, [(relations[n], a) for n, a in actions], output)
+
+    def _current(self, refs: list[tuple[str, int, int]]) -> dict[str, Relation] | None:
+        """The relations a chunk names, None when one of them has changed since."""
+        relations = {}
+        for name, oid, version in refs:
+            relation = self._relations.find(name)
+            if relation is None or relation.oid != oid or relation.version != version:
+                self.chunks_stale += 1
+                return None
+            relations[name] = relation
+        return relations
+
+    def _unpickle(self, data: bytes) -> Any:
+        return _ChunkUnpickler(io.BytesIO(self._decompress(data))).load()
+
     def close(self) -> None:
         self._conn.close()
+
+
+@dataclass(slots=True)
+class AheadOutput:
+    """A chunk's output rendered ahead, with the relations and actions its changes have."""
+
+    relations: dict[str, Relation]
+    actions: list[tuple[Relation, str]]
+    output: bytes
 
 
 def _texts(change: RowChange) -> list[str | None] | None:

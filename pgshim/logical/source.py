@@ -31,17 +31,21 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
-from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, DecodedStore
+from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, AheadOutput, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_transaction
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 from pgshim.spool.watch import SpoolWatcher
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,19 @@ class _HistoryCache:
         return len(self._entries)
 
 
+@dataclass(slots=True)
+class AheadChunk:
+    """Consecutive retained transactions whose output was rendered ahead in the session's format;
+    the ones ending after ``after_pos`` are due. ``transactions`` gives those decoded instead, for
+    a session that cannot take the rendered output as it is."""
+
+    ahead: AheadOutput
+    after_pos: int
+    last_lsn: int
+    end_pos: int
+    transactions: Callable[[], list[Transaction]]
+
+
 class ChangeSource:
     def __init__(
         self,
@@ -168,7 +185,8 @@ class ChangeSource:
         self.store = store
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
-        self._loaded: OrderedDict[tuple[int, int], list[Transaction]] = OrderedDict()
+        # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
+        self._loaded: OrderedDict[tuple, list[Transaction] | AheadOutput] = OrderedDict()
         self._loaded_generation = 0
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
@@ -424,18 +442,33 @@ class ChangeSource:
             return start >= self.ring[0].begin_pos - 1
         return self._base_lsn == 0 or start >= end_pos(self._base_lsn)
 
-    def history(self, start: int, *, records: bool = False) -> Iterator[Transaction]:
+    def history(
+        self, start: int, *, records: bool = False, ahead: str | None = None
+    ) -> Iterator[Transaction | AheadChunk]:
         """Retained transactions after ``start`` (catch-up reads), from the decoded store where it
         has them and decoded from the spool file elsewhere; ``records``: with their ChangeRecords,
-        which only the spool has."""
+        which only the spool has; ``ahead``: the session's output key, chunks rendered ahead for
+        it come as ``AheadChunk``."""
         lsn = max(((start + 1) >> 8) - 1, 0)  # every transaction up to this LSN was sent
         store = None if records else self.store
         while lsn < self.last_lsn:
             if store is not None and (found := store.find(lsn)) is not None:
+                after_pos = max(start, end_pos(lsn))
+                rendered = None if ahead is None else self._load_ahead(ahead, found)
+                if rendered is not None:
+                    yield AheadChunk(
+                        rendered,
+                        after_pos,
+                        found[1],
+                        end_pos(found[1]),
+                        lambda f=found, lsn=lsn, a=after_pos: self._due(f, lsn, a),
+                    )
+                    lsn = found[1]
+                    continue
                 chunk = self._load(found)
                 if chunk is not None:
                     for tx in chunk:
-                        if tx.last_lsn > lsn and tx.end_pos > start:
+                        if tx.end_pos > after_pos:
                             yield tx
                     lsn = found[1]
                     continue
@@ -457,19 +490,40 @@ class ChangeSource:
             if stop is not None:
                 lsn = max(lsn, stop)
 
+    def _due(self, found: tuple[int, int], lsn: int, after_pos: int) -> list[Transaction]:
+        """The chunk's transactions ending after ``after_pos``, decoded (from the spool if the
+        store lost them meanwhile); ``lsn``: every transaction up to it was sent."""
+        chunk = self._load(found)
+        if chunk is not None:
+            return [tx for tx in chunk if tx.end_pos > after_pos]
+        due = []
+        for tx in self._decode_history(lsn, after_pos):
+            if tx.last_lsn > found[1]:
+                break
+            due.append(tx)
+        return due
+
     def _load(self, found: tuple[int, int]) -> list[Transaction] | None:
         """A decoded chunk, shared by the sessions reading it at about the same time."""
+        assert self.store is not None
+        return self._cached(found, lambda: self.store.load(*found))  # type: ignore[union-attr]
+
+    def _load_ahead(self, key: str, found: tuple[int, int]) -> AheadOutput | None:
+        assert self.store is not None
+        return self._cached((key, *found), lambda: self.store.load_ahead(key, *found))  # type: ignore[union-attr]
+
+    def _cached(self, key: tuple, load: Callable[[], T | None]) -> T | None:
         assert self.store is not None
         if self._loaded_generation != self.store.generation:
             self._loaded.clear()
             self._loaded_generation = self.store.generation
-        chunk = self._loaded.get(found)
+        chunk = self._loaded.get(key)
         if chunk is not None:
-            self._loaded.move_to_end(found)
-            return chunk
-        chunk = self.store.load(*found)
+            self._loaded.move_to_end(key)
+            return chunk  # type: ignore[return-value]
+        chunk = load()
         if chunk is not None:
-            self._loaded[found] = chunk
+            self._loaded[key] = chunk  # type: ignore[assignment]
             if len(self._loaded) > LOADED_CHUNKS:
                 self._loaded.popitem(last=False)
         return chunk

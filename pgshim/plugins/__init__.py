@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from pgshim.errors import PgError
 from pgshim.plugins.base import Message, OutputPlugin, PluginContext
+
+if TYPE_CHECKING:
+    from pgshim.logical.transactions import Transaction
 
 PLUGIN_NAMES = ("test_decoding", "wal2json", "pgoutput", "reddb")
 
@@ -35,11 +41,41 @@ def load_plugin(name: str, options: dict[str, str | None], ctx: PluginContext) -
     raise PgError("58P01", f'could not access file "{name}": No such file or directory')
 
 
+def ahead_messages(key: str) -> Callable[[Transaction], list[Message]] | None:
+    """Per-transaction messages of the output an ``ahead_key`` names; None for a key no plugin
+    renders ahead."""
+    name, _, flags = key.partition(":")
+    if name == "test_decoding":
+        from pgshim.plugins.test_decoding import TestDecodingPlugin
+
+        plugin = TestDecodingPlugin.from_ahead_key(key)
+        return None if plugin is None else plugin.render
+    if name == "pgoutput" and flags in ("text", "binary"):
+        from pgshim.plugins import pgoutput
+
+        return pgoutput.ahead_messages(binary=flags == "binary")
+    return None
+
+
+def default_ahead_key(name: str) -> str | None:
+    """The output a new slot of plugin ``name`` is most likely read in (options left default,
+    pgoutput in text), rendered ahead until consumers say otherwise."""
+    if name == "test_decoding":
+        return load_plugin(name, {}, PluginContext()).ahead_key
+    if name == "pgoutput":
+        from pgshim.plugins.pgoutput import ahead_key
+
+        return ahead_key(binary=False)
+    return None
+
+
 __all__ = [
     "Message",
     "OutputPlugin",
     "PluginContext",
     "PLUGIN_NAMES",
+    "ahead_messages",
     "check_plugin",
+    "default_ahead_key",
     "load_plugin",
 ]

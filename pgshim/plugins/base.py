@@ -10,7 +10,7 @@ from pgshim.errors import PgError
 
 if TYPE_CHECKING:
     from pgshim.logical.publications import PublicationStore
-    from pgshim.logical.transactions import Transaction
+    from pgshim.logical.transactions import Relation, Transaction
 
 Message = tuple[int, bytes]
 T = TypeVar("T")
@@ -27,10 +27,16 @@ class OutputPlugin(Protocol):
     name: str
     cache_key: tuple | None
     needs_records: bool  # whether encode() reads tx.records (see ChangeSource.history)
+    ahead_key: str | None  # names this output when it can be rendered ahead (walsender.ahead)
 
     def startup(self) -> list[Message]: ...
 
     def encode(self, tx: Transaction) -> list[Message]: ...
+
+    def takes_ahead(self, actions: list[tuple[Relation, str]]) -> bool:
+        """Whether output rendered ahead for transactions with these (relation, action) changes
+        is what this session would send for them now."""
+        ...
 
 
 def parse_bool(text: str) -> bool | None:
@@ -67,14 +73,19 @@ class SharedOutputPlugin:
     name: str
     cache_key: tuple
     needs_records = False
+    ahead_key: str | None = None
 
     def startup(self) -> list[Message]:
         return []
 
-    def encode(self, tx: Transaction) -> list[Message]:
-        return cached(tx, self.cache_key, lambda: self._render(tx))
+    def takes_ahead(self, actions: list[tuple[Relation, str]]) -> bool:
+        return True
 
-    def _render(self, tx: Transaction) -> list[Message]:
+    def encode(self, tx: Transaction) -> list[Message]:
+        return cached(tx, self.cache_key, lambda: self.render(tx))
+
+    def render(self, tx: Transaction) -> list[Message]:
+        """The transaction's messages, rendered now (``encode`` renders once and shares)."""
         raise NotImplementedError
 
 

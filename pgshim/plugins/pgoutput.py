@@ -11,6 +11,7 @@ keepalive instead. The Begin/change/Commit bytes are shared between sessions thr
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -197,6 +198,26 @@ class _SharedTransaction:
     commit: bytes
 
 
+def ahead_key(binary: bool) -> str:
+    return "pgoutput:binary" if binary else "pgoutput:text"
+
+
+def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
+    """A transaction's messages for a session that has sent its relations and publishes every
+    change: what ``encode`` sends then."""
+
+    def messages(tx: Transaction) -> list[Message]:
+        if not tx.changes:
+            return []
+        return [
+            (tx.changes[0].pos, begin_message(tx)),
+            *[(c.pos, change_message(c, binary=binary)) for c in tx.changes],
+            (tx.end_pos, commit_message(tx)),
+        ]
+
+    return messages
+
+
 class PgOutputPlugin:
     name = "pgoutput"
     needs_records = False
@@ -214,6 +235,7 @@ class PgOutputPlugin:
             self._set_option(option, value)
         self._validate()
         self.cache_key: tuple | None = (self.name, self.binary)
+        self.ahead_key: str | None = ahead_key(self.binary)
         self._sent_versions: dict[int, int] = {}
         self._filter: PublicationFilter | None = None
         self._generation: int | None = -1  # nothing resolved yet
@@ -307,6 +329,22 @@ class PgOutputPlugin:
             self._generation = generation
             self._included_cache = {}
         return self._included_cache
+
+    def takes_ahead(self, actions: list[tuple[Relation, str]]) -> bool:
+        """Output rendered ahead has every change and no Relation message: it is this session's
+        when each relation was sent in its current version and each change is published."""
+        included = self._included()
+        publications = self._filter
+        for relation, action in actions:
+            if action == "T" or self._sent_versions.get(relation.oid) != relation.version:
+                return False
+            key = (relation.oid, relation.version, action)
+            wanted = included.get(key)
+            if wanted is None:
+                wanted = included[key] = publications.includes(relation, action)
+            if not wanted:
+                return False
+        return True
 
     def encode(self, tx: Transaction) -> list[Message]:
         included = self._included()

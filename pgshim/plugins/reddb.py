@@ -42,7 +42,7 @@ class RedDBPlugin(SharedOutputPlugin):
             raise PgError("22023", f'option "{option}" = "{shown}" is unknown')
         self.cache_key = (self.name,)
 
-    def _render(self, tx: Transaction) -> list[Message]:
+    def render(self, tx: Transaction) -> list[Message]:
         messages: list[Message] = []
         for number, record in enumerate(tx.records, start=1):
             changes = [change for change in tx.changes if change.lsn == record.lsn]

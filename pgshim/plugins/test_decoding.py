@@ -133,8 +133,18 @@ class TestDecodingPlugin(SharedOutputPlugin):
             self.include_timestamp,
             self.skip_empty_xacts,
         )
+        flags = (self.include_xids, self.include_timestamp, self.skip_empty_xacts)
+        self.ahead_key = f"{self.name}:" + "".join(str(int(flag)) for flag in flags)
 
-    def _render(self, tx: Transaction) -> list[Message]:
+    @classmethod
+    def from_ahead_key(cls, key: str) -> TestDecodingPlugin | None:
+        name, _, flags = key.partition(":")
+        if name != cls.name or len(flags) != 3 or set(flags) - {"0", "1"}:
+            return None
+        names = ("include-xids", "include-timestamp", "skip-empty-xacts")
+        return cls(dict(zip(names, flags, strict=True)), PluginContext())
+
+    def render(self, tx: Transaction) -> list[Message]:
         body = [(change.pos, render_change(change).encode()) for change in tx.changes]
         if self.skip_empty_xacts and not body:
             return []

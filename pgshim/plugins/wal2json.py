@@ -165,7 +165,7 @@ class Wal2JsonPlugin(SharedOutputPlugin):
                 raise PgError("22023", f'could not parse value "{value}" for parameter "actions"')
         return actions
 
-    def _render(self, tx: Transaction) -> list[Message]:
+    def render(self, tx: Transaction) -> list[Message]:
         changes = [change for change in tx.changes if self._wanted(change)]
         if self.format_version == 2:
             return self._render_v2(tx, changes)

@@ -162,6 +162,7 @@ class ReplicationExecutor:
         plugin = load_plugin(slot.plugin, plugin_options(command.options), app.plugin_context)
         app.slots.acquire(slot.name, session.info.pid)
         try:
+            app.ahead.use(plugin.ahead_key)
             start = max(command.lsn, slot.confirmed_flush)
             state = StreamState(plugin, start)
             replica_id = app.replica_id(slot.name)

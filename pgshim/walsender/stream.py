@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pgshim.errors import PgError
-from pgshim.logical.source import ChangeSource
+from pgshim.logical.source import AheadChunk, ChangeSource
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
 from pgshim.plugins.base import SharedOutputPlugin
 from pgshim.sql.results import CopyBothStream
+from pgshim.walsender.ahead import send_chunk
 from pgshim.wire import events as ev
 from pgshim.wire import messages as wire
 from pgshim.wire.handler import StreamIO
@@ -72,37 +73,52 @@ class StreamState:
         )
 
     def encode(
-        self, transactions: list[Transaction], out: bytearray, max_bytes: int | None = None
+        self,
+        transactions: list[Transaction | AheadChunk],
+        out: bytearray,
+        max_bytes: int | None = None,
     ) -> int:
         """Append XLogData for the transactions after ``sent`` to ``out`` and advance ``sent``;
-        stops once ``out`` holds ``max_bytes``. Returns how many transactions it went through."""
+        stops once ``out`` holds ``max_bytes``. Returns how many items it went through."""
         now = pg_now_us()
-        xlog = wire.xlog_data
-        framed_key = self._framed_key
         done = 0
-        for tx in transactions:
+        for item in transactions:
             if max_bytes is not None and len(out) >= max_bytes:
                 break
             done += 1
-            if tx.end_pos <= self.sent:
+            if item.end_pos <= self.sent:
                 continue
-            if framed_key is None:
-                for data_start, payload in self.plugin.encode(tx):
-                    out += xlog(data_start, data_start, now, payload)
-                    self.changes_sent += 1
+            if type(item) is AheadChunk:
+                if self.plugin.takes_ahead(item.ahead.actions):
+                    self.changes_sent += send_chunk(item, out, now)
+                else:
+                    for tx in item.transactions():
+                        self._encode_transaction(tx, out, now)
             else:
-                framed = tx.encoded.get(framed_key)
-                if framed is None:
-                    messages = self.plugin.encode(tx)
-                    framed = (
-                        b"".join([xlog(ds, ds, now, data) for ds, data in messages]),
-                        len(messages),
-                    )
-                    tx.encoded[framed_key] = framed
-                out += framed[0]
-                self.changes_sent += framed[1]
-            self.sent = tx.end_pos
+                self._encode_transaction(item, out, now)  # type: ignore[arg-type]
+            self.sent = item.end_pos
         return done
+
+    def _encode_transaction(self, tx: Transaction, out: bytearray, now: int) -> None:
+        if tx.end_pos <= self.sent:
+            return
+        xlog = wire.xlog_data
+        framed_key = self._framed_key
+        if framed_key is None:
+            for data_start, payload in self.plugin.encode(tx):
+                out += xlog(data_start, data_start, now, payload)
+                self.changes_sent += 1
+        else:
+            framed = tx.encoded.get(framed_key)
+            if framed is None:
+                messages = self.plugin.encode(tx)
+                framed = (
+                    b"".join([xlog(ds, ds, now, data) for ds, data in messages]),
+                    len(messages),
+                )
+                tx.encoded[framed_key] = framed
+            out += framed[0]
+            self.changes_sent += framed[1]
 
     def keepalive(self, reply_requested: bool = False) -> bytes:
         return wire.keepalive(self.sent, pg_now_us(), reply_requested)
@@ -124,7 +140,7 @@ class ReplicationStream(CopyBothStream):
         *,
         on_confirm: Callable[[int], None],
         on_feedback: Callable[[Feedback], None],
-        on_sent: Callable[[Transaction], None] | None = None,
+        on_sent: Callable[[Transaction | AheadChunk], None] | None = None,
         wal_sender_timeout: float = 60.0,
         idle_keepalive: float = 10.0,
     ) -> None:
@@ -159,14 +175,17 @@ class ReplicationStream(CopyBothStream):
             self._reader = asyncio.ensure_future(io.read_message())
             self._reader.add_done_callback(self._wake)
 
-    def _next_batch(self) -> list[Transaction]:
+    def _next_batch(self) -> list[Transaction | AheadChunk]:
         state, source = self.state, self.source
         limit = self._batch_limit
         self._batch_limit = min(limit * 2, BATCH_TRANSACTIONS)
         if self._history is None and not source.covers(state.sent):
-            self._history = source.history(state.sent, records=state.plugin.needs_records)
+            plugin = state.plugin
+            self._history = source.history(
+                state.sent, records=plugin.needs_records, ahead=plugin.ahead_key
+            )
         if self._history is not None:
-            batch: list[Transaction] = []
+            batch: list[Transaction | AheadChunk] = []
             for tx in self._history:
                 batch.append(tx)
                 if len(batch) >= limit:
@@ -274,7 +293,7 @@ class ReplicationStream(CopyBothStream):
             if not drain.done():
                 drain.cancel()
 
-    async def _send_batch(self, batch: list[Transaction], io: StreamIO) -> None:
+    async def _send_batch(self, batch: list[Transaction | AheadChunk], io: StreamIO) -> None:
         state = self.state
         out = bytearray()
         done = state.encode(batch, out, FLUSH_BYTES)

@@ -1,0 +1,235 @@
+"""Output rendered ahead: a session catching up copies XLogData framed when the chunk was stored,
+and sends byte for byte what rendering the transactions gives, from any start, for every format
+rendered ahead, with publications that filter, relations that change and damaged rows."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+
+import pytest
+from spoolkit import SpoolKit
+from test_decoded_store import Server
+
+from pgshim.logical.decoded_store import STORE_FILE_NAME
+from pgshim.logical.positions import end_pos
+from pgshim.logical.publications import PublicationStore
+from pgshim.plugins import default_ahead_key, load_plugin
+from pgshim.plugins.base import PluginContext
+from pgshim.spool.generate import write_workload
+from pgshim.walsender import ahead, stream
+from pgshim.walsender.ahead import AheadKeys
+from pgshim.walsender.stream import StreamState
+
+NOW = 0x0123_4567_89AB
+
+TD_OPTIONS = [
+    {},
+    {"include-xids": "0", "include-timestamp": "1"},
+    {"skip-empty-xacts": "1"},
+]
+PGOUTPUT_OPTIONS = [
+    {"proto_version": "1", "publication_names": "all"},
+    {"proto_version": "2", "publication_names": "all", "binary": "true"},
+]
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream, "pg_now_us", lambda: NOW)
+
+
+@pytest.fixture
+def context() -> PluginContext:
+    publications = PublicationStore(sqlite3.connect(":memory:"), default="all")
+    publications.create("only_users", tables=["users"])
+    return PluginContext(publications)
+
+
+def session_bytes(server: Server, plugin_name: str, options: dict, ctx: PluginContext,
+                  start: int, *, use_ahead: bool) -> bytes:  # fmt: skip
+    """What one session sends catching up from ``start``, in batches as the stream does."""
+    plugin = load_plugin(plugin_name, dict(options), ctx)
+    state = StreamState(plugin, start)
+    key = plugin.ahead_key if use_ahead else None
+    items = list(server.source.history(start, ahead=key))
+    out = bytearray()
+    for first in range(0, len(items), 7):
+        state.encode(items[first : first + 7], out)
+    assert state.sent == (items[-1].end_pos if items else start)
+    return bytes(out)
+
+
+def kinds(out: bytes) -> list[str]:
+    """The first byte of every XLogData payload in ``out``."""
+    found, at = [], 0
+    while at < len(out):
+        assert out[at : at + 1] == b"d" and out[at + 5 : at + 6] == b"w"
+        (length,) = struct.unpack_from("!i", out, at + 1)
+        found.append(chr(out[at + 30]))
+        at += 1 + length
+    return found
+
+
+def ahead_server(spool: Path, state: Path, keys: list[str]) -> Server:
+    server = Server(spool, state)
+    registry = AheadKeys(server.conn, server.store, max_keys=len(keys))
+    for key in keys:
+        registry.use(key)
+    server.ingest()
+    return server
+
+
+ALL_KEYS = ["test_decoding:100", "test_decoding:010", "test_decoding:101", "pgoutput:text",
+            "pgoutput:binary"]  # fmt: skip
+
+
+@pytest.fixture
+def workload_spool(tmp_path: Path) -> Path:
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 900, seed=3)
+    return spool
+
+
+def test_keys_name_the_options_that_shape_the_output(context: PluginContext) -> None:
+    keys = {load_plugin("test_decoding", dict(o), context).ahead_key for o in TD_OPTIONS}
+    keys |= {load_plugin("pgoutput", dict(o), context).ahead_key for o in PGOUTPUT_OPTIONS}
+    assert keys == set(ALL_KEYS[:3]) | {"pgoutput:text", "pgoutput:binary"}
+    assert default_ahead_key("test_decoding") == "test_decoding:100"
+    assert default_ahead_key("pgoutput") == "pgoutput:text"
+    assert default_ahead_key("wal2json") is None and default_ahead_key("reddb") is None
+    assert load_plugin("wal2json", {}, context).ahead_key is None
+
+
+def test_every_start_sends_what_rendering_sends(
+    tmp_path: Path, workload_spool: Path, context: PluginContext
+) -> None:
+    server = ahead_server(workload_spool, tmp_path / "state", ALL_KEYS)
+    last = server.source.last_lsn
+    starts = [0]
+    for lsn in (1, 255, 256, 257, 511, 700, last - 1):
+        starts += [end_pos(lsn), end_pos(lsn) - 1, lsn << 8]
+    cases = [("test_decoding", o) for o in TD_OPTIONS]
+    cases += [("pgoutput", o) for o in PGOUTPUT_OPTIONS]
+    cases.append(("pgoutput", {"proto_version": "1", "publication_names": "only_users"}))
+    for name, options in cases:
+        for start in starts:
+            server.forget_loaded()
+            rendered = session_bytes(server, name, options, context, start, use_ahead=False)
+            loaded = server.store.ahead_loaded
+            copied = session_bytes(server, name, options, context, start, use_ahead=True)
+            assert copied == rendered, (name, options, start)
+            if start < end_pos(last - 300):
+                assert server.store.ahead_loaded > loaded, (name, options, start)
+    assert b"\x00\x00\x01\x23\x45\x67\x89\xab" in rendered  # sendTime is the session's clock
+    server.close()
+
+
+def test_test_decoding_catch_up_neither_decodes_nor_loads(
+    tmp_path: Path, workload_spool: Path, context: PluginContext
+) -> None:
+    server = ahead_server(workload_spool, tmp_path / "state", ["test_decoding:100"])
+    decoded = server.decode.calls
+    server.forget_loaded()
+    out = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
+    assert server.decode.calls == decoded and server.store.chunks_loaded == 0
+    assert server.store.ahead_loaded >= 3
+    assert out.count(b"COMMIT ") == server.source.transactions
+    server.close()
+
+
+def test_pgoutput_takes_rendered_chunks_once_its_relations_are_sent(
+    tmp_path: Path, context: PluginContext
+) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(2000):
+        spool.insert("users" if i % 3 else "orders", name=f"n{i}", amount=i)
+    spool.close()
+    server = ahead_server(spool.path, tmp_path / "state", ["pgoutput:text"])
+    chunks = server.store._conn.execute("SELECT count(*) FROM ahead").fetchone()[0]
+    assert chunks >= 7
+    server.forget_loaded()
+    out = session_bytes(server, "pgoutput", PGOUTPUT_OPTIONS[0], context, 0, use_ahead=True)
+    # the chunk that introduces the relations is rendered by the session, the others copied
+    assert server.store.chunks_loaded == 1 and server.store.ahead_loaded == chunks
+    assert kinds(out).count("R") == 2 and kinds(out).count("B") == 2000
+    filtered = session_bytes(server, "pgoutput", {"proto_version": "1",
+                             "publication_names": "only_users"}, context, 0, use_ahead=True)  # fmt: skip
+    assert server.store.chunks_loaded == chunks  # each has an unpublished change (one was kept)
+    assert kinds(filtered).count("R") == 1 and kinds(filtered).count("I") == 1333
+    server.close()
+
+
+def test_a_relation_that_changed_is_not_copied(tmp_path: Path, context: PluginContext) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(600):
+        spool.insert("items", name=f"i{i}")
+    server = ahead_server(spool.path, tmp_path / "state", ["test_decoding:100"])
+    spool.insert("items", name="new", colour="red")  # a new column: the relation's version moves
+    spool.close()
+    server.ingest()
+    server.forget_loaded()
+    copied = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
+    assert copied == session_bytes(server, "test_decoding", {}, context, 0, use_ahead=False)
+    assert b"colour[text]:null" in copied
+    assert server.store.chunks_stale >= 3 and server.store.ahead_loaded == 1  # the newest only
+    server.close()
+
+
+def test_a_damaged_row_is_dropped_and_the_chunk_rendered(
+    tmp_path: Path, workload_spool: Path, context: PluginContext
+) -> None:
+    server = ahead_server(workload_spool, tmp_path / "state", ["test_decoding:100"])
+    expected = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=False)
+    db = sqlite3.connect(tmp_path / "state" / STORE_FILE_NAME)
+    (after,) = db.execute("SELECT min(after_lsn) FROM ahead").fetchone()
+    db.execute("UPDATE ahead SET data = ? WHERE after_lsn = ?", (b"not zstd", after))
+    db.commit()
+    rows = db.execute("SELECT count(*) FROM ahead").fetchone()[0]
+    server.forget_loaded()
+    assert session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True) == expected
+    assert db.execute("SELECT count(*) FROM ahead").fetchone()[0] == rows - 1
+    db.close()
+    server.close()
+
+
+def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(10):
+        spool.insert("t", v=i)
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    plugin = load_plugin("test_decoding", {}, PluginContext())
+    output = ahead.framed_renderer(plugin.render)(server.source.ring)
+    transactions, messages = struct.unpack_from("<II", output)
+    assert (transactions, messages) == (10, 30)
+    chunk = type("Chunk", (), {})()
+    chunk.ahead = type("Ahead", (), {"output": output})()
+    for skip in (0, 4, 10):
+        chunk.after_pos = end_pos(skip)
+        out = bytearray(b"prefix")
+        assert ahead.send_chunk(chunk, out, NOW) == 30 - 3 * skip
+        assert out.count(b"COMMIT") == 10 - skip and out.startswith(b"prefix")
+        assert out.count(struct.pack("!q", NOW)) == 30 - 3 * skip
+    server.close()
+
+
+def test_keys_are_kept_bounded_recent_and_across_restarts(tmp_path: Path) -> None:
+    server = Server(tmp_path / "none.rdb.logical.wal", tmp_path / "state")
+    registry = AheadKeys(server.conn, server.store)
+    registry.use("wal2json:x")  # no plugin renders it ahead
+    registry.use(None)
+    assert registry.active() == []
+    for age, key in enumerate(["test_decoding:000", "test_decoding:100", "test_decoding:110",
+                               "pgoutput:text", "pgoutput:binary"]):  # fmt: skip
+        registry.use(key, now=1000.0 + age)
+    assert len(registry.active()) == 4
+    assert "test_decoding:000" not in registry.active()  # the least recently used went
+    assert set(server.store.renderers) == set(registry.active())
+    again = AheadKeys(server.conn, server.store)
+    assert again.active() == []  # all of them unused for far longer than a week
+    registry.use("pgoutput:text")
+    assert AheadKeys(server.conn, server.store).active() == ["pgoutput:text"]
+    server.close()
