@@ -153,9 +153,14 @@ class Channel(asyncio.Protocol):
             self._out_size += len(data)
 
     def flush(self) -> None:
-        if self._out and not self._closed and self.transport is not None:
-            self.transport.write(b"".join(self._out))
-        self._out.clear()
+        out = self._out
+        if out and not self._closed and self.transport is not None:
+            # one system call for the lot either way (uvloop writes the pieces with writev)
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)
+        self._out = []
         self._out_size = 0
 
     async def drain(self) -> None:

@@ -57,6 +57,8 @@ class Server:
 
     def forget_loaded(self) -> None:
         self.source._loaded.clear()
+        self.source._loaded_ahead.clear()
+        self.source._loaded_ahead_bytes = 0
         self.source._history_cache = type(self.source._history_cache)(16384, 4 << 20)
 
     def close(self) -> None:

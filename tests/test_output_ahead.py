@@ -12,15 +12,17 @@ import pytest
 from spoolkit import SpoolKit
 from test_decoded_store import Server
 
-from pgshim.logical.decoded_store import STORE_FILE_NAME
+from pgshim.logical.decoded_store import STORE_FILE_NAME, AheadOutput
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
+from pgshim.logical.source import AheadChunk
 from pgshim.plugins import default_ahead_key, load_plugin
 from pgshim.plugins.base import PluginContext
 from pgshim.spool.generate import write_workload
 from pgshim.walsender import ahead, stream
 from pgshim.walsender.ahead import AheadKeys
 from pgshim.walsender.stream import StreamState
+from pgshim.wire.messages import xlog_data
 
 NOW = 0x0123_4567_89AB
 
@@ -54,11 +56,11 @@ def session_bytes(server: Server, plugin_name: str, options: dict, ctx: PluginCo
     state = StreamState(plugin, start)
     key = plugin.ahead_key if use_ahead else None
     items = list(server.source.history(start, ahead=key))
-    out = bytearray()
+    out: list = []
     for first in range(0, len(items), 7):
         state.encode(items[first : first + 7], out)
     assert state.sent == (items[-1].end_pos if items else start)
-    return bytes(out)
+    return b"".join(out)
 
 
 def kinds(out: bytes) -> list[str]:
@@ -203,16 +205,39 @@ def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
     server.ingest()
     plugin = load_plugin("test_decoding", {}, PluginContext())
     output = ahead.framed_renderer(plugin.render)(server.source.ring)
-    transactions, messages = struct.unpack_from("<II", output)
+    transactions, messages, _ = struct.unpack_from("<II8s", output)
     assert (transactions, messages) == (10, 30)
-    chunk = type("Chunk", (), {})()
-    chunk.ahead = type("Ahead", (), {"output": output})()
-    for skip in (0, 4, 10):
-        chunk.after_pos = end_pos(skip)
-        out = bytearray(b"prefix")
-        assert ahead.send_chunk(chunk, out, NOW) == 30 - 3 * skip
-        assert out.count(b"COMMIT") == 10 - skip and out.startswith(b"prefix")
-        assert out.count(struct.pack("!q", NOW)) == 30 - 3 * skip
+    rendered = AheadOutput({}, [], output)
+    for skip in (0, 4, 10, 3, 0):
+        chunk = AheadChunk(rendered, end_pos(skip), 10, end_pos(10), list)
+        out, messages = ahead.chunk_messages(chunk, NOW)
+        assert messages == 30 - 3 * skip
+        expected = [xlog_data(at, at, NOW, payload) for tx in server.source.ring[skip:]
+                    for at, payload in plugin.render(tx)]  # fmt: skip
+        assert out == b"".join(expected)
+    server.close()
+
+
+def test_a_placeholder_found_in_the_output_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    spool.insert("t", v="a value holding MARKER!! in its text")
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    plugin = load_plugin("test_decoding", {}, PluginContext())
+    markers = iter([b"MARKER!!", b"SAFE1234"])
+    monkeypatch.setattr(ahead.os, "urandom", lambda _: next(markers))
+    output = ahead.framed_renderer(plugin.render)(server.source.ring)
+    assert output[8:16] == b"SAFE1234"  # the second one: the first occurs in the value
+    chunk = AheadChunk(AheadOutput({}, [], output), 0, 1, end_pos(1), list)
+    out, messages = ahead.chunk_messages(chunk, NOW)
+    assert messages == 3
+    assert b"holding MARKER!! in" in bytes(out) and bytes(out).count(struct.pack("!q", NOW)) == 3
+    monkeypatch.setattr(ahead.os, "urandom", lambda _: b"MARKER!!")
+    with pytest.raises(ValueError):
+        ahead.framed_renderer(plugin.render)(server.source.ring)
     server.close()
 
 

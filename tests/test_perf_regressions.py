@@ -56,10 +56,10 @@ def make_source(tmp_path: Path, records: int) -> tuple[ChangeSource, Counter]:
 
 
 def stream_all(source: ChangeSource, state: StreamState) -> bytes:
-    out = bytearray()
+    out: list = []
     state.encode(source.read(state.sent, 10**9), out)
     # the send time in each XLogData header differs between sessions: compare the payloads
-    return bytes(out[:1]) + b"".join(
+    return bytes(out[0][:1]) + b"".join(
         payload for tx in source.read(0, 10**9) for _, payload in state.plugin.encode(tx)
     )
 
@@ -101,9 +101,9 @@ def test_sessions_with_the_same_options_share_the_framed_xlogdata(tmp_path: Path
     wire_messages.xlog_data = xlog
     try:
         for state in sessions:
-            out = bytearray()
+            out: list = []
             state.encode(transactions, out)
-            outputs.append(bytes(out))
+            outputs.append(b"".join(out))
     finally:
         wire_messages.xlog_data = original
     messages = sessions[0].changes_sent

@@ -317,6 +317,7 @@ class AheadOutput:
     relations: dict[str, Relation]
     actions: list[tuple[Relation, str]]
     output: bytes
+    parsed: Any = None  # the output as its reader parsed it, for the next session reading it
 
 
 def _texts(change: RowChange) -> list[str | None] | None:

@@ -33,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
@@ -45,8 +44,6 @@ from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 from pgshim.spool.watch import SpoolWatcher
 
-T = TypeVar("T")
-
 log = logging.getLogger(__name__)
 
 INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
@@ -57,6 +54,7 @@ FLUSH_EVERY = 4096  # records released between identity map flushes within one i
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
 LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
+LOADED_AHEAD_BYTES = 8 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 
 
@@ -186,7 +184,9 @@ class ChangeSource:
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
-        self._loaded: OrderedDict[tuple, list[Transaction] | AheadOutput] = OrderedDict()
+        self._loaded: OrderedDict[tuple, list[Transaction]] = OrderedDict()
+        self._loaded_ahead: OrderedDict[tuple, AheadOutput] = OrderedDict()
+        self._loaded_ahead_bytes = 0
         self._loaded_generation = 0
         self._checkpoint: IngestCheckpoint | None = None
         self._checkpoint_saved_at = float("-inf")
@@ -506,27 +506,46 @@ class ChangeSource:
     def _load(self, found: tuple[int, int]) -> list[Transaction] | None:
         """A decoded chunk, shared by the sessions reading it at about the same time."""
         assert self.store is not None
-        return self._cached(found, lambda: self.store.load(*found))  # type: ignore[union-attr]
+        self._check_generation()
+        loaded = self._loaded
+        chunk = loaded.get(found)
+        if chunk is not None:
+            loaded.move_to_end(found)
+            return chunk
+        chunk = self.store.load(*found)
+        if chunk is not None:
+            loaded[found] = chunk
+            if len(loaded) > LOADED_CHUNKS:
+                loaded.popitem(last=False)
+        return chunk
 
     def _load_ahead(self, key: str, found: tuple[int, int]) -> AheadOutput | None:
         assert self.store is not None
-        return self._cached((key, *found), lambda: self.store.load_ahead(key, *found))  # type: ignore[union-attr]
+        """Output rendered ahead, shared like decoded chunks (sessions in the same format drift
+        further apart than the few decoded chunks kept: the bytes are what bounds it)."""
+        assert self.store is not None
+        self._check_generation()
+        loaded = self._loaded_ahead
+        cached = loaded.get((key, *found))
+        if cached is not None:
+            loaded.move_to_end((key, *found))
+            return cached
+        rendered = self.store.load_ahead(key, *found)
+        if rendered is not None:
+            loaded[(key, *found)] = rendered
+            self._loaded_ahead_bytes += len(rendered.output)
+            while self._loaded_ahead_bytes > LOADED_AHEAD_BYTES and len(loaded) > 1:
+                self._loaded_ahead_bytes -= len(loaded.popitem(last=False)[1].output)
+        return rendered
 
-    def _cached(self, key: tuple, load: Callable[[], T | None]) -> T | None:
+    def _check_generation(self) -> None:
+        """Forget loaded chunks once the store dropped some: they may be stale."""
         assert self.store is not None
         if self._loaded_generation != self.store.generation:
             self._loaded.clear()
+            self._loaded_ahead.clear()
+            self._loaded_ahead_bytes = 0
             self._loaded_generation = self.store.generation
-        chunk = self._loaded.get(key)
-        if chunk is not None:
-            self._loaded.move_to_end(key)
-            return chunk  # type: ignore[return-value]
-        chunk = load()
-        if chunk is not None:
-            self._loaded[key] = chunk  # type: ignore[assignment]
-            if len(self._loaded) > LOADED_CHUNKS:
-                self._loaded.popitem(last=False)
-        return chunk
 
     def _decode_history(self, after_lsn: int, start: int) -> Iterator[Transaction]:
         """Retained transactions after ``after_lsn`` decoded from the spool file, in LSN order."""

@@ -1,17 +1,20 @@
 """Output rendered ahead: XLogData for whole store chunks, framed once, copied by sessions.
 
 A consumer catching up renders nothing: the change source hands it an ``AheadChunk`` whose output
-holds the chunk's XLogData messages exactly as the plugin would produce them, with a zero
-sendTime that is set when the bytes are sent. Which formats are rendered ahead is decided by
+holds the chunk's XLogData messages exactly as the plugin would produce them, with a placeholder
+sendTime replaced when the bytes are sent. Which formats are rendered ahead is decided by
 ``AheadKeys``: the ones consumers asked for recently and the default of every slot's plugin.
 
-Layout of a chunk's output (machine byte order: a local cache): u32 transactions, u32 messages; per transaction its
-end position (u64), the end of its bytes (u32) and of its messages (u32); per message the offset
-of its sendTime (u32); then the framed messages.
+Layout of a chunk's output, in machine byte order (a local cache): u32 transactions, u32
+messages, an 8-byte marker; per transaction its end position (u64), the end of its bytes (u32)
+and the number of messages up to its end (u32); then the framed messages, each with the marker as
+its sendTime. Sending is one ``bytes.replace`` of the marker by the sendTime: the marker is
+chosen when the chunk is rendered so that it occurs nowhere else in the output.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from array import array
@@ -25,9 +28,10 @@ from pgshim.logical.transactions import Transaction
 from pgshim.plugins import Message, ahead_messages
 from pgshim.wire import messages as wire
 
-_COUNTS = struct.Struct("<II")
+_HEADER = struct.Struct("<II8s")
 _SEND_TIME = struct.Struct("!q")
 _SEND_TIME_AT = 22  # 'd', length, 'w', dataStart, walEnd
+_MARKER_TRIES = 8  # random 8-byte markers: one clashing with the output is already a rarity
 KEY_LIFETIME = 7 * 86400.0  # seconds a format stays rendered ahead after its last use
 
 _SCHEMA = """
@@ -42,45 +46,75 @@ def framed_renderer(render: Callable[[Transaction], list[Message]]) -> AheadRend
     """Renders a chunk's transactions into the layout above, with ``render``'s messages."""
 
     def render_chunk(transactions: list[Transaction]) -> bytes:
-        ends, byte_ends, message_ends, send_times = array("Q"), array("I"), array("I"), array("I")
-        data = bytearray()
-        for tx in transactions:
-            for data_start, payload in render(tx):
-                send_times.append(len(data) + _SEND_TIME_AT)
-                data += wire.xlog_data(data_start, data_start, 0, payload)
-            ends.append(tx.end_pos)
-            byte_ends.append(len(data))
-            message_ends.append(len(send_times))
-        return b"".join(
-            (_COUNTS.pack(len(ends), len(send_times)), ends.tobytes(), byte_ends.tobytes(),
-             message_ends.tobytes(), send_times.tobytes(), data)
-        )  # fmt: skip
+        messages = sum(len(render(tx)) for tx in transactions)
+        for _ in range(_MARKER_TRIES):
+            marker = os.urandom(_SEND_TIME.size)
+            output = _layout(transactions, render, marker)
+            if _only_at_send_times(output, marker, messages):
+                return output
+        raise ValueError("no placeholder sendTime is absent from this output")
 
     return render_chunk
 
 
-def send_chunk(chunk: AheadChunk, out: bytearray, now: int) -> int:
-    """Append the chunk's messages due after ``chunk.after_pos`` to ``out`` with sendTime
-    ``now``; returns how many messages."""
-    view = memoryview(chunk.ahead.output)
-    transactions, messages = _COUNTS.unpack_from(view)
-    at = _COUNTS.size
+def _layout(
+    transactions: list[Transaction], render: Callable[[Transaction], list[Message]], marker: bytes
+) -> bytes:
+    (send_time,) = _SEND_TIME.unpack(marker)
+    ends, byte_ends, message_ends = array("Q"), array("I"), array("I")
+    data = bytearray()
+    count = 0
+    for tx in transactions:
+        for data_start, payload in render(tx):
+            data += wire.xlog_data(data_start, data_start, send_time, payload)
+            count += 1
+        ends.append(tx.end_pos)
+        byte_ends.append(len(data))
+        message_ends.append(count)
+    header = _HEADER.pack(len(ends), count, marker)
+    return b"".join((header, ends.tobytes(), byte_ends.tobytes(), message_ends.tobytes(), data))
+
+
+def _only_at_send_times(output: bytes, marker: bytes, messages: int) -> bool:
+    """Whether replacing ``marker`` (leftmost first, as ``bytes.replace`` does) replaces the
+    sendTime of each message and nothing else."""
+    transactions = _HEADER.unpack_from(output)[0]
+    at = _HEADER.size + 16 * transactions
+    if output.find(marker) != _HEADER.size - len(marker):  # the header's own copy comes first
+        return False
+    found = output.find(marker, _HEADER.size)
+    for _ in range(messages):
+        length = int.from_bytes(output[at + 1 : at + 5], "big")
+        if found != at + _SEND_TIME_AT:
+            return False
+        found = output.find(marker, found + len(marker))
+        at += 1 + length
+    return found == -1
+
+
+def chunk_messages(chunk: AheadChunk, now: int) -> tuple[memoryview, int]:
+    """The chunk's messages due after ``chunk.after_pos``, with sendTime ``now``, and how many
+    they are."""
+    ahead = chunk.ahead
+    if ahead.parsed is None:
+        ahead.parsed = _parse(ahead.output)
+    ends, byte_ends, message_ends, marker, data_at = ahead.parsed
+    first = bisect_right(ends, chunk.after_pos)
+    start = data_at + byte_ends[first - 1] if first else data_at
+    sent_before = message_ends[first - 1] if first else 0
+    output = ahead.output.replace(marker, _SEND_TIME.pack(now)) if first < len(ends) else b""
+    return memoryview(output)[start:], message_ends[-1] - sent_before
+
+
+def _parse(output: bytes) -> tuple[array, array, array, bytes, int]:
+    """(end position, byte end, message end) per transaction, the marker, where data starts."""
+    transactions, _, marker = _HEADER.unpack_from(output)
+    view = memoryview(output)
+    at = _HEADER.size
     ends, at = _array("Q", view, at, transactions)
     byte_ends, at = _array("I", view, at, transactions)
     message_ends, at = _array("I", view, at, transactions)
-    send_times, at = _array("I", view, at, messages)
-    data = view[at:]
-    first = bisect_right(ends, chunk.after_pos)
-    if first == transactions:
-        return 0
-    byte_start = byte_ends[first - 1] if first else 0
-    message_start = message_ends[first - 1] if first else 0
-    base = len(out) - byte_start
-    out += data[byte_start:]
-    pack = _SEND_TIME.pack_into
-    for offset in send_times[message_start:]:
-        pack(out, base + offset, now)
-    return messages - message_start
+    return ends, byte_ends, message_ends, marker, at
 
 
 def _array(typecode: str, view: memoryview, at: int, count: int) -> tuple[array, int]:

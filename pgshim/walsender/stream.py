@@ -25,7 +25,7 @@ from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
 from pgshim.plugins.base import SharedOutputPlugin
 from pgshim.sql.results import CopyBothStream
-from pgshim.walsender.ahead import send_chunk
+from pgshim.walsender.ahead import chunk_messages
 from pgshim.wire import events as ev
 from pgshim.wire import messages as wire
 from pgshim.wire.handler import StreamIO
@@ -75,38 +75,46 @@ class StreamState:
     def encode(
         self,
         transactions: list[Transaction | AheadChunk],
-        out: bytearray,
+        out: list[bytes | memoryview],
         max_bytes: int | None = None,
     ) -> int:
-        """Append XLogData for the transactions after ``sent`` to ``out`` and advance ``sent``;
-        stops once ``out`` holds ``max_bytes``. Returns how many items it went through."""
+        """Append XLogData for the transactions after ``sent`` to ``out`` (pieces written as they
+        are, never joined here) and advance ``sent``; stops once it added ``max_bytes``. Returns
+        how many items it went through."""
         now = pg_now_us()
         done = 0
+        added = len(out)
+        size = 0
         for item in transactions:
-            if max_bytes is not None and len(out) >= max_bytes:
+            if max_bytes is not None and size >= max_bytes:
                 break
             done += 1
             if item.end_pos <= self.sent:
                 continue
             if type(item) is AheadChunk:
                 if self.plugin.takes_ahead(item.ahead.actions):
-                    self.changes_sent += send_chunk(item, out, now)
+                    data, messages = chunk_messages(item, now)
+                    out.append(data)
+                    self.changes_sent += messages
                 else:
                     for tx in item.transactions():
                         self._encode_transaction(tx, out, now)
             else:
                 self._encode_transaction(item, out, now)  # type: ignore[arg-type]
             self.sent = item.end_pos
+            while added < len(out):
+                size += len(out[added])
+                added += 1
         return done
 
-    def _encode_transaction(self, tx: Transaction, out: bytearray, now: int) -> None:
+    def _encode_transaction(self, tx: Transaction, out: list[bytes | memoryview], now: int) -> None:
         if tx.end_pos <= self.sent:
             return
         xlog = wire.xlog_data
         framed_key = self._framed_key
         if framed_key is None:
             for data_start, payload in self.plugin.encode(tx):
-                out += xlog(data_start, data_start, now, payload)
+                out.append(xlog(data_start, data_start, now, payload))
                 self.changes_sent += 1
         else:
             framed = tx.encoded.get(framed_key)
@@ -117,7 +125,7 @@ class StreamState:
                     len(messages),
                 )
                 tx.encoded[framed_key] = framed
-            out += framed[0]
+            out.append(framed[0])
             self.changes_sent += framed[1]
 
     def keepalive(self, reply_requested: bool = False) -> bytes:
@@ -186,9 +194,10 @@ class ReplicationStream(CopyBothStream):
             )
         if self._history is not None:
             batch: list[Transaction | AheadChunk] = []
-            for tx in self._history:
-                batch.append(tx)
-                if len(batch) >= limit:
+            for item in self._history:
+                batch.append(item)
+                # a chunk rendered ahead is a whole batch: a blocked session pins one, no more
+                if len(batch) >= limit or type(item) is AheadChunk:
                     break
             else:
                 self._history = None
@@ -295,19 +304,20 @@ class ReplicationStream(CopyBothStream):
 
     async def _send_batch(self, batch: list[Transaction | AheadChunk], io: StreamIO) -> None:
         state = self.state
-        out = bytearray()
+        out: list[bytes | memoryview] = []
         done = state.encode(batch, out, FLUSH_BYTES)
         while done < len(batch):
-            io.write(out)  # handed over: the next bytes go to a new buffer
-            out = bytearray()
+            for piece in out:
+                io.write(piece)
+            out = []
             await self._drain(io)
             done += state.encode(batch[done:], out, FLUSH_BYTES)
         if self.on_sent is not None:
             self.on_sent(batch[-1])
         if self._history is None and self.source.end_pos <= state.sent:
-            out += state.keepalive()  # caught up: let the client confirm this far
-        if out:
-            io.write(out)
+            out.append(state.keepalive())  # caught up: let the client confirm this far
+        for piece in out:
+            io.write(piece)
         await self._drain(io)
 
     async def _loop(self, io: StreamIO) -> None:
