@@ -63,6 +63,13 @@ def session_bytes(server: Server, plugin_name: str, options: dict, ctx: PluginCo
     return b"".join(out)
 
 
+def framed(plugin, transactions: list) -> bytes:  # noqa: ANN001
+    framer = ahead.ChunkFramer(plugin.render)
+    for tx in transactions:
+        framer.add(tx)
+    return framer.finish()
+
+
 def kinds(out: bytes) -> list[str]:
     """The first byte of every XLogData payload in ``out``."""
     found, at = [], 0
@@ -204,7 +211,7 @@ def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
     server = Server(spool.path, tmp_path / "state")
     server.ingest()
     plugin = load_plugin("test_decoding", {}, PluginContext())
-    output = ahead.framed_renderer(plugin.render)(server.source.ring)
+    output = framed(plugin, server.source.ring)
     transactions, messages, _ = struct.unpack_from("<II8s", output)
     assert (transactions, messages) == (10, 30)
     rendered = AheadOutput({}, [], output)
@@ -228,8 +235,8 @@ def test_a_placeholder_found_in_the_output_is_not_used(
     server.ingest()
     plugin = load_plugin("test_decoding", {}, PluginContext())
     markers = iter([b"MARKER!!", b"SAFE1234"])
-    monkeypatch.setattr(ahead.os, "urandom", lambda _: next(markers))
-    output = ahead.framed_renderer(plugin.render)(server.source.ring)
+    monkeypatch.setattr(ahead.os, "urandom", lambda _: next(markers, b"SAFE1234"))
+    output = framed(plugin, server.source.ring)
     assert output[8:16] == b"SAFE1234"  # the second one: the first occurs in the value
     chunk = AheadChunk(AheadOutput({}, [], output), 0, 1, end_pos(1), list)
     out, messages = ahead.chunk_messages(chunk, NOW)
@@ -237,7 +244,7 @@ def test_a_placeholder_found_in_the_output_is_not_used(
     assert b"holding MARKER!! in" in bytes(out) and bytes(out).count(struct.pack("!q", NOW)) == 3
     monkeypatch.setattr(ahead.os, "urandom", lambda _: b"MARKER!!")
     with pytest.raises(ValueError):
-        ahead.framed_renderer(plugin.render)(server.source.ring)
+        framed(plugin, server.source.ring)
     server.close()
 
 
@@ -257,4 +264,32 @@ def test_keys_are_kept_bounded_recent_and_across_restarts(tmp_path: Path) -> Non
     assert again.active() == []  # all of them unused for far longer than a week
     registry.use("pgoutput:text")
     assert AheadKeys(server.conn, server.store).active() == ["pgoutput:text"]
+    server.close()
+
+
+def test_a_format_registered_mid_chunk_starts_with_the_next(
+    tmp_path: Path, context: PluginContext
+) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(100):
+        spool.insert("items", n=i)
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()  # a checkpoint: the first chunk is written
+    for i in range(50):
+        spool.insert("items", n=i)
+    server.source.ingest()  # within the checkpoint interval: buffered
+    assert len(server.store._buffer) == 50
+    AheadKeys(server.conn, server.store).use("test_decoding:100")
+    for i in range(600):
+        spool.insert("items", n=i)
+    spool.close()
+    server.ingest()
+    db = server.store._conn
+    chunks = [row[0] for row in db.execute("SELECT after_lsn FROM chunks ORDER BY after_lsn")]
+    rendered = [row[0] for row in db.execute("SELECT after_lsn FROM ahead ORDER BY after_lsn")]
+    assert rendered == chunks[2:]  # not the one written before, not the one half buffered
+    server.forget_loaded()
+    copied = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
+    assert copied == session_bytes(server, "test_decoding", {}, context, 0, use_ahead=False)
+    assert server.store.ahead_loaded == len(rendered)
     server.close()

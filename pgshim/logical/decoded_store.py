@@ -24,18 +24,27 @@ import io
 import logging
 import pickle
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zstandard
 
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.transactions import Relation, RowChange, Transaction
 
-# an output plugin's rendering of a chunk ahead of time: its transactions -> opaque bytes
-AheadRenderer = Callable[[list[Transaction]], bytes]
+
+class AheadRenderer(Protocol):
+    """Renders a chunk's output ahead for one format: ``add`` each transaction as it is stored,
+    ``finish`` gives the chunk's output (opaque bytes) and starts the next, ``reset`` drops."""
+
+    def add(self, tx: Transaction) -> None: ...
+
+    def finish(self) -> bytes: ...
+
+    def reset(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +111,8 @@ class DecodedStore:
         self._buffer: list[tuple] = []
         self._after: int | None = None  # the LSN released before the buffer's first transaction
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
-        self._pending: list[Transaction] = []  # the buffered transactions themselves
         self.renderers: dict[str, AheadRenderer] = {}
+        self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
         self.chunks_loaded = 0
         self.chunks_stale = 0
         self.ahead_loaded = 0
@@ -157,9 +166,18 @@ class DecodedStore:
                 versions[relation.name] = relation.version
             changes.append((change.action, relation.name, change.new, change.key, change.pos,
                             change.lsn, _texts(change)))  # fmt: skip
-        self._pending.append(tx)
+        for key, renderer in self.renderers.items():
+            if key not in self._failed:
+                try:
+                    renderer.add(tx)
+                except Exception as exc:  # sessions in that format render this chunk themselves
+                    self._failed.add(key)
+                    log.info("LSN %d not rendered ahead for %s: %s", tx.last_lsn, key, exc)
         self._buffer.append((tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos,
                              tx.end_pos, tx.commit_time, changes, tx.errors))  # fmt: skip
+
+    def flush_full(self) -> None:
+        """Write the buffered transactions once they make a chunk (the owner chooses when)."""
         if len(self._buffer) >= CHUNK_TRANSACTIONS:
             self.flush()
 
@@ -183,11 +201,13 @@ class DecodedStore:
         self._reset_buffer()
 
     def _render_ahead(self, bounds: tuple[int, int], refs: list[tuple[str, int, int]]) -> None:
-        actions = sorted({(c.relation.name, c.action) for tx in self._pending for c in tx.changes})
-        for key, render in self.renderers.items():
+        actions = sorted({(c[1], c[0]) for tx in self._buffer for c in tx[7]})
+        for key, renderer in self.renderers.items():
+            if key in self._failed:
+                continue
             try:
-                output = render(self._pending)
-            except Exception as exc:  # sessions in that format render this chunk themselves
+                output = renderer.finish()
+            except ValueError as exc:
                 log.info("chunk ending at LSN %d not rendered ahead for %s: %s",
                          _lsn(bounds[1]), key, exc)  # fmt: skip
                 continue
@@ -198,7 +218,10 @@ class DecodedStore:
             )
 
     def _reset_buffer(self) -> None:
-        self._buffer, self._pending, self._versions, self._after = [], [], {}, None
+        self._buffer, self._versions, self._after = [], {}, None
+        self._failed = set()
+        for renderer in self.renderers.values():
+            renderer.reset()
 
     def _delete(self, where: str = "", *params: int) -> None:
         for table in ("chunks", "ahead"):
@@ -224,8 +247,15 @@ class DecodedStore:
         self._delete()
 
     def keep_ahead(self, renderers: dict[str, AheadRenderer]) -> None:
-        """Render new chunks for these keys from now on; forget output of any other key."""
-        self.renderers = dict(renderers)
+        """Render chunks for these keys from now on (a new key from the next chunk: the one being
+        buffered lacks its first transactions); forget the output of any other key."""
+        for key in set(self.renderers) - set(renderers):
+            del self.renderers[key]
+        for key, renderer in renderers.items():
+            if key not in self.renderers:
+                self.renderers[key] = renderer
+                if self._buffer:
+                    self._failed.add(key)
         marks = ", ".join("?" * len(renderers))
         self._conn.execute(f"DELETE FROM ahead WHERE key NOT IN ({marks})", tuple(renderers))
 

@@ -47,7 +47,9 @@ from pgshim.spool.watch import SpoolWatcher
 log = logging.getLogger(__name__)
 
 INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
-CATCH_UP_BUDGET = 512  # records released per background step before yielding to the event loop
+# records released per background step before yielding to the event loop: a store chunk, which
+# is written after the step, once the sessions had their turn
+CATCH_UP_BUDGET = CHUNK_TRANSACTIONS
 CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
 STARTUP_CATCH_UP_SECONDS = 1.0  # ingested before the server listens; the rest in the background
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
@@ -238,11 +240,15 @@ class ChangeSource:
 
     # -- ingestion -------------------------------------------------------------------------------
 
-    def ingest(self, now: float | None = None, *, budget: int | None = None) -> int:
+    def ingest(
+        self, now: float | None = None, *, budget: int | None = None, store: bool = True
+    ) -> int:
         """Read what the spool has appended and release what is in order; returns how many.
 
         The spool is read in chunks of ``INGEST_CHUNK_BYTES``; ``budget`` bounds the records
-        released by this call (None: everything that is ready).
+        released by this call (None: everything that is ready). ``store=False`` leaves writing
+        chunks and the checkpoint to ``store_released`` (``run`` calls it once the sessions
+        woken by the new records had their turn).
         """
         now = time.monotonic() if now is None else now
         reorder = self._reorder
@@ -259,6 +265,8 @@ class ChangeSource:
             for frame in reorder.pop_ready(now):
                 self._append(self.decode(frame))
                 released += 1
+                if store and self.store is not None:
+                    self.store.flush_full()
                 if released - flushed >= FLUSH_EVERY:  # what was learned stays bounded in memory
                     self.builder.flush()
                     flushed = released
@@ -269,14 +277,22 @@ class ChangeSource:
         self._note_corruption(now)
         if released:
             self.builder.flush()
-            if now - self._checkpoint_saved_at >= CHECKPOINT_INTERVAL:
-                self.save_checkpoint()
-                self._checkpoint_saved_at = now
             event, self._new_data = self._new_data, asyncio.Event()
             event.set()
             for listener in list(self._listeners):
                 listener()
+            if store:
+                self.store_released(now)
         return released
+
+    def store_released(self, now: float | None = None) -> None:
+        """Write the chunks the released transactions completed, and the checkpoint when due."""
+        now = time.monotonic() if now is None else now
+        if self.store is not None:
+            self.store.flush_full()
+        if now - self._checkpoint_saved_at >= CHECKPOINT_INTERVAL:
+            self.save_checkpoint()
+            self._checkpoint_saved_at = now
 
     def _poll_chunk(self) -> list[Frame]:
         if self._chunked_polls:
@@ -360,13 +376,15 @@ class ChangeSource:
         delay = self._poll_min
         while not self._stopped:
             try:
-                released = self.ingest(budget=CATCH_UP_BUDGET)
+                released = self.ingest(budget=CATCH_UP_BUDGET, store=False)
+                if released:
+                    await asyncio.sleep(0)  # the sessions send the new changes first
+                    self.store_released()
             except Exception:  # the source must outlive any single bad read
                 log.exception("reading the spool failed")
                 released = 0
             if released >= CATCH_UP_BUDGET:
-                await asyncio.sleep(0)  # catching up: let sessions run, then go on at once
-                continue
+                continue  # catching up: go on at once
             if released or len(self._reorder):
                 delay = self._poll_min
             else:

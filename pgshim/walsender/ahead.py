@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from sqlite3 import Connection
 
-from pgshim.logical.decoded_store import AheadRenderer, DecodedStore
+from pgshim.logical.decoded_store import DecodedStore
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import Message, ahead_messages
@@ -42,54 +42,67 @@ CREATE TABLE IF NOT EXISTS ahead_keys (
 """
 
 
-def framed_renderer(render: Callable[[Transaction], list[Message]]) -> AheadRenderer:
-    """Renders a chunk's transactions into the layout above, with ``render``'s messages."""
+class ChunkFramer:
+    """Frames one format's messages for a store chunk as its transactions are ingested (the work
+    spreads over ingestion instead of landing on the event loop at once) and gives the chunk's
+    output in the layout above when it is written."""
 
-    def render_chunk(transactions: list[Transaction]) -> bytes:
-        messages = sum(len(render(tx)) for tx in transactions)
-        for _ in range(_MARKER_TRIES):
-            marker = os.urandom(_SEND_TIME.size)
-            output = _layout(transactions, render, marker)
-            if _only_at_send_times(output, marker, messages):
-                return output
-        raise ValueError("no placeholder sendTime is absent from this output")
+    def __init__(self, render: Callable[[Transaction], list[Message]]) -> None:
+        self._render = render
+        self.reset()
 
-    return render_chunk
+    def reset(self) -> None:
+        self._transactions: list[Transaction] = []
+        self._marker = _marker()
+        self._send_time = _SEND_TIME.unpack(self._marker)[0]
+        self._ends, self._byte_ends, self._message_ends = array("Q"), array("I"), array("I")
+        self._data = bytearray()
+        self._messages = 0
 
-
-def _layout(
-    transactions: list[Transaction], render: Callable[[Transaction], list[Message]], marker: bytes
-) -> bytes:
-    (send_time,) = _SEND_TIME.unpack(marker)
-    ends, byte_ends, message_ends = array("Q"), array("I"), array("I")
-    data = bytearray()
-    count = 0
-    for tx in transactions:
-        for data_start, payload in render(tx):
+    def add(self, tx: Transaction) -> None:
+        data, send_time = self._data, self._send_time
+        for data_start, payload in self._render(tx):
             data += wire.xlog_data(data_start, data_start, send_time, payload)
-            count += 1
-        ends.append(tx.end_pos)
-        byte_ends.append(len(data))
-        message_ends.append(count)
-    header = _HEADER.pack(len(ends), count, marker)
-    return b"".join((header, ends.tobytes(), byte_ends.tobytes(), message_ends.tobytes(), data))
+            self._messages += 1
+        self._transactions.append(tx)
+        self._ends.append(tx.end_pos)
+        self._byte_ends.append(len(data))
+        self._message_ends.append(self._messages)
+
+    def finish(self) -> bytes:
+        """The chunk's output (then starts the next chunk); ValueError in the rare case where no
+        marker was found that occurs only as the placeholders."""
+        transactions = self._transactions
+        try:
+            for _ in range(_MARKER_TRIES):
+                output = b"".join(
+                    (_HEADER.pack(len(self._ends), self._messages, self._marker),
+                     self._ends.tobytes(), self._byte_ends.tobytes(),
+                     self._message_ends.tobytes(), self._data)
+                )  # fmt: skip
+                if _only_at_send_times(output, self._marker, self._messages):
+                    return output
+                self.reset()  # the marker occurs in the output: frame it again with another
+                for tx in transactions:
+                    self.add(tx)
+            raise ValueError("no placeholder sendTime is absent from this output")
+        finally:
+            self.reset()
+
+
+def _marker() -> bytes:
+    """8 random bytes no proper prefix of which is also a suffix: two occurrences of such a
+    marker never overlap, so counting them finds every one."""
+    while True:
+        marker = os.urandom(_SEND_TIME.size)
+        if all(marker[:k] != marker[-k:] for k in range(1, len(marker))):
+            return marker
 
 
 def _only_at_send_times(output: bytes, marker: bytes, messages: int) -> bool:
-    """Whether replacing ``marker`` (leftmost first, as ``bytes.replace`` does) replaces the
-    sendTime of each message and nothing else."""
-    transactions = _HEADER.unpack_from(output)[0]
-    at = _HEADER.size + 16 * transactions
-    if output.find(marker) != _HEADER.size - len(marker):  # the header's own copy comes first
-        return False
-    found = output.find(marker, _HEADER.size)
-    for _ in range(messages):
-        length = int.from_bytes(output[at + 1 : at + 5], "big")
-        if found != at + _SEND_TIME_AT:
-            return False
-        found = output.find(marker, found + len(marker))
-        at += 1 + length
-    return found == -1
+    """Whether ``marker`` occurs in ``output`` only where it was put: in the header and as each
+    message's sendTime (so ``bytes.replace`` replaces those and nothing else)."""
+    return output.count(marker) == messages + 1
 
 
 def chunk_messages(chunk: AheadChunk, now: int) -> tuple[memoryview, int]:
@@ -161,9 +174,9 @@ class AheadKeys:
             del self._keys[key]
             self._conn.execute("DELETE FROM ahead_keys WHERE key = ?", (key,))
         if self._store is not None:
-            renderers = {}
+            framers = {}
             for key in recent:
                 messages = ahead_messages(key)
                 if messages is not None:
-                    renderers[key] = framed_renderer(messages)
-            self._store.keep_ahead(renderers)
+                    framers[key] = ChunkFramer(messages)
+            self._store.keep_ahead(framers)
