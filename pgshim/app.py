@@ -25,6 +25,7 @@ from pgshim.reddb.link.wiring import RedDbLink, TermObservingFollower
 from pgshim.server import PgServer
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
+from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import parse_copy_to_stdout, text_row
@@ -65,6 +66,7 @@ class Application:
         self.builder = TransactionBuilder(self.identity, self.relations)
         self.terms = TermHistory(self.conn)
         remote = self.link.follower()
+        self.remote_source = remote is not None
         self.follower = TermObservingFollower(
             remote or SpoolFollower(spool_path(config.spool)), self.terms
         )
@@ -107,7 +109,8 @@ class Application:
     async def run(self) -> None:
         # restart after the ingestion checkpoint; what a second does not ingest continues in the
         # background while the server listens
-        self.source.resume(IngestCheckpoint(self.conn))
+        index = None if self.remote_source else SpoolIndexStore(self.conn)
+        self.source.resume(IngestCheckpoint(self.conn), index)
         await self.source.catch_up()
         self.source.start()
         self.link.start()

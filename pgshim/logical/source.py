@@ -42,6 +42,7 @@ from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_t
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
+from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class ChangeSource:
         self._loaded_ahead_bytes = 0
         self._loaded_generation = 0
         self._checkpoint: IngestCheckpoint | None = None
+        self._index_store: SpoolIndexStore | None = None
         self._checkpoint_saved_at = float("-inf")
         self._chunked_polls = True
         self._history_decodes = 0  # since the last identity flush
@@ -198,10 +200,15 @@ class ChangeSource:
         if start_after_lsn:
             follower.seek(start_after_lsn)
 
-    def resume(self, store: IngestCheckpoint) -> None:
+    def resume(self, store: IngestCheckpoint, index: SpoolIndexStore | None = None) -> None:
         """Continue after the persisted checkpoint when the spool still reaches it (call once,
-        before ingesting); checkpoints are saved to ``store`` from now on."""
+        before ingesting); checkpoints are saved to ``store`` from now on, and the spool's seek
+        index to ``index`` (taken back from it first, when it still matches the file)."""
         self._checkpoint = store
+        self._index_store = index
+        snapshot = None if index is None else index.load()
+        if snapshot is not None:
+            self.follower.restore_index(snapshot)
         saved = store.load()
         if saved is None or saved.lsn <= self._reorder.released:
             if saved is None and self.store is not None:
@@ -237,6 +244,8 @@ class ChangeSource:
             if status.first_lsn is not None:
                 self.store.trim(status.first_lsn)
         self._checkpoint.save(Checkpoint(self._reorder.released, status.inode, status.offset))
+        if self._index_store is not None:
+            self._index_store.save(self.follower)
 
     # -- ingestion -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pgshim.spool.index import SpoolIndex
 log = logging.getLogger("pgshim.spool")
 
 DELIVERED_WINDOW = 65536  # recent LSNs remembered exactly, to tell duplicates after a prune
+HEAD_BYTES = 4096  # a persisted index names its file by identity and by these first bytes
 
 
 @dataclass
@@ -42,6 +43,27 @@ class SpoolStatus:
     gaps: int = 0  # LSNs missing between the lowest and highest LSN read
     out_of_order: int = 0  # records whose LSN is below an LSN read before them
     prunes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSnapshot:
+    """A spool file's seek index and counts, to persist between runs (``entries`` may be the
+    checkpoints after the first ``checkpoints - len(entries)`` only)."""
+
+    device: int
+    inode: int
+    head: bytes  # the file's first bytes, up to HEAD_BYTES
+    count: int
+    max_lsn: int
+    end_offset: int
+    checkpoints: int
+    entries: list[tuple[int, int]]
+    records: int
+    first_lsn: int | None
+    last_lsn: int | None
+    gaps: int
+    out_of_order: int
+    layouts: list[str]
 
 
 class DeliveredLsns:
@@ -195,6 +217,61 @@ class SpoolFollower:
                         return
         finally:
             os.close(fd)
+
+    def index_snapshot(self, entries_from: int = 0) -> IndexSnapshot | None:
+        """The index of the open file with its checkpoints from ``entries_from`` on; None when
+        no file is open."""
+        if self._fd is None or self._identity is None:
+            return None
+        index, status = self._index, self.status
+        return IndexSnapshot(
+            *self._identity,
+            head=os.pread(self._fd, min(HEAD_BYTES, index.end_offset), 0),
+            count=index.count,
+            max_lsn=index.max_lsn,
+            end_offset=index.end_offset,
+            checkpoints=index.checkpoints,
+            entries=index.entries(entries_from),
+            records=status.records,
+            first_lsn=status.first_lsn,
+            last_lsn=status.last_lsn,
+            gaps=status.gaps,
+            out_of_order=status.out_of_order,
+            layouts=sorted(status.layouts_seen),
+        )
+
+    def restore_index(self, snapshot: IndexSnapshot) -> bool:
+        """Take over a persisted index (call before reading) when it describes the file there
+        now: same file, same first bytes, and its last records still end where it ended. False,
+        and nothing changed, otherwise: the file is indexed by reading it, as always."""
+        if not self._refresh() or self._index.count or snapshot.count == 0:
+            return False
+        assert self._fd is not None
+        if (snapshot.device, snapshot.inode) != self._identity:
+            return False
+        if os.fstat(self._fd).st_size < snapshot.end_offset:
+            return False
+        if os.pread(self._fd, len(snapshot.head), 0) != snapshot.head:
+            return False
+        if len(snapshot.entries) != snapshot.checkpoints:
+            return False
+        end = start = snapshot.entries[-1][1] if snapshot.entries else 0
+        for frame in _read_frames(self._fd, start, self.chunk_size):
+            if frame.offset >= snapshot.end_offset:
+                break
+            end = frame.offset + frame.size
+        if end != snapshot.end_offset:
+            return False
+        self._index.restore(snapshot.entries, count=snapshot.count, max_lsn=snapshot.max_lsn,
+                            end_offset=snapshot.end_offset)  # fmt: skip
+        status = self.status
+        status.records, status.gaps, status.out_of_order = (
+            snapshot.records, snapshot.gaps, snapshot.out_of_order
+        )  # fmt: skip
+        status.first_lsn, status.last_lsn = snapshot.first_lsn, snapshot.last_lsn
+        status.layouts_seen = set(snapshot.layouts)
+        log.info("spool %s: seek index of %d records taken over", self.path, snapshot.count)
+        return True
 
     def close(self) -> None:
         if self._fd is not None:

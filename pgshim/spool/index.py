@@ -51,3 +51,21 @@ class SpoolIndex:
     @property
     def checkpoints(self) -> int:
         return len(self._keys)
+
+    def entries(self, start: int = 0) -> list[tuple[int, int]]:
+        """(key, offset) of the checkpoints from the ``start``-th on (what persisting needs)."""
+        return list(zip(self._keys[start:], self._offsets[start:], strict=True))
+
+    def restore(
+        self, entries: list[tuple[int, int]], *, count: int, max_lsn: int, end_offset: int
+    ) -> None:
+        """Take over an index persisted from ``entries`` and the totals it had."""
+        self.reset()
+        for key, offset in entries:
+            self._keys.append(key)
+            self._offsets.append(offset)
+        self.count, self.max_lsn, self.end_offset = count, max_lsn, end_offset
+
+    @property
+    def last_checkpoint_offset(self) -> int:
+        return self._offsets[-1] if self._offsets else 0
