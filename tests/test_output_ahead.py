@@ -186,7 +186,7 @@ def test_a_relation_that_changed_is_not_copied(tmp_path: Path, context: PluginCo
     server.close()
 
 
-def test_a_damaged_row_is_dropped_and_the_chunk_rendered(
+def test_a_damaged_row_is_rendered_again(
     tmp_path: Path, workload_spool: Path, context: PluginContext
 ) -> None:
     server = ahead_server(workload_spool, tmp_path / "state", ["test_decoding:100"])
@@ -198,7 +198,8 @@ def test_a_damaged_row_is_dropped_and_the_chunk_rendered(
     rows = db.execute("SELECT count(*) FROM ahead").fetchone()[0]
     server.forget_loaded()
     assert session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True) == expected
-    assert db.execute("SELECT count(*) FROM ahead").fetchone()[0] == rows - 1
+    assert db.execute("SELECT count(*) FROM ahead").fetchone()[0] == rows  # rendered again
+    assert server.store.ahead_rendered == 1
     db.close()
     server.close()
 
@@ -292,4 +293,28 @@ def test_a_format_registered_mid_chunk_starts_with_the_next(
     copied = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
     assert copied == session_bytes(server, "test_decoding", {}, context, 0, use_ahead=False)
     assert server.store.ahead_loaded == len(rendered)
+    server.close()
+
+
+def test_a_format_asked_for_later_is_rendered_once_by_its_first_reader(
+    tmp_path: Path, workload_spool: Path, context: PluginContext
+) -> None:
+    server = ahead_server(workload_spool, tmp_path / "state", [])  # nothing ahead at ingestion
+    assert server.store._conn.execute("SELECT count(*) FROM ahead").fetchone()[0] == 0
+    AheadKeys(server.conn, server.store).use("test_decoding:100")  # a consumer asks for it now
+    server.forget_loaded()
+    first = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
+    rendered = server.store.ahead_rendered
+    stored = server.store._conn.execute("SELECT count(*) FROM ahead").fetchone()[0]
+    assert rendered == stored > 0
+    assert first == session_bytes(server, "test_decoding", {}, context, 0, use_ahead=False)
+    server.forget_loaded()
+    loaded = server.store.ahead_loaded
+    assert session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True) == first
+    assert server.store.ahead_rendered == rendered  # the second reader copies
+    assert server.store.ahead_loaded - loaded == stored
+    # a format nobody registered is rendered by its sessions, never stored
+    other = {"include-xids": "0"}
+    assert session_bytes(server, "test_decoding", other, context, 0, use_ahead=True)
+    assert server.store.ahead_rendered == rendered
     server.close()

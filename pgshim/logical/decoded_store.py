@@ -37,13 +37,16 @@ from pgshim.logical.transactions import Relation, RowChange, Transaction
 
 class AheadRenderer(Protocol):
     """Renders a chunk's output ahead for one format: ``add`` each transaction as it is stored,
-    ``finish`` gives the chunk's output (opaque bytes) and starts the next, ``reset`` drops."""
+    ``finish`` gives the chunk's output (opaque bytes) and starts the next, ``reset`` drops;
+    ``render`` renders a stored chunk's transactions at once."""
 
     def add(self, tx: Transaction) -> None: ...
 
     def finish(self) -> bytes: ...
 
     def reset(self) -> None: ...
+
+    def render(self, transactions: list[Transaction]) -> bytes: ...
 
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class DecodedStore:
         self.chunks_loaded = 0
         self.chunks_stale = 0
         self.ahead_loaded = 0
+        self.ahead_rendered = 0  # chunks rendered for a reader (not at ingestion)
         self.generation = 0  # moves whenever chunks are dropped: what was loaded may be stale
         self._compress = zstandard.ZstdCompressor(level=1).compress
         self._decompress = zstandard.ZstdDecompressor().decompress
@@ -211,11 +215,36 @@ class DecodedStore:
                 log.info("chunk ending at LSN %d not rendered ahead for %s: %s",
                          _lsn(bounds[1]), key, exc)  # fmt: skip
                 continue
-            data = pickle.dumps((refs, actions, output), protocol=pickle.HIGHEST_PROTOCOL)
-            self._conn.execute(
-                "INSERT OR REPLACE INTO ahead (key, after_lsn, last_lsn, data) VALUES (?, ?, ?, ?)",
-                (key, *bounds, self._compress(data)),
-            )
+            self._put_ahead(key, bounds, refs, actions, output)
+
+    def _put_ahead(self, key: str, bounds: tuple[int, int], refs: list, actions: list,
+                   output: bytes) -> None:  # fmt: skip
+        data = pickle.dumps((refs, actions, output), protocol=pickle.HIGHEST_PROTOCOL)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO ahead (key, after_lsn, last_lsn, data) VALUES (?, ?, ?, ?)",
+            (key, *bounds, self._compress(data)),
+        )
+
+    def render_ahead(
+        self, key: str, after_lsn: int, last_lsn: int, transactions: list[Transaction]
+    ) -> AheadOutput | None:
+        """Render a stored chunk (all its ``transactions``, decoded) for a format rendered ahead
+        that lacks it, and keep it: the next reader in that format copies it. None for a format
+        not rendered ahead, or output that cannot be."""
+        renderer = self.renderers.get(key)
+        if renderer is None:
+            return None
+        try:
+            output = renderer.render(transactions)
+        except Exception as exc:  # the session renders the transactions itself, and says why
+            log.info("chunk (%d, %d] not rendered for %s: %s", after_lsn, last_lsn, key, exc)
+            return None
+        relations = {c.relation.name: c.relation for tx in transactions for c in tx.changes}
+        pairs = sorted({(c.relation.name, c.action) for tx in transactions for c in tx.changes})
+        refs = [(r.name, r.oid, r.version) for r in relations.values()]
+        self._put_ahead(key, (_sql(after_lsn), _sql(last_lsn)), refs, pairs, output)
+        self.ahead_rendered += 1
+        return AheadOutput(relations, [(relations[n], a) for n, a in pairs], output)
 
     def _reset_buffer(self) -> None:
         self._buffer, self._versions, self._after = [], {}, None

@@ -547,9 +547,10 @@ class ChangeSource:
         return chunk
 
     def _load_ahead(self, key: str, found: tuple[int, int]) -> AheadOutput | None:
-        assert self.store is not None
         """Output rendered ahead, shared like decoded chunks (sessions in the same format drift
-        further apart than the few decoded chunks kept: the bytes are what bounds it)."""
+        further apart than the few decoded chunks kept: the bytes are what bounds it); rendered
+        now, once, for a format rendered ahead that lacks this chunk (it was registered after the
+        chunk was stored)."""
         assert self.store is not None
         self._check_generation()
         loaded = self._loaded_ahead
@@ -558,6 +559,10 @@ class ChangeSource:
             loaded.move_to_end((key, *found))
             return cached
         rendered = self.store.load_ahead(key, *found)
+        if rendered is None and key in self.store.renderers:
+            chunk = self._load(found)
+            if chunk is not None:
+                rendered = self.store.render_ahead(key, *found, chunk)
         if rendered is not None:
             loaded[(key, *found)] = rendered
             self._loaded_ahead_bytes += len(rendered.output)

@@ -69,6 +69,13 @@ class ChunkFramer:
         self._byte_ends.append(len(data))
         self._message_ends.append(self._messages)
 
+    def render(self, transactions: list[Transaction]) -> bytes:
+        """A whole chunk's output at once, leaving what ``add`` gathered alone."""
+        framer = ChunkFramer(self._render)
+        for tx in transactions:
+            framer.add(tx)
+        return framer.finish()
+
     def finish(self) -> bytes:
         """The chunk's output (then starts the next chunk); ValueError in the rare case where no
         marker was found that occurs only as the placeholders."""
