@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/run.py [--records N] [--deep-records D] [--only NAMES] [--quick]
 
 PostgreSQL: an initdb'd cluster (fsync off, wal_level logical), slots created before N single-row
-INSERT transactions run by pgbench. pgshim: a spool of the same N rows, slots created at its
-start. Each consumer is timed from connect to the last change received. Writes results.md.
+INSERT transactions run by pgbench. pgshim: slots created, then a spool of the same N rows written
+and ingested. Each consumer is timed from connect to the last change received (pgshim's once the
+spool is ingested, as PostgreSQL's once the WAL is written). Writes results.md.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from server_proc import PgshimServer  # noqa: E402
 
 from pgshim.logical.positions import end_pos  # noqa: E402
 
-CASES = ("td", "pgoutput", "fanout", "psycopg2", "deep", "latency", "rss")
+CASES = ("td", "cold", "pgoutput", "fanout", "psycopg2", "deep", "latency", "rss")
 FANOUT = 8
 PUBLICATION = "bench_pub"
 
@@ -76,7 +77,8 @@ def vm_hwm_mb(pid: int) -> float:
 
 def round_slots(round_: int) -> dict[str, list[str]]:
     """The slots one round of cases 1-4 consumes, by plugin (each round needs fresh ones)."""
-    td = [f"td_{round_}", *(f"fan{i}_{round_}" for i in range(FANOUT)), f"py_{round_}"]
+    td = [f"td_{round_}", *(f"fan{i}_{round_}" for i in range(FANOUT)), f"cold_{round_}",
+          f"py_{round_}"]  # fmt: skip
     return {"test_decoding": td, "pgoutput": [f"po_{round_}"]}
 
 
@@ -124,24 +126,38 @@ class PostgresSide:
 
 
 class PgshimSide:
-    def __init__(self, work: Path, name: str, records: int) -> None:
+    def __init__(
+        self, work: Path, name: str, records: int, slots: list[tuple[str, str]] | None = None
+    ) -> None:
+        """With ``slots``, the server starts first and they are created (with the publication)
+        before the spool is written, as PostgreSQL's slots are created before the inserts."""
         self.dir = work / name
         self.dir.mkdir()
         self.spool = self.dir / "bench.rdb.logical.wal"
         self.records = records
-        started = time.perf_counter()
-        workload.write_bench_spool(self.spool, records)
-        self.generated_in = time.perf_counter() - started
+        if slots is None:
+            self.generated_in = self._write()
         started = time.perf_counter()
         self.server = PgshimServer(self.spool, self.dir / "state").start(timeout=3600)
         self.started_in = time.perf_counter() - started
         self.dsn = self.server.dsn()
         self.endpos = lsn_text(end_pos(records))
+        if slots is not None:
+            psql(self.dsn, f"CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES")
+            for slot, plugin in slots:
+                psql(self.dsn, f"SELECT pg_create_logical_replication_slot('{slot}', '{plugin}')")
+            started = time.perf_counter()
+            self.generated_in = self._write()
         # like PostgreSQL's WAL before its consumers are timed, the spool is fully taken in
         # (decoded once, kept in the decoded store) before pgshim's consumers are timed
         while psql(self.dsn, "SELECT pg_current_wal_lsn()") != self.endpos:
             time.sleep(0.1)
         self.ingested_in = time.perf_counter() - started
+
+    def _write(self) -> float:
+        started = time.perf_counter()
+        workload.write_bench_spool(self.spool, self.records)
+        return time.perf_counter() - started
 
     def history_slot(self, name: str, plugin: str = "test_decoding") -> None:
         psql(self.dsn, f"SELECT pgshim_create_history_slot('{name}', '{plugin}')")
@@ -201,11 +217,11 @@ class Harness:
         try:
             inserted_in = pg.prepare()
             self.notes.append(f"PostgreSQL: pgbench inserted {n} rows in {inserted_in:.1f} s")
-            shim = PgshimSide(self.work, "main", n)
+            shim = PgshimSide(self.work, "main", n, all_slots(self.args.repeat))
             self.notes.append(
-                f"pgshim: spool of {n} records written in {shim.generated_in:.1f} s;"
-                f" server ready in {shim.started_in:.1f} s, spool ingested in"
-                f" {shim.ingested_in:.1f} s"
+                f"pgshim: server ready in {shim.started_in:.1f} s; slots created, then a spool"
+                f" of {n} records written in {shim.generated_in:.1f} s and ingested"
+                f" {shim.ingested_in:.1f} s after the writing began"
             )
             self.streaming_cases(pg, shim)
             if self.wants("latency"):
@@ -222,9 +238,6 @@ class Harness:
 
     def streaming_cases(self, pg: PostgresSide, shim: PgshimSide) -> None:
         n = self.args.records
-        for slot, plugin in all_slots(self.args.repeat):
-            shim.history_slot(slot, plugin)
-        psql(shim.dsn, f"CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES")
         out = self.work / "out"
         out.mkdir()
 
@@ -256,6 +269,18 @@ class Harness:
 
             shim_s, pg_s = both(td)
             self.add(Result("1 pg_recvlogical test_decoding", shim_s, pg_s, "s", "<= 0.5"))
+        if self.wants("cold"):
+
+            def cold(dsn: str, endpos: str, target: Path, slots: dict[str, list[str]]) -> float:
+                # options no consumer used before the spool was written: nothing rendered ahead
+                elapsed, paths = consumers.time_recvlogical(
+                    dsn, slots["test_decoding"][-2:-1], endpos, target, ("include-timestamp=1",)
+                )
+                checked(paths)
+                return elapsed
+
+            shim_s, pg_s = both(cold, rounds=1)  # its first reader renders it for the next ones
+            self.add(Result("1c same, first reader of a new format", shim_s, pg_s, "s", "-"))
         if self.wants("pgoutput"):
             options = ("proto_version=1", f"publication_names={PUBLICATION}")
 
