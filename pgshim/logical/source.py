@@ -57,7 +57,7 @@ FLUSH_EVERY = 4096  # records released between identity map flushes within one i
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
 LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
-LOADED_AHEAD_BYTES = 8 << 20  # and chunks rendered ahead, up to this many bytes of output
+LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 
 
