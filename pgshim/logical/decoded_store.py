@@ -13,9 +13,10 @@ since changed (a new column, another declaration) is not used, and the caller de
 from the spool, as it would without the store. The file is a cache: anything unreadable is
 dropped and rebuilt, it never decides what a session receives.
 
-Output rendered ahead: for the plugin keys in ``renderers`` (the output formats consumers use,
-see ``walsender.ahead``), each chunk is also rendered when it is written and kept beside it, so a
-consumer catching up in one of those formats copies that output instead of rendering again.
+Output rendered ahead: for the keys in ``renderers`` (the output formats consumers use, see
+``walsender.ahead``), each chunk is also rendered as its transactions are stored, or by its first
+reader when the format came later, and kept beside it (table ``ahead``, same bounds and
+lifecycle), so a consumer catching up in one of those formats copies that output.
 """
 
 from __future__ import annotations

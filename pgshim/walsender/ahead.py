@@ -30,7 +30,6 @@ from pgshim.wire import messages as wire
 
 _HEADER = struct.Struct("<II8s")
 _SEND_TIME = struct.Struct("!q")
-_SEND_TIME_AT = 22  # 'd', length, 'w', dataStart, walEnd
 _MARKER_TRIES = 8  # random 8-byte markers: one clashing with the output is already a rarity
 KEY_LIFETIME = 7 * 86400.0  # seconds a format stays rendered ahead after its last use
 
