@@ -40,6 +40,9 @@ COMMIT_WAITER_COLUMNS = [
     ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
     ("durable_on_one", "int8"), ("durable_on_quorum", "int8"), ("durable_on_all", "int8"),
 ]  # fmt: skip
+OUTPUT_FORMAT_COLUMNS = [
+    ("format", "text"), ("last_used", "timestamptz"), ("chunks", "int8"), ("bytes", "int8"),
+]  # fmt: skip
 COLLECTION_COLUMNS = [
     ("schemaname", "name"), ("tablename", "name"), ("relid", "oid"), ("columns", "_text"),
     ("types", "_text"), ("version", "int4"),
@@ -61,6 +64,7 @@ def register_status_views(app: Application) -> None:
         partial(_replica_rows, app),
     )
     cat.register_view("pgshim_collections", COLLECTION_COLUMNS, partial(_collection_rows, app))
+    cat.register_view("pgshim_output_formats", OUTPUT_FORMAT_COLUMNS, app.ahead.rows)
     for name, rows in app.catalog_rows.providers().items():
         cat.register_view(name, CATALOG_VIEWS[name], rows)
     cat.register_function(

@@ -81,11 +81,11 @@ def test_slots_waiting_for_changes_get_them_rendered_ahead(pgshim, tmp_path: Pat
         wait_for(lambda: server.psql("SELECT pg_current_wal_lsn()") == end_pos(last), 60)
         text = receive(server, "td", tmp_path / "td.txt", last)
         binary = receive(server, "po", tmp_path / "po.bin", last, *PGOUTPUT)
+        formats = server.psql("SELECT format, chunks FROM pgshim_output_formats ORDER BY 1")
         server.stop()
-        with sqlite3.connect(state / STORE_FILE_NAME) as db:
-            rows = dict(db.execute("SELECT key, count(*) FROM ahead GROUP BY key").fetchall())
-        assert rows.keys() == {"test_decoding:100", "pgoutput:text"}
-        assert min(rows.values()) >= RECORDS // 256 - 2
+        chunks = dict(line.split("|") for line in formats.splitlines())
+        assert chunks.keys() == {"pgoutput:text", "test_decoding:100"}
+        assert min(int(n) for n in chunks.values()) >= RECORDS // 256 - 2
 
         forget_store_and_state(state)
         os.environ["PGSHIM_RING_TRANSACTIONS"] = "4096"

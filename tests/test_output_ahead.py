@@ -264,7 +264,10 @@ def test_keys_are_kept_bounded_recent_and_across_restarts(tmp_path: Path) -> Non
     again = AheadKeys(server.conn, server.store)
     assert again.active() == []  # all of them unused for far longer than a week
     registry.use("pgoutput:text")
-    assert AheadKeys(server.conn, server.store).active() == ["pgoutput:text"]
+    latest = AheadKeys(server.conn, server.store)
+    assert latest.active() == ["pgoutput:text"]
+    ((name, used, chunks, size),) = latest.rows()
+    assert (name, chunks, size) == ("pgoutput:text", 0, 0) and used.tzinfo is not None
     server.close()
 
 

@@ -328,6 +328,11 @@ class DecodedStore:
         self.chunks_loaded += 1
         return transactions
 
+    def ahead_sizes(self) -> dict[str, tuple[int, int]]:
+        """Per format rendered ahead: how many chunks are kept, and their compressed bytes."""
+        rows = self._conn.execute("SELECT key, count(*), sum(length(data)) FROM ahead GROUP BY key")
+        return {key: (chunks, size) for key, chunks, size in rows}
+
     def load_ahead(self, key: str, after_lsn: int, last_lsn: int) -> AheadOutput | None:
         """The chunk's output rendered ahead for ``key``, or None (not rendered, stale, damaged)."""
         row = self._conn.execute(

@@ -20,6 +20,7 @@ import time
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
+from datetime import UTC, datetime
 from sqlite3 import Connection
 
 from pgshim.logical.decoded_store import DecodedStore
@@ -169,6 +170,14 @@ class AheadKeys:
 
     def active(self) -> list[str]:
         return sorted(self._keys)
+
+    def rows(self) -> list[tuple[str, datetime, int, int]]:
+        """(format, last used, chunks kept, their bytes): the pgshim_output_formats view."""
+        sizes = {} if self._store is None else self._store.ahead_sizes()
+        return [
+            (key, datetime.fromtimestamp(used, UTC), *sizes.get(key, (0, 0)))
+            for key, used in sorted(self._keys.items())
+        ]
 
     def _apply(self, now: float) -> None:
         recent = sorted(
