@@ -316,6 +316,19 @@ def test_a_format_asked_for_later_is_rendered_once_by_its_first_reader(
     assert session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True) == first
     assert server.store.ahead_rendered == rendered  # the second reader copies
     assert server.store.ahead_loaded - loaded == stored
+    # a session starting within a chunk renders what it reads of it, and does not store it
+    AheadKeys(server.conn, server.store).use("test_decoding:110")
+    server.forget_loaded()
+    timestamps = {"include-timestamp": "1"}
+    start = end_pos(300)
+    part = session_bytes(server, "test_decoding", timestamps, context, start, use_ahead=True)
+    assert part == session_bytes(server, "test_decoding", timestamps, context, start,
+                                 use_ahead=False)  # fmt: skip
+    whole = [after for (after,) in server.store._conn.execute("SELECT after_lsn FROM chunks")
+             if end_pos(after + (1 << 63)) >= start]  # fmt: skip
+    assert 0 < len(whole) < stored
+    assert server.store.ahead_rendered == rendered + len(whole)  # not the one it started in
+    rendered = server.store.ahead_rendered
     # a format nobody registered is rendered by its sessions, never stored
     other = {"include-xids": "0"}
     assert session_bytes(server, "test_decoding", other, context, 0, use_ahead=True)

@@ -481,7 +481,10 @@ class ChangeSource:
         while lsn < self.last_lsn:
             if store is not None and (found := store.find(lsn)) is not None:
                 after_pos = max(start, end_pos(lsn))
-                rendered = None if ahead is None else self._load_ahead(ahead, found)
+                # a chunk read from its start is worth rendering for the next readers; one a
+                # session starts in is rendered, in part, by the session
+                whole = after_pos <= end_pos(found[0])
+                rendered = None if ahead is None else self._load_ahead(ahead, found, whole)
                 if rendered is not None:
                     yield AheadChunk(
                         rendered,
@@ -546,11 +549,13 @@ class ChangeSource:
                 loaded.popitem(last=False)
         return chunk
 
-    def _load_ahead(self, key: str, found: tuple[int, int]) -> AheadOutput | None:
+    def _load_ahead(
+        self, key: str, found: tuple[int, int], render: bool = True
+    ) -> AheadOutput | None:
         """Output rendered ahead, shared like decoded chunks (sessions in the same format drift
-        further apart than the few decoded chunks kept: the bytes are what bounds it); rendered
-        now, once, for a format rendered ahead that lacks this chunk (it was registered after the
-        chunk was stored)."""
+        further apart than the few decoded chunks kept: the bytes are what bounds it); with
+        ``render``, rendered now, once, for a format rendered ahead that lacks this chunk (it was
+        registered after the chunk was stored)."""
         assert self.store is not None
         self._check_generation()
         loaded = self._loaded_ahead
@@ -559,7 +564,7 @@ class ChangeSource:
             loaded.move_to_end((key, *found))
             return cached
         rendered = self.store.load_ahead(key, *found)
-        if rendered is None and key in self.store.renderers:
+        if rendered is None and render and key in self.store.renderers:
             chunk = self._load(found)
             if chunk is not None:
                 rendered = self.store.render_ahead(key, *found, chunk)
