@@ -63,13 +63,6 @@ def session_bytes(server: Server, plugin_name: str, options: dict, ctx: PluginCo
     return b"".join(out)
 
 
-def framed(plugin, transactions: list) -> bytes:  # noqa: ANN001
-    framer = ahead.ChunkFramer(plugin.render)
-    for tx in transactions:
-        framer.add(tx)
-    return framer.finish()
-
-
 def kinds(out: bytes) -> list[str]:
     """The first byte of every XLogData payload in ``out``."""
     found, at = [], 0
@@ -212,7 +205,7 @@ def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
     server = Server(spool.path, tmp_path / "state")
     server.ingest()
     plugin = load_plugin("test_decoding", {}, PluginContext())
-    output = framed(plugin, server.source.ring)
+    output = ahead.ChunkFramer(plugin.render).render(server.source.ring)
     transactions, messages, _ = struct.unpack_from("<II8s", output)
     assert (transactions, messages) == (10, 30)
     rendered = AheadOutput({}, [], output)
@@ -237,7 +230,7 @@ def test_a_placeholder_found_in_the_output_is_not_used(
     plugin = load_plugin("test_decoding", {}, PluginContext())
     markers = iter([b"MARKER!!", b"SAFE1234"])
     monkeypatch.setattr(ahead.os, "urandom", lambda _: next(markers, b"SAFE1234"))
-    output = framed(plugin, server.source.ring)
+    output = ahead.ChunkFramer(plugin.render).render(server.source.ring)
     assert output[8:16] == b"SAFE1234"  # the second one: the first occurs in the value
     chunk = AheadChunk(AheadOutput({}, [], output), 0, 1, end_pos(1), list)
     out, messages = ahead.chunk_messages(chunk, NOW)
@@ -245,7 +238,7 @@ def test_a_placeholder_found_in_the_output_is_not_used(
     assert b"holding MARKER!! in" in bytes(out) and bytes(out).count(struct.pack("!q", NOW)) == 3
     monkeypatch.setattr(ahead.os, "urandom", lambda _: b"MARKER!!")
     with pytest.raises(ValueError):
-        framed(plugin, server.source.ring)
+        ahead.ChunkFramer(plugin.render).render(server.source.ring)
     server.close()
 
 
