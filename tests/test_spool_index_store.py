@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from sqlite3 import Connection
 
 import pytest
 from spoolkit import end_pos
@@ -53,15 +54,18 @@ def spool(tmp_path: Path) -> Path:
     return path
 
 
-def saved_index(spool: Path, state: Path) -> SpoolFollower:
+def saved_index(spool: Path, state: Path) -> tuple[SpoolFollower, SpoolIndexStore, Connection]:
+    """A follower that read the whole spool, and the store its index was saved to."""
+    conn = open_state(state)
+    store = SpoolIndexStore(conn)
     indexed = SpoolFollower(spool)
     indexed.poll()
-    SpoolIndexStore(open_state(state)).save(indexed)
-    return indexed
+    store.save(indexed)
+    return indexed, store, conn
 
 
 def test_a_restart_takes_the_index_back_and_seeks_the_same(spool: Path, tmp_path: Path) -> None:
-    indexed = saved_index(spool, tmp_path / "state")
+    indexed, _, _ = saved_index(spool, tmp_path / "state")
     restarted = SpoolFollower(spool)
     snapshot = SpoolIndexStore(open_state(tmp_path / "state")).load()
     assert snapshot is not None and snapshot.count == indexed.status.records
@@ -74,7 +78,7 @@ def test_a_restart_takes_the_index_back_and_seeks_the_same(spool: Path, tmp_path
 
 
 def test_records_appended_since_are_indexed_by_reading_them(spool: Path, tmp_path: Path) -> None:
-    indexed = saved_index(spool, tmp_path / "state")
+    indexed, _, _ = saved_index(spool, tmp_path / "state")
     append(spool, shuffled_lsns(3001, 500, seed=2))
     restarted = SpoolFollower(spool)
     assert restarted.restore_index(SpoolIndexStore(open_state(tmp_path / "state")).load())
@@ -84,11 +88,7 @@ def test_records_appended_since_are_indexed_by_reading_them(spool: Path, tmp_pat
 
 
 def test_saves_add_the_new_checkpoints(spool: Path, tmp_path: Path) -> None:
-    conn = open_state(tmp_path / "state")
-    store = SpoolIndexStore(conn)
-    follower = SpoolFollower(spool)
-    follower.poll()
-    store.save(follower)
+    follower, store, conn = saved_index(spool, tmp_path / "state")
     rows = conn.execute("SELECT count(*) FROM spool_index").fetchone()[0]
     append(spool, shuffled_lsns(3001, 2000, seed=3))
     follower.poll()
@@ -100,11 +100,7 @@ def test_saves_add_the_new_checkpoints(spool: Path, tmp_path: Path) -> None:
 
 
 def test_a_pruned_spool_starts_the_index_again(spool: Path, tmp_path: Path) -> None:
-    conn = open_state(tmp_path / "state")
-    store = SpoolIndexStore(conn)
-    follower = SpoolFollower(spool)
-    follower.poll()
-    store.save(follower)
+    follower, store, conn = saved_index(spool, tmp_path / "state")
     pruned = tmp_path / "pruned.tmp"
     append(pruned, shuffled_lsns(2000, 1500, seed=4))
     os.replace(pruned, spool)  # a new file under the same name
@@ -119,7 +115,7 @@ def test_a_pruned_spool_starts_the_index_again(spool: Path, tmp_path: Path) -> N
 
 @pytest.mark.parametrize("change", ["first bytes", "shorter", "records moved"])
 def test_an_index_of_other_bytes_is_not_taken(spool: Path, tmp_path: Path, change: str) -> None:
-    indexed = saved_index(spool, tmp_path / "state")
+    indexed, _, _ = saved_index(spool, tmp_path / "state")
     size = spool.stat().st_size
     with open(spool, "r+b") as f:  # the same file (inode), other content
         if change == "first bytes":
