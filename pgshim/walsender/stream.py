@@ -83,7 +83,6 @@ class StreamState:
         how many items it went through."""
         now = pg_now_us()
         done = 0
-        added = len(out)
         size = 0
         for item in transactions:
             if max_bytes is not None and size >= max_bytes:
@@ -96,37 +95,40 @@ class StreamState:
                     data, messages = chunk_messages(item, now)
                     out.append(data)
                     self.changes_sent += messages
+                    size += len(data)
                 else:
                     for tx in item.transactions():
-                        self._encode_transaction(tx, out, now)
+                        size += self._encode_transaction(tx, out, now)
             else:
-                self._encode_transaction(item, out, now)  # type: ignore[arg-type]
+                size += self._encode_transaction(item, out, now)  # type: ignore[arg-type]
             self.sent = item.end_pos
-            while added < len(out):
-                size += len(out[added])
-                added += 1
         return done
 
-    def _encode_transaction(self, tx: Transaction, out: list[bytes | memoryview], now: int) -> None:
+    def _encode_transaction(self, tx: Transaction, out: list[bytes | memoryview], now: int) -> int:
+        """Append the transaction's XLogData unless it was sent; returns the bytes appended."""
         if tx.end_pos <= self.sent:
-            return
+            return 0
         xlog = wire.xlog_data
         framed_key = self._framed_key
         if framed_key is None:
+            size = 0
             for data_start, payload in self.plugin.encode(tx):
-                out.append(xlog(data_start, data_start, now, payload))
+                message = xlog(data_start, data_start, now, payload)
+                out.append(message)
+                size += len(message)
                 self.changes_sent += 1
-        else:
-            framed = tx.encoded.get(framed_key)
-            if framed is None:
-                messages = self.plugin.encode(tx)
-                framed = (
-                    b"".join([xlog(ds, ds, now, data) for ds, data in messages]),
-                    len(messages),
-                )
-                tx.encoded[framed_key] = framed
-            out.append(framed[0])
-            self.changes_sent += framed[1]
+            return size
+        framed = tx.encoded.get(framed_key)
+        if framed is None:
+            messages = self.plugin.encode(tx)
+            framed = (
+                b"".join([xlog(ds, ds, now, data) for ds, data in messages]),
+                len(messages),
+            )
+            tx.encoded[framed_key] = framed
+        out.append(framed[0])
+        self.changes_sent += framed[1]
+        return len(framed[0])
 
     def keepalive(self, reply_requested: bool = False) -> bytes:
         return wire.keepalive(self.sent, pg_now_us(), reply_requested)
