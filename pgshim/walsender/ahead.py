@@ -2,14 +2,14 @@
 
 A consumer catching up renders nothing: the change source hands it an ``AheadChunk`` whose output
 holds the chunk's XLogData messages exactly as the plugin would produce them, with a placeholder
-sendTime replaced when the bytes are sent. Which formats are rendered ahead is decided by
+sendTime stamped when the bytes are sent. Which formats are rendered ahead is decided by
 ``AheadKeys``: the ones consumers asked for recently and the default of every slot's plugin.
 
 Layout of a chunk's output, in machine byte order (a local cache): u32 transactions, u32
-messages, an 8-byte marker; per transaction its end position (u64), the end of its bytes (u32)
-and the number of messages up to its end (u32); then the framed messages, each with the marker as
-its sendTime. Sending is one ``bytes.replace`` of the marker by the sendTime: the marker is
-chosen when the chunk is rendered so that it occurs nowhere else in the output.
+messages, an 8-byte marker; per transaction its end position (u64) and the number of messages up
+to its end (u32); then the framed messages, each with the marker as its sendTime. The marker is
+chosen when the chunk is rendered so that it occurs nowhere else in the output: its first reader
+splits the messages at it, and sending is joining those pieces with the sendTime.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pgshim.wire import messages as wire
 
 _HEADER = struct.Struct("<II8s")
 _SEND_TIME = struct.Struct("!q")
+_BEFORE_SEND_TIME = 1 + 4 + 1 + 8 + 8  # CopyData type and length, 'w', dataStart, walEnd
 _MARKER_TRIES = 8  # random 8-byte markers: one clashing with the output is already a rarity
 KEY_LIFETIME = 7 * 86400.0  # seconds a format stays rendered ahead after its last use
 
@@ -55,7 +56,7 @@ class ChunkFramer:
         self._transactions: list[Transaction] = []
         self._marker = _marker()
         self._send_time = _SEND_TIME.unpack(self._marker)[0]
-        self._ends, self._byte_ends, self._message_ends = array("Q"), array("I"), array("I")
+        self._ends, self._message_ends = array("Q"), array("I")
         self._data = bytearray()
         self._messages = 0
 
@@ -66,7 +67,6 @@ class ChunkFramer:
             self._messages += 1
         self._transactions.append(tx)
         self._ends.append(tx.end_pos)
-        self._byte_ends.append(len(data))
         self._message_ends.append(self._messages)
 
     def render(self, transactions: list[Transaction]) -> bytes:
@@ -84,8 +84,7 @@ class ChunkFramer:
             for _ in range(_MARKER_TRIES):
                 output = b"".join(
                     (_HEADER.pack(len(self._ends), self._messages, self._marker),
-                     self._ends.tobytes(), self._byte_ends.tobytes(),
-                     self._message_ends.tobytes(), self._data)
+                     self._ends.tobytes(), self._message_ends.tobytes(), self._data)
                 )  # fmt: skip
                 if _only_at_send_times(output, self._marker, self._messages):
                     return output
@@ -108,7 +107,7 @@ def _marker() -> bytes:
 
 def _only_at_send_times(output: bytes, marker: bytes, messages: int) -> bool:
     """Whether ``marker`` occurs in ``output`` only where it was put: in the header and as each
-    message's sendTime (so ``bytes.replace`` replaces those and nothing else)."""
+    message's sendTime (so splitting at it splits the messages and nothing else)."""
     return output.count(marker) == messages + 1
 
 
@@ -118,23 +117,25 @@ def chunk_messages(chunk: AheadChunk, now: int) -> tuple[memoryview, int]:
     ahead = chunk.ahead
     if ahead.parsed is None:
         ahead.parsed = _parse(ahead.output)
-    ends, byte_ends, message_ends, marker, data_at = ahead.parsed
+    ends, message_ends, pieces = ahead.parsed
     first = bisect_right(ends, chunk.after_pos)
-    start = data_at + byte_ends[first - 1] if first else data_at
+    if first == len(ends):
+        return memoryview(b""), 0
     sent_before = message_ends[first - 1] if first else 0
-    output = ahead.output.replace(marker, _SEND_TIME.pack(now)) if first < len(ends) else b""
+    # message m's sendTime goes between pieces m and m + 1: joining them is the whole stamping
+    output = _SEND_TIME.pack(now).join(pieces[sent_before:] if sent_before else pieces)
+    start = len(pieces[sent_before]) - _BEFORE_SEND_TIME
     return memoryview(output)[start:], message_ends[-1] - sent_before
 
 
-def _parse(output: bytes) -> tuple[array, array, array, bytes, int]:
-    """(end position, byte end, message end) per transaction, the marker, where data starts."""
+def _parse(output: bytes) -> tuple[array, array, list[bytes]]:
+    """(end position, message end) per transaction and the messages split at their sendTime."""
     transactions, _, marker = _HEADER.unpack_from(output)
     view = memoryview(output)
     at = _HEADER.size
     ends, at = _array("Q", view, at, transactions)
-    byte_ends, at = _array("I", view, at, transactions)
     message_ends, at = _array("I", view, at, transactions)
-    return ends, byte_ends, message_ends, marker, at
+    return ends, message_ends, output[at:].split(marker)
 
 
 def _array(typecode: str, view: memoryview, at: int, count: int) -> tuple[array, int]:
