@@ -152,7 +152,7 @@ class Channel(asyncio.Protocol):
             self._out.append(data)
             self._out_size += len(data)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         out = self._out
         if out and not self._closed and self.transport is not None:
             # one system call for the lot either way (uvloop writes the pieces with writev)
@@ -162,6 +162,7 @@ class Channel(asyncio.Protocol):
                 self.transport.writelines(out)
         self._out = []
         self._out_size = 0
+        return self._writable.is_set() or self._closed
 
     async def drain(self) -> None:
         self.flush()

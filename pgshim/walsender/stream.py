@@ -283,6 +283,9 @@ class ReplicationStream(CopyBothStream):
         A client that stops reading holds this session here (and only this one) with at most one
         flush of output buffered; if it also stops talking it is ended by wal_sender_timeout.
         """
+        if io.flush():
+            await asyncio.sleep(0)  # taken at once: only let the other sessions run
+            return
         drain = asyncio.ensure_future(io.drain())
         try:
             while True:

@@ -75,6 +75,10 @@ class StreamIO(Protocol):
     def write(self, data: bytes) -> None:
         """Queue already-framed bytes; they go out together on the next drain()."""
 
+    def flush(self) -> bool:
+        """Send what was written without waiting; False while the transport is above its
+        high-water mark (drain() would wait)."""
+
     async def drain(self) -> None:
         """Send what was written; wait while the transport is above its high-water mark."""
 
