@@ -16,7 +16,7 @@ from pgshim.logical.decoded_store import STORE_FILE_NAME, AheadOutput
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.source import AheadChunk
-from pgshim.plugins import default_ahead_key, load_plugin
+from pgshim.plugins import ahead_messages, default_ahead_key, load_plugin
 from pgshim.plugins.base import PluginContext
 from pgshim.spool.generate import write_workload
 from pgshim.walsender import ahead, stream
@@ -205,10 +205,12 @@ def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
     server = Server(spool.path, tmp_path / "state")
     server.ingest()
     plugin = load_plugin("test_decoding", {}, PluginContext())
-    output = ahead.ChunkFramer(plugin.render).render(server.source.ring)
-    transactions, messages, _ = struct.unpack_from("<II8s", output)
-    assert (transactions, messages) == (10, 30)
-    rendered = AheadOutput({}, [], output)
+    framer = ahead.ChunkFramer(plugin.render)
+    output = framer.render(server.source.ring)
+    ends, message_ends, pieces = framer.parse(output)
+    assert list(ends) == [end_pos(lsn) for lsn in range(1, 11)]
+    assert list(message_ends) == list(range(3, 31, 3)) and len(pieces) == 31
+    rendered = AheadOutput({}, [], framer.parse(output), len(output))
     for skip in (0, 4, 10, 3, 0):
         chunk = AheadChunk(rendered, end_pos(skip), 10, end_pos(10), list)
         out, messages = ahead.chunk_messages(chunk, NOW)
@@ -219,26 +221,25 @@ def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
     server.close()
 
 
-def test_a_placeholder_found_in_the_output_is_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_values_are_sent_as_they_are(tmp_path: Path) -> None:
+    """Binary zeros, what a sendTime not yet stamped would hold, stay in the values."""
     spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
-    spool.insert("t", v="a value holding MARKER!! in its text")
+    spool.insert("t", v=0, w=0.0)
     spool.close()
     server = Server(spool.path, tmp_path / "state")
     server.ingest()
-    plugin = load_plugin("test_decoding", {}, PluginContext())
-    markers = iter([b"MARKER!!", b"SAFE1234"])
-    monkeypatch.setattr(ahead.os, "urandom", lambda _: next(markers, b"SAFE1234"))
-    output = ahead.ChunkFramer(plugin.render).render(server.source.ring)
-    assert output[8:16] == b"SAFE1234"  # the second one: the first occurs in the value
-    chunk = AheadChunk(AheadOutput({}, [], output), 0, 1, end_pos(1), list)
+    render = ahead_messages("pgoutput:binary")
+    assert render is not None
+    framer = ahead.ChunkFramer(render)
+    output = framer.render(server.source.ring)
+    chunk = AheadChunk(
+        AheadOutput({}, [], framer.parse(output), len(output)), 0, 1, end_pos(1), list
+    )
     out, messages = ahead.chunk_messages(chunk, NOW)
-    assert messages == 3
-    assert b"holding MARKER!! in" in bytes(out) and bytes(out).count(struct.pack("!q", NOW)) == 3
-    monkeypatch.setattr(ahead.os, "urandom", lambda _: b"MARKER!!")
-    with pytest.raises(ValueError):
-        ahead.ChunkFramer(plugin.render).render(server.source.ring)
+    expected = [xlog_data(at, at, NOW, payload) for tx in server.source.ring
+                for at, payload in render(tx)]  # fmt: skip
+    assert messages == len(expected) and bytes(out) == b"".join(expected)
+    assert bytes(out).count(bytes(8)) >= 2  # the bigint and the double
     server.close()
 
 

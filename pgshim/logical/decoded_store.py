@@ -39,7 +39,8 @@ from pgshim.logical.transactions import Relation, RowChange, Transaction
 class AheadRenderer(Protocol):
     """Renders a chunk's output ahead for one format: ``add`` each transaction as it is stored,
     ``finish`` gives the chunk's output (opaque bytes) and starts the next, ``reset`` drops;
-    ``render`` renders a stored chunk's transactions at once."""
+    ``render`` renders a stored chunk's transactions at once; ``parse`` turns the bytes into what
+    readers are handed."""
 
     def add(self, tx: Transaction) -> None: ...
 
@@ -48,6 +49,8 @@ class AheadRenderer(Protocol):
     def reset(self) -> None: ...
 
     def render(self, transactions: list[Transaction]) -> bytes: ...
+
+    def parse(self, output: bytes) -> Any: ...
 
 
 log = logging.getLogger(__name__)
@@ -210,13 +213,7 @@ class DecodedStore:
         for key, renderer in self.renderers.items():
             if key in self._failed:
                 continue
-            try:
-                output = renderer.finish()
-            except ValueError as exc:
-                log.info("chunk ending at LSN %d not rendered ahead for %s: %s",
-                         _lsn(bounds[1]), key, exc)  # fmt: skip
-                continue
-            self._put_ahead(key, bounds, refs, actions, output)
+            self._put_ahead(key, bounds, refs, actions, renderer.finish())
 
     def _put_ahead(self, key: str, bounds: tuple[int, int], refs: list, actions: list,
                    output: bytes) -> None:  # fmt: skip
@@ -245,7 +242,8 @@ class DecodedStore:
         refs = [(r.name, r.oid, r.version) for r in relations.values()]
         self._put_ahead(key, (_sql(after_lsn), _sql(last_lsn)), refs, pairs, output)
         self.ahead_rendered += 1
-        return AheadOutput(relations, [(relations[n], a) for n, a in pairs], output)
+        parsed = renderer.parse(output)
+        return AheadOutput(relations, [(relations[n], a) for n, a in pairs], parsed, len(output))
 
     def _reset_buffer(self) -> None:
         self._buffer, self._versions, self._after = [], {}, None
@@ -335,17 +333,19 @@ class DecodedStore:
 
     def load_ahead(self, key: str, after_lsn: int, last_lsn: int) -> AheadOutput | None:
         """The chunk's output rendered ahead for ``key``, or None (not rendered, stale, damaged)."""
+        renderer = self.renderers.get(key)
         row = self._conn.execute(
             "SELECT data FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
             (key, _sql(after_lsn), _sql(last_lsn)),
         ).fetchone()
-        if row is None:
+        if row is None or renderer is None:
             return None
         try:
             refs, actions, output = self._unpickle(row[0])
             relations = self._current(refs)
             if relations is None:
                 return None
+            parsed = renderer.parse(output)
         except Exception as exc:
             log.warning("output of chunk (%d, %d] for %s is unreadable: %s",
                         after_lsn, last_lsn, key, exc)  # fmt: skip
@@ -355,7 +355,7 @@ class DecodedStore:
             )
             return None
         self.ahead_loaded += 1
-        return AheadOutput(relations, [(relations[n], a) for n, a in actions], output)
+        return AheadOutput(relations, [(relations[n], a) for n, a in actions], parsed, len(output))
 
     def _current(self, refs: list[tuple[str, int, int]]) -> dict[str, Relation] | None:
         """The relations a chunk names, None when one of them has changed since."""
@@ -381,8 +381,8 @@ class AheadOutput:
 
     relations: dict[str, Relation]
     actions: list[tuple[Relation, str]]
-    output: bytes
-    parsed: Any = None  # the output as its reader parsed it, for the next session reading it
+    output: Any  # as the format's renderer parsed it
+    size: int  # bytes it was kept as
 
 
 def _texts(change: RowChange) -> list[str | None] | None:

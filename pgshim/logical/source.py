@@ -570,9 +570,9 @@ class ChangeSource:
                 rendered = self.store.render_ahead(key, *found, chunk)
         if rendered is not None:
             loaded[(key, *found)] = rendered
-            self._loaded_ahead_bytes += len(rendered.output)
+            self._loaded_ahead_bytes += rendered.size
             while self._loaded_ahead_bytes > LOADED_AHEAD_BYTES and len(loaded) > 1:
-                self._loaded_ahead_bytes -= len(loaded.popitem(last=False)[1].output)
+                self._loaded_ahead_bytes -= loaded.popitem(last=False)[1].size
         return rendered
 
     def _check_generation(self) -> None:

@@ -1,20 +1,20 @@
 """Output rendered ahead: XLogData for whole store chunks, framed once, copied by sessions.
 
 A consumer catching up renders nothing: the change source hands it an ``AheadChunk`` whose output
-holds the chunk's XLogData messages exactly as the plugin would produce them, with a placeholder
-sendTime stamped when the bytes are sent. Which formats are rendered ahead is decided by
-``AheadKeys``: the ones consumers asked for recently and the default of every slot's plugin.
+holds the chunk's XLogData messages exactly as the plugin would produce them, but for sendTime,
+stamped when the bytes are sent. Which formats are rendered ahead is decided by ``AheadKeys``: the
+ones consumers asked for recently and the default of every slot's plugin.
 
-Layout of a chunk's output, in machine byte order (a local cache): u32 transactions, u32
-messages, an 8-byte marker; per transaction its end position (u64) and the number of messages up
-to its end (u32); then the framed messages, each with the marker as its sendTime. The marker is
-chosen when the chunk is rendered so that it occurs nowhere else in the output: its first reader
-splits the messages at it, and sending is joining those pieces with the sendTime.
+A chunk's output is kept as a pickle (a local cache) of: per transaction its end position (u64)
+and the number of messages up to its end (u32), each array in machine byte order; then the framed
+messages split around their sendTimes. Sending is joining those pieces with the sendTime: message
+m's goes between pieces m and m + 1.
 """
 
 from __future__ import annotations
 
-import os
+import io
+import pickle
 import struct
 import time
 from array import array
@@ -22,6 +22,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
 from sqlite3 import Connection
+from typing import Any
 
 from pgshim.logical.decoded_store import DecodedStore
 from pgshim.logical.source import AheadChunk
@@ -29,10 +30,7 @@ from pgshim.logical.transactions import Transaction
 from pgshim.plugins import Message, ahead_messages
 from pgshim.wire import messages as wire
 
-_HEADER = struct.Struct("<II8s")
 _SEND_TIME = struct.Struct("!q")
-_BEFORE_SEND_TIME = 1 + 4 + 1 + 8 + 8  # CopyData type and length, 'w', dataStart, walEnd
-_MARKER_TRIES = 8  # random 8-byte markers: one clashing with the output is already a rarity
 KEY_LIFETIME = 7 * 86400.0  # seconds a format stays rendered ahead after its last use
 
 _SCHEMA = """
@@ -41,6 +39,8 @@ CREATE TABLE IF NOT EXISTS ahead_keys (
     last_used REAL NOT NULL
 );
 """
+
+FramedChunk = tuple[array, array, list[bytes]]  # end positions, message ends, pieces
 
 
 class ChunkFramer:
@@ -53,21 +53,18 @@ class ChunkFramer:
         self.reset()
 
     def reset(self) -> None:
-        self._transactions: list[Transaction] = []
-        self._marker = _marker()
-        self._send_time = _SEND_TIME.unpack(self._marker)[0]
         self._ends, self._message_ends = array("Q"), array("I")
-        self._data = bytearray()
-        self._messages = 0
+        self._pieces: list[bytes] = []
+        self._tail = b""  # the last message's payload: the start of the next piece
 
     def add(self, tx: Transaction) -> None:
-        data, send_time = self._data, self._send_time
+        pieces, tail = self._pieces, self._tail
         for data_start, payload in self._render(tx):
-            data += wire.xlog_data(data_start, data_start, send_time, payload)
-            self._messages += 1
-        self._transactions.append(tx)
+            pieces.append(tail + wire.xlog_data_head(data_start, data_start, len(payload)))
+            tail = payload
+        self._tail = tail
         self._ends.append(tx.end_pos)
-        self._message_ends.append(self._messages)
+        self._message_ends.append(len(pieces))
 
     def render(self, transactions: list[Transaction]) -> bytes:
         """A whole chunk's output at once, leaving what ``add`` gathered alone."""
@@ -77,72 +74,42 @@ class ChunkFramer:
         return framer.finish()
 
     def finish(self) -> bytes:
-        """The chunk's output (then starts the next chunk); ValueError in the rare case where no
-        marker was found that occurs only as the placeholders."""
-        transactions = self._transactions
-        try:
-            for _ in range(_MARKER_TRIES):
-                output = b"".join(
-                    (_HEADER.pack(len(self._ends), self._messages, self._marker),
-                     self._ends.tobytes(), self._message_ends.tobytes(), self._data)
-                )  # fmt: skip
-                if _only_at_send_times(output, self._marker, self._messages):
-                    return output
-                self.reset()  # the marker occurs in the output: frame it again with another
-                for tx in transactions:
-                    self.add(tx)
-            raise ValueError("no placeholder sendTime is absent from this output")
-        finally:
-            self.reset()
+        """The chunk's output (then starts the next chunk)."""
+        chunk = (self._ends.tobytes(), self._message_ends.tobytes(), [*self._pieces, self._tail])
+        self.reset()
+        return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def parse(output: bytes) -> FramedChunk:
+        ends, message_ends, pieces = _PlainUnpickler(io.BytesIO(output)).load()
+        return array("Q", ends), array("I", message_ends), pieces
 
 
-def _marker() -> bytes:
-    """8 random bytes no proper prefix of which is also a suffix: two occurrences of such a
-    marker never overlap, so counting them finds every one."""
-    while True:
-        marker = os.urandom(_SEND_TIME.size)
-        if all(marker[:k] != marker[-k:] for k in range(1, len(marker))):
-            return marker
+class _PlainUnpickler(pickle.Unpickler):
+    """Bytes, lists and tuples only: a chunk's output names no class."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not expected in a chunk's output")
 
 
-def _only_at_send_times(output: bytes, marker: bytes, messages: int) -> bool:
-    """Whether ``marker`` occurs in ``output`` only where it was put: in the header and as each
-    message's sendTime (so splitting at it splits the messages and nothing else)."""
-    return output.count(marker) == messages + 1
-
-
-def chunk_messages(chunk: AheadChunk, now: int) -> tuple[memoryview, int]:
+def chunk_messages(chunk: AheadChunk, now: int) -> tuple[bytes, int]:
     """The chunk's messages due after ``chunk.after_pos``, with sendTime ``now``, and how many
     they are."""
-    ahead = chunk.ahead
-    if ahead.parsed is None:
-        ahead.parsed = _parse(ahead.output)
-    ends, message_ends, pieces = ahead.parsed
+    ends, message_ends, pieces = chunk.ahead.output
     first = bisect_right(ends, chunk.after_pos)
     if first == len(ends):
-        return memoryview(b""), 0
-    sent_before = message_ends[first - 1] if first else 0
-    # message m's sendTime goes between pieces m and m + 1: joining them is the whole stamping
-    output = _SEND_TIME.pack(now).join(pieces[sent_before:] if sent_before else pieces)
-    start = len(pieces[sent_before]) - _BEFORE_SEND_TIME
-    return memoryview(output)[start:], message_ends[-1] - sent_before
+        return b"", 0
+    if not first:
+        return _SEND_TIME.pack(now).join(pieces), message_ends[-1]
+    sent_before = message_ends[first - 1]
+    # the first piece due ends with its message's framing: the payload before it was sent
+    head = pieces[sent_before][-len(_HEAD) :]
+    return _SEND_TIME.pack(now).join([head, *pieces[sent_before + 1 :]]), message_ends[
+        -1
+    ] - sent_before
 
 
-def _parse(output: bytes) -> tuple[array, array, list[bytes]]:
-    """(end position, message end) per transaction and the messages split at their sendTime."""
-    transactions, _, marker = _HEADER.unpack_from(output)
-    view = memoryview(output)
-    at = _HEADER.size
-    ends, at = _array("Q", view, at, transactions)
-    message_ends, at = _array("I", view, at, transactions)
-    return ends, message_ends, output[at:].split(marker)
-
-
-def _array(typecode: str, view: memoryview, at: int, count: int) -> tuple[array, int]:
-    values = array(typecode)
-    end = at + values.itemsize * count
-    values.frombytes(view[at:end])
-    return values, end
+_HEAD = wire.xlog_data_head(0, 0, 0)
 
 
 class AheadKeys:

@@ -338,6 +338,7 @@ _HEADER = struct.Struct("!cI")
 _INT16 = struct.Struct("!h")
 _INT32 = struct.Struct("!i")
 _XLOG_HEADER = struct.Struct("!cIcQQq")
+_XLOG_BEFORE_SEND_TIME = struct.Struct("!cIcQQ")
 _KEEPALIVE = struct.Struct("!cIcQqB")
 _STATUS_UPDATE = struct.Struct("!cQQQqB")
 _NULL = _INT32.pack(-1)
@@ -367,6 +368,11 @@ def xlog_data(data_start: int, wal_end: int, send_time: int, payload: bytes) -> 
     """CopyData('w' XLogData) framed and ready to write."""
     header = _XLOG_HEADER.pack(b"d", 29 + len(payload), b"w", data_start, wal_end, send_time)
     return header + payload
+
+
+def xlog_data_head(data_start: int, wal_end: int, payload_size: int) -> bytes:
+    """The framing of an XLogData message that comes before its sendTime."""
+    return _XLOG_BEFORE_SEND_TIME.pack(b"d", 29 + payload_size, b"w", data_start, wal_end)
 
 
 def keepalive(wal_end: int, send_time: int, reply_requested: bool = False) -> bytes:
