@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
-FORMAT_VERSION = 3  # of the pickled, zstd-compressed chunk layout
+FORMAT_VERSION = 4  # of the pickled, zstd-compressed chunk layout
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
