@@ -12,9 +12,11 @@ spool is ingested, as PostgreSQL's once the WAL is written). Writes results.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,6 +77,31 @@ def vm_hwm_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, its threads and the children it reaped."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> dict[int, bytes]:
+    """The live children of a process, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+    return found
+
+
+def consumers_cpu_seconds() -> float:
+    """CPU time of this process's reaped children (the consumers a case ran and waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def round_slots(round_: int) -> dict[str, list[str]]:
     """The slots one round of cases 1-4 consumes, by plugin (each round needs fresh ones)."""
     td = [f"td_{round_}", *(f"fan{i}_{round_}" for i in range(FANOUT)), f"cold_{round_}",
@@ -121,6 +148,24 @@ class PostgresSide:
         self.endpos = psql(self.dsn, "SELECT pg_current_wal_insert_lsn()")
         return elapsed
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the whole cluster so far, once the walsenders of a finished run exited
+        (the postmaster counts its reaped children)."""
+        postmaster = int((self.cluster.data_dir / "postmaster.pid").read_text().split()[0])
+        deadline = time.monotonic() + 10
+        while True:
+            live = children(postmaster)
+            if not any(b"walsender" in cmd for cmd in live.values()):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL's walsenders did not exit after their run")
+            time.sleep(0.05)
+        total = cpu_seconds(postmaster)
+        for pid in live:
+            with contextlib.suppress(OSError):  # exited meanwhile
+                total += cpu_seconds(pid)
+        return total
+
     def stop(self) -> None:
         self.cluster.stop()
 
@@ -158,6 +203,9 @@ class PgshimSide:
         started = time.perf_counter()
         workload.write_bench_spool(self.spool, self.records)
         return time.perf_counter() - started
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.server.proc.pid)
 
     def history_slot(self, name: str, plugin: str = "test_decoding") -> None:
         psql(self.dsn, f"SELECT pgshim_create_history_slot('{name}', '{plugin}')")
@@ -244,15 +292,30 @@ class Harness:
         def both(
             run: Callable[[str, str, Path, dict[str, list[str]]], float], rounds: int | None = None
         ) -> tuple[float, float]:
-            """Medians of ``rounds`` runs on each side (alternating, on fresh slots)."""
+            """Medians of ``rounds`` runs on each side (alternating, on fresh slots); the CPU
+            time of the servers and of the consumers goes to ``cpu``."""
             times: dict[str, list[float]] = {"pg": [], "shim": []}
+            servers: dict[str, list[float]] = {"pg": [], "shim": []}
+            clients: dict[str, list[float]] = {"pg": [], "shim": []}
             for round_ in range(self.args.repeat if rounds is None else rounds):
-                for side, dsn, endpos in (("pg", pg.dsn, pg.endpos),
-                                          ("shim", shim.dsn, shim.endpos)):  # fmt: skip
+                for side, server in (("pg", pg), ("shim", shim)):
                     target = out / side
                     target.mkdir(exist_ok=True)
-                    times[side].append(run(dsn, endpos, target, round_slots(round_)))
+                    server_before, clients_before = server.cpu_seconds(), consumers_cpu_seconds()
+                    times[side].append(run(server.dsn, server.endpos, target, round_slots(round_)))
+                    clients[side].append(consumers_cpu_seconds() - clients_before)
+                    servers[side].append(server.cpu_seconds() - server_before)
+            cpu.update({(kind, side): statistics.median(values[side])
+                        for kind, values in (("server", servers), ("consumers", clients))
+                        for side in values})  # fmt: skip
             return statistics.median(times["shim"]), statistics.median(times["pg"])
+
+        cpu: dict[tuple[str, str], float] = {}
+
+        def cpu_note() -> str:
+            return (f"CPU s: servers pgshim {cpu['server', 'shim']:.2f}, PostgreSQL"
+                    f" {cpu['server', 'pg']:.2f}; consumers {cpu['consumers', 'shim']:.2f} /"
+                    f" {cpu['consumers', 'pg']:.2f}")  # fmt: skip
 
         def checked(paths: list[Path]) -> None:
             for path in paths:
@@ -268,7 +331,8 @@ class Harness:
                 return elapsed
 
             shim_s, pg_s = both(td)
-            self.add(Result("1 pg_recvlogical test_decoding", shim_s, pg_s, "s", "<= 0.5"))
+            self.add(Result("1 pg_recvlogical test_decoding", shim_s, pg_s, "s", "<= 0.5",
+                            cpu_note()))  # fmt: skip
         if self.wants("cold"):
 
             def cold(dsn: str, endpos: str, target: Path, slots: dict[str, list[str]]) -> float:
@@ -291,7 +355,7 @@ class Harness:
             shim_s, pg_s = both(po)
             sizes = [(out / s / "po_0.out").stat().st_size for s in ("pg", "shim")]
             self.add(Result("2 pg_recvlogical pgoutput v1", shim_s, pg_s, "s", "<= 0.5",
-                            f"bytes pg={sizes[0]} pgshim={sizes[1]}"))  # fmt: skip
+                            f"bytes pg={sizes[0]} pgshim={sizes[1]}; {cpu_note()}"))  # fmt: skip
         if self.wants("fanout"):
 
             def fan(dsn: str, endpos: str, target: Path, slots: dict[str, list[str]]) -> float:
@@ -301,7 +365,14 @@ class Harness:
                 return elapsed
 
             shim_s, pg_s = both(fan)
-            self.add(Result(f"3 {FANOUT} x pg_recvlogical", shim_s, pg_s, "s", "<= 0.33"))
+            self.add(Result(f"3 {FANOUT} x pg_recvlogical", shim_s, pg_s, "s", "<= 0.33",
+                            cpu_note()))  # fmt: skip
+            # on few cores the consumers' own CPU time bounds the wall clock of both sides
+            self.add(Result(f"3s same, server CPU for {FANOUT} sessions", cpu["server", "shim"],
+                            cpu["server", "pg"], "s", "-",
+                            f"{os.cpu_count()} cores: the consumers alone need"
+                            f" {cpu['consumers', 'shim'] / (os.cpu_count() or 1):.2f} s"
+                            " of wall clock"))  # fmt: skip
         if self.wants("psycopg2"):
             shim_s, pg_s = both(
                 lambda dsn, e, t, slots: consumers.time_psycopg2_consumer(
