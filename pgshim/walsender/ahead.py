@@ -31,6 +31,7 @@ from pgshim.plugins import Message, ahead_messages
 from pgshim.wire import messages as wire
 
 _SEND_TIME = struct.Struct("!q")
+_HEAD_SIZE = len(wire.xlog_data_head(0, 0, 0))  # an XLogData message's bytes before its sendTime
 KEY_LIFETIME = 7 * 86400.0  # seconds a format stays rendered ahead after its last use
 
 _SCHEMA = """
@@ -99,17 +100,11 @@ def chunk_messages(chunk: AheadChunk, now: int) -> tuple[bytes, int]:
     first = bisect_right(ends, chunk.after_pos)
     if first == len(ends):
         return b"", 0
-    if not first:
-        return _SEND_TIME.pack(now).join(pieces), message_ends[-1]
-    sent_before = message_ends[first - 1]
-    # the first piece due ends with its message's framing: the payload before it was sent
-    head = pieces[sent_before][-len(_HEAD) :]
-    return _SEND_TIME.pack(now).join([head, *pieces[sent_before + 1 :]]), message_ends[
-        -1
-    ] - sent_before
-
-
-_HEAD = wire.xlog_data_head(0, 0, 0)
+    sent = message_ends[first - 1] if first else 0
+    if sent:
+        # the first piece due starts with the payload of a message sent: keep its own framing
+        pieces = [pieces[sent][-_HEAD_SIZE:], *pieces[sent + 1 :]]
+    return _SEND_TIME.pack(now).join(pieces), message_ends[-1] - sent
 
 
 class AheadKeys:
