@@ -158,6 +158,26 @@ def test_a_relation_that_changed_is_decoded_again(tmp_path: Path) -> None:
     server.close()
 
 
+def test_a_relation_changing_within_a_chunk_starts_the_next(tmp_path: Path) -> None:
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(10):
+        spool.insert("items", name=f"i{i}")
+    for i in range(10):
+        spool.insert("items", name=f"j{i}", colour="red")  # the relation's version moves
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    assert server.store.find(0) == (0, 10) and server.store.find(10) == (10, 20)
+    server.forget_loaded()
+    calls = server.decode.calls
+    assert rendered(server.source, end_pos(10), records=False) == rendered(
+        server.source, end_pos(10), records=True
+    )
+    assert server.store.chunks_loaded == 1 and server.store.chunks_stale == 0
+    assert server.decode.calls == calls + 10  # the spool read, the store's chunk loaded
+    server.close()
+
+
 def test_a_late_record_drops_the_chunk_it_belongs_to(tmp_path: Path) -> None:
     conn = open_state(tmp_path / "state")
     relations = RelationRegistry(conn)

@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
-FORMAT_VERSION = 4  # of the pickled, zstd-compressed chunk layout
+COMPRESS_EVERY = 32  # transactions
+FORMAT_VERSION = 5  # of the pickled, zstd-compressed chunk layout
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -115,18 +116,17 @@ class DecodedStore:
         self.path = Path(path)
         self._relations = relations
         self._conn = self._open()
-        self._buffer: list[tuple] = []
-        self._after: int | None = None  # the LSN released before the buffer's first transaction
-        self._versions: dict[str, int] = {}  # relation versions of the buffered changes
+        self._compressor = zstandard.ZstdCompressor(level=1)
+        self._compress = self._compressor.compress
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._decompress = self._decompressor.decompress
         self.renderers: dict[str, AheadRenderer] = {}
-        self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
+        self._reset_buffer()
         self.chunks_loaded = 0
         self.chunks_stale = 0
         self.ahead_loaded = 0
         self.ahead_rendered = 0  # chunks rendered for a reader (not at ingestion)
         self.generation = 0  # moves whenever chunks are dropped: what was loaded may be stale
-        self._compress = zstandard.ZstdCompressor(level=1).compress
-        self._decompress = zstandard.ZstdDecompressor().decompress
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -159,21 +159,25 @@ class DecodedStore:
             self.discard_covering(tx.first_lsn)
             self._reset_buffer()
             return
-        if self._after is None:
-            self._after = released_before
-        versions = self._versions
-        changes = []
+        tx_versions: dict[str, int] = {}
         for change in tx.changes:
             relation = change.relation
-            known = versions.get(relation.name)
-            if known is None:
-                versions[relation.name] = relation.version
-            elif known != relation.version:  # a chunk holds one version of each relation
-                self.flush()
-                self._after = released_before
-                versions[relation.name] = relation.version
-            changes.append((change.action, relation.name, change.new, change.key, change.pos,
-                            change.lsn, _texts(change)))  # fmt: skip
+            if tx_versions.setdefault(relation.name, relation.version) != relation.version:
+                self.flush()  # no chunk holds two versions of a relation: the spool has this one
+                return
+        known = self._versions
+        if any(known.get(name, version) != version for name, version in tx_versions.items()):
+            self.flush()  # a chunk holds one version of each relation
+        if self._after is None:
+            self._after = released_before
+        self._versions.update(tx_versions)
+        actions = self._actions
+        changes = []
+        for change in tx.changes:
+            name = change.relation.name
+            changes.append((change.action, name, change.new, change.key, change.pos, change.lsn,
+                            _texts(change)))  # fmt: skip
+            actions.add((name, change.action))
         for key, renderer in self.renderers.items():
             if key not in self._failed:
                 try:
@@ -181,8 +185,15 @@ class DecodedStore:
                 except Exception as exc:  # sessions in that format render this chunk themselves
                     self._failed.add(key)
                     log.info("LSN %d not rendered ahead for %s: %s", tx.last_lsn, key, exc)
-        self._buffer.append((tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos,
-                             tx.end_pos, tx.commit_time, changes, tx.errors))  # fmt: skip
+        item = (tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos, tx.end_pos,
+                tx.commit_time, changes, tx.errors)  # fmt: skip
+        self._buffer.append(item)
+        # encoded now rather than all at once when the chunk is written: that would hold up the
+        # changes released meanwhile for milliseconds
+        pickled = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        self._encoded.append(self._encoder.compress(pickled))
+        if len(self._buffer) % COMPRESS_EVERY == 0:  # the compressor would wait for a full block
+            self._encoded.append(self._encoder.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
 
     def flush_full(self) -> None:
         """Write the buffered transactions once they make a chunk (the owner chooses when)."""
@@ -198,18 +209,20 @@ class DecodedStore:
         for name, version in self._versions.items():
             relation = self._relations.find(name)
             refs.append((name, relation.oid if relation is not None else 0, version))
-        data = pickle.dumps((refs, buffer), protocol=pickle.HIGHEST_PROTOCOL)
+        encoded = self._encoded
+        encoded.append(self._encoder.compress(pickle.dumps(refs, protocol=pickle.HIGHEST_PROTOCOL)))
+        encoded.append(self._encoder.flush())
         bounds = (_sql(after), _sql(buffer[-1][2]))
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
-            (*bounds, self._compress(data)),
+            (*bounds, b"".join(encoded)),
         )
         if self.renderers:
             self._render_ahead(bounds, refs)
         self._reset_buffer()
 
     def _render_ahead(self, bounds: tuple[int, int], refs: list[tuple[str, int, int]]) -> None:
-        actions = sorted({(c[1], c[0]) for tx in self._buffer for c in tx[7]})
+        actions = sorted(self._actions)
         for key, renderer in self.renderers.items():
             if key in self._failed:
                 continue
@@ -246,8 +259,13 @@ class DecodedStore:
         return AheadOutput(relations, [(relations[n], a) for n, a in pairs], parsed, len(output))
 
     def _reset_buffer(self) -> None:
-        self._buffer, self._versions, self._after = [], {}, None
-        self._failed = set()
+        self._buffer: list[tuple] = []
+        self._after: int | None = None  # the LSN released before the buffer's first transaction
+        self._versions: dict[str, int] = {}  # relation versions of the buffered changes
+        self._actions: set[tuple[str, str]] = set()  # (relation, action) of the buffered changes
+        self._encoded: list[bytes] = []  # the buffered transactions, pickled and compressed
+        self._encoder = self._compressor.compressobj()
+        self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
         for renderer in self.renderers.values():
             renderer.reset()
 
@@ -314,8 +332,8 @@ class DecodedStore:
         if row is None:
             return None
         try:
-            refs, items = self._unpickle(row[0])
-            relations = self._current(refs)
+            items = self._unpickle_chunk(row[0])
+            relations = self._current(items.pop())
             if relations is None:
                 return None
             transactions = _transactions(items, relations)
@@ -370,6 +388,15 @@ class DecodedStore:
 
     def _unpickle(self, data: bytes) -> Any:
         return _ChunkUnpickler(io.BytesIO(self._decompress(data))).load()
+
+    def _unpickle_chunk(self, data: bytes) -> list[Any]:
+        """A chunk's transactions, then the relations it names: one pickle each."""
+        raw = self._decompressor.decompressobj().decompress(data)
+        stream = io.BytesIO(raw)
+        items = []
+        while stream.tell() < len(raw):
+            items.append(_ChunkUnpickler(stream).load())
+        return items
 
     def close(self) -> None:
         self._conn.close()
