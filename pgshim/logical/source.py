@@ -184,6 +184,8 @@ class ChangeSource:
         self._corrupt_since: float | None = None
         self._history_cache = _HistoryCache(history_cache_size, history_cache_bytes)
         self.store = store
+        # released transactions the store has yet to take, with the LSN released before each
+        self._unstored: list[tuple[Transaction, int]] = []
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
@@ -240,6 +242,7 @@ class ChangeSource:
         self.builder.flush()
         status = self.follower.status
         if self.store is not None:
+            self._store_pending()
             self.store.flush()
             if status.first_lsn is not None:
                 self.store.trim(status.first_lsn)
@@ -255,9 +258,9 @@ class ChangeSource:
         """Read what the spool has appended and release what is in order; returns how many.
 
         The spool is read in chunks of ``INGEST_CHUNK_BYTES``; ``budget`` bounds the records
-        released by this call (None: everything that is ready). ``store=False`` leaves writing
-        chunks and the checkpoint to ``store_released`` (``run`` calls it once the sessions
-        woken by the new records had their turn).
+        released by this call (None: everything that is ready). ``store=False`` leaves storing
+        the transactions and the checkpoint to ``store_released`` (``run`` calls it once the
+        sessions woken by the new records had their turn).
         """
         now = time.monotonic() if now is None else now
         reorder = self._reorder
@@ -274,8 +277,8 @@ class ChangeSource:
             for frame in reorder.pop_ready(now):
                 self._append(self.decode(frame))
                 released += 1
-                if store and self.store is not None:
-                    self.store.flush_full()
+                if store:
+                    self._store_pending()
                 if released - flushed >= FLUSH_EVERY:  # what was learned stays bounded in memory
                     self.builder.flush()
                     flushed = released
@@ -295,10 +298,10 @@ class ChangeSource:
         return released
 
     def store_released(self, now: float | None = None) -> None:
-        """Write the chunks the released transactions completed, and the checkpoint when due."""
+        """Store the released transactions (writing the chunks they complete), and save the
+        checkpoint when due."""
         now = time.monotonic() if now is None else now
-        if self.store is not None:
-            self.store.flush_full()
+        self._store_pending()
         if now - self._checkpoint_saved_at >= CHECKPOINT_INTERVAL:
             self.save_checkpoint()
             self._checkpoint_saved_at = now
@@ -353,9 +356,18 @@ class ChangeSource:
                 log.warning("spool offset %d: %s", frame.offset, error)
         return tx
 
+    def _store_pending(self) -> None:
+        store = self.store
+        if store is None:
+            return
+        for tx, released_before in self._unstored:
+            store.add(tx, released_before)
+            store.flush_full()
+        self._unstored.clear()
+
     def _append(self, tx: Transaction) -> None:
         if self.store is not None:
-            self.store.add(tx, self.last_lsn)
+            self._unstored.append((tx, self.last_lsn))  # see ``ingest``: stored now or later
         self.ring.append(tx)
         self._ring_ends.append(tx.end_pos)
         if len(self.ring) >= self._ring_size + max(16, self._ring_size // 8):
