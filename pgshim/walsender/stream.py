@@ -367,13 +367,16 @@ class ReplicationStream(CopyBothStream):
         assert self._reader is not None
         if self._reader.done() or self.cancelled or self.source.transactions != released:
             return
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        # woken directly (wait_for would take another turn of the loop, and the source stores
+        # what it released in the turn after it woke the sessions)
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(1.0, self._wake)
         self.source.listen(self._wake)
         try:
-            await asyncio.wait_for(self._waiter, 1.0)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self.source.unlisten(self._wake)
             self._waiter = None
 
