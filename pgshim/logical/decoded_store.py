@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
 COMPRESS_EVERY = 32  # transactions
-FORMAT_VERSION = 5  # of the pickled, zstd-compressed chunk layout
+FORMAT_VERSION = 6  # of the pickled, zstd-compressed chunk layout
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -109,6 +109,29 @@ class _ChunkUnpickler(pickle.Unpickler):
         if name in _ALLOWED.get(module, ()):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} is not expected in a decoded chunk")
+
+
+class _ChunkEncoder:
+    """A chunk's transactions pickled one at a time into a zstd stream, then the relations it
+    names: one pickle each, sharing one memo (a class or a relation name is written once)."""
+
+    def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
+        self._compressor = compressor.compressobj()
+        self._parts: list[bytes] = []
+        self._pickler = pickle.Pickler(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def write(self, data: bytes) -> None:  # the pickler's output
+        self._parts.append(self._compressor.compress(data))
+
+    def add(self, item: tuple, *, flush_block: bool = False) -> None:
+        self._pickler.dump(item)
+        if flush_block:  # else the compressor waits for a full block, all of it left to finish
+            self._parts.append(self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+
+    def finish(self, refs: list[tuple[str, int, int]]) -> bytes:
+        self._pickler.dump(refs)
+        self._parts.append(self._compressor.flush())
+        return b"".join(self._parts)
 
 
 class DecodedStore:
@@ -190,10 +213,7 @@ class DecodedStore:
         self._buffer.append(item)
         # encoded now rather than all at once when the chunk is written: that would hold up the
         # changes released meanwhile for milliseconds
-        pickled = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-        self._encoded.append(self._encoder.compress(pickled))
-        if len(self._buffer) % COMPRESS_EVERY == 0:  # the compressor would wait for a full block
-            self._encoded.append(self._encoder.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+        self._encoder.add(item, flush_block=len(self._buffer) % COMPRESS_EVERY == 0)
 
     def flush_full(self) -> None:
         """Write the buffered transactions once they make a chunk (the owner chooses when)."""
@@ -209,13 +229,10 @@ class DecodedStore:
         for name, version in self._versions.items():
             relation = self._relations.find(name)
             refs.append((name, relation.oid if relation is not None else 0, version))
-        encoded = self._encoded
-        encoded.append(self._encoder.compress(pickle.dumps(refs, protocol=pickle.HIGHEST_PROTOCOL)))
-        encoded.append(self._encoder.flush())
         bounds = (_sql(after), _sql(buffer[-1][2]))
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
-            (*bounds, b"".join(encoded)),
+            (*bounds, self._encoder.finish(refs)),
         )
         if self.renderers:
             self._render_ahead(bounds, refs)
@@ -263,8 +280,7 @@ class DecodedStore:
         self._after: int | None = None  # the LSN released before the buffer's first transaction
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
         self._actions: set[tuple[str, str]] = set()  # (relation, action) of the buffered changes
-        self._encoded: list[bytes] = []  # the buffered transactions, pickled and compressed
-        self._encoder = self._compressor.compressobj()
+        self._encoder = _ChunkEncoder(self._compressor)
         self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
         for renderer in self.renderers.values():
             renderer.reset()
@@ -390,12 +406,13 @@ class DecodedStore:
         return _ChunkUnpickler(io.BytesIO(self._decompress(data))).load()
 
     def _unpickle_chunk(self, data: bytes) -> list[Any]:
-        """A chunk's transactions, then the relations it names: one pickle each."""
+        """A chunk's transactions, then the relations it names (see ``_ChunkEncoder``)."""
         raw = self._decompressor.decompressobj().decompress(data)
         stream = io.BytesIO(raw)
+        unpickler = _ChunkUnpickler(stream)
         items = []
         while stream.tell() < len(raw):
-            items.append(_ChunkUnpickler(stream).load())
+            items.append(unpickler.load())
         return items
 
     def close(self) -> None:
