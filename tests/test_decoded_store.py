@@ -4,9 +4,11 @@ late records and damaged chunks."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sqlite3
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,30 @@ def test_a_relation_changing_within_a_chunk_starts_the_next(tmp_path: Path) -> N
     )
     assert server.store.chunks_loaded == 1 and server.store.chunks_stale == 0
     assert server.decode.calls == calls + 10  # the spool read, the store's chunk loaded
+    server.close()
+
+
+def test_a_written_chunk_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """The server runs full collections rarely: what encoded a chunk, and the transactions its
+    pickler remembers, must go as soon as the chunk is written."""
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(3):
+        spool.insert("t", v=i)
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    store = DecodedStore(tmp_path / "another.db", server.relations)
+    gc.disable()
+    try:
+        for tx in server.source.ring:
+            store.add(tx, tx.first_lsn - 1)
+        encoder = weakref.ref(store._encoder)
+        store.flush()
+        assert encoder() is None
+    finally:
+        gc.enable()
+    assert store.find(0) == (0, 3)
+    store.close()
     server.close()
 
 

@@ -116,22 +116,34 @@ class _ChunkEncoder:
     names: one pickle each, sharing one memo (a class or a relation name is written once)."""
 
     def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
-        self._compressor = compressor.compressobj()
-        self._parts: list[bytes] = []
-        self._pickler = pickle.Pickler(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def write(self, data: bytes) -> None:  # the pickler's output
-        self._parts.append(self._compressor.compress(data))
+        self._out = _Compressed(compressor)
+        self._pickler = pickle.Pickler(self._out, protocol=pickle.HIGHEST_PROTOCOL)
 
     def add(self, item: tuple, *, flush_block: bool = False) -> None:
         self._pickler.dump(item)
         if flush_block:  # else the compressor waits for a full block, all of it left to finish
-            self._parts.append(self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+            self._out.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
 
     def finish(self, refs: list[tuple[str, int, int]]) -> bytes:
         self._pickler.dump(refs)
-        self._parts.append(self._compressor.flush())
-        return b"".join(self._parts)
+        self._pickler.clear_memo()  # it holds every object pickled
+        self._out.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+        return b"".join(self._out.parts)
+
+
+class _Compressed:
+    """The file a chunk's pickler writes to (apart from the encoder: no reference cycle keeps a
+    chunk's objects alive until the next full collection)."""
+
+    def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
+        self._compressor = compressor.compressobj()
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(self._compressor.compress(data))
+
+    def flush(self, mode: int) -> None:
+        self.parts.append(self._compressor.flush(mode))
 
 
 class DecodedStore:
