@@ -29,6 +29,7 @@ from pgshim.reddb.identity import IdentityMap
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.generate import write_workload
 from pgshim.state import open_state
+from pgshim.walsender.ahead import ChunkFramer
 
 
 class CountingDecode:
@@ -200,6 +201,36 @@ def test_a_written_chunk_is_freed_without_the_cycle_collector(tmp_path: Path) ->
     finally:
         gc.enable()
     assert store.find(0) == (0, 3)
+    store.close()
+    server.close()
+
+
+def test_output_kept_while_a_chunk_is_encoded_leaves_it_whole(tmp_path: Path) -> None:
+    """A first reader writes back rendered output whenever it reads, while ingestion is in the
+    middle of encoding the next chunk."""
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(6):
+        spool.insert("t", v=i)
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    store = DecodedStore(tmp_path / "another.db", server.relations)
+    store.keep_ahead(
+        {
+            "test_decoding:100": ChunkFramer(
+                test_decoding.TestDecodingPlugin({}, PluginContext()).render
+            )
+        }
+    )
+    first, rest = server.source.ring[:3], server.source.ring[3:]
+    for tx in first:
+        store.add(tx, tx.first_lsn - 1)
+    store.render_ahead("test_decoding:100", 3, 6, rest)  # another chunk's output written back
+    for tx in rest:
+        store.add(tx, tx.first_lsn - 1)
+    store.flush()
+    loaded = store.load(0, 6)
+    assert loaded is not None and [tx.end_pos for tx in loaded] == [end_pos(i) for i in range(1, 7)]
     store.close()
     server.close()
 

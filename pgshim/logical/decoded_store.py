@@ -151,8 +151,9 @@ class DecodedStore:
         self.path = Path(path)
         self._relations = relations
         self._conn = self._open()
-        self._compressor = zstandard.ZstdCompressor(level=1)
-        self._compress = self._compressor.compress
+        self._compress = zstandard.ZstdCompressor(level=1).compress
+        # a compressor runs one operation at a time: the chunk being encoded has its own
+        self._chunk_compressor = zstandard.ZstdCompressor(level=1)
         self._decompressor = zstandard.ZstdDecompressor()
         self._decompress = self._decompressor.decompress
         self.renderers: dict[str, AheadRenderer] = {}
@@ -292,7 +293,7 @@ class DecodedStore:
         self._after: int | None = None  # the LSN released before the buffer's first transaction
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
         self._actions: set[tuple[str, str]] = set()  # (relation, action) of the buffered changes
-        self._encoder = _ChunkEncoder(self._compressor)
+        self._encoder = _ChunkEncoder(self._chunk_compressor)
         self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
         for renderer in self.renderers.values():
             renderer.reset()
