@@ -69,6 +69,17 @@ class Server:
         self.conn.close()
 
 
+def ingested_rows(tmp_path: Path, rows: int) -> Server:
+    """A server that took in a spool of ``rows`` single-row inserts into table t."""
+    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    for i in range(rows):
+        spool.insert("t", v=i)
+    spool.close()
+    server = Server(spool.path, tmp_path / "state")
+    server.ingest()
+    return server
+
+
 def rendered(source: ChangeSource, start: int, *, records: bool) -> list[tuple[int, bytes]]:
     """Every message test_decoding and pgoutput produce for the history after ``start``."""
     ctx = PluginContext(PublicationStore(sqlite3.connect(":memory:"), default="all"))
@@ -184,12 +195,7 @@ def test_a_relation_changing_within_a_chunk_starts_the_next(tmp_path: Path) -> N
 def test_a_written_chunk_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
     """The server runs full collections rarely: what encoded a chunk, and the transactions its
     pickler remembers, must go as soon as the chunk is written."""
-    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
-    for i in range(3):
-        spool.insert("t", v=i)
-    spool.close()
-    server = Server(spool.path, tmp_path / "state")
-    server.ingest()
+    server = ingested_rows(tmp_path, 3)
     store = DecodedStore(tmp_path / "another.db", server.relations)
     gc.disable()
     try:
@@ -208,20 +214,10 @@ def test_a_written_chunk_is_freed_without_the_cycle_collector(tmp_path: Path) ->
 def test_output_kept_while_a_chunk_is_encoded_leaves_it_whole(tmp_path: Path) -> None:
     """A first reader writes back rendered output whenever it reads, while ingestion is in the
     middle of encoding the next chunk."""
-    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
-    for i in range(6):
-        spool.insert("t", v=i)
-    spool.close()
-    server = Server(spool.path, tmp_path / "state")
-    server.ingest()
+    server = ingested_rows(tmp_path, 6)
     store = DecodedStore(tmp_path / "another.db", server.relations)
-    store.keep_ahead(
-        {
-            "test_decoding:100": ChunkFramer(
-                test_decoding.TestDecodingPlugin({}, PluginContext()).render
-            )
-        }
-    )
+    plugin = test_decoding.TestDecodingPlugin({}, PluginContext())
+    store.keep_ahead({"test_decoding:100": ChunkFramer(plugin.render)})
     first, rest = server.source.ring[:3], server.source.ring[3:]
     for tx in first:
         store.add(tx, tx.first_lsn - 1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from spoolkit import SpoolKit
-from test_decoded_store import Server
+from test_decoded_store import Server, ingested_rows
 
 from pgshim.logical.decoded_store import STORE_FILE_NAME, AheadOutput
 from pgshim.logical.positions import end_pos
@@ -198,12 +198,7 @@ def test_a_damaged_row_is_rendered_again(
 
 
 def test_the_chunk_layout_is_read_back_as_written(tmp_path: Path) -> None:
-    spool = SpoolKit(tmp_path / "data.rdb.logical.wal")
-    for i in range(10):
-        spool.insert("t", v=i)
-    spool.close()
-    server = Server(spool.path, tmp_path / "state")
-    server.ingest()
+    server = ingested_rows(tmp_path, 10)
     plugin = load_plugin("test_decoding", {}, PluginContext())
     framer = ahead.ChunkFramer(plugin.render)
     output = framer.render(server.source.ring)
