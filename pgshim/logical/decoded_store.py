@@ -136,14 +136,14 @@ class _Compressed:
     chunk's objects alive until the next full collection)."""
 
     def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
-        self._compressor = compressor.compressobj()
+        self._stream = compressor.compressobj()
         self.parts: list[bytes] = []
 
     def write(self, data: bytes) -> None:
-        self.parts.append(self._compressor.compress(data))
+        self.parts.append(self._stream.compress(data))
 
     def flush(self, mode: int) -> None:
-        self.parts.append(self._compressor.flush(mode))
+        self.parts.append(self._stream.flush(mode))
 
 
 class DecodedStore:
