@@ -83,6 +83,18 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+_U64_BIAS = 1 << 63
+
+
+def u64_to_sql(value: int) -> int:
+    """A u64 as a signed sqlite integer, order kept (for range queries over LSNs and keys)."""
+    return value - _U64_BIAS
+
+
+def u64_from_sql(value: int) -> int:
+    return value + _U64_BIAS
+
+
 def durable_commit(conn: sqlite3.Connection) -> None:
     """Commit the open transaction (if any) and fsync, so everything committed so far survives power loss."""
     if conn.in_transaction:

@@ -34,6 +34,7 @@ import zstandard
 
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.transactions import Relation, RowChange, Transaction
+from pgshim.state import u64_from_sql, u64_to_sql
 
 
 class AheadRenderer(Protocol):
@@ -77,7 +78,6 @@ CREATE TABLE IF NOT EXISTS ahead (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ahead_by_last ON ahead (last_lsn);
 """
-_OFFSET = 1 << 63  # u64 LSNs as order-preserving signed sqlite integers
 
 # what a chunk may name when it is loaded: the values decoded rows hold, and nothing else
 _ALLOWED = {
@@ -94,14 +94,6 @@ _ALLOWED = {
     },  # fmt: skip
     "builtins": {"set", "frozenset", "bytearray", "complex"},
 }
-
-
-def _sql(lsn: int) -> int:
-    return lsn - _OFFSET
-
-
-def _lsn(value: int) -> int:
-    return value + _OFFSET
 
 
 class _ChunkUnpickler(pickle.Unpickler):
@@ -242,7 +234,7 @@ class DecodedStore:
         for name, version in self._versions.items():
             relation = self._relations.find(name)
             refs.append((name, relation.oid if relation is not None else 0, version))
-        bounds = (_sql(after), _sql(buffer[-1][2]))
+        bounds = (u64_to_sql(after), u64_to_sql(buffer[-1][2]))
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
             (*bounds, self._encoder.finish(refs)),
@@ -283,7 +275,7 @@ class DecodedStore:
         relations = {c.relation.name: c.relation for tx in transactions for c in tx.changes}
         pairs = sorted({(c.relation.name, c.action) for tx in transactions for c in tx.changes})
         refs = [(r.name, r.oid, r.version) for r in relations.values()]
-        self._put_ahead(key, (_sql(after_lsn), _sql(last_lsn)), refs, pairs, output)
+        self._put_ahead(key, (u64_to_sql(after_lsn), u64_to_sql(last_lsn)), refs, pairs, output)
         self.ahead_rendered += 1
         parsed = renderer.parse(output)
         return AheadOutput(relations, [(relations[n], a) for n, a in pairs], parsed, len(output))
@@ -304,17 +296,17 @@ class DecodedStore:
 
     def discard_covering(self, lsn: int) -> None:
         self.generation += 1
-        self._delete("WHERE after_lsn < ? AND last_lsn >= ?", _sql(lsn), _sql(lsn))
+        self._delete("WHERE after_lsn < ? AND last_lsn >= ?", u64_to_sql(lsn), u64_to_sql(lsn))
 
     def discard_after(self, lsn: int) -> None:
         """Forget chunks reaching past ``lsn`` (ingestion goes on from there again)."""
         self._reset_buffer()
         self.generation += 1
-        self._delete("WHERE last_lsn > ?", _sql(lsn))
+        self._delete("WHERE last_lsn > ?", u64_to_sql(lsn))
 
     def trim(self, below_lsn: int) -> None:
         """Forget chunks that end before ``below_lsn`` (the spool no longer holds them)."""
-        self._delete("WHERE last_lsn < ?", _sql(below_lsn))
+        self._delete("WHERE last_lsn < ?", u64_to_sql(below_lsn))
 
     def clear(self) -> None:
         self._reset_buffer()
@@ -341,22 +333,22 @@ class DecodedStore:
         row = self._conn.execute(
             "SELECT after_lsn, last_lsn FROM chunks WHERE last_lsn > ? AND after_lsn <= ?"
             " ORDER BY last_lsn LIMIT 1",
-            (_sql(lsn), _sql(lsn)),
+            (u64_to_sql(lsn), u64_to_sql(lsn)),
         ).fetchone()
-        return None if row is None else (_lsn(row[0]), _lsn(row[1]))
+        return None if row is None else (u64_from_sql(row[0]), u64_from_sql(row[1]))
 
     def next_start(self, lsn: int) -> int | None:
         """The lowest ``after_lsn`` above ``lsn``: where the next chunk takes over."""
         row = self._conn.execute(
-            "SELECT min(after_lsn) FROM chunks WHERE after_lsn > ?", (_sql(lsn),)
+            "SELECT min(after_lsn) FROM chunks WHERE after_lsn > ?", (u64_to_sql(lsn),)
         ).fetchone()
-        return None if row[0] is None else _lsn(row[0])
+        return None if row[0] is None else u64_from_sql(row[0])
 
     def load(self, after_lsn: int, last_lsn: int) -> list[Transaction] | None:
         """The chunk's transactions, or None when it is gone or names a changed relation."""
         row = self._conn.execute(
             "SELECT data FROM chunks WHERE after_lsn = ? AND last_lsn = ?",
-            (_sql(after_lsn), _sql(last_lsn)),
+            (u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
         ).fetchone()
         if row is None:
             return None
@@ -383,7 +375,7 @@ class DecodedStore:
         renderer = self.renderers.get(key)
         row = self._conn.execute(
             "SELECT data FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
-            (key, _sql(after_lsn), _sql(last_lsn)),
+            (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
         ).fetchone()
         if row is None or renderer is None:
             return None
@@ -398,7 +390,7 @@ class DecodedStore:
                         after_lsn, last_lsn, key, exc)  # fmt: skip
             self._conn.execute(
                 "DELETE FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
-                (key, _sql(after_lsn), _sql(last_lsn)),
+                (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
             )
             return None
         self.ahead_loaded += 1

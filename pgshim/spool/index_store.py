@@ -14,7 +14,7 @@ import sqlite3
 import orjson
 
 from pgshim.spool.follower import IndexSnapshot, SpoolFollower
-from pgshim.state import transaction
+from pgshim.state import transaction, u64_from_sql, u64_to_sql
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool_index_meta (
@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS spool_index (
     offset INTEGER NOT NULL
 );
 """
-_OFFSET = 1 << 63  # u64 keys as order-preserving signed sqlite integers
 
 
 class SpoolIndexStore:
@@ -42,7 +41,7 @@ class SpoolIndexStore:
         if self._meta is None:
             return None
         entries = [
-            (key + _OFFSET, offset)
+            (u64_from_sql(key), offset)
             for key, offset in self._conn.execute("SELECT key, offset FROM spool_index ORDER BY n")
         ]
         meta = dict(self._meta, head=bytes.fromhex(self._meta["head"]))
@@ -70,7 +69,7 @@ class SpoolIndexStore:
                 assert snapshot is not None
             self._conn.executemany(
                 "INSERT INTO spool_index (n, key, offset) VALUES (?, ?, ?)",
-                [(self._saved + i, key - _OFFSET, offset)
+                [(self._saved + i, u64_to_sql(key), offset)
                  for i, (key, offset) in enumerate(snapshot.entries)],
             )  # fmt: skip
             self._conn.execute(
