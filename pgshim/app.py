@@ -66,7 +66,8 @@ class Application:
         self.builder = TransactionBuilder(self.identity, self.relations)
         self.terms = TermHistory(self.conn)
         remote = self.link.follower()
-        self.remote_source = remote is not None
+        # a spool file's seek index is kept across restarts (a remote source has none)
+        self._spool_index = None if remote else SpoolIndexStore(self.conn)
         self.follower = TermObservingFollower(
             remote or SpoolFollower(spool_path(config.spool)), self.terms
         )
@@ -109,8 +110,7 @@ class Application:
     async def run(self) -> None:
         # restart after the ingestion checkpoint; what a second does not ingest continues in the
         # background while the server listens
-        index = None if self.remote_source else SpoolIndexStore(self.conn)
-        self.source.resume(IngestCheckpoint(self.conn), index)
+        self.source.resume(IngestCheckpoint(self.conn), self._spool_index)
         await self.source.catch_up()
         self.source.start()
         self.link.start()

@@ -123,7 +123,7 @@ def test_an_index_of_other_bytes_is_not_taken(spool: Path, tmp_path: Path, chang
         elif change == "shorter":
             f.truncate(size - 10)
         else:
-            f.seek(indexed._index.last_checkpoint_offset)
+            f.seek(indexed._index.entries()[-1][1])  # the last checkpoint's record
             f.write(frame(99_999) * 3)
     restarted = SpoolFollower(spool)
     assert not restarted.restore_index(SpoolIndexStore(open_state(tmp_path / "state")).load())

@@ -65,7 +65,3 @@ class SpoolIndex:
             self._keys.append(key)
             self._offsets.append(offset)
         self.count, self.max_lsn, self.end_offset = count, max_lsn, end_offset
-
-    @property
-    def last_checkpoint_offset(self) -> int:
-        return self._offsets[-1] if self._offsets else 0
