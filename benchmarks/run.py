@@ -77,10 +77,14 @@ def vm_hwm_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, ..., utime at 11, stime at 12."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process, its threads and the children it reaped."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in stat_fields(pid)[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> dict[int, bytes]:
@@ -89,7 +93,7 @@ def children(pid: int) -> dict[int, bytes]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                if int(stat_fields(entry.name)[1]) == pid:
                     found[int(entry.name)] = (entry / "cmdline").read_bytes()
             except (OSError, ValueError):
                 continue  # gone meanwhile
