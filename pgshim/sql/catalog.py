@@ -137,8 +137,9 @@ class SessionContext(Protocol):
 class _Table:
     name: str
     columns: list[tuple[str, int]]  # (name, PostgreSQL type oid)
-    rows: Callable[[], Iterable[tuple]]
+    rows: Callable[..., Iterable[tuple]]
     dirty: bool = True
+    needs_session: bool = False  # rows(session): what the querying role may see
 
 
 @dataclass
@@ -182,12 +183,18 @@ class Catalog:
     # --- registration ---------------------------------------------------------------------
 
     def register_view(
-        self, name: str, columns: list[tuple[str, str]], rows: Callable[[], Iterable[tuple]]
+        self,
+        name: str,
+        columns: list[tuple[str, str]],
+        rows: Callable[..., Iterable[tuple]],
+        *,
+        needs_session: bool = False,
     ) -> None:
-        """A table whose rows come from `rows()` each time a query names it."""
+        """A table whose rows come from `rows()` each time a query names it; with needs_session
+        the session running the query is passed (None outside a session)."""
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
-            self._tables[name] = _Table(name, declared, rows)
+            self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             if self._db is not None:
                 self._create_table(self._tables[name])
 
@@ -538,7 +545,8 @@ class Catalog:
             table = self._tables.get(name)
             if table is None:
                 continue
-            rows = [tuple(row) for row in table.rows()]
+            produced = table.rows(self._session) if table.needs_session else table.rows()
+            rows = [tuple(row) for row in produced]
             self._db.execute(f'DELETE FROM "{name}"')
             if rows:
                 marks = ", ".join("?" for _ in table.columns)

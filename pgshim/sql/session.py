@@ -25,6 +25,8 @@ class SessionInfo:
     replication: str | None = None  # None, "database" or "true"
     options: dict[str, str] = field(default_factory=dict)  # startup GUCs (-c name=value, ...)
     server_settings: dict[str, str] = field(default_factory=dict)  # what the server runs with
+    is_superuser: bool = True  # the role's attributes, as pg_roles shows them
+    rolreplication: bool = True
 
 
 class PublicationHandler(Protocol):
