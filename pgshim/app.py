@@ -29,6 +29,7 @@ from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import parse_copy_to_stdout, text_row
+from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
@@ -228,6 +229,7 @@ class Session:
     def __init__(self, app: Application, info: ConnectionInfo) -> None:
         self.app = app
         self.info = info
+        role = role_of(app.config, info.user)
         self.sql = SqlSession(
             app.catalog,
             SessionInfo(
@@ -240,7 +242,11 @@ class Session:
                 backend_start=info.backend_start,
                 replication=None if info.replication == "false" else info.replication,
                 options=info.options,
-                server_settings=app.server_settings,
+                # SHOW and current_setting('is_superuser') tell the role's truth
+                server_settings=app.server_settings
+                | {"is_superuser": "on" if role.superuser else "off"},
+                is_superuser=role.superuser,
+                rolreplication=role.replication,
             ),
             app.publications_ddl,
         )

@@ -31,14 +31,19 @@ class UserConfig:
     password: str | None = None
     # A SCRAM secret (`SCRAM-SHA-256$4096:...`) or an md5 hash (`md5...`), instead of a password.
     secret: str | None = None
+    # the REPLICATION attribute: replication connections and the replication slot functions;
+    # a superuser has it too
     replication: bool = False
+    # the SUPERUSER attribute: everything a replication role may do, and every session's details
+    # in pg_stat_replication
+    superuser: bool = False
     # a `hostssl` rule: this user is refused (28000) on a connection without TLS
     require_tls: bool = False
 
     def __repr__(self) -> str:  # never print credentials
         return (
-            f"UserConfig(method={self.method!r}, replication={self.replication!r}, "
-            f"require_tls={self.require_tls!r})"
+            f"UserConfig(method={self.method!r}, superuser={self.superuser!r}, "
+            f"replication={self.replication!r}, require_tls={self.require_tls!r})"
         )
 
 
@@ -171,7 +176,9 @@ def _users(raw: Any) -> dict[str, UserConfig]:
         key = f"users.{name}"
         if not isinstance(settings, Mapping):
             raise ConfigError(key, "expected a table")
-        unknown = set(settings) - {"method", "password", "secret", "replication", "require_tls"}
+        unknown = set(settings) - {
+            "method", "password", "secret", "replication", "superuser", "require_tls"
+        }  # fmt: skip
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown setting")
         user = UserConfig(
@@ -179,6 +186,7 @@ def _users(raw: Any) -> dict[str, UserConfig]:
             password=settings.get("password"),
             secret=settings.get("secret"),
             replication=_coerce(f"{key}.replication", settings.get("replication", False), "bool"),
+            superuser=_coerce(f"{key}.superuser", settings.get("superuser", False), "bool"),
             require_tls=_coerce(f"{key}.require_tls", settings.get("require_tls", False), "bool"),
         )
         if user.method not in AUTH_METHODS:
@@ -190,6 +198,7 @@ def _users(raw: Any) -> dict[str, UserConfig]:
         md5_only = user.password is None and (user.secret or "").startswith("md5")
         if user.method == "scram-sha-256" and md5_only:
             raise ConfigError(f"{key}.secret", "an md5 hash cannot verify SCRAM-SHA-256")
+        user.replication = user.replication or user.superuser  # as PostgreSQL's checks see it
         users[str(name)] = user
     return users
 

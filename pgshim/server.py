@@ -418,7 +418,7 @@ class Session:
             backend_start=datetime.now(UTC),
             startup_params=dict(request.params),
             options=dict(request.options),
-            is_superuser=not self.config.users,
+            is_superuser=not self.config.users or bool(user_config and user_config.superuser),
             tls=channel.tls_in_use,
         )
         self.handler = self.server.handler_factory(self.info)

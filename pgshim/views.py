@@ -12,6 +12,7 @@ from pgshim.logical.positions import end_pos
 from pgshim.plugins import check_plugin
 from pgshim.reddb.link.wiring import FORWARD_COLUMNS
 from pgshim.sql.catalog import CATALOG_VIEWS
+from pgshim.sql.privileges import check_slot_permissions, sees_details_of
 from pgshim.walsender.replicas import REPLICA_COLUMNS
 from pgshim.walsender.sqldecoding import SqlDecoding
 
@@ -52,7 +53,10 @@ COLLECTION_COLUMNS = [
 def register_status_views(app: Application) -> None:
     cat = app.catalog
     cat.register_view(
-        "pg_stat_replication", CATALOG_VIEWS["pg_stat_replication"], partial(_stat_replication, app)
+        "pg_stat_replication",
+        CATALOG_VIEWS["pg_stat_replication"],
+        partial(_stat_replication, app),
+        needs_session=True,
     )
     cat.register_view(
         "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], app.slots.slot_rows
@@ -69,11 +73,12 @@ def register_status_views(app: Application) -> None:
         cat.register_view(name, CATALOG_VIEWS[name], rows)
     cat.register_function(
         "pg_create_logical_replication_slot", partial(_sql_create_slot, app),
-        ["name", "name", "boolean", "boolean"], "text",
+        ["name", "name", "boolean", "boolean"], "text", needs_session=True,
     )  # fmt: skip
     cat.register_function(
-        "pg_drop_replication_slot", partial(_sql_drop_slot, app), ["name"], "void"
-    )
+        "pg_drop_replication_slot", partial(_sql_drop_slot, app), ["name"], "void",
+        needs_session=True,
+    )  # fmt: skip
     SqlDecoding(app).register()
     cat.register_view(
         "pgshim_commit_waiter", COMMIT_WAITER_COLUMNS, partial(_commit_waiter_rows, app)
@@ -85,11 +90,13 @@ def register_status_views(app: Application) -> None:
         partial(_sql_create_slot, app, from_oldest=True),
         ["name", "name"],
         "text",
+        needs_session=True,
     )
 
 
 def _sql_create_slot(
     app: Application,
+    session: object,
     name: str,
     plugin: str,
     temporary: bool = False,
@@ -99,6 +106,7 @@ def _sql_create_slot(
 ) -> str:
     """pg_create_logical_replication_slot, and pgshim_create_history_slot (``from_oldest``): a
     slot whose consumer reads every change the spool still retains."""
+    check_slot_permissions(session)
     check_plugin(plugin)
     slot = app.create_slot(
         name, plugin, temporary=False, two_phase=bool(two_phase), pid=0, from_oldest=from_oldest
@@ -106,18 +114,25 @@ def _sql_create_slot(
     return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
 
 
-def _sql_drop_slot(app: Application, name: str) -> None:
+def _sql_drop_slot(app: Application, session: object, name: str) -> None:
+    check_slot_permissions(session)
     app.slots.drop(name, pid=0)
     app.replicas.forget_slot(name)
 
 
-def _stat_replication(app: Application) -> list[tuple]:
+def _stat_replication(app: Application, querying: object) -> list[tuple]:
+    """One row per streaming session. Another role's session shows, as PostgreSQL 15 shows it to
+    a role without pg_read_all_stats, only what pg_stat_get_activity gives everyone (pid,
+    usesysid, usename, application_name); a superuser sees every column, a role its own."""
     rows = []
     for session in app.sessions.values():
         stream = session.stream
         if stream is None:
             continue
         info, fb = session.info, stream.state.feedback
+        if not sees_details_of(querying, info.user):
+            rows.append((info.pid, 10, info.user, info.application_name) + (None,) * 16)
+            continue
         rows.append((
             info.pid, 10, info.user, info.application_name, info.client_addr, None,
             info.client_port, info.backend_start, None, "streaming",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.plugins import load_plugin
+from pgshim.sql.privileges import check_slot_permissions
 
 if TYPE_CHECKING:
     from pgshim.app import Application
@@ -69,6 +70,7 @@ class SqlDecoding:
         def changes(
             session, slot_name: str, upto_lsn=None, upto_nchanges=None, *options: str
         ) -> list[tuple]:  # noqa: ANN001 - the SQL session and constant arguments
+            check_slot_permissions(session)
             return self.decode(
                 session.pid, slot_name, _position(upto_lsn), upto_nchanges, _options(options),
                 binary=binary, consume=consume, verb=verb,
@@ -120,6 +122,7 @@ class SqlDecoding:
             app.slots.release(slot_name, pid)
 
     def advance(self, session, slot_name: str, upto_lsn: object) -> list[tuple]:  # noqa: ANN001
+        check_slot_permissions(session)
         app = self.app
         slot = app.slots.get(slot_name)
         if slot is None:
