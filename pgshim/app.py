@@ -15,7 +15,7 @@ from pgshim.logical.checkpoint import IngestCheckpoint
 from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
-from pgshim.logical.snapshot import materialize
+from pgshim.logical.snapshot import Snapshot
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.plugins import PluginContext, default_ahead_key
@@ -27,13 +27,14 @@ from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
+from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
-from pgshim.sql.copy import parse_copy_to_stdout, text_row
+from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
+from pgshim.sql.parse import Statement, StatementKind, parse_statements
 from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
-from pgshim.sql.statements import split_statements
 from pgshim.state import open_state, system_identifier
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
@@ -164,10 +165,11 @@ class Application:
         self.ahead.use(default_ahead_key(plugin))
         return slot
 
-    def copy_out(self, stmt: str, snapshot_pos: int | None) -> CopyOutResult:
+    async def copy_out(
+        self, target: CopyTarget, snapshot_pos: int | None, bound: Bound
+    ) -> CopyOutResult:
         """``COPY table TO STDOUT``: the collection as of the session's slot snapshot (a
-        tablesync worker's), else as of now, rebuilt by replaying the spool."""
-        target = parse_copy_to_stdout(stmt)
+        tablesync worker's), else as of now, rebuilt by replaying the spool in paced steps."""
         schema = target.schema or self.config.schema
         relation = self.relations.find(target.table)
         if relation is None or relation.schema != schema:
@@ -189,11 +191,19 @@ class Application:
             )
         self.source.ingest()
         upto = self.source.end_pos if snapshot_pos is None else snapshot_pos
-        rows = materialize(self.source.history(0), relation.name, upto)
+        snapshot = Snapshot(relation.name, upto)
+        async for tx in paced(self.source.history(0), bound):
+            if not snapshot.apply(tx):
+                break
         oids = [types[name] for name in names]
-        lines = [text_row([rows[key].get(n) for n in names], oids) for key in sorted(rows)]
+        fmt = target.format
+        lines = [header_line(names, fmt)] if fmt.header else []
+        lines += [
+            text_row([snapshot.rows[key].get(n) for n in names], oids, fmt)
+            for key in sorted(snapshot.rows)
+        ]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(lines)}")
+        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}")
 
     def replica_id(self, slot_name: str) -> str:
         return self.config.replica_id_format.format(slot=slot_name)
@@ -259,30 +269,43 @@ class Session:
     def tx_status(self) -> str:
         return self.sql.tx_status
 
-    def split(self, sql: str) -> list[str]:
-        return split_statements(sql)
+    def split(self, sql: str) -> list[Statement | str]:
+        """The statements of a Query message; on a walsender connection, a replication
+        command is the whole message (as PostgreSQL's walsender reads it)."""
+        if self.info.replication != "false" and commands.is_replication_command(sql):
+            return [sql]
+        try:
+            return list(parse_statements(sql))
+        except PgError:
+            self.sql.fail()
+            raise
 
-    async def simple(self, stmt: str) -> Any:
-        if self.info.replication != "false" and commands.is_replication_command(stmt):
+    async def simple(self, stmt: Statement | str) -> Any:
+        if isinstance(stmt, str):
             return await self.replication.execute(commands.parse_command(stmt))
         if self.info.replication == "true":
             raise PgError(
                 "0A000", "cannot execute SQL commands in WAL sender for physical replication"
             )
-        if stmt.lstrip()[:4].upper() == "COPY":
-            if self.sql.tx_status == "E":
-                raise PgError(
-                    "25P02",
-                    "current transaction is aborted, commands ignored until end of transaction block",
-                )
-            return self.app.copy_out(stmt, self.snapshot_pos)
-        return self.sql.execute(stmt)
+        if stmt.kind is StatementKind.COPY:
+            self.sql.check_not_aborted(stmt.kind)
+            try:
+                target = copy_target(stmt.node, self.sql.info.is_superuser)
+                return await self.app.copy_out(target, self.snapshot_pos, self.sql.bound())
+            except PgError:
+                self.sql.fail()
+                raise
+        return await self.sql.execute(stmt)
 
-    def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
+    def prepare(self, stmt: Statement | str, param_oids: list[int]) -> Prepared:
+        if isinstance(stmt, str):
+            raise PgError(
+                "08P01", "extended query protocol not supported in a replication connection"
+            )
         return self.sql.prepare(stmt, param_oids)
 
     async def execute(self, prepared: Prepared, params: list[Any]) -> Any:
-        return self.sql.execute_prepared(prepared, params)
+        return await self.sql.execute_prepared(prepared, params)
 
     def reported_changes(self) -> list[tuple[str, str]]:
         return self.sql.reported_changes()

@@ -17,6 +17,7 @@ class PgError(Exception):
         severity: str = "ERROR",
         detail: str | None = None,
         hint: str | None = None,
+        position: int | None = None,
     ) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
@@ -24,6 +25,7 @@ class PgError(Exception):
         self.severity = severity
         self.detail = detail
         self.hint = hint
+        self.position = position  # 1-based character index into the query text
 
     def __repr__(self) -> str:
         return f"PgError({self.sqlstate!r}, {self.message!r}, severity={self.severity!r})"

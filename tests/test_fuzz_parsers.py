@@ -16,11 +16,12 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlkit import run_sql
 
 from pgshim.errors import PgError
 from pgshim.sql.catalog import Catalog
+from pgshim.sql.parse import parse_statements as split_statements
 from pgshim.sql.session import SessionInfo, SqlSession
-from pgshim.sql.statements import split_statements
 from pgshim.walsender.commands import is_replication_command, parse_command
 from pgshim.wire import messages as msg
 from pgshim.wire.connection import NEED_DATA, Phase, ServerConnection
@@ -216,9 +217,9 @@ def feed_sql(session: SqlSession, text: str) -> None:
     if isinstance(statements, PgError):
         return
     for statement in statements:  # type: ignore[union-attr]
-        expect_pg_error(SQL_STATES, lambda s=statement: session.execute(s))
+        expect_pg_error(SQL_STATES, lambda s=statement: run_sql(session, s))
     if session.tx_status != "I":
-        session.execute("ROLLBACK")
+        run_sql(session, "ROLLBACK")
 
 
 # -- hypothesis properties ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlkit import run_sql
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
@@ -120,7 +121,7 @@ SUBSCRIBER_QUERIES = [
 
 @pytest.mark.parametrize(("sql", "columns", "rows"), SUBSCRIBER_QUERIES)
 def test_client_queries(session: SqlSession, sql: str, columns, rows) -> None:
-    result = session.execute(sql)
+    result = run_sql(session, sql)
     assert shape(result) == columns
     if isinstance(rows, set):
         assert {
@@ -133,7 +134,7 @@ def test_client_queries(session: SqlSession, sql: str, columns, rows) -> None:
 
 def test_view_columns_match_pg15(session: SqlSession) -> None:
     for view in ("pg_stat_replication", "pg_replication_slots"):
-        result = session.execute(f"SELECT * FROM {view};")
+        result = run_sql(session, f"SELECT * FROM {view};")
         expected = [
             (name, pgtypes.lookup(type_name).oid) for name, type_name in CATALOG_VIEWS[view]
         ]
@@ -142,7 +143,7 @@ def test_view_columns_match_pg15(session: SqlSession) -> None:
 
 
 def test_pg_stat_replication_values_render(session: SqlSession) -> None:
-    result = session.execute(
+    result = run_sql(session,
         "SELECT client_addr, sent_lsn, write_lag, backend_start FROM pg_stat_replication"
     )
     rendered = [
@@ -160,20 +161,20 @@ def test_asyncpg_prepared_slot_query(session: SqlSession) -> None:
         ("slot_name", 19),
         ("confirmed_flush_lsn", 3220),
     ]
-    result = session.execute_prepared(prepared, ["sub1"])
+    result = run_sql(session, prepared, ["sub1"])
     assert result.rows == [("sub1", 0x1DB9B70)]
-    assert session.execute_prepared(prepared, ["nope"]).rows == []
+    assert run_sql(session, prepared, ["nope"]).rows == []
 
 
 def test_asyncpg_jit_query(session: SqlSession) -> None:
     sql = "\n SELECT\n current_setting('jit') AS cur,\n set_config('jit', 'off', false) AS new\n"
-    result = session.execute(sql)
+    result = run_sql(session, sql)
     assert shape(result) == [("cur", 25), ("new", 25)]
     assert result.rows == [("off", "off")]
 
 
 def test_builtin_functions(session: SqlSession) -> None:
-    result = session.execute(
+    result = run_sql(session,
         "SELECT version(), current_database(), current_user, pg_backend_pid(), "
         "pg_is_in_recovery(), pg_postmaster_start_time(), '16/B374D848'::pg_lsn, 'x'::text, NULL"
     )
@@ -196,7 +197,7 @@ def test_builtin_functions(session: SqlSession) -> None:
 
 
 def test_lsn_comparison(session: SqlSession) -> None:
-    result = session.execute(
+    result = run_sql(session,
         "SELECT slot_name FROM pg_replication_slots WHERE confirmed_flush_lsn >= '0/1DB9B70'::pg_lsn"
     )
     assert result.rows == [("sub1",)]
@@ -213,5 +214,5 @@ def test_lsn_comparison(session: SqlSession) -> None:
 )
 def test_errors(session: SqlSession, sql: str, sqlstate: str) -> None:
     with pytest.raises(PgError) as caught:
-        session.execute(sql)
+        run_sql(session, sql)
     assert caught.value.sqlstate == sqlstate

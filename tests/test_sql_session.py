@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlkit import run_sql
 
 from pgshim.errors import PgError
 from pgshim.sql.catalog import Catalog
@@ -44,117 +45,117 @@ def test_first_thirteen_defaults_are_pg15_parameter_status() -> None:
 
 
 def test_show(session: SqlSession) -> None:
-    result = session.execute("SHOW wal_level")
+    result = run_sql(session, "SHOW wal_level")
     assert isinstance(result, RowsResult)
     assert [(c.name, c.type_oid) for c in result.columns] == [("wal_level", 25)]
     assert result.rows == [("logical",)] and result.tag == "SHOW"
-    assert _value(session.execute("show DateStyle")) == "ISO, MDY"
-    assert session.execute("SHOW datestyle").columns[0].name == "datestyle"
-    assert _value(session.execute("SHOW application_name")) == "psql"
-    assert _value(session.execute("SHOW server_version_num")) == "150018"
-    assert _value(session.execute("SHOW session_authorization")) == "alice"
+    assert _value(run_sql(session, "show DateStyle")) == "ISO, MDY"
+    assert run_sql(session, "SHOW datestyle").columns[0].name == "datestyle"
+    assert _value(run_sql(session, "SHOW application_name")) == "psql"
+    assert _value(run_sql(session, "SHOW server_version_num")) == "150018"
+    assert _value(run_sql(session, "SHOW session_authorization")) == "alice"
 
 
 def test_show_all(session: SqlSession) -> None:
-    result = session.execute("SHOW ALL")
+    result = run_sql(session, "SHOW ALL")
     assert [c.name for c in result.columns] == ["name", "setting", "description"]
     assert ("wal_segment_size", "16MB", "") in result.rows
 
 
 def test_unknown_parameter(session: SqlSession) -> None:
     with pytest.raises(PgError) as caught:
-        session.execute("SHOW no_such_thing")
+        run_sql(session, "SHOW no_such_thing")
     assert caught.value.sqlstate == "42704"
     assert caught.value.message == 'unrecognized configuration parameter "no_such_thing"'
 
 
 def test_set_reset_and_reported_changes(session: SqlSession) -> None:
     assert session.reported_changes() == []
-    assert session.execute("SET application_name = 'my app'").tag == "SET"
-    assert session.execute("SET extra_float_digits TO 3").tag == "SET"
-    assert _value(session.execute("SHOW extra_float_digits")) == "3"
-    assert session.execute("SET TIME ZONE 'UTC'").tag == "SET"
+    assert run_sql(session, "SET application_name = 'my app'").tag == "SET"
+    assert run_sql(session, "SET extra_float_digits TO 3").tag == "SET"
+    assert _value(run_sql(session, "SHOW extra_float_digits")) == "3"
+    assert run_sql(session, "SET TIME ZONE 'UTC'").tag == "SET"
     assert session.reported_changes() == [("TimeZone", "UTC"), ("application_name", "my app")]
     assert session.reported_changes() == []
-    assert session.execute("RESET application_name").tag == "RESET"
+    assert run_sql(session, "RESET application_name").tag == "RESET"
     assert session.reported_changes() == [("application_name", "psql")]
-    session.execute("SET search_path = public, 'x y'")
-    assert _value(session.execute("SHOW search_path")) == "public, x y"
+    run_sql(session, "SET search_path = public, 'x y'")
+    assert _value(run_sql(session, "SHOW search_path")) == "public, x y"
 
 
 def test_read_only_parameter(session: SqlSession) -> None:
     with pytest.raises(PgError) as caught:
-        session.execute("SET server_version = '1'")
+        run_sql(session, "SET server_version = '1'")
     assert caught.value.sqlstate == "55P02"
 
 
 def test_transaction_status(session: SqlSession) -> None:
     assert session.tx_status == "I"
-    assert session.execute("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ").tag == "BEGIN"
+    assert run_sql(session, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ").tag == "BEGIN"
     assert session.tx_status == "T"
-    assert session.execute("COMMIT").tag == "COMMIT"
+    assert run_sql(session, "COMMIT").tag == "COMMIT"
     assert session.tx_status == "I"
 
 
 def test_error_aborts_transaction_until_rollback(session: SqlSession) -> None:
-    session.execute("BEGIN")
+    run_sql(session, "BEGIN")
     with pytest.raises(PgError) as first:
-        session.execute("INSERT INTO t VALUES (1)")
+        run_sql(session, "INSERT INTO t VALUES (1)")
     assert first.value.sqlstate == "25006"
     assert session.tx_status == "E"
     with pytest.raises(PgError) as second:
-        session.execute("SELECT 1")
+        run_sql(session, "SELECT 1")
     assert second.value.sqlstate == "25P02"
-    assert session.execute("COMMIT").tag == "ROLLBACK"
+    assert run_sql(session, "COMMIT").tag == "ROLLBACK"
     assert session.tx_status == "I"
-    assert _value(session.execute("SELECT 1")) == 1
+    assert _value(run_sql(session, "SELECT 1")) == 1
 
 
 def test_error_outside_transaction_keeps_idle(session: SqlSession) -> None:
     with pytest.raises(PgError):
-        session.execute("DELETE FROM t")
+        run_sql(session, "DELETE FROM t")
     assert session.tx_status == "I"
 
 
 def test_set_local_is_undone_at_transaction_end(session: SqlSession) -> None:
-    session.execute("BEGIN")
-    session.execute("SET LOCAL statement_timeout = 5")
-    assert _value(session.execute("SHOW statement_timeout")) == "5"
-    session.execute("ROLLBACK")
-    assert _value(session.execute("SHOW statement_timeout")) == "0"
+    run_sql(session, "BEGIN")
+    run_sql(session, "SET LOCAL statement_timeout = 5")
+    assert _value(run_sql(session, "SHOW statement_timeout")) == "5"
+    run_sql(session, "ROLLBACK")
+    assert _value(run_sql(session, "SHOW statement_timeout")) == "0"
 
 
 def test_savepoint_outside_block(session: SqlSession) -> None:
     with pytest.raises(PgError) as caught:
-        session.execute("SAVEPOINT s")
+        run_sql(session, "SAVEPOINT s")
     assert caught.value.sqlstate == "25P01"
 
 
 def test_set_config_and_current_setting(session: SqlSession) -> None:
-    result = session.execute("SELECT pg_catalog.set_config('search_path', '', false);")
+    result = run_sql(session, "SELECT pg_catalog.set_config('search_path', '', false);")
     assert [(c.name, c.type_oid) for c in result.columns] == [("set_config", 25)]
     assert result.rows == [("",)] and result.tag == "SELECT 1"
-    assert _value(session.execute("SELECT current_setting('search_path')")) == ""
+    assert _value(run_sql(session, "SELECT current_setting('search_path')")) == ""
     with pytest.raises(PgError) as caught:
-        session.execute("SELECT current_setting('nope')")
+        run_sql(session, "SELECT current_setting('nope')")
     assert caught.value.sqlstate == "42704"
 
 
 def test_startup_options_become_defaults(catalog: Catalog) -> None:
     info = SessionInfo(options={"datestyle": "ISO", "extra_float_digits": "3"})
     session = SqlSession(catalog, info)
-    assert _value(session.execute("SHOW DateStyle")) == "ISO, MDY"
-    assert _value(session.execute("SHOW extra_float_digits")) == "3"
-    session.execute("SET extra_float_digits = 1")
-    session.execute("RESET ALL")
-    assert _value(session.execute("SHOW extra_float_digits")) == "3"
+    assert _value(run_sql(session, "SHOW DateStyle")) == "ISO, MDY"
+    assert _value(run_sql(session, "SHOW extra_float_digits")) == "3"
+    run_sql(session, "SET extra_float_digits = 1")
+    run_sql(session, "RESET ALL")
+    assert _value(run_sql(session, "SHOW extra_float_digits")) == "3"
 
 
 def test_prepare_show_and_set(session: SqlSession) -> None:
     prepared = session.prepare("SHOW wal_level", [])
     assert prepared.columns is not None and prepared.columns[0].name == "wal_level"
     assert session.prepare("SET jit = off", []).columns is None
-    assert session.execute_prepared(session.prepare("SET jit = on", []), []).tag == "SET"
+    assert run_sql(session, session.prepare("SET jit = on", []), []).tag == "SET"
 
 
 class FakePublications:
@@ -217,12 +218,12 @@ class FakePublications:
 def test_publication_ddl(catalog: Catalog, stmt: str, tag: str, call: tuple) -> None:
     handler = FakePublications()
     session = SqlSession(catalog, SessionInfo(), publications=handler)
-    assert session.execute(stmt).tag == tag
+    assert run_sql(session, stmt).tag == tag
     assert handler.calls == [call]
 
 
 def test_publication_bad_option(catalog: Catalog) -> None:
     session = SqlSession(catalog, SessionInfo(), publications=FakePublications())
     with pytest.raises(PgError) as caught:
-        session.execute("CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'upsert')")
+        run_sql(session, "CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'upsert')")
     assert caught.value.sqlstate == "22023"

@@ -133,7 +133,7 @@ class EchoHandler:
         return Prepared(stmt, oids, self._columns(stmt))
 
     async def execute(self, prepared: Prepared, params: list[Any]) -> RowsResult | CommandResult:
-        return await self._run(prepared.sql, params)
+        return await self._run(prepared.statement, params)
 
     def reported_changes(self) -> list[tuple[str, str]]:
         changes, self._changes = self._changes, []

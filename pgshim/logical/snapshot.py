@@ -6,22 +6,26 @@ exact only when the spool still holds the collection's whole history (RedDB has 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pgshim.logical.transactions import Relation, Transaction
 
 
-def materialize(
-    transactions: Iterable[Transaction], collection: str, upto: int
-) -> dict[int, dict[str, object]]:
-    """logical id -> {column name: value} after every transaction ending at or before ``upto``."""
-    rows: dict[int, dict[str, object]] = {}
-    for tx in transactions:
-        if tx.end_pos > upto:
-            break
+class Snapshot:
+    """A collection's rows (logical id -> {column name: value}) after every transaction ending at
+    or before ``upto``, built one transaction at a time."""
+
+    def __init__(self, collection: str, upto: int) -> None:
+        self.collection = collection
+        self.upto = upto
+        self.rows: dict[int, dict[str, object]] = {}
+
+    def apply(self, tx: Transaction) -> bool:
+        """Take one transaction in; False once past ``upto`` (the rest is not needed)."""
+        if tx.end_pos > self.upto:
+            return False
+        rows = self.rows
         for change in tx.changes:
             relation = change.relation
-            if relation.name != collection:
+            if relation.name != self.collection:
                 continue
             if change.action == "T":
                 rows.clear()
@@ -29,7 +33,7 @@ def materialize(
                 rows[_key(relation, change.new)] = _named(relation, change.new)
             elif change.action == "D" and change.key is not None:
                 rows.pop(_key(relation, change.key), None)
-    return rows
+        return True
 
 
 def _key(relation: Relation, values: list) -> int:

@@ -7,6 +7,7 @@ PostgreSQL's names and types back (declared view column types, declared function
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from sqlglot import exp
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
+from pgshim.sql.bounds import Bound
+from pgshim.sql.check import Names
+from pgshim.sql.engine import Engine
 from pgshim.sql.results import ColumnDesc, RowsResult
 
 SERVER_VERSION = "15.18"
@@ -138,7 +142,6 @@ class _Table:
     name: str
     columns: list[tuple[str, int]]  # (name, PostgreSQL type oid)
     rows: Callable[..., Iterable[tuple]]
-    dirty: bool = True
     needs_session: bool = False  # rows(session): what the querying role may see
 
 
@@ -168,10 +171,11 @@ class ServerFacts:
 
 
 class Catalog:
-    """One DuckDB connection per server; each query runs on its own cursor under a lock."""
+    """One engine database per server; each query runs on a cursor of its own."""
 
-    def __init__(self, facts: ServerFacts | None = None) -> None:
+    def __init__(self, facts: ServerFacts | None = None, engine: Engine | None = None) -> None:
         self.facts = facts or ServerFacts()
+        self.engine = engine or Engine()
         self._tables: dict[str, _Table] = {}
         self._functions: dict[str, _Function] = {}
         self._table_functions: dict[str, _TableFunction] = {}
@@ -230,31 +234,42 @@ class Catalog:
 
     # --- execution --------------------------------------------------------------------------
 
-    def query(
-        self, sql: str, params: list | None = None, session: SessionContext | None = None
+    def names(self) -> Names:
+        """What queries may refer to (see check.py)."""
+        return Names(
+            relations=frozenset(name.lower() for name in self._tables if not _is_internal(name)),
+            functions=frozenset(
+                [name for name in [*self._functions, *_MACROS] if not _is_internal(name)]
+            ),
+            table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
+        )
+
+    async def query(
+        self, sql: str, params: list | None, session: SessionContext | None, bound: Bound
     ) -> RowsResult:
+        """Run one checked query (`sql` is the text parse.py printed back); its rows stream from
+        a cursor of its own, fetched off the event loop."""
         tree = self._parse(sql)
+        params = params or []
+        computed = await self._table_function_rows(tree, params, session, bound)
         with self._lock:
             self._ensure_db()
             self._session = session
             try:
-                executable = self._rewrite(tree.copy(), params or [], evaluate=True)
+                executable = self._rewrite(tree.copy(), params, evaluate=True, computed=computed)
                 self._refresh(tree)
-                cursor = self._db.cursor()
-                try:
-                    cursor.execute(executable.sql("duckdb"), _used_params(executable, params))
-                    rows = cursor.fetchall()
-                    description = cursor.description or []
-                finally:
-                    cursor.close()
-            except PgError:
-                raise
-            except Exception as error:  # DuckDB's errors: reported as PostgreSQL would
-                raise _pg_error(error) from None
             finally:
                 self._session = None
-        columns = self._columns(tree, description)
-        return RowsResult(columns, [tuple(row) for row in rows], f"SELECT {len(rows)}")
+        self._check_engine_tree(executable)
+        temp_tables = [
+            (alias, _definition(function.columns), rows)
+            for alias, (function, rows) in self._temp_tables.items()
+        ]
+        cursor = await self.engine.open(
+            executable.sql("duckdb"), _used_params(executable, params), temp_tables, bound,
+            _pg_error,
+        )  # fmt: skip
+        return RowsResult(self._columns(tree, cursor.description), cursor, "SELECT")
 
     def describe(self, sql: str, param_oids: list[int]) -> tuple[list[int], list[ColumnDesc]]:
         """Parameter types (unknown ones inferred) and result columns, without running the query."""
@@ -262,9 +277,12 @@ class Catalog:
         inferred = self._infer_params(tree, param_oids)
         with self._lock:
             self._ensure_db()
+            probe = self._rewrite(tree.copy(), [None] * len(inferred), evaluate=False, computed={})
+            self._check_engine_tree(probe)
             cursor = self._db.cursor()
             try:
-                probe = self._rewrite(tree.copy(), [None] * len(inferred), evaluate=False)
+                for alias, (function, _) in self._temp_tables.items():
+                    cursor.execute(f'CREATE TEMP TABLE "{alias}" ({_definition(function.columns)})')
                 limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
                 cursor.execute(limited, _used_params(probe, [None] * len(inferred)))
                 description = cursor.description or []
@@ -274,20 +292,64 @@ class Catalog:
                 cursor.close()
         return inferred, self._columns(tree, description)
 
+    async def _table_function_rows(
+        self, tree: exp.Expression, params: list, session: SessionContext | None, bound: Bound
+    ) -> dict[int, list[tuple]]:
+        """Run the set-returning functions pgshim defines (before the engine sees the query;
+        their arguments must be constants or parameters), by position in the tree."""
+        self._params = params
+        computed: dict[int, list[tuple]] = {}
+        for index, node in enumerate(self._table_function_calls(tree)):
+            function = self._table_functions[node.this.name.lower()]
+            values = [self._constant(function.name, arg) for arg in node.this.expressions]
+            if function.needs_session:
+                values.insert(0, session)
+            produced = function.fn(*values)
+            if inspect.isawaitable(produced):
+                produced = await produced
+            computed[index] = [tuple(row) for row in produced]
+            bound.check()
+        return computed
+
+    def _table_function_calls(self, tree: exp.Expression) -> list[exp.Table]:
+        return [
+            node
+            for node in tree.find_all(exp.Table)
+            if isinstance(node.this, exp.Anonymous)
+            and node.this.name.lower() in self._table_functions
+        ]
+
+    def _check_engine_tree(self, tree: exp.Expression) -> None:
+        """A second wall behind check.py: the engine reads only pgshim's tables, the query's own
+        CTEs and the temporary tables holding set-returning functions' rows."""
+        allowed = set(self._tables) | set(self._temp_tables)
+        allowed |= {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for node in tree.find_all(exp.Table):
+            if isinstance(node.this, exp.Identifier) and node.name not in allowed:
+                raise PgError("42P01", f'relation "{node.name}" does not exist')
+            if node.db and node.db.lower() != "pg_catalog":
+                raise PgError("42P01", f'relation "{node.db}.{node.name}" does not exist')
+
     # --- parsing and rewriting ----------------------------------------------------------------
 
     def _parse(self, sql: str) -> exp.Expression:
         try:
             tree = sqlglot.parse_one(sql, read="postgres")
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
-            raise PgError("42601", f"syntax error: {str(error).splitlines()[0]}") from None
+            raise PgError("0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}") from None
         if tree is None:
             raise PgError("42601", "syntax error")
         return tree
 
-    def _rewrite(self, tree: exp.Expression, params: list, evaluate: bool) -> exp.Expression:
+    def _rewrite(
+        self, tree: exp.Expression, params: list, evaluate: bool, computed: dict[int, list[tuple]]
+    ) -> exp.Expression:
         self._params, self._evaluate = params, evaluate
-        return tree.transform(self._rewrite_node)
+        self._temp_tables: dict[str, tuple[_TableFunction, list[tuple]]] = {}
+        self._computed = computed
+        calls = {id(node): index for index, node in enumerate(self._table_function_calls(tree))}
+        self._call_index = calls
+        return tree.transform(self._rewrite_node, copy=False)
 
     def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
         """Server functions run once per query, before DuckDB sees it: their arguments must be
@@ -303,35 +365,13 @@ class Catalog:
         return exp.Cast(this=_literal(result), to=target)
 
     def _call_table(self, node: exp.Table) -> exp.Expression:
-        call = node.this
-        function = self._table_functions[call.name.lower()]
-        rows: list[tuple] = []
-        if self._evaluate:
-            values = [self._constant(function.name, arg) for arg in call.expressions]
-            if function.needs_session:
-                values.insert(0, self._session)
-            rows = [tuple(row) for row in function.fn(*values)]
-        alias = node.alias or function.name
-        types = [
-            exp.DataType.build(duck_type(oid), dialect="duckdb") for _, oid in function.columns
-        ]
-        if rows:
-            selects = [
-                exp.select(*(
-                    exp.Cast(this=_value_literal(value), to=to).as_(column)
-                    for value, to, (column, _) in zip(row, types, function.columns, strict=True)
-                ))
-                for row in rows
-            ]  # fmt: skip
-            query: exp.Expression = selects[0]
-            for select in selects[1:]:
-                query = exp.union(query, select, distinct=False)
-        else:
-            query = exp.select(*(
-                exp.Cast(this=exp.Null(), to=to).as_(column)
-                for to, (column, _) in zip(types, function.columns, strict=True)
-            )).where(exp.false())  # fmt: skip
-        return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        """A set-returning function's rows go to the engine as a temporary table."""
+        function = self._table_functions[node.this.name.lower()]
+        index = self._call_index[id(node)]
+        name = f"pgshim_rows_{index}"
+        self._temp_tables[name] = (function, self._computed.get(index, []))
+        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(function.name))
+        return exp.Table(this=exp.to_identifier(name), alias=alias)
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
@@ -503,37 +543,12 @@ class Catalog:
     # --- DuckDB --------------------------------------------------------------------------------
 
     def _ensure_db(self) -> None:
-        if self._db is not None:
-            return
-        import duckdb  # imported on first use: the server stays small until a catalog query
-
-        self._db = duckdb.connect(":memory:")
-        self._db.execute("SET TimeZone = 'UTC'")
-        for table in self._tables.values():
-            self._create_table(table)
-        self._db.execute(
-            f"CREATE MACRO {_internal('regtype_name')}(t) AS "
-            "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
-        )
-        self._db.execute("CREATE MACRO pg_get_expr(e, r) AS e")
-        self._db.execute(
-            f"CREATE MACRO {_internal('lsn_text')}(x) AS "
-            "printf('%X/%X', x::UBIGINT >> 32, x::UBIGINT & 4294967295::UBIGINT)"
-        )
-        self._db.execute(
-            "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
-            "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
-        )
-        self._db.execute(
-            "CREATE MACRO pg_get_replica_identity_index(r) AS (SELECT indexrelid FROM pg_index"
-            " WHERE indrelid = r AND (indisreplident OR indisprimary)"
-            " ORDER BY indisreplident DESC LIMIT 1)"
-        )
+        if self._db is None:
+            tables = [_create_table_sql(table) for table in self._tables.values()]
+            self._db = self.engine.connect([*tables, *_MACROS.values()])
 
     def _create_table(self, table: _Table) -> None:
-        columns = ", ".join(f'"{name}" {duck_type(oid)}' for name, oid in table.columns)
-        self._db.execute(f'CREATE OR REPLACE TABLE "{table.name}" ({columns})')
-        table.dirty = True
+        self._db.execute(_create_table_sql(table))
 
     def _refresh(self, tree: exp.Expression) -> None:
         names = {table.name.lower() for table in tree.find_all(exp.Table)}
@@ -598,6 +613,45 @@ class Catalog:
             CATALOG_VIEWS["pg_namespace"],
             lambda: [(11, "pg_catalog", 10), (2200, "public", 10)],
         )
+
+
+# DuckDB macros behind PostgreSQL functions (and two internal helpers of the rewrite)
+_MACROS: dict[str, str] = {
+    "pg_get_expr": "CREATE MACRO pg_get_expr(e, r) AS e",
+    "pg_get_replica_identity_index": (
+        "CREATE MACRO pg_get_replica_identity_index(r) AS (SELECT indexrelid FROM pg_index"
+        " WHERE indrelid = r AND (indisreplident OR indisprimary)"
+        " ORDER BY indisreplident DESC LIMIT 1)"
+    ),
+    "pg_get_publication_tables": (
+        "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
+        "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
+    ),
+    "pgshim_fn_regtype_name": (
+        "CREATE MACRO pgshim_fn_regtype_name(t) AS "
+        "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
+    ),
+    "pgshim_fn_lsn_text": (
+        "CREATE MACRO pgshim_fn_lsn_text(x) AS "
+        "printf('%X/%X', x::UBIGINT >> 32, x::UBIGINT & 4294967295::UBIGINT)"
+    ),
+}
+
+
+def _is_internal(name: str) -> bool:
+    """Tables and macros that serve the rewrite; queries cannot name them."""
+    return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
+
+
+_INTERNAL_TABLES = {"pgshim_type_names", "pgshim_publication_rel"}
+
+
+def _create_table_sql(table: _Table) -> str:
+    return f'CREATE OR REPLACE TABLE "{table.name}" ({_definition(table.columns)})'
+
+
+def _definition(columns: list[tuple[str, int]]) -> str:
+    return ", ".join(f'"{name}" {duck_type(oid)}' for name, oid in columns)
 
 
 def _literal(value: Any) -> exp.Expression:

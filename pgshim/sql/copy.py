@@ -1,12 +1,11 @@
-"""``COPY table [(columns)] TO STDOUT``: the statement and the COPY text format."""
+"""``COPY table [(columns)] TO STDOUT [options]``: the statement and the COPY text/CSV formats."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlglot
-from sqlglot import exp
+from pglast import ast
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
@@ -15,43 +14,128 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 @dataclass(frozen=True, slots=True)
+class CopyFormat:
+    csv: bool = False
+    delimiter: str = "\t"
+    null: str = "\\N"
+    header: bool = False
+    quote: str = '"'
+    escape: str = '"'
+
+
+@dataclass(frozen=True, slots=True)
 class CopyTarget:
     schema: str | None
     table: str
     columns: list[str] | None  # None: every column, in table order
+    format: CopyFormat = CopyFormat()
 
 
-def parse_copy_to_stdout(stmt: str) -> CopyTarget:
-    try:
-        tree = sqlglot.parse_one(stmt, read="postgres")
-    except sqlglot.errors.ParseError as exc:
-        raise PgError("42601", f"syntax error in COPY: {exc}") from None
-    if not isinstance(tree, exp.Copy):
-        raise PgError("42601", "not a COPY statement")
-    if tree.args.get("kind"):
+def copy_target(node: ast.CopyStmt, superuser: bool) -> CopyTarget:
+    """What a COPY statement asks for; PostgreSQL's error for what pgshim does not do."""
+    if node.is_from:
         raise PgError("25006", "cannot execute COPY FROM in a read-only transaction")
-    files = tree.args.get("files") or []
-    if len(files) != 1 or files[0].name.upper() != "STDOUT":
-        raise PgError("0A000", "pgshim only supports COPY ... TO STDOUT")
-    for param in tree.args.get("params") or []:
-        name = param.this.name.upper()
-        value = param.expression.name.lower() if param.expression is not None else ""
-        if name == "FORMAT" and value != "text":
-            raise PgError("0A000", f"COPY format {value} is not supported by pgshim")
-    target = tree.this
-    columns = None
-    if isinstance(target, exp.Schema):
-        columns = [column.name for column in target.expressions]
-        target = target.this
-    if not isinstance(target, exp.Table):
+    if node.filename is not None or node.is_program:
+        what = "to or from an external program" if node.is_program else "to a file"
+        if not superuser:
+            raise PgError(
+                "42501",
+                f"must be superuser or have privileges of the pg_write_server_files role to COPY {what}",
+                hint="Anyone can COPY to stdout or from stdin. "
+                "psql's \\copy command also works for anyone.",
+            )
+        raise PgError("0A000", f"pgshim does not COPY {what}: only COPY ... TO STDOUT")
+    if node.relation is None:
         raise PgError("0A000", "pgshim only supports COPY of a table")
-    return CopyTarget(target.db or None, target.name, columns)
+    columns = [part.sval for part in node.attlist] if node.attlist else None
+    relation = node.relation
+    return CopyTarget(relation.schemaname, relation.relname, columns, _format(node.options))
 
 
-def text_row(values: Sequence[object], type_oids: Sequence[int]) -> bytes:
-    """One line of COPY text format: tab-separated, ``\\N`` for NULL, backslash escapes."""
-    fields = [
-        "\\N" if value is None else pgtypes.text_out(oid, value).translate(_ESCAPES)
-        for value, oid in zip(values, type_oids, strict=True)
-    ]
-    return ("\t".join(fields) + "\n").encode()
+def _format(options: Sequence[ast.DefElem] | None) -> CopyFormat:
+    values: dict[str, str | None] = {}
+    for option in options or ():
+        name = option.defname.lower()
+        if name in values:
+            raise PgError("42601", "conflicting or redundant options")
+        values[name] = _option_value(option.arg)
+    unknown = set(values) - {"format", "delimiter", "null", "header", "quote", "escape"}
+    if unknown:
+        raise PgError("0A000", f'COPY option "{sorted(unknown)[0]}" is not supported by pgshim')
+    kind = (values.get("format") or "text").lower()
+    if kind not in ("text", "csv"):
+        raise PgError("0A000", f'COPY format "{kind}" is not supported by pgshim')
+    csv = kind == "csv"
+    if not csv and ("quote" in values or "escape" in values):
+        option = "quote" if "quote" in values else "escape"
+        raise PgError("0A000", f"COPY {option} available only in CSV mode")
+    delimiter = values.get("delimiter") or ("," if csv else "\t")
+    quote = values.get("quote") or '"'
+    escape = values.get("escape") or quote
+    for name, value in (("delimiter", delimiter), ("quote", quote), ("escape", escape)):
+        if len(value.encode()) != 1:
+            raise PgError("0A000", f"COPY {name} must be a single one-byte character")
+    if delimiter in "\r\n" or (not csv and delimiter == "\\"):
+        raise PgError("22023", "COPY delimiter cannot be newline or carriage return")
+    header = values.get("header")
+    return CopyFormat(
+        csv=csv,
+        delimiter=delimiter,
+        null=values.get("null") if "null" in values else ("" if csv else "\\N"),  # type: ignore[arg-type]
+        header=header is None and "header" in values or _true(header),
+        quote=quote,
+        escape=escape,
+    )
+
+
+def _option_value(arg: object) -> str | None:
+    if arg is None:
+        return None
+    for attribute in ("sval", "ival", "fval", "boolval"):
+        value = getattr(arg, attribute, None)
+        if value is not None:
+            return str(value).lower() if attribute == "boolval" else str(value)
+    return None
+
+
+def _true(value: str | None) -> bool:
+    return value is not None and value.lower() in ("true", "on", "1", "yes")
+
+
+def header_line(names: Sequence[str], fmt: CopyFormat) -> bytes:
+    fields = [_csv_field(name, fmt) if fmt.csv else name.translate(_ESCAPES) for name in names]
+    return (fmt.delimiter.join(fields) + "\n").encode()
+
+
+def text_row(
+    values: Sequence[object], type_oids: Sequence[int], fmt: CopyFormat = CopyFormat()
+) -> bytes:
+    """One line of COPY output: NULL as the null string, text format's backslash escapes or
+    CSV's quoting."""
+    fields = []
+    for value, oid in zip(values, type_oids, strict=True):
+        if value is None:
+            fields.append(fmt.null)
+            continue
+        text = pgtypes.text_out(oid, value)
+        if fmt.csv:
+            fields.append(_csv_field(text, fmt))
+        else:
+            escaped = text.translate(_ESCAPES)
+            if fmt.delimiter != "\t":
+                escaped = escaped.replace(fmt.delimiter, "\\" + fmt.delimiter)
+            fields.append(escaped)
+    return (fmt.delimiter.join(fields) + "\n").encode()
+
+
+def _csv_field(text: str, fmt: CopyFormat) -> str:
+    needs_quotes = (
+        text == fmt.null
+        or text == "\\."
+        or any(char in text for char in (fmt.delimiter, fmt.quote, "\n", "\r"))
+    )
+    if not needs_quotes:
+        return text
+    escaped = text.replace(fmt.escape, fmt.escape * 2) if fmt.escape != fmt.quote else text
+    escaped = escaped.replace(fmt.quote, fmt.escape + fmt.quote)
+    return fmt.quote + escaped + fmt.quote

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgshim.errors import PgError
-from pgshim.sql.statements import strip_comments
 
 if TYPE_CHECKING:
     from pgshim.sql.session import PublicationHandler
@@ -100,7 +99,7 @@ _DROP = re.compile(
 
 
 def parse_publication_ddl(stmt: str) -> PublicationCommand:
-    text = strip_comments(stmt).strip().rstrip(";").strip()
+    text = stmt.strip().rstrip(";").strip()
     if match := _CREATE.fullmatch(text):
         name, target, tables, options = match.groups()
         all_tables = bool(target) and target.upper().startswith("ALL")

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pgshim.sql.parse import Statement
     from pgshim.wire.handler import StreamIO
+
+
+class RowSource(Protocol):
+    """Rows produced while they are sent: a running query's cursor."""
+
+    async def fetch(self, count: int) -> list[tuple]:
+        """Up to `count` more rows; fewer (possibly none) at the end."""
+
+    def restart_clock(self) -> None:
+        """A portal's next Execute: statement_timeout counts from now."""
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -21,8 +34,8 @@ class ColumnDesc:
 @dataclass
 class RowsResult:
     columns: list[ColumnDesc]
-    rows: list[tuple]  # Python values (see docs/architecture.md), rendered by pgtypes
-    tag: str  # "SELECT n" / "SHOW"
+    rows: list[tuple] | RowSource  # Python values (see docs/architecture.md), rendered by pgtypes
+    tag: str  # "SELECT n" / "SHOW"; a RowSource's count is added as its rows are sent
 
 
 @dataclass
@@ -32,7 +45,7 @@ class CommandResult:
 
 @dataclass
 class Prepared:
-    sql: str
+    statement: Statement
     param_oids: list[int]
     columns: list[ColumnDesc] | None  # None: the statement returns no rows (NoData)
 

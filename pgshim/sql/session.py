@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pglast import ast, enums
+from pglast.stream import RawStream
+
 from pgshim.errors import PgError
+from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
+from pgshim.sql.check import check_query
+from pgshim.sql.parse import Statement, StatementKind, parse_statements
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
-from pgshim.sql.statements import StatementKind, classify, strip_comments
 
 
 @dataclass
@@ -116,10 +120,6 @@ READ_ONLY = {
     "lc_ctype",
 }
 _CANONICAL = {name.lower(): name for name in DEFAULT_SETTINGS}
-_SET_RE = re.compile(
-    r"SET\s+(?:(SESSION|LOCAL)\s+)?(?:([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.*)|TIME\s+ZONE\s+(.*))",
-    re.IGNORECASE | re.DOTALL,
-)
 
 
 class SqlSession:
@@ -189,54 +189,70 @@ class SqlSession:
 
     # --- execution ---------------------------------------------------------------------------
 
-    def execute(self, stmt: str, params: list | None = None) -> RowsResult | CommandResult:
+    def bound(self) -> Bound:
+        """The limits of the statement about to run (statement_timeout, as set now)."""
+        timeout = duration_ms("statement_timeout", self._settings["statement_timeout"])
+        return Bound(timeout).start()
+
+    async def execute(
+        self, stmt: Statement | str, params: list | None = None
+    ) -> RowsResult | CommandResult:
+        """Run one statement (text is parsed first and must hold exactly one)."""
         try:
-            classified = classify(stmt)
-            if self.tx_status == "E" and classified.kind not in (
-                StatementKind.ROLLBACK,
-                StatementKind.COMMIT,
-                StatementKind.ROLLBACK_TO,
-            ):
-                raise PgError(
-                    "25P02",
-                    "current transaction is aborted, commands ignored until end of transaction block",
-                )
-            return self._dispatch(stmt, classified.kind, classified.tag, params)
+            if isinstance(stmt, str):
+                stmt = _single(stmt)
+            self.check_not_aborted(stmt.kind)
+            return await self._dispatch(stmt, params)
         except PgError:
-            if self.tx_status == "T":
-                self.tx_status = "E"
+            self.fail()
             raise
 
-    def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
-        classified = classify(stmt)
-        if classified.kind is StatementKind.QUERY:
-            oids, columns = self.catalog.describe(stmt, param_oids)
+    def check_not_aborted(self, kind: StatementKind) -> None:
+        if self.tx_status == "E" and kind not in _ENDS_FAILED_TRANSACTION:
+            raise PgError(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )
+
+    def fail(self) -> None:
+        """An error inside a transaction block aborts it."""
+        if self.tx_status == "T":
+            self.tx_status = "E"
+
+    def prepare(self, stmt: Statement | str, param_oids: list[int]) -> Prepared:
+        if isinstance(stmt, str):
+            stmt = _single(stmt)
+        if stmt.kind is StatementKind.QUERY:
+            used = check_query(stmt.node, self.catalog.names())
+            oids, columns = self.catalog.describe(
+                stmt.text, param_oids + [0] * (used - len(param_oids))
+            )
             return Prepared(stmt, oids, columns)
-        if classified.kind is StatementKind.SHOW:
-            name = _show_target(stmt)
-            return Prepared(stmt, list(param_oids), self._show_columns(name))
+        if stmt.kind is StatementKind.SHOW:
+            return Prepared(stmt, list(param_oids), self._show_columns(stmt.node.name))
         return Prepared(stmt, list(param_oids), None)
 
-    def execute_prepared(self, prepared: Prepared, params: list) -> RowsResult | CommandResult:
-        return self.execute(prepared.sql, params)
-
-    def _dispatch(
-        self, stmt: str, kind: StatementKind, tag: str, params: list | None
+    async def execute_prepared(
+        self, prepared: Prepared, params: list
     ) -> RowsResult | CommandResult:
+        return await self.execute(prepared.statement, params)
+
+    async def _dispatch(self, stmt: Statement, params: list | None) -> RowsResult | CommandResult:
+        kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
-            return self.catalog.query(stmt, params, self)
+            check_query(node, self.catalog.names())
+            return await self.catalog.query(stmt.text, params, self, self.bound())
         if kind is StatementKind.SHOW:
-            return self._show(_show_target(stmt))
+            return self._show(node.name)
         if kind is StatementKind.SET:
-            return self._set(stmt)
+            return self._set(node)
         if kind is StatementKind.RESET:
-            target = strip_comments(stmt).split(None, 1)[1].strip().rstrip(";").strip()
-            if target.upper() == "ALL":
+            if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
                 for name, value in self._reset_values.items():
                     if name not in READ_ONLY:
                         self._settings[name] = value
             else:
-                self.set_setting(target, None, False)
+                self.set_setting(node.name, None, False)
             return CommandResult("RESET")
         if kind is StatementKind.BEGIN:
             if self.tx_status == "I":
@@ -260,7 +276,7 @@ class SqlSession:
         if kind is StatementKind.NOOP:
             return CommandResult(tag)
         if kind is StatementKind.PUBLICATION:
-            return self._publication(stmt)
+            return self._publication(stmt.text)
         raise PgError("0A000", f"{tag} is not supported here")
 
     def _end_transaction(self) -> None:
@@ -268,29 +284,26 @@ class SqlSession:
         self._local.clear()
         self.tx_status = "I"
 
-    def _set(self, stmt: str) -> CommandResult:
-        text = strip_comments(stmt).strip().rstrip(";").strip()
-        upper = text.upper()
-        if upper.startswith("SET TRANSACTION") or upper.startswith("SET SESSION CHARACTERISTICS"):
+    def _set(self, node: ast.VariableSetStmt) -> CommandResult:
+        kinds = enums.VariableSetKind
+        if node.kind in (kinds.VAR_SET_MULTI, kinds.VAR_SET_CURRENT):
+            return CommandResult("SET")  # SET TRANSACTION ..., SET ... FROM CURRENT
+        if node.name in _ROLE_SETTINGS:
+            value = _setting_value(node.args) if node.kind == kinds.VAR_SET_VALUE else None
+            if value not in (None, self.user):
+                raise PgError("42501", f"permission denied to set {_ROLE_SETTINGS[node.name]}")
             return CommandResult("SET")
-        match = _SET_RE.fullmatch(text)
-        if match is None:
-            raise PgError("42601", f'syntax error at or near "{text.split()[-1]}"')
-        scope, name, value, time_zone = match.groups()
-        if time_zone is not None:
-            name, value = "TimeZone", time_zone
-        is_local = (scope or "").upper() == "LOCAL"
-        value = value.strip()
-        self.set_setting(name, None if value.upper() == "DEFAULT" else _set_value(value), is_local)
+        value = _setting_value(node.args) if node.kind == kinds.VAR_SET_VALUE else None
+        self.set_setting(node.name, value, bool(node.is_local))
         return CommandResult("SET")
 
     def _show_columns(self, name: str) -> list[ColumnDesc]:
-        if name.upper() == "ALL":
+        if name.lower() == "all":
             return [ColumnDesc(column, 25) for column in ("name", "setting", "description")]
         return [ColumnDesc(self._canonical(name).lower(), 25)]
 
     def _show(self, name: str) -> RowsResult:
-        if name.upper() == "ALL":
+        if name.lower() == "all":
             rows = [(key, value, "") for key, value in sorted(self._settings.items(), key=_lower)]
             return RowsResult(self._show_columns(name), rows, "SHOW")
         value = self.get_setting(name)
@@ -298,10 +311,10 @@ class SqlSession:
 
     # --- publications ------------------------------------------------------------------------
 
-    def _publication(self, stmt: str) -> CommandResult:
+    def _publication(self, text: str) -> CommandResult:
         from pgshim.sql.publications import parse_publication_ddl
 
-        command = parse_publication_ddl(stmt)
+        command = parse_publication_ddl(text)
         if self.publications is None:
             raise PgError("0A000", "publications are not supported by this server")
         command.apply(self.publications)
@@ -312,24 +325,33 @@ def _lower(item: tuple[str, str]) -> str:
     return item[0].lower()
 
 
-def _show_target(stmt: str) -> str:
-    parts = strip_comments(stmt).strip().rstrip(";").split(None, 1)
-    if len(parts) < 2:
-        raise PgError("42601", "syntax error at end of input")
-    target = parts[1].strip()
-    if target.upper().replace(" ", "") in ("TIMEZONE",):
-        return "TimeZone"
-    if target.upper().startswith("TRANSACTION ISOLATION"):
-        return "transaction_isolation"
-    return target.strip('"')
+def _single(sql: str) -> Statement:
+    statements = parse_statements(sql)
+    if len(statements) != 1:
+        raise PgError("42601", "cannot insert multiple commands into a prepared statement")
+    return statements[0]
 
 
-def _set_value(text: str) -> str:
-    """The value of SET x = a, 'b', c as PostgreSQL stores it (list items joined by ', ')."""
+_ENDS_FAILED_TRANSACTION = (StatementKind.ROLLBACK, StatementKind.COMMIT, StatementKind.ROLLBACK_TO)
+_ROLE_SETTINGS = {"role": "role", "session_authorization": "session authorization"}
+
+
+def _setting_value(args: tuple | None) -> str:
+    """SET's value as PostgreSQL keeps it: list items joined by ', '."""
     items = []
-    for item in re.findall(r"'(?:[^']|'')*'|[^,\s][^,]*", text):
-        item = item.strip()
-        items.append(item[1:-1].replace("''", "'") if item.startswith("'") else item)
+    for arg in args or ():
+        if isinstance(arg, ast.A_Const) and not arg.isnull:
+            value = arg.val
+            items.append(
+                str(
+                    getattr(value, "sval", None)
+                    or getattr(value, "ival", None)
+                    or getattr(value, "fval", None)
+                    or getattr(value, "boolval", "")
+                )
+            )
+        else:
+            items.append(RawStream()(arg))
     return ", ".join(items)
 
 

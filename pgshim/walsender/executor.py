@@ -65,7 +65,7 @@ class ReplicationExecutor:
         return RowsResult(columns, [row], "IDENTIFY_SYSTEM")
 
     async def _Show(self, command: cmd.Show) -> RowsResult:
-        result = self.session.sql.execute(f'SHOW "{command.name}"')
+        result = await self.session.sql.execute(f'SHOW "{command.name}"')
         assert isinstance(result, RowsResult)
         result.tag = "SHOW"
         return result

@@ -320,6 +320,8 @@ def _error_fields(err: PgError) -> list[dict]:
         fields.append({"code": b"D", "value": err.detail})
     if err.hint:
         fields.append({"code": b"H", "value": err.hint})
+    if err.position:
+        fields.append({"code": b"P", "value": str(err.position)})
     fields.append({"code": b"\x00", "value": None})
     return fields
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pgshim.errors import PgError
-from pgshim.sql.results import CommandResult, CopyOutResult, Prepared, RowsResult
+from pgshim.sql.results import CommandResult, CopyOutResult, Prepared, RowSource, RowsResult
 from pgshim.wire import events as ev
 from pgshim.wire import messages as msg
 from pgshim.wire.handler import SessionHandler
@@ -19,6 +19,9 @@ class Writer(Protocol):
     async def write_large(self, data: bytes) -> None: ...
 
 
+BATCH_ROWS = 1000  # rows fetched from a running query at a time
+
+
 async def write_rows(
     out: Writer, rows: list[tuple] | Any, oids: list[int], formats: list[int]
 ) -> int:
@@ -29,13 +32,37 @@ async def write_rows(
     return count
 
 
+async def write_streamed(
+    out: Writer, source: RowSource, oids: list[int], formats: list[int], limit: int = 0
+) -> tuple[int, bool]:
+    """Rows of a running query, batch by batch, each sent before the next is fetched; at most
+    `limit` (0: all). The count sent, and whether the source may have more."""
+    sent = 0
+    try:
+        while not limit or sent < limit:
+            want = BATCH_ROWS if not limit else min(BATCH_ROWS, limit - sent)
+            batch = await source.fetch(want)
+            sent += await write_rows(out, batch, oids, formats)
+            if len(batch) < want:
+                source.close()
+                return sent, False
+        return sent, True
+    except BaseException:
+        source.close()
+        raise
+
+
 async def write_result(out: Writer, result: RowsResult | CommandResult | CopyOutResult) -> None:
     """A simple-query statement's result, all columns in text."""
     if isinstance(result, RowsResult):
         out.write(row_description(result.columns))
         oids = [c.type_oid for c in result.columns]
-        await write_rows(out, result.rows, oids, [TEXT] * len(oids))
-        out.write(msg.command_complete(result.tag))
+        if isinstance(result.rows, list):
+            await write_rows(out, result.rows, oids, [TEXT] * len(oids))
+            out.write(msg.command_complete(result.tag))
+        else:
+            sent, _ = await write_streamed(out, result.rows, oids, [TEXT] * len(oids))
+            out.write(msg.command_complete(f"{result.tag} {sent}"))
     elif isinstance(result, CopyOutResult):
         out.write(msg.copy_out_response([TEXT] * len(result.columns)))
         for line in result.rows:
@@ -89,11 +116,19 @@ class ExtendedQuery:
     def sync(self) -> None:
         self.skipping = False
         if self.handler.tx_status == "I":
-            self.portals.clear()
+            for name in list(self.portals):
+                self._drop_portal(name)
 
     def forget_unnamed_portal(self) -> None:
-        self.portals.pop("", None)
+        self._drop_portal("")
         self.statements.pop("", None)
+
+    def _drop_portal(self, name: str) -> None:
+        portal = self.portals.pop(name, None)
+        if portal is not None and isinstance(portal.result, RowsResult):
+            rows = portal.result.rows
+            if not isinstance(rows, list):
+                rows.close()
 
     async def handle(self, event: ev.FrontendEvent) -> None:
         if self.skipping:
@@ -117,7 +152,7 @@ class ExtendedQuery:
                 self.statements.pop(event.name, None)
                 self.out.write(msg.close_complete())
             case ev.Close():
-                self.portals.pop(event.name, None)
+                self._drop_portal(event.name)
                 self.out.write(msg.close_complete())
 
     def _statement(self, name: str) -> Statement:
@@ -158,6 +193,7 @@ class ExtendedQuery:
         if event.portal and event.portal in self.portals:
             raise PgError("42P03", f'cursor "{event.portal}" already exists')
         params = decode_params(event.params, statement.param_oids, event.param_formats)
+        self._drop_portal(event.portal)
         portal = Portal(event.portal, statement, params, list(event.result_formats))
         if statement.prepared is not None and statement.prepared.columns is not None:
             portal.columns = list(statement.prepared.columns)
@@ -199,9 +235,20 @@ class ExtendedQuery:
             return
         columns = result.columns
         formats = expand_formats(portal.result_formats, len(columns), "result")
+        oids = [c.type_oid for c in columns]
+        if not isinstance(result.rows, list):
+            if portal.position:
+                result.rows.restart_clock()  # each Execute has its own statement_timeout
+            sent, more = await write_streamed(self.out, result.rows, oids, formats, max(max_rows, 0))
+            portal.position += sent
+            if more:
+                self.out.write(msg.portal_suspended())
+                return
+            portal.finished = True
+            self.out.write(msg.command_complete(f"{result.tag} {sent}"))
+            return
         start = portal.position
         end = len(result.rows) if max_rows <= 0 else min(len(result.rows), start + max_rows)
-        oids = [c.type_oid for c in columns]
         sent = await write_rows(self.out, result.rows[start:end], oids, formats)
         portal.position = end
         if end < len(result.rows):

@@ -1,0 +1,191 @@
+"""SQL text to statements, by PostgreSQL's own grammar (pglast wraps libpg_query).
+
+One parser decides how many statements a Query message holds and what each one is; what later
+stages see of a statement is its syntax tree and the text pglast prints back from that tree
+(canonical: no comments, standard quoting), never the client's text.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+from pgshim.errors import PgError
+
+
+class StatementKind(enum.Enum):
+    QUERY = "query"  # SELECT / VALUES / TABLE, read-only (see check.py)
+    SHOW = "show"
+    SET = "set"
+    RESET = "reset"
+    BEGIN = "begin"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    SAVEPOINT = "savepoint"
+    RELEASE = "release"
+    ROLLBACK_TO = "rollback_to"
+    COPY = "copy"
+    NOOP = "noop"  # LISTEN, UNLISTEN, DISCARD, DEALLOCATE, CLOSE, CHECKPOINT: nothing to do
+    PUBLICATION = "publication"  # CREATE / ALTER / DROP PUBLICATION
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    kind: StatementKind
+    tag: str  # CommandComplete tag for commands ("SET", "BEGIN", "DISCARD ALL", ...)
+    node: ast.Node
+    text: str  # the statement printed back from its tree
+
+    @property
+    def first_word(self) -> str:
+        return self.text.split(None, 1)[0].upper() if self.text else ""
+
+
+MAX_PARAMETER = 65535  # a Bind message counts parameters in an int16
+
+_TRANSACTION = {
+    enums.TransactionStmtKind.TRANS_STMT_BEGIN: (StatementKind.BEGIN, "BEGIN"),
+    enums.TransactionStmtKind.TRANS_STMT_START: (StatementKind.BEGIN, "START TRANSACTION"),
+    enums.TransactionStmtKind.TRANS_STMT_COMMIT: (StatementKind.COMMIT, "COMMIT"),
+    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK: (StatementKind.ROLLBACK, "ROLLBACK"),
+    enums.TransactionStmtKind.TRANS_STMT_SAVEPOINT: (StatementKind.SAVEPOINT, "SAVEPOINT"),
+    enums.TransactionStmtKind.TRANS_STMT_RELEASE: (StatementKind.RELEASE, "RELEASE"),
+    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_TO: (StatementKind.ROLLBACK_TO, "ROLLBACK"),
+}
+
+# PostgreSQL's command tags of statements pgshim refuses as writes (CreateCommandName)
+_WRITE_TAGS: dict[type, str] = {
+    ast.InsertStmt: "INSERT",
+    ast.UpdateStmt: "UPDATE",
+    ast.DeleteStmt: "DELETE",
+    ast.MergeStmt: "MERGE",
+    ast.TruncateStmt: "TRUNCATE TABLE",
+    ast.CreateStmt: "CREATE TABLE",
+    ast.CreateTableAsStmt: "CREATE TABLE AS",
+    ast.ViewStmt: "CREATE VIEW",
+    ast.IndexStmt: "CREATE INDEX",
+    ast.CreateSchemaStmt: "CREATE SCHEMA",
+    ast.CreateFunctionStmt: "CREATE FUNCTION",
+    ast.CreateExtensionStmt: "CREATE EXTENSION",
+    ast.CreateRoleStmt: "CREATE ROLE",
+    ast.CreateSeqStmt: "CREATE SEQUENCE",
+    ast.CreateSubscriptionStmt: "CREATE SUBSCRIPTION",
+    ast.AlterTableStmt: "ALTER TABLE",
+    ast.AlterRoleStmt: "ALTER ROLE",
+    ast.AlterSystemStmt: "ALTER SYSTEM",
+    ast.RenameStmt: "ALTER TABLE",
+    ast.GrantStmt: "GRANT",
+    ast.GrantRoleStmt: "GRANT ROLE",
+    ast.CommentStmt: "COMMENT",
+    ast.VacuumStmt: "VACUUM",
+    ast.ClusterStmt: "CLUSTER",
+    ast.ReindexStmt: "REINDEX",
+    ast.RefreshMatViewStmt: "REFRESH MATERIALIZED VIEW",
+    ast.LockStmt: "LOCK TABLE",
+    ast.CallStmt: "CALL",
+    ast.DoStmt: "DO",
+    ast.ReassignOwnedStmt: "REASSIGN OWNED",
+    ast.DropOwnedStmt: "DROP OWNED",
+    ast.ImportForeignSchemaStmt: "IMPORT FOREIGN SCHEMA",
+    ast.SecLabelStmt: "SECURITY LABEL",
+    ast.LoadStmt: "LOAD",
+    ast.CreatedbStmt: "CREATE DATABASE",
+    ast.DropdbStmt: "DROP DATABASE",
+}
+_DROP_TAGS = {
+    enums.ObjectType.OBJECT_TABLE: "DROP TABLE",
+    enums.ObjectType.OBJECT_VIEW: "DROP VIEW",
+    enums.ObjectType.OBJECT_INDEX: "DROP INDEX",
+    enums.ObjectType.OBJECT_SCHEMA: "DROP SCHEMA",
+    enums.ObjectType.OBJECT_FUNCTION: "DROP FUNCTION",
+    enums.ObjectType.OBJECT_EXTENSION: "DROP EXTENSION",
+    enums.ObjectType.OBJECT_SEQUENCE: "DROP SEQUENCE",
+    enums.ObjectType.OBJECT_TYPE: "DROP TYPE",
+}
+
+
+def parse_statements(sql: str) -> list[Statement]:
+    """Every statement of a Query message, in order; [] for an empty query string."""
+    return list(_parse_cached(sql)) if len(sql) <= _CACHED_TEXT else _parse(sql)
+
+
+_CACHED_TEXT = 4096  # monitoring tools repeat the same short statements
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(sql: str) -> tuple[Statement, ...]:
+    return tuple(_parse(sql))
+
+
+def _parse(sql: str) -> list[Statement]:
+    try:
+        raws = parse_sql(sql)
+    except ParseError as error:
+        message, index = error.args if len(error.args) == 2 else (str(error), None)
+        raise PgError("42601", message, position=None if index is None else index + 1) from None
+    return [_classify(raw.stmt) for raw in raws]
+
+
+def _classify(node: ast.Node) -> Statement:
+    text = RawStream()(node)
+    if isinstance(node, ast.SelectStmt):
+        return Statement(StatementKind.QUERY, "SELECT", node, text)
+    if isinstance(node, ast.VariableShowStmt):
+        return Statement(StatementKind.SHOW, "SHOW", node, text)
+    if isinstance(node, ast.VariableSetStmt):
+        kinds = enums.VariableSetKind
+        if node.kind in (kinds.VAR_RESET, kinds.VAR_RESET_ALL):
+            return Statement(StatementKind.RESET, "RESET", node, text)
+        return Statement(StatementKind.SET, "SET", node, text)
+    if isinstance(node, ast.TransactionStmt):
+        if node.kind not in _TRANSACTION:
+            raise PgError("0A000", "prepared transactions are not supported by pgshim")
+        kind, tag = _TRANSACTION[node.kind]
+        return Statement(kind, tag, node, text)
+    if isinstance(node, ast.CopyStmt):
+        return Statement(StatementKind.COPY, "COPY", node, text)
+    if isinstance(node, ast.CreatePublicationStmt):
+        return Statement(StatementKind.PUBLICATION, "CREATE PUBLICATION", node, text)
+    if isinstance(node, ast.AlterPublicationStmt):
+        return Statement(StatementKind.PUBLICATION, "ALTER PUBLICATION", node, text)
+    if isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_PUBLICATION:
+        return Statement(StatementKind.PUBLICATION, "DROP PUBLICATION", node, text)
+    noop = _noop_tag(node)
+    if noop is not None:
+        return Statement(StatementKind.NOOP, noop, node, text)
+    write = _write_tag(node)
+    if write is not None:
+        raise PgError("25006", f"cannot execute {write} in a read-only transaction")
+    words = text.split()[:2]
+    feature = " ".join(words).upper() if words else type(node).__name__
+    raise PgError("0A000", f"{feature} is not supported by pgshim")
+
+
+def _noop_tag(node: ast.Node) -> str | None:
+    if isinstance(node, ast.ListenStmt):
+        return "LISTEN"
+    if isinstance(node, ast.UnlistenStmt):
+        return "UNLISTEN"
+    if isinstance(node, ast.CheckPointStmt):
+        return "CHECKPOINT"
+    if isinstance(node, ast.DiscardStmt):
+        target = enums.DiscardMode(node.target).name.removeprefix("DISCARD_")
+        return f"DISCARD {target}"
+    if isinstance(node, ast.DeallocateStmt):
+        return "DEALLOCATE" if node.name else "DEALLOCATE ALL"
+    if isinstance(node, ast.ClosePortalStmt):
+        return "CLOSE CURSOR" if node.portalname else "CLOSE CURSOR ALL"
+    return None
+
+
+def _write_tag(node: ast.Node) -> str | None:
+    if isinstance(node, ast.DropStmt):
+        return _DROP_TAGS.get(node.removeType, "DROP")
+    if isinstance(node, ast.CreateTableAsStmt) and node.is_select_into:
+        return "SELECT INTO"
+    return _WRITE_TAGS.get(type(node))
