@@ -88,7 +88,10 @@ class Config:
     # where a new slot starts: "end" (as PostgreSQL) or "oldest" (RedDB's retained history)
     new_slot_position: str = "end"
     reddb_grpc: str | None = None  # forward acks to this RedDB primary (HOST:PORT)
-    reddb_token: str | None = None
+    # the bearer token for RedDB: from the file, the environment (PGSHIM_REDDB_TOKEN) or
+    # reddb_token_file (read at start); never a command-line flag, which `ps` shows to everyone
+    reddb_token: str | None = field(default=None, repr=False)
+    reddb_token_file: str | None = None
     source: str | None = None  # grpc://HOST:PORT: stream from a RedDB primary instead of a spool
     reddb_http: str | None = None  # RedDB's HTTP base URL, for declared column schemas
     metrics_port: int | None = None
@@ -253,6 +256,48 @@ def _validate(config: Config) -> None:
     if "{slot}" not in config.replica_id_format:
         raise ConfigError("replica_id_format", "must contain {slot}")
     _validate_collections(config.collections)
+    _read_token_file(config)
+
+
+def _read_token_file(config: Config) -> None:
+    """``reddb_token_file``: the token is the file's content without its trailing newline."""
+    path = config.reddb_token_file
+    if path is None:
+        return
+    if config.reddb_token:
+        raise ConfigError(
+            "reddb_token_file",
+            "reddb_token (or PGSHIM_REDDB_TOKEN) is set as well; give the token one way",
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError("reddb_token_file", f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError("reddb_token_file", f"{path} is not UTF-8 text") from None
+    if not token.strip():
+        raise ConfigError("reddb_token_file", f"{path} is empty")
+    if "\n" in token:
+        raise ConfigError("reddb_token_file", f"{path} has more than one line")
+    config.reddb_token = token
+
+
+def secret_file_warning(path: str | None) -> str | None:
+    """A warning when a secret file may be read by other users (group or other permission bits),
+    as libpq says of a .pgpass file; None when it is private or not set."""
+    if path is None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (
+            f"{path} is accessible by group or others (mode {mode & 0o777:o}); "
+            "restrict it with chmod 600"
+        )
+    return None
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pgshim.config import Config, ConfigError
+from pgshim.config import Config, ConfigError, secret_file_warning
 from pgshim.logging_setup import configure_logging
 
 log = logging.getLogger("pgshim")
@@ -42,7 +42,12 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--spool", help="the RedDB data file (.rdb) or its .logical.wal spool")
     serve.add_argument("--source", help="grpc://HOST:PORT: stream from a RedDB primary instead")
     serve.add_argument("--reddb-grpc", help="HOST:PORT of a RedDB primary to forward acks to")
-    serve.add_argument("--reddb-token", help="bearer token for RedDB (or PGSHIM_REDDB_TOKEN)")
+    serve.add_argument(
+        "--reddb-token-file",
+        metavar="FILE",
+        help="file holding the bearer token for RedDB (or PGSHIM_REDDB_TOKEN)",
+    )
+    serve.add_argument("--reddb-token", nargs="?", action=RefusedSecretFlag, help=argparse.SUPPRESS)
     serve.add_argument("--reddb-http", help="RedDB's HTTP URL, for declared column schemas")
     add_server_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
@@ -57,6 +62,19 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file", metavar="FILE", help="TOML configuration file")
     check.set_defaults(handler=cmd_check_config)
+
+
+class RefusedSecretFlag(argparse.Action):
+    """``--reddb-token``, no longer accepted: a process's arguments are visible to every local
+    user (``ps``, /proc/PID/cmdline). Declared so that it is not taken for an abbreviation of
+    ``--reddb-token-file``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        parser.error(
+            f"{option_string} is not accepted: a token on the command line is visible to every "
+            "local user (ps); use --reddb-token-file FILE, PGSHIM_REDDB_TOKEN or reddb_token in "
+            "the config file"
+        )
 
 
 def load_config(args: argparse.Namespace, **extra: Any) -> Config:
@@ -79,6 +97,9 @@ def serve(config: Config) -> int:
     from pgshim.app import Application  # imported late: the CLI's other commands stay light
 
     configure_logging(config.log_format, config.log_level)
+    warning = secret_file_warning(config.reddb_token_file)
+    if warning is not None:
+        log.warning("reddb_token_file: %s", warning)
     if not config.spool and not config.source:
         raise ConfigError(
             "spool", "no spool given (use --spool or --source, PGSHIM_SPOOL or the config file)"
@@ -108,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve(
             load_config(
                 args, spool=args.spool, source=args.source, reddb_grpc=args.reddb_grpc,
-                reddb_token=args.reddb_token, reddb_http=args.reddb_http,
+                reddb_token_file=args.reddb_token_file, reddb_http=args.reddb_http,
             )
         )  # fmt: skip
     except ConfigError as exc:
@@ -127,7 +148,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for name in ("host", "port", "database", "spool", "state_dir", "log_format", "metrics_port"):
         print(f"  {name} = {getattr(config, name)!r}")
     for name, user in sorted(config.users.items()):
-        print(f"  users.{name}: {user.method}{', replication' if user.replication else ''}")
+        role = ", superuser" if user.superuser else ", replication" if user.replication else ""
+        print(f"  users.{name}: {user.method}{role}")
+    warning = secret_file_warning(config.reddb_token_file)
+    if warning is not None:
+        print(f"  warning: reddb_token_file: {warning}")
     if not config.spool and not config.source:
         print("  note: no spool set; give --spool when serving")
     return 0

@@ -24,7 +24,7 @@ def primary():
 def test_consumer_acks_reach_the_in_test_primary(spool, tmp_path, primary) -> None:
     server = PgshimServer(
         spool.path, tmp_path / "state",
-        args=("--reddb-grpc", f"127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
+        args=("--reddb-grpc", f"127.0.0.1:{primary.port}"), env={"PGSHIM_REDDB_TOKEN": "s3cret"},
     ).start()  # fmt: skip
     try:
         assert (
@@ -50,7 +50,7 @@ def test_consumer_acks_reach_the_in_test_primary(spool, tmp_path, primary) -> No
 def test_a_denied_ack_shows_the_forwarding_error(spool, tmp_path, primary) -> None:
     server = PgshimServer(
         spool.path, tmp_path / "state",
-        args=("--reddb-grpc", f"127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
+        args=("--reddb-grpc", f"127.0.0.1:{primary.port}"), env={"PGSHIM_REDDB_TOKEN": "s3cret"},
     ).start()  # fmt: skip
     try:
         server.recvlogical("-S", "other", "--create-slot", "-P", "test_decoding")
@@ -67,7 +67,7 @@ def test_remote_source_streams_the_primarys_records(tmp_path, primary) -> None:
     lsns = [primary.append("users", rid=100 + i) for i in range(4)]
     server = PgshimServer(
         tmp_path / "unused.rdb", tmp_path / "state",
-        args=("--source", f"grpc://127.0.0.1:{primary.port}", "--reddb-token", "s3cret"),
+        args=("--source", f"grpc://127.0.0.1:{primary.port}"), env={"PGSHIM_REDDB_TOKEN": "s3cret"},
     ).start()  # fmt: skip
     try:
         server.psql("SELECT pgshim_create_history_slot('remote', 'test_decoding')")
