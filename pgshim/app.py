@@ -30,6 +30,7 @@ from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
+from pgshim.sql.engine import Engine
 from pgshim.sql.parse import Statement, StatementKind, parse_statements
 from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL
@@ -90,7 +91,8 @@ class Application:
             self.replicas.on_ack = self.link.forwarder.note
         self.plugin_context = PluginContext(publications=self.publications)
         self.catalog = Catalog(
-            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos)
+            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
+            Engine(memory_limit=f"{config.query_memory}MB", workers=config.query_workers),
         )
         self.publications_ddl = PublicationDDL(self.publications)
         self.catalog_rows = CatalogRows(
@@ -101,6 +103,7 @@ class Application:
             "max_replication_slots": str(config.max_replication_slots),
             "max_wal_senders": str(config.max_connections),
             "wal_sender_timeout": _duration_setting(config.wal_sender_timeout),
+            "statement_timeout": _duration_setting(config.statement_timeout),
             "port": str(config.port),
         }
         self.server = PgServer(config, self.new_session, self.shutdown)

@@ -63,10 +63,21 @@ class Config:
     # a `hostssl` rule for everyone: connections without TLS are refused (28000)
     require_tls: bool = False
     max_connections: int = 100
-    # connections still in the startup/authentication phase at once; more get FATAL 53300
+    # connections still in the startup/authentication phase at once; when full, the oldest one
+    # that has not sent its startup packet makes room, otherwise newcomers get FATAL 53300
     max_unauthenticated: int = 64
+    # the same from one client address (loopback clients all share one)
+    max_unauthenticated_per_address: int = 32
+    # seconds from accepting a connection to its StartupMessage (SSL negotiation included)
+    startup_timeout: float = 10.0
     auth_timeout: float = 60.0
     wal_sender_timeout: float = 60.0
+    # every SQL statement's default statement_timeout, in seconds (0: none); sessions may SET it
+    statement_timeout: float = 300.0
+    # the SQL engine's memory for all running queries together, in MiB
+    query_memory: int = 256
+    # SQL queries running at once (each on a worker thread); more wait for a free one
+    query_workers: int = 4
     max_replication_slots: int = 128
     # recent decoded transactions kept for live sessions; sessions further behind read the spool
     ring_transactions: int = 4096
@@ -236,10 +247,20 @@ def _validate(config: Config) -> None:
         raise ConfigError("max_replication_slots", "must be at least 1")
     if config.max_unauthenticated < 1:
         raise ConfigError("max_unauthenticated", "must be at least 1")
+    if config.max_unauthenticated_per_address < 1:
+        raise ConfigError("max_unauthenticated_per_address", "must be at least 1")
     if config.auth_timeout <= 0:
         raise ConfigError("auth_timeout", "must be positive")
+    if config.startup_timeout <= 0:
+        raise ConfigError("startup_timeout", "must be positive")
     if config.wal_sender_timeout < 0:
         raise ConfigError("wal_sender_timeout", "must not be negative")
+    if config.statement_timeout < 0:
+        raise ConfigError("statement_timeout", "must not be negative")
+    if config.query_memory < 16:
+        raise ConfigError("query_memory", "must be at least 16 (MiB)")
+    if not 1 <= config.query_workers <= 64:
+        raise ConfigError("query_workers", "must be between 1 and 64")
     if config.corruption_grace < 0:
         raise ConfigError("corruption_grace", "must not be negative")
     if config.max_message_size < 1024:

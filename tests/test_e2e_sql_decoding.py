@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 from pgoutput_parser import parse
@@ -73,3 +76,48 @@ def test_binary_changes_with_pgoutput(spool, pgshim) -> None:
         insert = messages[2]
         assert insert["N"] == [("t", str(rid).encode()), ("t", b"boxed"), ("t", b"3")]
         assert messages[3]["end_lsn"] == (lsn << 8) | 0xFF
+
+
+def _peek_seconds(conn: psycopg.Connection, transactions: int) -> float:
+    started = time.perf_counter()
+    rows = conn.execute(
+        "SELECT count(*) FROM pg_logical_slot_peek_changes('big', NULL, %s)", (transactions * 3,)
+    ).fetchone()
+    assert rows == (transactions * 3,)
+    return time.perf_counter() - started
+
+
+@pytest.mark.timeout(120)
+def test_decoding_is_linear_and_leaves_others_served(spool, pgshim) -> None:
+    """Peeking N changes costs O(N) (it once built a query whose size grew with the rows, and
+    600 rows took 20 s), and other sessions are answered while a large peek runs."""
+    for i in range(6000):
+        spool.insert("items", label=f"item {i}")
+    server = pgshim(spool.path)
+    with connect(server) as conn:
+        conn.execute("SELECT pgshim_create_history_slot('big', 'test_decoding')")
+        _peek_seconds(conn, 100)  # warm
+        small, large = _peek_seconds(conn, 600), _peek_seconds(conn, 6000)
+        assert large < 5.0, f"6000 transactions took {large:.2f} s"
+        assert large < 30 * max(small, 0.02), (small, large)
+
+        latencies: list[float] = []
+        done = threading.Event()
+
+        def other_session() -> None:
+            with connect(server) as other:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    other.execute("SELECT 1").fetchone()
+                    latencies.append(time.perf_counter() - started)
+                    time.sleep(0.005)
+
+        thread = threading.Thread(target=other_session)
+        thread.start()
+        try:
+            for _ in range(3):
+                _peek_seconds(conn, 6000)
+        finally:
+            done.set()
+            thread.join(10)
+        assert latencies and max(latencies) < 0.5, max(latencies)

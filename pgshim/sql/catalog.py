@@ -336,7 +336,9 @@ class Catalog:
         try:
             tree = sqlglot.parse_one(sql, read="postgres")
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
-            raise PgError("0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}") from None
+            raise PgError(
+                "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
+            ) from None
         if tree is None:
             raise PgError("42601", "syntax error")
         return tree
@@ -767,6 +769,14 @@ def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int 
 def _pg_error(error: Exception) -> PgError:
     text = str(error)
     kind = type(error).__name__
+    if kind == "OutOfMemoryException":
+        return PgError(
+            "53200",
+            "out of memory",
+            detail=f"The query exceeds query_memory: {text.splitlines()[0]}",
+        )
+    if kind == "PermissionException":
+        return PgError("42501", "permission denied")
     if "does not exist" in text and "Table" in text:
         return PgError("42P01", text.splitlines()[0])
     if "Referenced column" in text or "not found in FROM clause" in text:

@@ -6,12 +6,13 @@ the path ClickHouse's MaterializedPostgreSQL and many scripts use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.plugins import load_plugin
+from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.privileges import check_slot_permissions
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 CHANGES_COLUMNS = [("lsn", "pg_lsn"), ("xid", "xid"), ("data", "text")]
 BINARY_CHANGES_COLUMNS = [("lsn", "pg_lsn"), ("xid", "xid"), ("data", "bytea")]
 ADVANCE_COLUMNS = [("slot_name", "name"), ("end_lsn", "pg_lsn")]
+ROW_OVERHEAD = 120  # bytes a row costs beyond its data: the tuple, its LSN and xid
 TEXT_FUNCTION = "pg_logical_slot_{}_changes(name,pg_lsn,integer,text[])"
 
 
@@ -66,19 +68,21 @@ class SqlDecoding:
             "pg_replication_slot_advance", self.advance, ADVANCE_COLUMNS, needs_session=True
         )
 
-    def _changes(self, *, binary: bool, consume: bool, verb: str) -> Callable[..., list[tuple]]:
-        def changes(
+    def _changes(
+        self, *, binary: bool, consume: bool, verb: str
+    ) -> Callable[..., Awaitable[list[tuple]]]:
+        async def changes(
             session, slot_name: str, upto_lsn=None, upto_nchanges=None, *options: str
         ) -> list[tuple]:  # noqa: ANN001 - the SQL session and constant arguments
             check_slot_permissions(session)
-            return self.decode(
+            return await self.decode(
                 session.pid, slot_name, _position(upto_lsn), upto_nchanges, _options(options),
-                binary=binary, consume=consume, verb=verb,
+                binary=binary, consume=consume, verb=verb, bound=session.bound(),
             )  # fmt: skip
 
         return changes
 
-    def decode(
+    async def decode(
         self,
         pid: int,
         slot_name: str,
@@ -89,7 +93,10 @@ class SqlDecoding:
         binary: bool,
         consume: bool,
         verb: str,
+        bound: Bound,
     ) -> list[tuple]:
+        """The slot's changes as rows, decoded in paced steps (other sessions go on, the
+        statement's timeout applies) and no larger in all than query_memory."""
         app = self.app
         slot = app.slots.get(slot_name)
         if slot is None:
@@ -106,11 +113,21 @@ class SqlDecoding:
             app.source.ingest()
             rows: list[tuple] = []
             last_end = None
-            for tx in app.source.history(slot.confirmed_flush, records=plugin.needs_records):
+            budget = app.config.query_memory * 1024 * 1024
+            history = app.source.history(slot.confirmed_flush, records=plugin.needs_records)
+            async for tx in paced(history, bound):
                 if upto_lsn is not None and tx.commit_pos >= upto_lsn:
                     break
                 for data_start, payload in plugin.encode(tx):
                     rows.append((data_start, tx.xid, payload if binary else payload.decode()))
+                    budget -= len(payload) + ROW_OVERHEAD
+                if budget < 0:
+                    raise PgError(
+                        "53200",
+                        "out of memory",
+                        detail=f"The changes exceed query_memory ({app.config.query_memory} MiB).",
+                        hint="Ask for fewer with upto_nchanges or upto_lsn.",
+                    )
                 last_end = tx.end_pos
                 if upto_nchanges and len(rows) >= upto_nchanges:
                     break
