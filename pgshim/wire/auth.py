@@ -13,8 +13,10 @@ import hmac
 import secrets
 import stringprep
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from construct import ConstructError
 
@@ -131,9 +133,15 @@ def _random_nonce() -> str:
 
 
 class Authenticator:
-    """Base: `start()` gives the first request; `receive()` handles each 'p' payload."""
+    """Base: `start()` gives the first request; `receive()` handles each 'p' payload.
+
+    `expensive` marks a `receive()` that runs a key derivation (a shell runs it off its event
+    loop); `sasl` marks an exchange whose messages PostgreSQL calls SASL responses.
+    """
 
     done: bool = False
+    expensive: bool = False
+    sasl: bool = False
 
     def start(self) -> bytes:
         raise NotImplementedError
@@ -149,12 +157,27 @@ class TrustAuthenticator(Authenticator):
 
 
 class CleartextAuthenticator(Authenticator):
-    """AuthenticationCleartextPassword; checks against a password or a SCRAM secret."""
+    """AuthenticationCleartextPassword; checks against a password, a SCRAM secret (a key
+    derivation, as PostgreSQL's scram_verify_plain_password) or an md5 hash.
 
-    def __init__(self, user: str, password: str | None, secret: ScramSecret | None) -> None:
+    `doomed` (an unknown user) does the same work as for a known one and then fails.
+    """
+
+    def __init__(
+        self,
+        user: str,
+        password: str | None,
+        secret: ScramSecret | None,
+        md5: str | None = None,
+        *,
+        doomed: bool = False,
+    ) -> None:
         self.user = user
         self._password = password
         self._secret = secret
+        self._md5 = md5
+        self._doomed = doomed
+        self.expensive = password is None and secret is not None
 
     def start(self) -> bytes:
         return msg.authentication(msg.AUTH_CLEARTEXT)
@@ -166,9 +189,11 @@ class CleartextAuthenticator(Authenticator):
         elif self._secret is not None:
             derived = ScramSecret.from_password(given, self._secret.salt, self._secret.iterations)
             ok = hmac.compare_digest(derived.stored_key, self._secret.stored_key)
+        elif self._md5 is not None:
+            ok = hmac.compare_digest(md5_hash(given, self.user).encode(), self._md5.encode())
         else:
             ok = False
-        if not ok:
+        if self._doomed or not ok:
             raise password_failed(self.user)
         self.done = True
         return b""
@@ -185,9 +210,23 @@ def md5_response(stored: str, salt: bytes) -> str:
 
 
 class Md5Authenticator(Authenticator):
-    def __init__(self, user: str, stored_md5: str | None, salt: bytes | None = None) -> None:
+    """AuthenticationMD5Password with a fresh random salt per connection, as PostgreSQL does
+    (a stable salt would let a captured response be replayed).
+
+    A None hash or `doomed` (an unknown user) checks against a stand-in and fails the same way.
+    """
+
+    def __init__(
+        self,
+        user: str,
+        stored_md5: str | None,
+        salt: bytes | None = None,
+        *,
+        doomed: bool = False,
+    ) -> None:
         self.user = user
-        self._stored = stored_md5
+        self._doomed = doomed or stored_md5 is None
+        self._stored = stored_md5 or md5_hash(secrets.token_hex(16), user)
         self._salt = salt if salt is not None else secrets.token_bytes(4)
 
     def start(self) -> bytes:
@@ -195,9 +234,8 @@ class Md5Authenticator(Authenticator):
 
     def receive(self, data: bytes) -> bytes:
         given = _read_password(data)
-        if self._stored is None or not hmac.compare_digest(
-            given.encode(), md5_response(self._stored, self._salt).encode()
-        ):
+        ok = hmac.compare_digest(given.encode(), md5_response(self._stored, self._salt).encode())
+        if self._doomed or not ok:
             raise password_failed(self.user)
         self.done = True
         return b""
@@ -206,19 +244,24 @@ class Md5Authenticator(Authenticator):
 class ScramAuthenticator(Authenticator):
     """SCRAM-SHA-256 without channel binding, as PostgreSQL runs it.
 
-    A None secret makes a doomed exchange (unknown user): the client gets through the
-    protocol and fails at the proof, so user names cannot be probed.
+    A None secret or `doomed` makes a doomed exchange (unknown user): the client gets through
+    the protocol and fails at the proof, so user names cannot be probed. Nothing here derives
+    a key: the secret is computed beforehand (or is a mock one, see `mock_scram_secret`).
     """
+
+    sasl = True
 
     def __init__(
         self,
         user: str,
         secret: ScramSecret | None,
         nonce: Callable[[], str] = _random_nonce,
+        *,
+        doomed: bool = False,
     ) -> None:
         self.user = user
-        self._secret = secret or ScramSecret.from_password(secrets.token_hex(16))
-        self._doomed = secret is None
+        self._secret = secret or mock_scram_secret(secrets.token_bytes(32), user)
+        self._doomed = doomed or secret is None
         self._nonce = nonce
         self._step = 0
         self._client_first_bare = ""
@@ -296,24 +339,136 @@ def _read_password(data: bytes) -> str:
         raise _protocol_violation("invalid password packet") from exc
 
 
+# ---------------------------------------------------------------- credentials
+
+
+def mock_salt(server_secret: bytes, user: str) -> bytes:
+    """PostgreSQL's scram_mock_salt: SHA-256(server secret || user name), cut to a salt.
+
+    Stable for one name, different between names, unpredictable without the secret."""
+    return hashlib.sha256(server_secret + user.encode()).digest()[:SCRAM_SALT_LENGTH]
+
+
+def mock_scram_secret(
+    server_secret: bytes, user: str, iterations: int = SCRAM_ITERATIONS
+) -> ScramSecret:
+    """The secret a doomed exchange pretends to have: a mock salt, no key derivation (PostgreSQL
+    zeroes the keys too; the proof is checked against them and fails)."""
+    zero = bytes(32)
+    return ScramSecret(iterations, mock_salt(server_secret, user), zero, zero)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What one user's exchange needs, derived once: `method` is the exchange actually run
+    (md5 with only a SCRAM secret runs SCRAM, as in PostgreSQL)."""
+
+    method: str
+    scram: ScramSecret | None = None
+    md5: str | None = None
+    doomed: bool = False
+
+    def authenticator(self, user: str) -> Authenticator:
+        """A new exchange for one connection; cheap (no key derivation)."""
+        if self.method == "trust":
+            return TrustAuthenticator()
+        if self.method == "password":
+            return CleartextAuthenticator(user, None, self.scram, self.md5, doomed=self.doomed)
+        if self.method == "md5":
+            return Md5Authenticator(user, self.md5, doomed=self.doomed)
+        return ScramAuthenticator(user, self.scram, doomed=self.doomed)
+
+
+def credential_for(
+    method: str,
+    user: str,
+    password: str | None = None,
+    secret: str | None = None,
+    salt: bytes | None = None,
+) -> Credential:
+    """A configured user's credential; a plaintext password costs one key derivation (with
+    `salt`, random when None). `secret` is a SCRAM secret or an `md5...` hash."""
+    if method == "trust":
+        return Credential("trust")
+    scram = ScramSecret.parse(secret) if secret and secret.startswith(SCRAM_MECHANISM) else None
+    stored_md5 = secret if secret and secret.startswith("md5") else None
+    if method == "md5":
+        if password is not None:
+            return Credential("md5", md5=md5_hash(password, user))
+        if stored_md5 is not None:
+            return Credential("md5", md5=stored_md5)
+        # PostgreSQL falls back to SCRAM when only a SCRAM secret is stored.
+        return Credential("scram-sha-256", scram=scram)
+    if method not in ("password", "scram-sha-256"):
+        raise ValueError(f"unknown authentication method {method!r}")
+    if scram is None and password is not None:
+        scram = ScramSecret.from_password(password, salt)
+    if method == "password":
+        # PostgreSQL keeps no plaintext: a password is checked by deriving its SCRAM key, for
+        # every user alike
+        return Credential("password", scram=scram, md5=stored_md5 if scram is None else None)
+    return Credential("scram-sha-256", scram=scram)
+
+
 def authenticator_for(
     method: str, user: str, password: str | None = None, secret: str | None = None
 ) -> Authenticator:
     """The exchange for one configured user. `secret` is a SCRAM secret or an `md5...` hash."""
-    if method == "trust":
-        return TrustAuthenticator()
-    scram = ScramSecret.parse(secret) if secret and secret.startswith(SCRAM_MECHANISM) else None
-    if method == "password":
-        return CleartextAuthenticator(user, password, scram)
-    if method == "md5":
-        if password is not None:
-            return Md5Authenticator(user, md5_hash(password, user))
-        if secret and secret.startswith("md5"):
-            return Md5Authenticator(user, secret)
-        # PostgreSQL falls back to SCRAM when only a SCRAM secret is stored.
-        return ScramAuthenticator(user, scram)
-    if method == "scram-sha-256":
-        if scram is None and password is not None:
-            scram = ScramSecret.from_password(password)
-        return ScramAuthenticator(user, scram)
-    raise ValueError(f"unknown authentication method {method!r}")
+    return credential_for(method, user, password, secret).authenticator(user)
+
+
+class CredentialStore:
+    """Every configured user's credential, computed once, and mock ones for unknown users.
+
+    Unknown users get the exchange most password users have (SCRAM when tied or none), with a
+    salt derived from a server-wide random secret and the name (stable, as a real user's), and
+    the iteration count most SCRAM users have, so neither the exchange nor its timing tells a
+    configured name from an unknown one. Nothing done per connection derives a key.
+    """
+
+    def __init__(self, server_secret: bytes | None = None) -> None:
+        self.server_secret = server_secret or secrets.token_bytes(32)
+        self._known: dict[str, tuple[tuple[Any, ...], Credential]] = {}
+        self.unknown_method = "scram-sha-256"
+        self.mock_iterations = SCRAM_ITERATIONS
+
+    @staticmethod
+    def _key(user: Any) -> tuple[Any, ...]:
+        return (user.method, user.password, user.secret)
+
+    def compute(self, name: str, user: Any) -> Credential:
+        """Derive (expensive for a plaintext password) and remember one user's credential."""
+        credential = credential_for(
+            user.method, name, user.password, user.secret, mock_salt(self.server_secret, name)
+        )
+        self._known[name] = (self._key(user), credential)
+        return credential
+
+    def load(self, users: Mapping[str, Any]) -> None:
+        """Compute every user's credential (a key derivation per plaintext password: run it
+        before serving or off the event loop) and the rule for unknown users."""
+        self._known.clear()
+        for name, user in users.items():
+            self.compute(name, user)
+        credentials = [c for _, c in self._known.values() if c.method != "trust"]
+        counts = Counter(c.method for c in credentials).most_common()
+        if counts and (len(counts) == 1 or counts[0][1] > counts[1][1]):
+            self.unknown_method = counts[0][0]
+        else:
+            self.unknown_method = "scram-sha-256"
+        iterations = Counter(c.scram.iterations for c in credentials if c.scram is not None)
+        self.mock_iterations = iterations.most_common(1)[0][0] if iterations else SCRAM_ITERATIONS
+
+    def cached(self, name: str, user: Any) -> Credential | None:
+        """The credential computed for this user's current settings; None if they changed."""
+        entry = self._known.get(name)
+        if entry is None or entry[0] != self._key(user):
+            return None
+        return entry[1]
+
+    def mock(self, name: str) -> Credential:
+        """A doomed credential for a name that is not configured; cheap."""
+        if self.unknown_method == "md5":
+            return Credential("md5", doomed=True)
+        secret = mock_scram_secret(self.server_secret, name, self.mock_iterations)
+        return Credential(self.unknown_method, scram=secret, doomed=True)
