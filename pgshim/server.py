@@ -22,12 +22,7 @@ from pgshim.errors import PgError
 from pgshim.sql.results import CopyBothStream
 from pgshim.wire import events as ev
 from pgshim.wire import messages as msg
-from pgshim.wire.auth import (
-    Authenticator,
-    ScramAuthenticator,
-    TrustAuthenticator,
-    authenticator_for,
-)
+from pgshim.wire.auth import Authenticator, CredentialStore, TrustAuthenticator
 from pgshim.wire.connection import NEED_DATA, ServerConnection
 from pgshim.wire.handler import ConnectionInfo, HandlerFactory, SessionHandler
 from pgshim.wire.query import ExtendedQuery, write_result
@@ -38,6 +33,7 @@ SERVER_VERSION = f"15.18 (pgshim {__version__})"
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
 READ_HIGH_WATER = 1024 * 1024
+READ_CHUNK = 256 * 1024  # the most one socket read takes
 FLUSH_THRESHOLD = 256 * 1024
 # how long a stream whose client went away may take to apply what it received before it is
 # cancelled
@@ -69,8 +65,12 @@ def _too_many_clients() -> PgError:
     return PgError("53300", "sorry, too many clients already", severity="FATAL")
 
 
-class Channel(asyncio.Protocol):
+class Channel(asyncio.BufferedProtocol):
     """One client socket: feeds the sans-IO connection, batches writes, applies back-pressure.
+
+    Reads go into the server's scratch buffer, at most what the connection's phase allows to be
+    held (before authentication: one startup packet or one password message), so a peer that
+    has not authenticated never makes the server buffer more than that.
 
     It is also the StreamIO a CopyBoth stream receives.
     """
@@ -88,6 +88,7 @@ class Channel(asyncio.Protocol):
         self._reading_paused = False
         self._waiting = False
         self._closed = False
+        self.tls_handshake = False
         self.saw_copy_done = False
         self.saw_terminate = False
         self.session: Session | None = None
@@ -104,14 +105,27 @@ class Channel(asyncio.Protocol):
         if self.session is None:
             self.session = self.server.open_session(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        scratch = self.server.read_scratch
+        limit = self.conn.receive_limit
+        if limit is None:
+            return scratch
+        # never empty: a transport treats that as a fatal error (reading is paused at the limit)
+        return scratch[: max(1, min(len(scratch), limit - self.conn.buffered))]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server.read_scratch[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self.conn.receive_data(data)
         self._readable.set()
+        if self._reading_paused or self.transport is None:
+            return
+        limit = self.conn.receive_limit
         if (
-            not self._waiting
-            and self.conn.buffered > READ_HIGH_WATER
-            and not self._reading_paused
-            and self.transport is not None
+            self.conn.buffered >= limit
+            if limit is not None
+            else not self._waiting and self.conn.buffered > READ_HIGH_WATER
         ):
             self.transport.pause_reading()
             self._reading_paused = True
@@ -216,9 +230,14 @@ class Channel(asyncio.Protocol):
         self.flush()
         loop = asyncio.get_running_loop()
         assert self.transport is not None
-        transport = await loop.start_tls(self.transport, self, context, server_side=True)
+        self.tls_handshake = True
+        try:
+            transport = await loop.start_tls(self.transport, self, context, server_side=True)
+        finally:
+            self.tls_handshake = False
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
+        self._reading_paused = False  # the TLS transport starts reading
 
     def close(self) -> None:
         self.flush()
@@ -332,11 +351,19 @@ class Session:
                 log.exception("error closing session %d", self.pid)
 
     async def _startup(self) -> bool:
+        request = await self._startup_packet()
+        if request is None:
+            return False
+        await self._authenticate(request)
+        return True
+
+    async def _startup_packet(self) -> ev.StartupRequest | None:
+        """SSL/GSS negotiation up to the StartupMessage; None at EOF or after a CancelRequest."""
         channel = self.channel
         while True:
             event = await channel.next_event()
             if event is None:
-                return False
+                return None
             if isinstance(event, ev.SSLRequest):
                 if channel.conn.buffered:
                     raise PgError(
@@ -353,11 +380,10 @@ class Session:
                 channel.flush()
             elif isinstance(event, ev.CancelRequest):
                 self.server.cancel(event.pid, event.secret)
-                return False
+                return None
             else:
                 assert isinstance(event, ev.StartupRequest)
-                await self._authenticate(event)
-                return True
+                return event
 
     async def _authenticate(self, request: ev.StartupRequest) -> None:
         channel = self.channel
@@ -372,20 +398,23 @@ class Session:
             raise _too_many_clients()
         if not self.server.register(self):
             raise _too_many_clients()
-        authenticator = self._authenticator(request)
+        authenticator = await self._authenticator(request)
+        if authenticator.sasl:
+            channel.conn.expect_sasl()
         channel.write(authenticator.start())
         while not authenticator.done:
             channel.flush()
+            # the connection refuses anything but a small 'p' message (08P01) by itself
             event = await channel.next_event()
             if event is None:
                 raise ConnectionResetError("client closed during authentication")
-            if not isinstance(event, ev.PasswordMessage):
-                raise PgError(
-                    "08P01",
-                    f"expected password response, got message type {type(event).__name__}",
-                    severity="FATAL",
-                )
-            channel.write(authenticator.receive(event.data))
+            assert isinstance(event, ev.PasswordMessage)
+            if authenticator.expensive:  # a key derivation: off the event loop
+                reply = await asyncio.to_thread(authenticator.receive, event.data)
+            else:
+                reply = authenticator.receive(event.data)
+            channel.write(reply)
+        channel.conn.authenticated()
         log.debug(
             "user %s authenticated (%s) from %s, tls %s", request.user,
             type(authenticator).__name__, channel.peer[0], channel.tls_in_use,
@@ -429,21 +458,27 @@ class Session:
         channel.write(msg.ready_for_query(self.handler.tx_status))
         channel.flush()
 
-    def _authenticator(self, request: ev.StartupRequest) -> Authenticator:
+    async def _authenticator(self, request: ev.StartupRequest) -> Authenticator:
         host = self.channel.peer[0]
         tls = self.channel.tls_in_use
         user = self.config.users.get(request.user)
         if not tls and (self.config.require_tls or (user is not None and user.require_tls)):
             raise no_hba_entry(host, request, tls)  # a `hostssl` line only
+        credentials = self.server.credentials
         if user is None and self.config.users:
-            return ScramAuthenticator(request.user, None)  # fails at the proof, like PG
+            # the exchange known password users get, failing at the end like PostgreSQL's mock
+            # authentication: same messages, same work, a stable salt per name
+            return credentials.mock(request.user).authenticator(request.user)
         method = user.method if user is not None else "trust"
         if method == "trust":
             if not (is_loopback_host(host) or self.config.allow_trust_remote):
                 raise no_hba_entry(host, request, tls)
             return TrustAuthenticator()
         assert user is not None
-        return authenticator_for(method, request.user, user.password, user.secret)
+        credential = credentials.cached(request.user, user)
+        if credential is None:  # settings changed since the server started: derive once
+            credential = await asyncio.to_thread(credentials.compute, request.user, user)
+        return credential.authenticator(request.user)
 
     @staticmethod
     def _initial_parameters(info: ConnectionInfo) -> list[tuple[str, str]]:
@@ -590,6 +625,10 @@ class PgServer:
         self._all: set[Session] = set()
         self._unauthenticated: set[Session] = set()
         self._turned_away: set[Session] = set()
+        self.credentials = CredentialStore()
+        # where every socket read lands before the connection copies it (one loop, one reader
+        # at a time)
+        self.read_scratch = memoryview(bytearray(READ_CHUNK))
         self._server: asyncio.Server | None = None
         self._next_pid = 1000 + secrets.randbelow(20000)
         self._stopped = asyncio.Event()
@@ -610,6 +649,8 @@ class PgServer:
 
     async def start(self) -> None:
         validate_security(self.config)
+        # SCRAM keys of plaintext passwords, derived once instead of on every login
+        await asyncio.to_thread(self.credentials.load, self.config.users)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Channel(self), self.config.host, self.config.port, reuse_address=True

@@ -57,6 +57,8 @@ def test_startup_split_byte_by_byte() -> None:
         conn.receive_data(bytes([byte]))
         while (event := conn.next_event()) is not NEED_DATA:
             got.append(event)
+            if isinstance(event, ev.StartupRequest):
+                conn.authenticated()  # as the server does once the exchange succeeded
     assert [type(e) for e in got] == [ev.SSLRequest, ev.StartupRequest, ev.Query]
     assert got[1].database == "u"  # database defaults to the user name
 
@@ -172,6 +174,7 @@ def test_extended_messages_become_events() -> None:
         + build_frontend(b"H")
     )
     conn.next_event()
+    conn.authenticated()
     assert conn.next_event() == ev.Parse("s1", "SELECT $1", (23,))
     assert conn.next_event() == ev.Describe("S", "s1")
     assert conn.next_event() == ev.Execute("", 1)

@@ -37,6 +37,10 @@ class ReceiveBuffer:
             self._offset = 0
         self._data += data
 
+    def first_byte(self) -> int | None:
+        """The next unread byte (a message's type), or None when nothing is buffered."""
+        return self._data[self._offset] if len(self) else None
+
     def take_rest(self) -> bytes:
         rest = bytes(self._data[self._offset :])
         self._data.clear()
@@ -56,12 +60,20 @@ class ReceiveBuffer:
         self._offset += length
         return bytes(self._data[start : self._offset])
 
-    def next_message(self, max_length: int) -> tuple[bytes, bytes] | None:
-        """(tag, body) of the next typed message, or None if it is not complete yet."""
+    def next_message(
+        self, max_length: int, length_error: str | None = None
+    ) -> tuple[bytes, bytes] | None:
+        """(tag, body) of the next typed message, or None if it is not complete yet.
+
+        The length word is checked as soon as it is in, before any of the body: a bad one raises
+        FATAL 08P01 with `length_error` when given.
+        """
         if len(self) < 5:
             return None
         tag = bytes(self._data[self._offset : self._offset + 1])
         (length,) = _LENGTH.unpack_from(self._data, self._offset + 1)
+        if length_error is not None and not 4 <= length <= max_length:
+            raise PgError("08P01", length_error, severity="FATAL")
         if length < 4:
             raise PgError("08P01", f"invalid message length {length}", severity="FATAL")
         if length > max_length:

@@ -21,7 +21,12 @@ from pgshim.wire.messages import (
 )
 from pgshim.wire.startup import parse_startup
 
+# PostgreSQL's limits before authentication: the startup packet (postmaster.c), a password or
+# GSS token (PG_MAX_AUTH_TOKEN_LENGTH, auth.c) and a SASL message (PG_MAX_SASL_MESSAGE_LENGTH,
+# auth-sasl.c). Each counts the length word and not the type byte, like every message length.
 MAX_STARTUP_PACKET_LENGTH = 10000
+PG_MAX_AUTH_TOKEN_LENGTH = 65535
+PG_MAX_SASL_MESSAGE_LENGTH = 1024
 DEFAULT_MAX_MESSAGE_LENGTH = 64 * 1024 * 1024
 _CODE = struct.Struct("!I")
 
@@ -35,21 +40,57 @@ NEED_DATA = NeedData.NEED_DATA
 
 class Phase(Enum):
     STARTUP = "startup"  # expecting an untyped packet (SSLRequest, StartupMessage, ...)
-    MESSAGES = "messages"  # typed messages (authentication, queries, copy)
+    AUTHENTICATION = "authentication"  # after the StartupMessage: only 'p' messages, small
+    MESSAGES = "messages"  # typed messages once authenticated (queries, copy)
     CLOSED = "closed"
 
 
 class ServerConnection:
+    """Before `authenticated()`, every frame is held to PostgreSQL's pre-authentication limits.
+
+    A length beyond the phase's limit is refused from the length word alone, and `receive_limit`
+    tells the reader how much it may buffer at most, so an unauthenticated peer never makes the
+    server hold more than one small frame.
+    """
+
     def __init__(self, max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
         self.phase = Phase.STARTUP
         self.max_message_length = max_message_length
         self._buffer = ReceiveBuffer()
         self._encryption_negotiated = False
+        # what the awaited 'p' message is called in PostgreSQL's errors, and its length limit
+        self._auth_response = "password"
+        self._auth_limit = PG_MAX_AUTH_TOKEN_LENGTH
         self.eof = False
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    @property
+    def receive_limit(self) -> int | None:
+        """The most unparsed bytes worth holding in this phase; None once authenticated.
+
+        A complete frame of the phase always fits, so a reader that stops at this limit never
+        waits for bytes it refused to read.
+        """
+        if self.phase is Phase.STARTUP:
+            return MAX_STARTUP_PACKET_LENGTH
+        if self.phase is Phase.AUTHENTICATION:
+            return 1 + self._auth_limit
+        if self.phase is Phase.CLOSED:
+            return 0
+        return None
+
+    def expect_sasl(self) -> None:
+        """The exchange is SASL: its messages are smaller, and PostgreSQL names them so."""
+        self._auth_response = "SASL"
+        self._auth_limit = PG_MAX_SASL_MESSAGE_LENGTH
+
+    def authenticated(self) -> None:
+        """Authentication succeeded: from now on messages up to `max_message_length`."""
+        if self.phase is Phase.AUTHENTICATION:
+            self.phase = Phase.MESSAGES
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the socket; b"" means the peer closed its side."""
@@ -69,6 +110,8 @@ class ServerConnection:
         try:
             if self.phase is Phase.STARTUP:
                 return self._next_startup_event()
+            if self.phase is Phase.AUTHENTICATION:
+                return self._next_auth_event()
             return self._next_message_event()
         except PgError as err:
             if err.severity == "FATAL":
@@ -93,8 +136,27 @@ class ServerConnection:
             self.phase = Phase.CLOSED
             return ev.CancelRequest(pid=body.pid, secret=body.secret)
         request = parse_startup(code, payload)
-        self.phase = Phase.MESSAGES
+        self.phase = Phase.AUTHENTICATION
         return request
+
+    def _next_auth_event(self) -> ev.FrontendEvent | NeedData:
+        # PostgreSQL reads the type byte first and refuses anything but 'p' at once
+        # (recv_password_packet, CheckSASLAuth), then the length word against its limit
+        # (pq_getmessage), so neither a wrong type nor a huge length waits for a body.
+        tag = self._buffer.first_byte()
+        if tag is None:
+            return NEED_DATA
+        if tag != ord("p"):
+            raise PgError(
+                "08P01",
+                f"expected {self._auth_response} response, got message type {tag}",
+                severity="FATAL",
+            )
+        message = self._buffer.next_message(self._auth_limit, "invalid message length")
+        if message is None:
+            return NEED_DATA
+        tag_bytes, body = message
+        return _to_event(tag_bytes, parse_frontend_body(tag_bytes, body))
 
     def _next_message_event(self) -> ev.FrontendEvent | NeedData:
         message = self._buffer.next_message(self.max_message_length)
