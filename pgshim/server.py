@@ -263,6 +263,7 @@ class Session:
         self._terminating = False
         self._streaming = False
         self._over_limit = False
+        self.started = False  # the StartupMessage arrived
 
     # -- control from outside
 
@@ -302,6 +303,16 @@ class Session:
         if self.task is not None:
             self.task.cancel()
 
+    def evict(self) -> None:
+        """Give this connection's unauthenticated slot to a newer one: it has not sent its
+        startup packet. It gets 53300, like a connection turned away."""
+        self._terminating = True
+        if not self.channel.tls_handshake:  # no plaintext in the middle of a TLS handshake
+            self.channel.write(msg.error_response(_too_many_clients()))
+        self.channel.close()
+        if self.task is not None:
+            self.task.cancel()
+
     # -- main flow
 
     async def run(self) -> None:
@@ -314,7 +325,9 @@ class Session:
                 async with asyncio.timeout(self.config.auth_timeout):
                     started = await self._startup()
             except TimeoutError:
-                log.info("authentication timeout for connection from %s", self.channel.peer[0])
+                # PostgreSQL closes without a word when authentication_timeout expires
+                what = "authentication" if self.started else "startup packet"
+                log.info("%s timeout for connection from %s", what, self.channel.peer[0])
                 return
             self.server.authenticated(self)
             if started:
@@ -351,9 +364,14 @@ class Session:
                 log.exception("error closing session %d", self.pid)
 
     async def _startup(self) -> bool:
-        request = await self._startup_packet()
+        # the startup packet has a deadline of its own: a client sends it at once, an idle
+        # socket must not hold an unauthenticated slot for the whole auth_timeout
+        async with asyncio.timeout(self.config.startup_timeout):
+            request = await self._startup_packet()
         if request is None:
             return False
+        self.started = True
+        self.server.started(self)
         await self._authenticate(request)
         return True
 
@@ -390,12 +408,7 @@ class Session:
         if request.protocol_minor > 0 or request.unrecognized:
             channel.write(msg.negotiate_protocol_version(0, request.unrecognized))
         if self._over_limit:
-            log.warning(
-                "refused connection from %s: %d connections already authenticating",
-                channel.peer[0],
-                self.config.max_unauthenticated,
-            )
-            raise _too_many_clients()
+            raise _too_many_clients()  # turned away when it connected (logged then)
         if not self.server.register(self):
             raise _too_many_clients()
         authenticator = await self._authenticator(request)
@@ -623,7 +636,11 @@ class PgServer:
         self.tls_context = self._tls_context(config)
         self.sessions: dict[int, Session] = {}  # registered (past the startup packet)
         self._all: set[Session] = set()
-        self._unauthenticated: set[Session] = set()
+        # connections admitted before authentication, oldest first: those still without a
+        # StartupMessage, those past it, and how many of them each client address has
+        self._awaiting_startup: dict[Session, None] = {}
+        self._authenticating: set[Session] = set()
+        self._per_address: dict[str | None, int] = {}
         self._turned_away: set[Session] = set()
         self.credentials = CredentialStore()
         # where every socket read lands before the connection copies it (one loop, one reader
@@ -671,22 +688,74 @@ class PgServer:
     def admit_unauthenticated(self, session: Session) -> bool | None:
         """Count a new connection in the startup/authentication phase.
 
-        True: admitted. False: over `max_unauthenticated`; like PostgreSQL's dead-end backends
-        it may finish the SSL exchange and send its startup packet, then gets 53300 without
-        any authentication work. None: as many are already being turned away: close at once.
+        At most `max_unauthenticated` connections, and `max_unauthenticated_per_address` from
+        one client address, are admitted at once. When a limit is reached, the oldest admitted
+        connection (of that address) that has not sent its StartupMessage yet makes room: a real
+        client sends it within a round trip, so idle sockets cannot lock others out.
+
+        True: admitted. False: no room (every admitted connection is past its startup packet);
+        like PostgreSQL's dead-end backends it may finish the SSL exchange and send its startup
+        packet, then gets 53300 without any authentication work. None: as many are already
+        being turned away: close at once.
         """
-        limit = self.config.max_unauthenticated
-        if len(self._unauthenticated) < limit:
-            self._unauthenticated.add(session)
-            return True
-        if len(self._turned_away) < limit:
+        host = session.channel.peer[0]
+        if self._per_address.get(host, 0) >= self.config.max_unauthenticated_per_address:
+            victim = next((s for s in self._awaiting_startup if s.channel.peer[0] == host), None)
+            if victim is None:
+                return self._turn_away(session)
+            self._evict(victim)
+        if (
+            len(self._awaiting_startup) + len(self._authenticating)
+            >= self.config.max_unauthenticated
+        ):
+            victim = next(iter(self._awaiting_startup), None)
+            if victim is None:
+                return self._turn_away(session)
+            self._evict(victim)
+        self._awaiting_startup[session] = None
+        self._per_address[host] = self._per_address.get(host, 0) + 1
+        return True
+
+    def _turn_away(self, session: Session) -> bool | None:
+        log.warning(
+            "connection from %s turned away: %d connections already authenticating",
+            session.channel.peer[0],
+            len(self._awaiting_startup) + len(self._authenticating),
+        )
+        if len(self._turned_away) < self.config.max_unauthenticated:
             self._turned_away.add(session)
             return False
         return None
 
+    def _evict(self, victim: Session) -> None:
+        log.debug(
+            "closed connection from %s that sent no startup packet, to admit a newer one",
+            victim.channel.peer[0],
+        )
+        self.authenticated(victim)
+        victim.evict()
+
+    def started(self, session: Session) -> None:
+        """The session's StartupMessage arrived: it can no longer be evicted."""
+        if session in self._awaiting_startup:
+            del self._awaiting_startup[session]
+            self._authenticating.add(session)
+
     def authenticated(self, session: Session) -> None:
-        self._unauthenticated.discard(session)
-        self._turned_away.discard(session)
+        """The session left the startup/authentication phase (or the connection ended)."""
+        if session in self._awaiting_startup:
+            del self._awaiting_startup[session]
+        elif session in self._authenticating:
+            self._authenticating.discard(session)
+        else:
+            self._turned_away.discard(session)
+            return
+        host = session.channel.peer[0]
+        left = self._per_address[host] - 1
+        if left:
+            self._per_address[host] = left
+        else:
+            del self._per_address[host]
 
     def register(self, session: Session) -> bool:
         """Give the session a pid and secret unless the connection limit is reached."""

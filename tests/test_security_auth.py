@@ -228,13 +228,22 @@ def test_server_built_in_code_refuses_to_listen_with_remote_trust() -> None:
 # ---------------------------------------------------------------- unauthenticated connections
 
 
+def stalled_in_scram(port: int) -> socket.socket:
+    """A connection past its startup packet that never answers the SASL request."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(startup_packet(user="app", database="reddb"))
+    assert sock.recv(65536)[:1] == b"R"
+    return sock
+
+
 def test_connections_still_authenticating_are_bounded() -> None:
     users = {"app": UserConfig(password="pw")}
     with running_server(Config(port=0, users=users, max_unauthenticated=2)) as srv:
-        idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]
+        idle = [stalled_in_scram(srv.port) for _ in range(2)]
         try:
-            time.sleep(0.2)
-            # over the limit: the client finishes its startup packet, then gets 53300
+            # over the limit, and none of them is idle before its startup packet (those make
+            # room, see test_preauth_admission): the client finishes its startup packet, then
+            # gets 53300
             with pytest.raises(psycopg.OperationalError, match="too many clients"):
                 psycopg.connect(dsn(srv.port, "app", password="pw"))
             reply = first_reply(srv.port, startup_packet(user="app", database="reddb"))
