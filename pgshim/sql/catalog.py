@@ -21,7 +21,7 @@ from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
-from pgshim.sql.engine import Engine
+from pgshim.sql.engine import Engine, TempTable, create_table
 from pgshim.sql.results import ColumnDesc, RowsResult
 
 SERVER_VERSION = "15.18"
@@ -257,12 +257,12 @@ class Catalog:
             self._session = session
             try:
                 executable = self._rewrite(tree.copy(), params, evaluate=True, computed=computed)
-                self._refresh(tree)
+                temp_tables = self._view_tables(tree)
             finally:
                 self._session = None
         self._check_engine_tree(executable)
-        temp_tables = [
-            (alias, _definition(function.columns), rows)
+        temp_tables += [
+            _temp_table(alias, function.columns, rows)
             for alias, (function, rows) in self._temp_tables.items()
         ]
         cursor = await self.engine.open(
@@ -282,7 +282,7 @@ class Catalog:
             cursor = self._db.cursor()
             try:
                 for alias, (function, _) in self._temp_tables.items():
-                    cursor.execute(f'CREATE TEMP TABLE "{alias}" ({_definition(function.columns)})')
+                    create_table(cursor, _temp_table(alias, function.columns, []))
                 limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
                 cursor.execute(limited, _used_params(probe, [None] * len(inferred)))
                 description = cursor.description or []
@@ -546,28 +546,32 @@ class Catalog:
 
     def _ensure_db(self) -> None:
         if self._db is None:
-            tables = [_create_table_sql(table) for table in self._tables.values()]
-            self._db = self.engine.connect([*tables, *_MACROS.values()])
+            # the shared tables hold the rows of when the database was created: enough for the
+            # static ones (types) and for planning; queries read their own fresh copies
+            tables = [
+                _temp_table(table.name, table.columns, [] if table.needs_session else table.rows())
+                for table in self._tables.values()
+            ]
+            self._db = self.engine.connect(tables, _MACROS.values())
 
     def _create_table(self, table: _Table) -> None:
-        self._db.execute(_create_table_sql(table))
+        create_table(self._db, _temp_table(table.name, table.columns, []), temporary=False)
 
-    def _refresh(self, tree: exp.Expression) -> None:
+    def _view_tables(self, tree: exp.Expression) -> list[TempTable]:
+        """The current rows of every view the query reads (and of those the macros it calls
+        read), for the query's own temporary copies: nothing a query sees is shared."""
         names = {table.name.lower() for table in tree.find_all(exp.Table)}
         if tree.find(exp.Lateral) is not None or "pg_publication_tables" in names:
             names.add("pgshim_publication_rel")
         if "pg_get_replica_identity_index" in sql_functions(tree):
             names.add("pg_index")
-        for name in names:
+        tables = []
+        for name in sorted(names):
             table = self._tables.get(name)
-            if table is None:
-                continue
-            produced = table.rows(self._session) if table.needs_session else table.rows()
-            rows = [tuple(row) for row in produced]
-            self._db.execute(f'DELETE FROM "{name}"')
-            if rows:
-                marks = ", ".join("?" for _ in table.columns)
-                self._db.executemany(f'INSERT INTO "{name}" VALUES ({marks})', rows)
+            if table is not None:
+                produced = table.rows(self._session) if table.needs_session else table.rows()
+                tables.append(_temp_table(name, table.columns, produced))
+        return tables
 
     # --- built-ins ------------------------------------------------------------------------------
 
@@ -648,12 +652,10 @@ def _is_internal(name: str) -> bool:
 _INTERNAL_TABLES = {"pgshim_type_names", "pgshim_publication_rel"}
 
 
-def _create_table_sql(table: _Table) -> str:
-    return f'CREATE OR REPLACE TABLE "{table.name}" ({_definition(table.columns)})'
-
-
-def _definition(columns: list[tuple[str, int]]) -> str:
-    return ", ".join(f'"{name}" {duck_type(oid)}' for name, oid in columns)
+def _temp_table(name: str, columns: list[tuple[str, int]], rows: Iterable[tuple]) -> TempTable:
+    return TempTable(
+        name, [(column, duck_type(oid)) for column, oid in columns], [tuple(row) for row in rows]
+    )
 
 
 def _literal(value: Any) -> exp.Expression:

@@ -13,7 +13,8 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pgshim.errors import PgError
@@ -27,7 +28,28 @@ WALLED_OFF = {
     "allow_unsigned_extensions": False,
     "threads": 1,
 }
-INSERT_CHUNK = 500  # rows of a set-returning function's result per INSERT
+
+
+@dataclass(frozen=True, slots=True)
+class TempTable:
+    """Rows a query reads as a table of its own: a view's current rows or a set-returning
+    function's result."""
+
+    name: str
+    columns: list[tuple[str, str]]  # (name, engine type)
+    rows: list[tuple]
+
+
+def create_table(connection: Any, table: TempTable, temporary: bool = True) -> None:
+    """Create the table and load its rows column by column (one list per column, unnested:
+    an order of magnitude faster than inserting row by row)."""
+    definition = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
+    scope = "TEMP TABLE" if temporary else "OR REPLACE TABLE"
+    connection.execute(f'CREATE {scope} "{table.name}" ({definition})')
+    if table.rows:
+        unnested = ", ".join(f"unnest(?::{kind}[])" for _, kind in table.columns)
+        columns = [list(column) for column in zip(*table.rows, strict=True)]
+        connection.execute(f'INSERT INTO "{table.name}" SELECT {unnested}', columns)
 
 
 def _lower_priority() -> None:
@@ -44,16 +66,18 @@ class Engine:
         )
         self.db: Any = None
 
-    def connect(self, setup: Sequence[str]) -> Any:
-        """The database, created on first use with pgshim's own tables and macros (`setup`);
-        nothing can change its configuration afterwards."""
+    def connect(self, tables: Sequence[TempTable], macros: Iterable[str]) -> Any:
+        """The database, created on first use with pgshim's own tables and macros; nothing can
+        change its configuration afterwards."""
         if self.db is None:
             import duckdb  # imported on first use: the server stays small until a catalog query
 
             db = duckdb.connect(":memory:", config=WALLED_OFF | {"memory_limit": self.memory_limit})
             db.execute("SET TimeZone = 'UTC'")
-            for statement in setup:
-                db.execute(statement)
+            for table in tables:
+                create_table(db, table, temporary=False)
+            for macro in macros:
+                db.execute(macro)
             db.execute("SET lock_configuration = true")
             self.db = db
         return self.db
@@ -62,23 +86,17 @@ class Engine:
         self,
         sql: str,
         params: list,
-        temp_tables: Sequence[tuple[str, str, list[tuple]]],
+        temp_tables: Sequence[TempTable],
         bound: Bound,
         to_pg_error: Callable[[Exception], PgError],
     ) -> EngineCursor:
-        """Run `sql` on a cursor of its own, after creating its temporary tables (name, column
-        definitions, rows); the rows are fetched with EngineCursor.fetch."""
+        """Run `sql` on a cursor of its own, after creating its temporary tables; the rows are
+        fetched with EngineCursor.fetch."""
         cursor = EngineCursor(self, self.db.cursor(), bound, to_pg_error)
 
         def start() -> None:
-            for name, definition, rows in temp_tables:
-                cursor.raw.execute(f'CREATE TEMP TABLE "{name}" ({definition})')
-                width = definition.count(",") + 1
-                for first in range(0, len(rows), INSERT_CHUNK):
-                    chunk = rows[first : first + INSERT_CHUNK]
-                    marks = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
-                    flat = [value for row in chunk for value in row]
-                    cursor.raw.execute(f'INSERT INTO "{name}" VALUES {marks}', flat)
+            for table in temp_tables:
+                create_table(cursor.raw, table)
             cursor.raw.execute(sql, params)
 
         try:
