@@ -227,3 +227,29 @@ def test_publication_bad_option(catalog: Catalog) -> None:
     with pytest.raises(PgError) as caught:
         run_sql(session, "CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'upsert')")
     assert caught.value.sqlstate == "22023"
+
+
+def test_pg_settings_shows_postgresql_settings_with_units(session: SqlSession) -> None:
+    run_sql(session, "SET statement_timeout = '2s'")
+    result = run_sql(
+        session,
+        "SELECT name, setting, unit, vartype, source FROM pg_settings "
+        "WHERE name IN ('statement_timeout', 'work_mem', 'wal_segment_size', 'memory_limit') "
+        "ORDER BY name",
+    )
+    assert result.rows == [
+        ("statement_timeout", "2000", "ms", "integer", "session"),
+        ("wal_segment_size", "16777216", "B", "integer", "default"),
+        ("work_mem", "4096", "kB", "integer", "default"),
+    ]  # the engine's own settings (memory_limit, threads, ...) are not PostgreSQL's
+
+
+def test_statement_timeout_values(session: SqlSession) -> None:
+    run_sql(session, "SET statement_timeout = 1500")
+    assert session.bound().timeout_ms == 1500
+    run_sql(session, "SET statement_timeout TO '1min'")
+    assert session.bound().timeout_ms == 60_000
+    with pytest.raises(PgError) as caught:
+        run_sql(session, "SET statement_timeout = 'soon'")
+    assert caught.value.sqlstate == "22023"
+    assert session.bound().timeout_ms == 60_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -36,15 +37,13 @@ class Bound:
 
     def start(self) -> Bound:
         """Start (or restart, for a portal's next Execute) the statement's clock."""
-        self.deadline = (
-            asyncio.get_running_loop().time() + self.timeout_ms / 1000 if self.timeout_ms else None
-        )
+        self.deadline = time.monotonic() + self.timeout_ms / 1000 if self.timeout_ms else None
         return self
 
     def remaining(self) -> float | None:
         if self.deadline is None:
             return None
-        return self.deadline - asyncio.get_running_loop().time()
+        return self.deadline - time.monotonic()
 
     def check(self) -> None:
         remaining = self.remaining()

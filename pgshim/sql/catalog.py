@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
+from pgshim.sql import pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.engine import Engine, TempTable, create_table
@@ -609,6 +610,7 @@ class Catalog:
         for name, columns in CATALOG_VIEWS.items():
             self.register_view(name, columns, list)
         self.register_view("pg_type", CATALOG_VIEWS["pg_type"], pg_type_rows)
+        self.register_view("pg_settings", pg_settings.COLUMNS, pg_settings.rows, needs_session=True)
         self.register_view(
             "pgshim_type_names",
             [("oid", "oid"), ("sql_name", "text")],

@@ -178,6 +178,12 @@ class SqlSession:
         self._settings[canonical] = new
         return new
 
+    def settings(self) -> dict[str, str]:
+        return dict(self._settings)
+
+    def reset_values(self) -> dict[str, str]:
+        return dict(self._reset_values)
+
     def reported_changes(self) -> list[tuple[str, str]]:
         """GUC_REPORT parameters whose value changed since the last call (ParameterStatus)."""
         changes = []
@@ -355,6 +361,7 @@ def _setting_value(args: tuple | None) -> str:
     return ", ".join(items)
 
 
+_TIME_SETTINGS = {"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"}
 _TIMEZONE_ALIASES = {"utc": "UTC", "etc/utc": "Etc/UTC", "gmt": "GMT", "z": "UTC"}
 
 
@@ -377,4 +384,6 @@ def _normalize(name: str, value: str) -> str:
         return _TIMEZONE_ALIASES.get(value.lower(), value)
     if name == "IntervalStyle":
         return value.lower()
+    if name in _TIME_SETTINGS:
+        duration_ms(name, value)  # PostgreSQL refuses a bad value at SET, not later
     return value
