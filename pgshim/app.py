@@ -31,7 +31,7 @@ from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
 from pgshim.sql.engine import Engine
-from pgshim.sql.parse import Statement, StatementKind, parse_statements
+from pgshim.sql.parse import StatementKind, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
@@ -272,36 +272,37 @@ class Session:
     def tx_status(self) -> str:
         return self.sql.tx_status
 
-    def split(self, sql: str) -> list[Statement | str]:
+    def split(self, sql: str) -> list[str | commands.Command]:
         """The statements of a Query message; on a walsender connection, a replication
         command is the whole message (as PostgreSQL's walsender reads it)."""
-        if self.info.replication != "false" and commands.is_replication_command(sql):
-            return [sql]
         try:
-            return list(parse_statements(sql))
+            if self.info.replication != "false" and commands.is_replication_command(sql):
+                return [commands.parse_command(sql)]
+            return list(split_statements(sql))
         except PgError:
             self.sql.fail()
             raise
 
-    async def simple(self, stmt: Statement | str) -> Any:
-        if isinstance(stmt, str):
-            return await self.replication.execute(commands.parse_command(stmt))
+    async def simple(self, stmt: str | commands.Command) -> Any:
+        if not isinstance(stmt, str):
+            return await self.replication.execute(stmt)
         if self.info.replication == "true":
             raise PgError(
                 "0A000", "cannot execute SQL commands in WAL sender for physical replication"
             )
-        if stmt.kind is StatementKind.COPY:
-            self.sql.check_not_aborted(stmt.kind)
-            try:
-                target = copy_target(stmt.node, self.sql.info.is_superuser)
-                return await self.app.copy_out(target, self.snapshot_pos, self.sql.bound())
-            except PgError:
-                self.sql.fail()
-                raise
-        return await self.sql.execute(stmt)
+        try:
+            statement = parse_statement(stmt)
+            if statement.kind is not StatementKind.COPY:
+                return await self.sql.execute(statement)
+            self.sql.check_not_aborted(statement.kind)
+            target = copy_target(statement.node, self.sql.info.is_superuser)
+            return await self.app.copy_out(target, self.snapshot_pos, self.sql.bound())
+        except PgError:
+            self.sql.fail()
+            raise
 
-    def prepare(self, stmt: Statement | str, param_oids: list[int]) -> Prepared:
-        if isinstance(stmt, str):
+    def prepare(self, stmt: str | commands.Command, param_oids: list[int]) -> Prepared:
+        if not isinstance(stmt, str):
             raise PgError(
                 "08P01", "extended query protocol not supported in a replication connection"
             )

@@ -589,6 +589,7 @@ class Session:
                 else:
                     await write_result(channel, result)
                 self._report_changes()
+                await asyncio.sleep(0)  # a message of many statements lets others run between them
         except PgError as err:
             if err.severity == "FATAL":
                 raise

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pgshim.errors import PgError
 from pgshim.sql.parse import StatementKind, parse_statements
+from pgshim.sql.parse import split_statements as split_statements_only
 
 
 def split_statements(sql: str) -> list[str]:
@@ -100,3 +103,24 @@ def test_unsupported(stmt: str) -> None:
         classify(stmt)
     assert caught.value.sqlstate == "0A000"
     assert stmt.split()[0].upper() in caught.value.message
+
+
+def test_a_tree_too_deep_is_refused_like_postgresql() -> None:
+    with pytest.raises(PgError) as caught:
+        classify("SELECT " + " + ".join(["1"] * 5000))
+    assert caught.value.sqlstate == "54001"
+    with pytest.raises(PgError) as caught:
+        classify("SELECT " + "(" * 20000 + "1" + ")" * 20000)
+    assert caught.value.sqlstate == "42601"  # bison's "memory exhausted", as PostgreSQL says
+
+
+def test_many_statements_are_split_without_building_their_trees() -> None:
+    started = time.perf_counter()
+    assert len(split_statements_only("SELECT 1;" * 100_000)) == 100_000
+    assert time.perf_counter() - started < 2.0  # building 100k trees at once took 15 s
+
+
+def test_a_syntax_error_anywhere_refuses_the_whole_message() -> None:
+    with pytest.raises(PgError) as caught:
+        split_statements_only("SELECT 1; SELECT 2; selec 3")
+    assert (caught.value.sqlstate, caught.value.position) == ("42601", 21)

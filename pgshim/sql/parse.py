@@ -8,10 +8,12 @@ stages see of a statement is its syntax tree and the text pglast prints back fro
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeVar
 
-from pglast import ast, enums, parse_sql
+from pglast import ast, enums, parse_sql, parser
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
@@ -46,6 +48,7 @@ class Statement:
         return self.text.split(None, 1)[0].upper() if self.text else ""
 
 
+T = TypeVar("T")
 MAX_PARAMETER = 65535  # a Bind message counts parameters in an int16
 
 _TRANSACTION = {
@@ -109,26 +112,56 @@ _DROP_TAGS = {
 }
 
 
+def split_statements(sql: str) -> list[str]:
+    """The statements of a Query message, delimited by PostgreSQL's parser, which also checks
+    the syntax of all of them before any runs; [] for an empty query string."""
+    return list(_guarded(parser.split, sql))
+
+
+def parse_statement(text: str) -> Statement:
+    """One statement (a piece split_statements gave): its tree, kind and printed text."""
+    if len(text) > _CACHED_TEXT:
+        return _parse(text)
+    return _parse_cached(text)
+
+
 def parse_statements(sql: str) -> list[Statement]:
-    """Every statement of a Query message, in order; [] for an empty query string."""
-    return list(_parse_cached(sql)) if len(sql) <= _CACHED_TEXT else _parse(sql)
+    return [parse_statement(text) for text in split_statements(sql)]
 
 
 _CACHED_TEXT = 4096  # monitoring tools repeat the same short statements
 
 
 @lru_cache(maxsize=512)
-def _parse_cached(sql: str) -> tuple[Statement, ...]:
-    return tuple(_parse(sql))
+def _parse_cached(text: str) -> Statement:
+    return _parse(text)
 
 
-def _parse(sql: str) -> list[Statement]:
+def _parse(text: str) -> Statement:
+    raws = _guarded(parse_sql, text)
+    if len(raws) != 1:
+        raise PgError("42601", "cannot insert multiple commands into a prepared statement")
+    return _guarded(_classify, raws[0].stmt)
+
+
+def _guarded(function: Callable[[Any], T], argument: Any) -> T:
+    """PostgreSQL's errors for what its parser, or the tree's size, refuses."""
     try:
-        raws = parse_sql(sql)
+        return function(argument)
     except ParseError as error:
         message, index = error.args if len(error.args) == 2 else (str(error), None)
         raise PgError("42601", message, position=None if index is None else index + 1) from None
-    return [_classify(raw.stmt) for raw in raws]
+    except RecursionError:
+        raise stack_depth_exceeded() from None
+
+
+def stack_depth_exceeded() -> PgError:
+    return PgError(
+        "54001",
+        "stack depth limit exceeded",
+        hint='Increase the configuration parameter "max_stack_depth" (currently 2048kB), after '
+        "ensuring the platform's stack depth limit is adequate.",
+    )
 
 
 def _classify(node: ast.Node) -> Statement:

@@ -13,7 +13,7 @@ from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
 from pgshim.sql.check import check_query
-from pgshim.sql.parse import Statement, StatementKind, parse_statements
+from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
 
 
@@ -208,7 +208,10 @@ class SqlSession:
             if isinstance(stmt, str):
                 stmt = _single(stmt)
             self.check_not_aborted(stmt.kind)
-            return await self._dispatch(stmt, params)
+            try:
+                return await self._dispatch(stmt, params)
+            except RecursionError:  # a tree too deep for the checker or the rewrite
+                raise stack_depth_exceeded() from None
         except PgError:
             self.fail()
             raise
@@ -229,7 +232,10 @@ class SqlSession:
         if isinstance(stmt, str):
             stmt = _single(stmt)
         if stmt.kind is StatementKind.QUERY:
-            used = check_query(stmt.node, self.catalog.names())
+            try:
+                used = check_query(stmt.node, self.catalog.names())
+            except RecursionError:
+                raise stack_depth_exceeded() from None
             oids, columns = self.catalog.describe(
                 stmt.text, param_oids + [0] * (used - len(param_oids))
             )
