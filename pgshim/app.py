@@ -296,6 +296,10 @@ class Session:
                 return await self.sql.execute(statement)
             self.sql.check_not_aborted(statement.kind)
             target = copy_target(statement.node, self.sql.info.is_superuser)
+            if not (self.sql.info.is_superuser or self.sql.info.rolreplication):
+                # a collection's rows are its owner's; tablesync workers connect as replication
+                # roles, as PostgreSQL subscribers do
+                raise PgError("42501", f"permission denied for table {target.table}")
             return await self.app.copy_out(target, self.snapshot_pos, self.sql.bound())
         except PgError:
             self.sql.fail()

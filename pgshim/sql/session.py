@@ -329,6 +329,12 @@ class SqlSession:
         command = parse_publication_ddl(text)
         if self.publications is None:
             raise PgError("0A000", "publications are not supported by this server")
+        if not self.info.is_superuser:
+            # publications shape what every subscriber receives; pgshim's belong to the
+            # bootstrap superuser, and no other role may create objects in the database
+            if command.verb == "create":
+                raise PgError("42501", f"permission denied for database {self.database}")
+            raise PgError("42501", f"must be owner of publication {command.name}")
         command.apply(self.publications)
         return CommandResult(command.tag)
 
