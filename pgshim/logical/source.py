@@ -32,13 +32,18 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
 from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, AheadOutput, DecodedStore
 from pgshim.logical.positions import end_pos
-from pgshim.logical.transactions import Transaction, TransactionBuilder, empty_transaction
+from pgshim.logical.transactions import (
+    Transaction,
+    TransactionBuilder,
+    commit_time_of,
+    commit_time_problem,
+    empty_transaction,
+)
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
@@ -59,6 +64,7 @@ HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' p
 LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
 LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
+REPORTED_LSNS = 65536  # LSNs whose decode errors were reported, remembered not to report twice
 
 
 class _Reorder:
@@ -342,19 +348,46 @@ class ChangeSource:
         )
 
     def decode(self, frame: Frame) -> Transaction:
+        """The transaction of one frame; never raises. What cannot be decoded is counted in
+        ``decode_errors`` and logged with the spool offset and the LSN, once per record (a record
+        decoded again for a catch-up read is not reported again); a record that cannot be parsed
+        at all becomes an empty transaction at its position."""
         try:
-            record = parse_change_record(frame.payload, frame.lsn)
-        except ChangeDecodeError as exc:
-            self.decode_errors += 1
-            log.error("spool offset %d, RedDB LSN %d: %s", frame.offset, frame.lsn, exc)
-            commit_time = datetime.fromtimestamp(frame.timestamp_ms / 1000, UTC)
-            return empty_transaction(frame.lsn, commit_time, f"LSN {frame.lsn}: {exc}")
-        tx = self.builder.build([record])
-        if tx.errors:
+            record = parse_change_record(frame.payload, frame.lsn, frame.timestamp_ms)
+            tx = self.builder.build([record])
+        except Exception as exc:  # foreign bytes: whatever goes wrong is reported, not raised
+            if isinstance(exc, ChangeDecodeError):
+                error = f"LSN {frame.lsn}: {exc}"
+            else:
+                error = f"LSN {frame.lsn}: cannot decode the record: {type(exc).__name__}: {exc}"
+            tx = empty_transaction(frame.lsn, commit_time_of(frame.timestamp_ms), error)
+            problem = commit_time_problem(frame.timestamp_ms)
+            if problem is not None:
+                tx.errors.append(f"lsn {frame.lsn}: frame {problem}")
+            if self._first_report(frame.lsn):
+                self.decode_errors += len(tx.errors)
+                log.error("spool offset %d, RedDB LSN %d: %s", frame.offset, frame.lsn, exc)
+                for extra in tx.errors[1:]:
+                    log.error("spool offset %d: %s", frame.offset, extra)
+            return tx
+        if tx.errors and self._first_report(frame.lsn):
             self.decode_errors += len(tx.errors)
             for error in tx.errors:
                 log.warning("spool offset %d: %s", frame.offset, error)
         return tx
+
+    def _first_report(self, lsn: int) -> bool:
+        """Whether the decode errors of RedDB LSN ``lsn`` are reported for the first time (the
+        last REPORTED_LSNS reported LSNs are remembered)."""
+        reported: OrderedDict[int, None] | None = getattr(self, "_reported_lsns", None)
+        if reported is None:
+            reported = self._reported_lsns = OrderedDict()
+        if lsn in reported:
+            return False
+        reported[lsn] = None
+        if len(reported) > REPORTED_LSNS:
+            reported.popitem(last=False)
+        return True
 
     def _store_pending(self) -> None:
         store = self.store

@@ -11,6 +11,10 @@ several consecutive records whose entities share an ``xmin`` (the writer's trans
 
 Decode problems are appended to ``Transaction.errors`` with the LSN and the reason; the change
 is still emitted with what could be decoded, or skipped-but-reported when nothing could.
+
+Commit times are total: a RedDB timestamp outside the years 1..9999 (microseconds or nanoseconds
+written where milliseconds belong, a damaged u64) is clamped to that range and reported as an error
+of its transaction, never raised.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ if TYPE_CHECKING:
     from pgshim.reddb.identity import IdentityMap
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# the commit times a Python datetime (and so every plugin) can carry, at RedDB's millisecond
+# precision; both lie well inside PostgreSQL's timestamptz range (4713 BC .. 294276 AD)
+MIN_COMMIT_TIME = datetime(1, 1, 1, tzinfo=UTC)
+MAX_COMMIT_TIME = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+_MIN_MS = (MIN_COMMIT_TIME - _EPOCH) // _MS
+_MAX_MS = (MAX_COMMIT_TIME - _EPOCH) // _MS
 _ENTITY_RECORD_MAGIC = b"RER1"
 
 
@@ -104,7 +115,24 @@ class Transaction:
 
 
 def commit_time_of(timestamp_ms: int) -> datetime:
+    """The commit time of a RedDB timestamp in milliseconds since the epoch, for any integer:
+    outside the years 1..9999 it is clamped to MIN_COMMIT_TIME or MAX_COMMIT_TIME."""
+    if timestamp_ms < _MIN_MS:
+        return MIN_COMMIT_TIME
+    if timestamp_ms > _MAX_MS:
+        return MAX_COMMIT_TIME
     return _EPOCH + timedelta(milliseconds=timestamp_ms)
+
+
+def commit_time_problem(timestamp_ms: int) -> str | None:
+    """Why ``commit_time_of(timestamp_ms)`` is not the time RedDB wrote, or None when it is."""
+    if _MIN_MS <= timestamp_ms <= _MAX_MS:
+        return None
+    clamped = pgtypes.text_out(1184, commit_time_of(timestamp_ms))  # timestamptz
+    return (
+        f"commit timestamp {timestamp_ms} ms is outside the years 1..9999; "
+        f"commit time clamped to {clamped}"
+    )
 
 
 def empty_transaction(lsn: int, commit_time: datetime, error: str) -> Transaction:
@@ -202,6 +230,11 @@ class TransactionBuilder:
             changes=[],
             records=list(records),
         )
+        for record in records:
+            tx.errors.extend(f"lsn {record.lsn}: {problem}" for problem in record.problems)
+        problem = commit_time_problem(last.timestamp_ms)
+        if problem is not None:
+            tx.errors.append(f"lsn {last.lsn}: {problem}")
         for record in records:
             self._add_record(tx, record)
         return tx

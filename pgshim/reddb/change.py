@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -39,6 +40,8 @@ class ChangeRecord:
     range_id: int | None
     ownership_epoch: int | None
     raw: bytes  # the original JSON payload
+    # what could not be read as RedDB wrote it but was replaced (a timestamp that is no integer)
+    problems: tuple[str, ...] = ()
 
 
 def public_kind(internal: str) -> str:
@@ -107,15 +110,38 @@ def unwrap_entity_record(record: bytes) -> bytes:
     return record[8:end]
 
 
-def parse_change_record(payload: bytes, frame_lsn: int | None = None) -> ChangeRecord:
-    """Parse one spool payload; a bad payload raises ChangeDecodeError carrying the LSN."""
+def parse_change_record(
+    payload: bytes, frame_lsn: int | None = None, frame_timestamp_ms: int = 0
+) -> ChangeRecord:
+    """Parse one spool payload; a bad payload raises ChangeDecodeError carrying the LSN.
+
+    A ``timestamp`` that is not an integer does not make the record unreadable: a finite number
+    is truncated, anything else replaced by ``frame_timestamp_ms`` (the frame's append time),
+    and ``problems`` says so.
+    """
     try:
-        return _parse(payload, frame_lsn)
+        return _parse(payload, frame_lsn, frame_timestamp_ms)
     except ChangeDecodeError as exc:
         raise exc.with_lsn(frame_lsn) from None
 
 
-def _parse(payload: bytes, frame_lsn: int | None) -> ChangeRecord:
+def _timestamp(obj: dict, fallback: int) -> tuple[int, tuple[str, ...]]:
+    value = obj.get("timestamp", 0)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, ()
+    if isinstance(value, float) and math.isfinite(value):
+        if value.is_integer():
+            return int(value), ()  # v1.2.0–v1.10.0 wrote every number through f64
+        return int(value), (f"timestamp {value!r} is not an integer; truncated to {int(value)}",)
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return fallback, (
+        f"timestamp {shown} is not an integer; the frame's timestamp {fallback} ms used instead",
+    )
+
+
+def _parse(payload: bytes, frame_lsn: int | None, frame_timestamp_ms: int = 0) -> ChangeRecord:
     obj = _loads(payload)
     if not isinstance(obj, dict):
         raise ChangeDecodeError("payload is not a JSON object")
@@ -123,12 +149,12 @@ def _parse(payload: bytes, frame_lsn: int | None) -> ChangeRecord:
     if lsn is None:
         raise ChangeDecodeError("missing lsn")
     try:
-        return _fields(obj, lsn, payload)
+        return _fields(obj, lsn, payload, frame_timestamp_ms)
     except ChangeDecodeError as exc:
         raise exc.with_lsn(lsn) from None
 
 
-def _fields(obj: dict, lsn: int, payload: bytes) -> ChangeRecord:
+def _fields(obj: dict, lsn: int, payload: bytes, frame_timestamp_ms: int = 0) -> ChangeRecord:
     operation = obj.get("operation")
     if operation not in OPERATIONS:
         reason = "missing operation" if operation is None else f"unknown operation {operation!r}"
@@ -151,9 +177,10 @@ def _fields(obj: dict, lsn: int, payload: bytes) -> ChangeRecord:
         raise ChangeDecodeError("refresh_records_hex is not an array")
     refresh = tuple(unwrap_entity_record(_hex(item, "refresh_records_hex")) for item in refresh_hex)
     term = obj.get("term")
+    timestamp_ms, problems = _timestamp(obj, frame_timestamp_ms)
     return ChangeRecord(
         lsn=lsn,
-        timestamp_ms=_as_int(obj.get("timestamp", 0), "timestamp"),
+        timestamp_ms=timestamp_ms,
         operation=operation,
         collection=collection,
         rid=0 if rid_value is None else _as_int(rid_value, "rid"),
@@ -165,4 +192,5 @@ def _fields(obj: dict, lsn: int, payload: bytes) -> ChangeRecord:
         range_id=_optional_int(obj, "range_id"),
         ownership_epoch=_optional_int(obj, "ownership_epoch"),
         raw=bytes(payload),
+        problems=problems,
     )
