@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
-from bisect import bisect_right
-from collections import OrderedDict
+import zlib
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import Checkpoint, IngestCheckpoint
 from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, AheadOutput, DecodedStore
-from pgshim.logical.positions import end_pos
+from pgshim.logical.positions import change_pos, end_pos
 from pgshim.logical.transactions import (
     Transaction,
     TransactionBuilder,
@@ -65,24 +68,33 @@ LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the 
 LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 REPORTED_LSNS = 65536  # LSNs whose decode errors were reported, remembered not to report twice
+# released LSNs whose record is remembered (term, file, offset, CRC): a record written again
+# at one of them is told apart from a duplicate; past them, only a newer term is
+RELEASED_VERSIONS = 65536
 
 
 class _Reorder:
-    """Releases frames in LSN order, waiting a bounded time or count for the holes below them."""
+    """Releases frames in LSN order, waiting a bounded time or count for the holes below them.
+
+    Of several frames with one LSN, the latest version (see ``_Version``) is released first; the
+    others, and frames at or below what was released, are kept in ``behind`` for the owner."""
 
     def __init__(self, after_lsn: int, *, grace: float, window: int) -> None:
         self.released = after_lsn
         self.grace = grace
         self.window = window
-        self._heap: list[tuple[int, float, Frame]] = []
+        self.behind: list[Frame] = []
+        self._heap: list[tuple[int, tuple[int, int, int], int, float, Frame]] = []
+        self._pushed = itertools.count()
 
-    def push(self, frame: Frame, now: float) -> None:
-        heapq.heappush(self._heap, (frame.lsn, now, frame))
+    def push(self, frame: Frame, now: float, generation: int = 0) -> None:
+        latest_first = (-frame.term, -generation, -frame.offset)
+        heapq.heappush(self._heap, (frame.lsn, latest_first, next(self._pushed), now, frame))
 
     def pop_ready(self, now: float, *, final: bool = False) -> Iterator[Frame]:
         heap = self._heap
         while heap:
-            lsn, seen_at, frame = heap[0]
+            lsn, _, _, seen_at, frame = heap[0]
             if not (
                 lsn <= self.released + 1
                 or final
@@ -92,14 +104,57 @@ class _Reorder:
                 return
             heapq.heappop(heap)
             if lsn <= self.released:
-                # a record below what was already released: it arrived after its hole was closed
-                log.warning("RedDB LSN %d arrived after LSN %d was released", lsn, self.released)
-            else:
-                self.released = lsn
+                self.behind.append(frame)
+                continue
+            self.released = lsn
             yield frame
+
+    def take_behind(self) -> list[Frame]:
+        behind, self.behind = self.behind, []
+        return behind
 
     def __len__(self) -> int:
         return len(self._heap)
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """Which record a released LSN held. Of two versions of an LSN the later one wins: a higher
+    term, then a later spool file (prunes replace it), then a later offset in it."""
+
+    term: int
+    rank: tuple[int, int, int]  # (term, spool file generation, byte offset)
+    crc: int
+
+    @classmethod
+    def of(cls, frame: Frame, generation: int) -> _Version:
+        return cls(frame.term, (frame.term, generation, frame.offset), zlib.crc32(frame.payload))
+
+    def same_record(self, other: _Version) -> bool:
+        return self.term == other.term and self.crc == other.crc
+
+
+class _ReleasedVersions:
+    """The versions of the last ``window`` released LSNs."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._versions: dict[int, _Version] = {}
+        self._order: deque[int] = deque()
+
+    def add(self, lsn: int, version: _Version) -> None:
+        if lsn not in self._versions:
+            self._order.append(lsn)
+        self._versions[lsn] = version
+        while len(self._order) > self.window:
+            self._versions.pop(self._order.popleft(), None)
+
+    def get(self, lsn: int) -> _Version | None:
+        return self._versions.get(lsn)
+
+    def forget_from(self, lsn: int) -> None:
+        self._versions = {k: v for k, v in self._versions.items() if k < lsn}
+        self._order = deque(k for k in self._order if k < lsn)
 
 
 class _HistoryCache:
@@ -130,6 +185,10 @@ class _HistoryCache:
         while entries and (len(entries) > self.capacity or self.bytes > self.max_bytes):
             _, (_, evicted) = entries.popitem(last=False)
             self.bytes -= evicted
+
+    def forget_from(self, lsn: int) -> None:
+        for key in [key for key in self._entries if key >= lsn]:
+            self.bytes -= self._entries.pop(key)[1]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -205,6 +264,20 @@ class ChangeSource:
         self._chunked_polls = True
         self._history_decodes = 0  # since the last identity flush
         self._listeners: set[Callable[[], None]] = set()
+        self._versions = _ReleasedVersions(RELEASED_VERSIONS)
+        self._rewind_to: tuple[int, str] | None = None  # (RedDB LSN, why): see ``rewind``
+        self._rewind_listeners: set[Callable[[int, str], None]] = set()
+        # (inode, offset): frames of that file from that offset on are new, even at LSNs a seek
+        # made the follower skip (a record appended late while pgshim was stopped)
+        self._fresh_from: tuple[int | None, int] | None = None
+        self.duplicates = 0  # records read again with the content that was sent
+        self.superseded = 0  # older versions of records whose later version was sent
+        self.rewinds = 0
+        self.last_rewind: tuple[int, str, datetime] | None = None
+        # the RedDB term a released LSN was read in (the term history's), beyond what
+        # ``_versions`` remembers; 0: unknown
+        self.term_at: Callable[[int], int] = lambda lsn: 0
+        follower.on_skipped = self._skipped
         if start_after_lsn:
             follower.seek(start_after_lsn)
 
@@ -222,7 +295,7 @@ class ChangeSource:
             if saved is None and self.store is not None:
                 self.store.clear()  # nothing says which spool its chunks came from
             return
-        self.follower.seek(saved.lsn)
+        self.follower.seek(saved.lsn, new_from=(saved.inode, saved.file_offset))
         last = self.follower.status.last_lsn
         if last is None or last < saved.lsn:
             log.warning(
@@ -235,6 +308,7 @@ class ChangeSource:
                 self.store.clear()
             return
         log.info("resuming ingestion after RedDB LSN %d", saved.lsn)
+        self._fresh_from = (saved.inode, saved.file_offset)
         self._reorder = _Reorder(saved.lsn, grace=self._reorder_grace, window=self._reorder_window)
         self._base_lsn = self.last_lsn = saved.lsn
         self.end_pos = end_pos(saved.lsn)
@@ -276,11 +350,15 @@ class ChangeSource:
             if len(reorder) <= self._reorder_window:
                 frames = self._poll_chunk()
                 polled = len(frames)
+                generation = self.follower.status.prunes
                 for frame in frames:
                     if frame.lsn > reorder.released:
-                        reorder.push(frame, now)
+                        reorder.push(frame, now, generation)
+                    else:
+                        self._behind(frame)
             before = released
             for frame in reorder.pop_ready(now):
+                self._versions.add(frame.lsn, _Version.of(frame, self.follower.status.prunes))
                 self._append(self.decode(frame))
                 released += 1
                 if store:
@@ -290,6 +368,12 @@ class ChangeSource:
                     flushed = released
                 if budget is not None and released >= budget:
                     break
+            for frame in reorder.take_behind():
+                self._behind(frame)
+            if self._rewind_to is not None:
+                self._rewind(*self._rewind_to)
+                reorder = self._reorder
+                continue
             if not polled and released == before:
                 break
         self._note_corruption(now)
@@ -302,6 +386,99 @@ class ChangeSource:
             if store:
                 self.store_released(now)
         return released
+
+    # -- records that come late, again, or rewritten -------------------------------------------
+
+    def _behind(self, frame: Frame) -> None:
+        """A record read as new at or below the last released LSN: the same record again, an
+        older version of it, a newer version (a rewrite: RedDB's history diverged), or a record
+        that comes after its LSN was passed over as a hole."""
+        known = self._versions.get(frame.lsn)
+        mine = _Version.of(frame, self.follower.status.prunes)
+        if known is not None:
+            if known.same_record(mine):
+                self.duplicates += 1
+                log.warning(
+                    "RedDB LSN %d is in the spool again (offset %d) with the content sent; "
+                    "skipped", frame.lsn, frame.offset,
+                )  # fmt: skip
+            elif mine.rank < known.rank:
+                self.superseded += 1
+                log.warning(
+                    "RedDB LSN %d at spool offset %d (term %d) is older than the version sent "
+                    "(term %d); skipped", frame.lsn, frame.offset, frame.term, known.term,
+                )  # fmt: skip
+            else:
+                self._request_rewind(
+                    frame.lsn,
+                    f"RedDB LSN {frame.lsn} was written again (term {frame.term}, spool offset "
+                    f"{frame.offset}) with content other than what was sent (term {known.term})",
+                )
+            return
+        self._request_rewind(
+            frame.lsn,
+            f"RedDB LSN {frame.lsn} (spool offset {frame.offset}) arrived after RedDB LSN "
+            f"{self._reorder.released} was released",
+        )
+
+    def _skipped(self, frames: list[Frame]) -> None:
+        """Frames the follower skipped as delivered (a prune's rescan, a restart's seek): a
+        re-read, unless they differ from what was sent or came after the last read."""
+        fresh = self._fresh_from
+        inode = self.follower.status.inode
+        for frame in frames:
+            known = self._versions.get(frame.lsn)
+            if known is not None:
+                if not known.same_record(_Version.of(frame, self.follower.status.prunes)):
+                    self._behind(frame)
+            elif fresh is not None and fresh[0] == inode and frame.offset >= fresh[1]:
+                self._behind(frame)  # appended after the last run read the file
+            elif frame.term > self.term_at(frame.lsn) and frame.lsn <= self._reorder.released:
+                self._request_rewind(
+                    frame.lsn,
+                    f"RedDB LSN {frame.lsn} (spool offset {frame.offset}) is of term "
+                    f"{frame.term}, newer than what was sent there",
+                )
+
+    def _request_rewind(self, lsn: int, why: str) -> None:
+        if self._rewind_to is None or lsn < self._rewind_to[0]:
+            self._rewind_to = (lsn, why)
+
+    def on_rewind(self, callback: Callable[[int, str], None]) -> None:
+        """Call ``callback(position, why)`` before the source goes back to a RedDB LSN: what
+        was sent from ``position`` on is no longer what the spool says (see ``_rewind``)."""
+        self._rewind_listeners.add(callback)
+
+    def _rewind(self, lsn: int, why: str) -> None:
+        """Go back to just before RedDB LSN ``lsn`` and read on from there, so that the record
+        that came late, or the newer version, is released in LSN order.
+
+        Positions come from the LSN alone, so a stream that already sent a position at or past
+        ``change_pos(lsn)`` cannot receive it in order: the listeners end those streams (their
+        consumers reconnect from what they confirmed and receive it) and mark lost the slots
+        that confirmed past it (they never would)."""
+        self._rewind_to = None
+        position = change_pos(lsn)
+        self.rewinds += 1
+        self.last_rewind = (lsn, why, datetime.now(UTC))
+        log.error("%s; reading the spool again from RedDB LSN %d", why, lsn)
+        for listener in list(self._rewind_listeners):
+            listener(position, why)
+        keep = bisect_left(self._ring_ends, position)
+        del self.ring[keep:]
+        del self._ring_ends[keep:]
+        self._unstored = [(tx, before) for tx, before in self._unstored if tx.last_lsn < lsn]
+        if self.store is not None:
+            self.store.discard_after(lsn - 1)
+        self._history_cache.forget_from(lsn)
+        self._versions.forget_from(lsn)
+        self._reorder = _Reorder(lsn - 1, grace=self._reorder_grace, window=self._reorder_window)
+        self.last_lsn = lsn - 1
+        self.end_pos = end_pos(lsn - 1)
+        self.transactions = len(self.ring)
+        self._base_lsn = self.ring[0].first_lsn - 1 if self.ring else lsn - 1
+        self._fresh_from = None
+        self.follower.seek(lsn - 1)
 
     def store_released(self, now: float | None = None) -> None:
         """Store the released transactions (writing the chunks they complete), and save the

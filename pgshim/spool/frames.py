@@ -87,7 +87,9 @@ def scan_frames(buf: bytes | bytearray | memoryview, base_offset: int = 0) -> Sc
     """Read every complete frame at the start of ``buf`` (which starts at file offset base_offset).
 
     Stops at the end, at a torn tail (not yet written: problem is None) or at a bad frame
-    (problem says where and why). Never skips over bad bytes.
+    (problem says where and why). Never skips over bad bytes. A frame that runs past the end of
+    ``buf`` is a torn tail only while no complete frame follows it in ``buf``; otherwise its
+    length is damaged and it is a bad frame.
     """
     data = buf if isinstance(buf, bytes) else bytes(buf)
     gc_was_enabled = gc.isenabled()
@@ -166,8 +168,62 @@ def _scan(data: bytes, base_offset: int) -> ScanResult:
             pos += outcome.size
             continue
         problem = outcome
+        if problem is None:
+            problem = _damaged_not_torn(data, mv, pos, base_offset)
         break
     return ScanResult(frames, pos, problem)
+
+
+def _damaged_not_torn(
+    data: bytes, mv: memoryview, pos: int, base_offset: int
+) -> FrameProblem | None:
+    """The frame at ``pos`` runs past the end of the data. RedDB appends a frame with a single
+    write, so while a frame is being written nothing follows it: a complete frame after it
+    (its CRC good, or a v1 frame holding a JSON object) means its length field is damaged,
+    not that it is still being written. None when nothing valid follows: a torn tail."""
+    end = len(data)
+    at = data.find(MAGIC, pos + 1)
+    while at != -1:
+        if _valid_frame_at(mv, at, end - at):
+            declared = _declared_length(mv, pos, end - pos)
+            return FrameProblem(
+                base_offset + pos,
+                f"{declared} runs past the end of the spool, but a complete frame follows at "
+                f"byte offset {base_offset + at}",
+                False,
+            )
+        at = data.find(MAGIC, at + 1)
+    return None
+
+
+def _valid_frame_at(mv: memoryview, pos: int, remaining: int) -> bool:
+    if remaining < 5:
+        return False
+    outcome = _read_frame_carefully(mv, pos, remaining, 0)
+    if not isinstance(outcome, Frame):
+        return False
+    if outcome.layout != "v1":
+        return True
+    payload = outcome.payload  # v1 has no CRC: only a JSON object counts
+    return payload[:1] == b"{" and payload[-1:] == b"}"
+
+
+def _declared_length(mv: memoryview, pos: int, remaining: int) -> str:
+    """What the header at ``pos`` says of its payload length, as far as it is there."""
+    version = mv[pos + 4] if remaining > 4 else None
+    if version == 1 and remaining >= V1_HEADER:
+        return f"payload length {_V1.unpack_from(mv, pos + 5)[1]}"
+    if version == 2 and remaining >= V2_HEADER:
+        return f"payload length {_CRC.unpack_from(mv, pos + V2_HEADER - 4)[0]}"
+    if version == 3:
+        sizes = [
+            f"{_CRC.unpack_from(mv, pos + header - 4)[0]} ({layout})"
+            for layout, header in (("v3-41", V3_41_HEADER), ("v3-33", V3_33_HEADER))
+            if remaining >= header
+        ]
+        if sizes:
+            return "payload length " + " / ".join(sizes)
+    return "a frame header"
 
 
 def _read_frame_carefully(

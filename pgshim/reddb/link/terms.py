@@ -84,21 +84,38 @@ class TermHistory:
         if term <= 0:
             return False
         if self._terms:
-            current, _ = self._terms[-1]
+            current, start = self._terms[-1]
             if term == current:
+                if lsn < start:  # a record of the term read after later ones (a rewrite's)
+                    self._record(term, lsn, replace=True)
                 return False
             if term < current:
                 log.warning("RedDB LSN %d has term %d, older than term %d", lsn, term, current)
                 return False
         timeline_of(term)
-        self._terms.append((term, lsn))
+        self._record(term, lsn)
+        return True
+
+    def term_at(self, lsn: int) -> int:
+        """The term the record at ``lsn`` belongs to, by where each term began (0: none)."""
+        found = 0
+        for term, start in self._terms:
+            if start > lsn:
+                break
+            found = term
+        return found
+
+    def _record(self, term: int, lsn: int, replace: bool = False) -> None:
+        if replace:
+            self._terms[-1] = (term, lsn)
+        else:
+            self._terms.append((term, lsn))
         if self.conn is not None:
             self.conn.execute(
                 "INSERT OR REPLACE INTO term_history (term, start_lsn) VALUES (?, ?)", (term, lsn)
             )
             if self.conn.in_transaction:
                 self.conn.commit()
-        return True
 
     def history_file(self, timeline: int) -> tuple[str, str]:
         """(file name, content) for TIMELINE_HISTORY; 58P01 when that timeline has no history."""

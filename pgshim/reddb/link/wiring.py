@@ -112,5 +112,15 @@ class TermObservingFollower:
             observe(frame)
         return frames
 
+    @property
+    def on_skipped(self) -> object:
+        return getattr(self._follower, "on_skipped", None)
+
+    @on_skipped.setter
+    def on_skipped(self, callback: object) -> None:
+        # frames skipped as delivered are not new to the term history; what a rewind reads
+        # again is observed when polled
+        self._follower.on_skipped = callback  # type: ignore[attr-defined]
+
     def __getattr__(self, name: str) -> object:
         return getattr(self._follower, name)

@@ -1,0 +1,199 @@
+"""Records that come late, twice, or rewritten: released in LSN order or reported, never dropped.
+
+Each test writes a spool with known records, ingests it, then appends the odd record and checks
+what the source releases (in order, with strictly increasing positions) and which rewinds it asks
+its listeners for (the streams and slots that would miss a record).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from spoolkit import SpoolKit
+
+from pgshim.logical.checkpoint import IngestCheckpoint
+from pgshim.logical.positions import change_pos
+from pgshim.logical.relations import RelationRegistry
+from pgshim.logical.source import ChangeSource
+from pgshim.logical.transactions import TransactionBuilder
+from pgshim.reddb.identity import IdentityMap
+from pgshim.reddb.link.terms import TermHistory
+from pgshim.reddb.link.wiring import TermObservingFollower
+from pgshim.spool.follower import SpoolFollower
+from pgshim.state import open_state
+
+
+class Harness:
+    def __init__(self, spool: Path, state: Path) -> None:
+        conn = open_state(str(state))
+        builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn, schema="public"))
+        self.terms = TermHistory(conn)
+        follower = TermObservingFollower(SpoolFollower(spool), self.terms)
+        self.source = ChangeSource(follower, builder, reorder_grace=0.0)  # type: ignore[arg-type]
+        self.source.term_at = self.terms.term_at
+        self.rewinds: list[tuple[int, str]] = []
+        self.source.on_rewind(lambda position, why: self.rewinds.append((position, why)))
+
+    def lsns(self) -> list[int]:
+        """RedDB LSNs of what a session starting at 0 reads, checking positions increase."""
+        transactions = self.source.read(0, 10_000)
+        positions = [p for tx in transactions for p in (tx.begin_pos, tx.commit_pos, tx.end_pos)]
+        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        return [tx.last_lsn for tx in transactions]
+
+    def history_lsns(self) -> list[int]:
+        return [tx.last_lsn for tx in self.source.history(0)]
+
+
+def insert_at(kit: SpoolKit, lsn: int, name: str) -> None:
+    kit.lsn = lsn - 1
+    kit.insert("users", name=name)
+
+
+def frame_bytes(path: Path, lsn: int) -> bytes:
+    frame = next(f for f in SpoolFollower(path).poll() if f.lsn == lsn)
+    with path.open("rb") as spool:
+        spool.seek(frame.offset)
+        return spool.read(frame.size)
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    with path.open("ab") as spool:
+        spool.write(data)
+
+
+def test_a_record_that_comes_after_its_lsn_was_passed_over_is_released_in_order(tmp_path) -> None:
+    kit = SpoolKit(tmp_path / "s.wal")
+    for lsn in (1, 2, 3, 4, 5, 7):  # 6 is allocated to a writer that appends it later
+        insert_at(kit, lsn, f"u{lsn}")
+    harness = Harness(kit.path, tmp_path / "state")
+    harness.source.ingest()
+    assert harness.lsns() == [1, 2, 3, 4, 5, 7]
+
+    insert_at(kit, 6, "late")
+    harness.source.ingest()
+    # sessions past LSN 6 are told (they restart from what they confirmed and receive it)
+    assert [position for position, _ in harness.rewinds] == [change_pos(6)]
+    assert "RedDB LSN 6" in harness.rewinds[0][1] and "arrived after" in harness.rewinds[0][1]
+    assert harness.lsns() == [1, 2, 3, 4, 5, 6, 7]
+    assert harness.history_lsns() == [1, 2, 3, 4, 5, 6, 7]
+    assert harness.source.rewinds == 1
+
+
+def test_the_same_record_twice_is_sent_once(tmp_path) -> None:
+    kit = SpoolKit(tmp_path / "s.wal")
+    for lsn in range(1, 4):
+        insert_at(kit, lsn, f"u{lsn}")
+    harness = Harness(kit.path, tmp_path / "state")
+    harness.source.ingest()
+    append_bytes(kit.path, frame_bytes(kit.path, 2))
+    harness.source.ingest()
+    assert harness.rewinds == [] and harness.source.duplicates == 1
+    assert harness.lsns() == [1, 2, 3]
+
+
+def test_duplicates_read_in_one_poll_neither_crash_nor_lose_what_follows(tmp_path) -> None:
+    kit = SpoolKit(tmp_path / "s.wal")
+    insert_at(kit, 1, "u1")
+    insert_at(kit, 2, "u2")
+    insert_at(kit, 3, "u3")
+    third = frame_bytes(kit.path, 3)
+    harness = Harness(kit.path, tmp_path / "state")
+    harness.source.ingest()
+    # 3, 3, 4, 5 in one write
+    append_bytes(kit.path, third)
+    insert_at(kit, 4, "u4")
+    insert_at(kit, 5, "u5")
+    append_bytes(kit.path, third)
+    harness.source.ingest()
+    assert harness.lsns() == [1, 2, 3, 4, 5]
+    assert harness.rewinds == []
+
+    # and a fresh source reading all of it at once (the start of a server) does not crash
+    again = Harness(kit.path, tmp_path / "state2")
+    again.source.ingest()
+    assert again.lsns() == [1, 2, 3, 4, 5]
+
+
+def test_a_record_written_again_with_other_content_replaces_what_was_sent(tmp_path) -> None:
+    kit = SpoolKit(tmp_path / "s.wal")
+    for lsn in range(1, 6):
+        insert_at(kit, lsn, f"u{lsn}")
+    harness = Harness(kit.path, tmp_path / "state")
+    harness.source.ingest()
+    insert_at(kit, 3, "rewritten")
+    harness.source.ingest()
+    assert [position for position, _ in harness.rewinds] == [change_pos(3)]
+    assert harness.lsns() == [1, 2, 3, 4, 5]
+    third = next(tx for tx in harness.source.read(0, 10) if tx.last_lsn == 3)
+    assert "rewritten" in third.changes[0].new
+    # the older version, read again, does not rewind a second time
+    harness.source.ingest()
+    assert len(harness.rewinds) == 1
+
+
+def test_a_new_term_that_rewrites_sent_lsns_is_a_divergence_at_its_first_lsn(tmp_path) -> None:
+    path = tmp_path / "s.wal"
+    kit = SpoolKit(path)
+    for lsn in range(1, 11):
+        insert_at(kit, lsn, f"old {lsn}")
+    kit.close()
+    harness = Harness(path, tmp_path / "state")
+    harness.source.ingest()
+    assert harness.lsns() == list(range(1, 11))
+
+    # a failover: the new leader (term 2) kept 1..7 and wrote 8.. again; RedDB replaces the file
+    tail = SpoolKit(tmp_path / "tail.wal", term=2)
+    for lsn in range(8, 12):
+        insert_at(tail, lsn, f"new {lsn}")
+    tail.close()
+    replacement = tmp_path / "new.wal"
+    kept = b"".join(frame_bytes(path, lsn) for lsn in range(1, 8))
+    replacement.write_bytes(kept + tail.path.read_bytes())
+    os.replace(replacement, path)
+    harness.source.ingest()
+
+    assert [position for position, _ in harness.rewinds][:1] == [change_pos(8)]
+    assert harness.lsns() == list(range(1, 12))
+    names = {
+        tx.last_lsn: tx.changes[0].new[1] for tx in harness.source.read(0, 100) if tx.changes
+    }
+    assert [names[lsn] for lsn in range(7, 12)] == ["old 7", "new 8", "new 9", "new 10", "new 11"]
+    assert harness.terms.terms == [(1, 1), (2, 8)]  # TIMELINE_HISTORY: term 2 began at LSN 8
+
+
+def test_a_prune_that_keeps_the_records_sent_is_no_divergence(tmp_path) -> None:
+    path = tmp_path / "s.wal"
+    kit = SpoolKit(path)
+    for lsn in range(1, 11):
+        insert_at(kit, lsn, f"u{lsn}")
+    kit.close()
+    harness = Harness(path, tmp_path / "state")
+    harness.source.ingest()
+    pruned = tmp_path / "pruned.wal"
+    with pruned.open("wb") as out:
+        for lsn in range(6, 11):
+            out.write(frame_bytes(path, lsn))
+    os.replace(pruned, path)
+    harness.source.ingest()
+    assert harness.rewinds == [] and harness.source.duplicates == 0
+    assert harness.lsns() == list(range(1, 11))
+
+
+def test_a_record_appended_late_while_pgshim_was_stopped_is_found_at_restart(tmp_path) -> None:
+    kit = SpoolKit(tmp_path / "s.wal")
+    for lsn in (1, 2, 3, 5):
+        insert_at(kit, lsn, f"u{lsn}")
+    first = Harness(kit.path, tmp_path / "state")
+    first.source.resume(IngestCheckpoint(open_state(str(tmp_path / "state"))))
+    first.source.ingest()
+    first.source.save_checkpoint()
+    assert first.lsns() == [1, 2, 3, 5]
+
+    insert_at(kit, 4, "late")  # appended while stopped, below the checkpoint's LSN
+    second = Harness(kit.path, tmp_path / "state")
+    second.source.resume(IngestCheckpoint(open_state(str(tmp_path / "state"))))
+    second.source.ingest()
+    assert [position for position, _ in second.rewinds] == [change_pos(4)]
+    assert 4 in second.history_lsns()
