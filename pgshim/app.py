@@ -325,21 +325,30 @@ class Session:
     def attach_stream(
         self, slot: str, replica_id: str, stream: ReplicationStream, started: float
     ) -> None:
+        """The session streams from ``slot`` now; the stream is registered in
+        ``app.slots.streams`` (so invalidating the slot ends it) until it ends."""
         self.stream = stream
         self._slot = slot
         stream.on_end = self._stream_ended
         stream.replica_id = replica_id
+        self.app.slots.streams.add(slot, stream)
 
     def _stream_ended(self) -> None:
+        """The stream ended (CopyDone, error, disconnect): the slot is released; a temporary
+        slot stays with the session until it ends."""
         stream, slot = self.stream, self._slot
         self.stream, self._slot = None, None
         if slot is not None:
+            if stream is not None:
+                self.app.slots.streams.remove(slot, stream)
             with contextlib.suppress(PgError):
                 self.app.slots.release(slot, self.info.pid)
         if stream is not None:
             self.app.replicas.unregister(stream.replica_id)
 
     async def close(self) -> None:
+        """The connection ended, however (Terminate, EOF, a killed client): release its slots
+        and drop its temporary slots."""
         if self.stream is not None:
             self._stream_ended()
         self.app.slots.release_all(self.info.pid)

@@ -68,6 +68,7 @@ class StateSnapshot:
     slots: list[SlotSnapshot] = field(default_factory=list)
     streams: list[StreamSnapshot] = field(default_factory=list)
     replicas: list[ReplicaSnapshot] = field(default_factory=list)
+    slot_invalidations: int = 0  # slots invalidated since the process started
 
 
 def read_state(app: Any, now: float | None = None) -> StateSnapshot:
@@ -118,6 +119,7 @@ def _read_state(app: Any, now: float) -> StateSnapshot:
         spool_gaps=status.gaps,
         spool_out_of_order=status.out_of_order,
         spool_prunes=status.prunes,
+        slot_invalidations=app.slots.invalidations,
         spool_corrupt=status.corrupt_reason is not None,
         end_position=source.end_pos,
         transactions=source.transactions,
@@ -188,6 +190,11 @@ def metric_families(state: StateSnapshot) -> list[Metric]:
           state.end_position)  # fmt: skip
     families.append(CounterMetricFamily(
         "pgshim_transactions", "Transactions decoded from the spool.", value=state.transactions
+    ))  # fmt: skip
+    families.append(CounterMetricFamily(
+        "pgshim_slot_invalidations",
+        "Replication slots invalidated (wal_status 'lost': changes they needed are gone).",
+        value=state.slot_invalidations,
     ))  # fmt: skip
     families.append(CounterMetricFamily(
         "pgshim_decode_errors", "Records or values pgshim could not decode.",

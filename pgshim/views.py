@@ -14,6 +14,7 @@ from pgshim.reddb.link.wiring import FORWARD_COLUMNS
 from pgshim.sql.catalog import CATALOG_VIEWS
 from pgshim.sql.privileges import check_slot_permissions, sees_details_of
 from pgshim.walsender.replicas import REPLICA_COLUMNS
+from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS
 from pgshim.walsender.sqldecoding import SqlDecoding
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def register_status_views(app: Application) -> None:
     cat.register_view(
         "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], app.slots.slot_rows
     )
+    cat.register_view("pgshim_slots", PGSHIM_SLOT_COLUMNS, app.slots.pgshim_slot_rows)
     cat.register_view("pgshim_spool", SPOOL_COLUMNS, partial(_spool_rows, app))
     cat.register_view(
         "pgshim_replicas",
@@ -105,18 +107,20 @@ def _sql_create_slot(
     from_oldest: bool = False,
 ) -> str:
     """pg_create_logical_replication_slot, and pgshim_create_history_slot (``from_oldest``): a
-    slot whose consumer reads every change the spool still retains."""
+    slot whose consumer reads every change the spool still retains. A temporary slot belongs to
+    the calling session and is dropped when it ends."""
     check_slot_permissions(session)
     check_plugin(plugin)
     slot = app.create_slot(
-        name, plugin, temporary=False, two_phase=bool(two_phase), pid=0, from_oldest=from_oldest
-    )
+        name, plugin, temporary=bool(temporary), two_phase=bool(two_phase),
+        pid=session.pid, from_oldest=from_oldest,  # type: ignore[attr-defined]
+    )  # fmt: skip
     return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
 
 
 def _sql_drop_slot(app: Application, session: object, name: str) -> None:
     check_slot_permissions(session)
-    app.slots.drop(name, pid=0)
+    app.slots.drop(name, pid=session.pid)  # type: ignore[attr-defined]
     app.replicas.forget_slot(name)
 
 

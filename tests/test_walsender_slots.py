@@ -177,13 +177,15 @@ def test_drop_wait_waits_for_release(store: SlotStore) -> None:
     assert asyncio.run(scenario()) == ["waiting:False", "dropped:True"]
 
 
-def test_temporary_slot_is_owned_and_dropped_on_release(store: SlotStore) -> None:
+def test_temporary_slot_is_owned_and_dropped_at_session_end(store: SlotStore) -> None:
     slot = make(store, "tmp", temporary=True, pid=42)
     assert slot.active_pid == 42
     assert error_of(store.acquire, "tmp", 43)[0] == "55006"
     store.acquire("tmp", 42)
     store.confirm("tmp", 0x9FF)
-    store.release("tmp", 42)
+    store.release("tmp", 42)  # a stream's end keeps it, still the session's
+    assert store.get("tmp").active_pid == 42
+    store.release_all(42)
     assert store.get("tmp") is None
 
 

@@ -12,7 +12,8 @@ from pgshim.logical.positions import covered_lsn
 from pgshim.plugins import check_plugin, load_plugin
 from pgshim.sql.results import ColumnDesc, CommandResult, RowsResult
 from pgshim.walsender import commands as cmd
-from pgshim.walsender.stream import ReplicationStream, StreamState
+from pgshim.walsender.slots import lost_slot_error
+from pgshim.walsender.stream import ReplicationStream, StreamState, start_position
 
 if TYPE_CHECKING:
     from pgshim.app import Application, Session
@@ -162,8 +163,12 @@ class ReplicationExecutor:
         plugin = load_plugin(slot.plugin, plugin_options(command.options), app.plugin_context)
         app.slots.acquire(slot.name, session.info.pid)
         try:
+            if slot.lost:
+                raise lost_slot_error(slot)
             app.ahead.use(plugin.ahead_key)
-            start = max(command.lsn, slot.confirmed_flush)
+            # a requested start in the future streams from the end of what exists: never
+            # advertised, never confirmed, so later changes are not skipped
+            start = start_position(command.lsn, slot.confirmed_flush, app.source.end_pos)
             state = StreamState(plugin, start)
             replica_id = app.replica_id(slot.name)
             app.replicas.register(replica_id, slot.name, session.info.application_name)

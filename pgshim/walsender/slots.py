@@ -6,21 +6,35 @@ crash loses at most the confirmations since the last flush: the client then gets
 again, never fewer.
 
 A temporary slot belongs to the session that created it: it counts as active for that session's pid
-from creation on, and it is dropped when that session releases it or ends (and never survives a
-restart).
+from creation on (another session gets 55006 "is active for PID n"), stays through the session's
+streams and SQL-level decoding, and is dropped when that session ends, however it ends (and never
+survives a restart).
+
+A slot is *invalidated* (lost) when changes it still needed are gone or were wrong: RedDB pruned
+records it had not confirmed, or another part of pgshim found that what it confirmed or was sent
+cannot be trusted (:meth:`SlotStore.invalidate`, :meth:`SlotStore.invalidate_confirmed_past`). As in
+PostgreSQL, a lost slot stays until dropped, pg_replication_slots shows ``wal_status = 'lost'`` and
+``restart_lsn`` NULL, and decoding from it fails with 55000 "can no longer get changes from
+replication slot"; the reason is in the ``pgshim_slots`` view, the log says it once and
+``pgshim_slot_invalidations`` counts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.state import durable_commit, transaction
+from pgshim.state import add_missing_columns, durable_commit, transaction
+from pgshim.walsender.stream import ActiveStreams
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SLOTS = 64
 DEFAULT_DATOID = 5  # the oid PostgreSQL gives its "postgres" database
@@ -38,6 +52,12 @@ CREATE TABLE IF NOT EXISTS slots (
     created_at TEXT NOT NULL
 )
 """
+# columns added after the first release (older state databases get them on open)
+_ADDED_COLUMNS = {
+    "lost_after": "INTEGER",  # an invalidated slot: changes after this position are lost
+    "invalidation_reason": "TEXT",
+    "invalidated_time": "TEXT",
+}
 
 # pg_replication_slots (PG15): column name and type oid
 SLOT_COLUMNS: list[tuple[str, int]] = [
@@ -71,10 +91,35 @@ class Slot:
     created_at: datetime
     active_pid: int | None = None  # in memory only
     options: list[tuple[str, str | None]] = field(default_factory=list)  # of the current START
+    invalidation_reason: str | None = None  # set once the slot is lost
+    lost_after: int | None = None  # changes after this position may be missing
+    invalidated_time: datetime | None = None
 
     @property
     def active(self) -> bool:
         return self.active_pid is not None
+
+    @property
+    def lost(self) -> bool:
+        return self.invalidation_reason is not None
+
+
+def lost_slot_error(slot: Slot) -> PgError:
+    """PostgreSQL 15's error for decoding from an invalidated slot (logical.c)."""
+    return PgError(
+        "55000",
+        f'can no longer get changes from replication slot "{slot.name}"',
+        detail=f"This slot has been invalidated because {slot.invalidation_reason}.",
+    )
+
+
+# pgshim_slots: every slot with what PostgreSQL 15's view lacks (why a slot was lost)
+PGSHIM_SLOT_COLUMNS = [
+    ("slot_name", "name"), ("plugin", "name"), ("temporary", "bool"), ("active", "bool"),
+    ("active_pid", "int4"), ("confirmed_flush_lsn", "pg_lsn"), ("wal_status", "text"),
+    ("invalidation_reason", "text"), ("lost_after_lsn", "pg_lsn"),
+    ("invalidated_at", "timestamptz"),
+]  # fmt: skip
 
 
 def validate_slot_name(name: str) -> None:
@@ -110,12 +155,15 @@ class SlotStore:
         self._slots: dict[str, Slot] = {}
         self._dirty: set[str] = set()
         self._released = asyncio.Event()
+        self.streams = ActiveStreams()  # the running START_REPLICATION streams, by slot
+        self.invalidations = 0  # slots invalidated since this process started (a metric)
         conn.execute(_SCHEMA)
+        add_missing_columns(conn, "slots", _ADDED_COLUMNS)
         for row in conn.execute(
-            "SELECT name, plugin, database, two_phase, confirmed_flush, restart_pos, created_at "
-            "FROM slots ORDER BY name"
+            "SELECT name, plugin, database, two_phase, confirmed_flush, restart_pos, created_at, "
+            "lost_after, invalidation_reason, invalidated_time FROM slots ORDER BY name"
         ):
-            name, plugin, db, two_phase, confirmed, restart, created = row
+            name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row
             self._slots[name] = Slot(
                 name=name,
                 plugin=plugin,
@@ -125,6 +173,9 @@ class SlotStore:
                 confirmed_flush=_from_sql(confirmed),
                 restart_pos=_from_sql(restart),
                 created_at=datetime.fromisoformat(created),
+                invalidation_reason=reason,
+                lost_after=None if lost_after is None else _from_sql(lost_after),
+                invalidated_time=None if at is None else datetime.fromisoformat(at),
             )
 
     # --- lookup -----------------------------------------------------------------------------------
@@ -138,6 +189,17 @@ class SlotStore:
     def slot_rows(self) -> list[tuple]:
         """pg_replication_slots rows for every slot (see :func:`slot_rows`)."""
         return slot_rows(self.list(), {self.database: self.datoid})
+
+    def pgshim_slot_rows(self) -> list[tuple]:
+        """pgshim_slots rows (:data:`PGSHIM_SLOT_COLUMNS`): with the reason a slot was lost."""
+        return [
+            (
+                slot.name, slot.plugin, slot.temporary, slot.active, slot.active_pid,
+                slot.confirmed_flush, _wal_status(slot), slot.invalidation_reason,
+                slot.lost_after, slot.invalidated_time,
+            )
+            for slot in self.list()
+        ]  # fmt: skip
 
     def _require(self, name: str) -> Slot:
         slot = self._slots.get(name)
@@ -237,22 +299,27 @@ class SlotStore:
         return slot
 
     def release(self, name: str, pid: int) -> None:
-        """End ``pid``'s use of the slot: persist its confirmations; a temporary slot is dropped."""
+        """End ``pid``'s use of the slot (a stream's end, CopyDone, a SQL decoding call): persist
+        its confirmations. A temporary slot stays, active for its session, as in PostgreSQL:
+        it is dropped by :meth:`release_all` when that session ends."""
         slot = self._slots.get(name)
         if slot is None or slot.active_pid != pid:
             return
+        slot.options = []
         if slot.temporary:
-            self._forget(slot)
             return
         slot.active_pid = None
-        slot.options = []
         self.flush_dirty()
         self._notify_released()
 
     def release_all(self, pid: int) -> None:
-        """Session end: release every slot ``pid`` holds (dropping its temporary slots)."""
+        """Session end (however it ends): release every slot ``pid`` holds and drop the
+        temporary slots it owns."""
         for slot in [s for s in self._slots.values() if s.active_pid == pid]:
-            self.release(slot.name, pid)
+            if slot.temporary:
+                self._forget(slot)
+            else:
+                self.release(slot.name, pid)
 
     def _notify_released(self) -> None:
         released, self._released = self._released, asyncio.Event()
@@ -268,7 +335,7 @@ class SlotStore:
         knows an older start is still needed (an open transaction), never beyond ``flush``.
         """
         slot = self._require(name)
-        if flush <= 0 or flush < slot.confirmed_flush:
+        if flush <= 0 or flush < slot.confirmed_flush or slot.lost:
             return False
         moved = flush != slot.confirmed_flush
         slot.confirmed_flush = flush
@@ -292,6 +359,85 @@ class SlotStore:
         self._dirty.clear()
         return len(dirty)
 
+    # --- invalidation -----------------------------------------------------------------------------
+
+    def invalidate(
+        self,
+        name: str,
+        reason: str,
+        *,
+        lost_after: int | None = None,
+        log_detail: str | None = None,
+    ) -> bool:
+        """Mark the slot lost, for good (until it is dropped); returns False when it already was
+        (the first reason is kept).
+
+        ``reason`` completes PostgreSQL's sentence "This slot has been invalidated because ...":
+        a lower-case clause without a final period that names the LSNs, e.g. "RedDB pruned the
+        spool past it: LSN 780 to 900 are gone". ``lost_after``: the position after which changes
+        are missing (default: the slot's confirmed_flush). ``log_detail`` adds what only the log
+        needs (file offsets, paths).
+
+        Persisted durably before anything else sees it; then pg_replication_slots shows
+        ``wal_status = 'lost'`` and ``restart_lsn`` NULL, pgshim_slots the reason,
+        START_REPLICATION and SQL decoding fail with :func:`lost_slot_error`, a stream running on
+        the slot is ended with that error, the log says it once (WARNING) and
+        ``pgshim_slot_invalidations`` counts it. Raises 42704 for an unknown slot.
+        """
+        slot = self._require(name)
+        if slot.lost:
+            return False
+        slot.invalidation_reason = reason
+        slot.lost_after = slot.confirmed_flush if lost_after is None else lost_after
+        slot.invalidated_time = datetime.now(UTC)
+        if not slot.temporary:
+            with transaction(self._conn):
+                self._conn.execute(
+                    "UPDATE slots SET confirmed_flush = ?, restart_pos = ?, lost_after = ?, "
+                    "invalidation_reason = ?, invalidated_time = ? WHERE name = ?",
+                    (
+                        _to_sql(slot.confirmed_flush),
+                        _to_sql(slot.restart_pos),
+                        _to_sql(slot.lost_after),
+                        reason,
+                        slot.invalidated_time.isoformat(),
+                        name,
+                    ),
+                )
+            durable_commit(self._conn)
+            self._dirty.discard(name)
+        self.invalidations += 1
+        log.warning(
+            'replication slot "%s" invalidated: %s (changes after %s are lost; confirmed_flush '
+            "%s)%s",
+            name,
+            reason,
+            pgtypes.format_lsn(slot.lost_after),
+            pgtypes.format_lsn(slot.confirmed_flush),
+            f"; {log_detail}" if log_detail else "",
+        )
+        self.streams.end(name, lost_slot_error(slot))
+        return True
+
+    def invalidate_confirmed_past(
+        self, position: int, reason: str, *, log_detail: str | None = None
+    ) -> list[str]:
+        """Invalidate every slot whose confirmed_flush is beyond ``position`` (what it confirmed
+        after ``position`` cannot be trusted), with ``reason`` as for :meth:`invalidate` and
+        ``lost_after=position``; returns the names of the slots it invalidated now.
+
+        Streams that *sent* past ``position`` but whose slot did not confirm that far are not
+        touched here: end them with ``self.streams.end_sent_past(position, error)``
+        (:class:`~pgshim.walsender.stream.ActiveStreams`)."""
+        names = [
+            slot.name for slot in self.list() if not slot.lost and slot.confirmed_flush > position
+        ]
+        return [
+            name
+            for name in names
+            if self.invalidate(name, reason, lost_after=position, log_detail=log_detail)
+        ]
+
 
 def slot_rows(slots: Iterable[Slot], database_oids: Mapping[str, int]) -> list[tuple]:
     """pg_replication_slots rows in :data:`SLOT_COLUMNS` order (Python values; pg_lsn as int)."""
@@ -307,14 +453,18 @@ def slot_rows(slots: Iterable[Slot], database_oids: Mapping[str, int]) -> list[t
             slot.active_pid,
             None,
             None,
-            slot.restart_pos,
+            None if slot.lost else slot.restart_pos,  # PostgreSQL: NULL once the slot is lost
             slot.confirmed_flush,
-            "reserved",
+            _wal_status(slot),
             None,
             slot.two_phase,
         )
         for slot in slots
     ]
+
+
+def _wal_status(slot: Slot) -> str:
+    return "lost" if slot.lost else "reserved"
 
 
 def _active_error(slot: Slot) -> PgError:

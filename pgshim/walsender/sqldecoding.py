@@ -14,6 +14,7 @@ from pgshim.errors import PgError
 from pgshim.plugins import load_plugin
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.privileges import check_slot_permissions
+from pgshim.walsender.slots import lost_slot_error
 
 if TYPE_CHECKING:
     from pgshim.app import Application
@@ -110,6 +111,8 @@ class SqlDecoding:
         plugin = load_plugin(slot.plugin, options, app.plugin_context)
         app.slots.acquire(slot_name, pid)
         try:
+            if slot.lost:
+                raise lost_slot_error(slot)
             app.source.ingest()
             rows: list[tuple] = []
             last_end = None
@@ -131,6 +134,8 @@ class SqlDecoding:
                 last_end = tx.end_pos
                 if upto_nchanges and len(rows) >= upto_nchanges:
                     break
+            if slot.lost:  # invalidated while decoding: what was read may be incomplete
+                raise lost_slot_error(slot)
             if consume and last_end is not None:
                 app.slots.confirm(slot_name, last_end)
                 app.slots.flush_dirty()
@@ -147,7 +152,15 @@ class SqlDecoding:
         target = _position(upto_lsn)
         if target is None:
             raise PgError("22023", "invalid target WAL LSN")
+        if slot.lost:  # PostgreSQL 15's slotfuncs.c
+            raise PgError(
+                "55000",
+                f'replication slot "{slot_name}" cannot be advanced',
+                detail="This slot has never previously reserved WAL, or it has been invalidated.",
+            )
         app.source.ingest()
+        # never past what exists (PostgreSQL clamps to the flush position), so nothing written
+        # later is skipped
         target = min(target, app.source.end_pos)
         if target < slot.confirmed_flush:
             raise PgError(

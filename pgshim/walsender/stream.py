@@ -7,8 +7,15 @@ asyncio driver that moves bytes between the change source, the state and the cli
 Positions follow PostgreSQL's walsender:
 * ``sent`` is the end position of the last transaction handed to the plugin (sent or filtered out);
   keepalives advertise exactly that, never more, because clients confirm keepalive positions.
-* The client's flush position becomes the slot's confirmed_flush (0/0 and backwards moves ignored).
+* The stream starts at ``max(requested, confirmed_flush)`` with the requested part clamped to the
+  end of what exists (:func:`start_position`): a start in the future neither skips changes
+  written later nor is advertised.
+* The client's flush position becomes the slot's confirmed_flush (0/0 and backwards moves
+  ignored); write, flush and apply positions beyond ``sent`` are clamped to ``sent``.
 * A transaction is streamed iff its end position is after the start position.
+
+:class:`ActiveStreams` tracks the running streams by slot, so a slot's stream can be ended with an
+error (an invalidated slot's, see ``slots.SlotStore.invalidate``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,13 @@ FLUSH_BYTES = 256 * 1024
 
 def pg_now_us() -> int:
     return time.time_ns() // 1000 - PG_EPOCH_US
+
+
+def start_position(requested: int, confirmed_flush: int, end: int) -> int:
+    """Where START_REPLICATION streams from: ``max(requested, confirmed_flush)``, the requested
+    position clamped to ``end`` (the end of what exists). The slot's own confirmed position is
+    taken as it is (it was sent once, even if ingestion has not reached it again yet)."""
+    return max(min(requested, end), confirmed_flush)
 
 
 @dataclass
@@ -133,11 +147,16 @@ class StreamState:
     def keepalive(self, reply_requested: bool = False) -> bytes:
         return wire.keepalive(self.sent, pg_now_us(), reply_requested)
 
-    def on_status_update(self, write: int, flush: int, apply: int, send_time: int) -> None:
+    def on_status_update(self, write: int, flush: int, apply: int, send_time: int) -> int:
+        """Take a standby status update; positions beyond ``sent`` are clamped to it (a client
+        cannot have received more). Returns the flush position to confirm (0: none)."""
+        sent = self.sent
         fb = self.feedback
-        fb.write, fb.flush, fb.apply, fb.reply_time_us = write, flush, apply, send_time
+        fb.write, fb.flush, fb.apply = min(write, sent), min(flush, sent), min(apply, sent)
+        fb.reply_time_us = send_time
         self.last_client_message = time.monotonic()
         self.ping_sent = False
+        return fb.flush
 
 
 class ReplicationStream(CopyBothStream):
@@ -163,6 +182,7 @@ class ReplicationStream(CopyBothStream):
         self.idle_keepalive = idle_keepalive
         self.copy_done = False
         self.cancelled = False
+        self.failure: PgError | None = None  # set by fail(): the error the stream ends with
         self.on_end: Callable[[], None] | None = None
         self.replica_id = ""
         self._history = None
@@ -174,6 +194,19 @@ class ReplicationStream(CopyBothStream):
     def cancel(self) -> None:
         self.cancelled = True
         self._wake()
+
+    def fail(self, error: PgError) -> None:
+        """End the stream with ``error`` (an ErrorResponse to the client) before it sends
+        anything more: at once when idle, after the current write when sending."""
+        if self.failure is None:
+            self.failure = error
+        self._wake()
+
+    def _check_ended(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.cancelled:
+            raise PgError("57014", "canceling statement due to user request")
 
     def _wake(self, *_: object) -> None:
         waiter = self._waiter
@@ -217,7 +250,7 @@ class ReplicationStream(CopyBothStream):
             kind = msg.data[:1]
             if kind == b"r":
                 write, flush, apply, send_time, reply = wire.parse_standby_status(msg.data)
-                state.on_status_update(write, flush, apply, send_time)
+                flush = state.on_status_update(write, flush, apply, send_time)
                 if flush:
                     self.on_confirm(flush)
                 self.on_feedback(state.feedback)
@@ -298,8 +331,7 @@ class ReplicationStream(CopyBothStream):
                 if drain in done:
                     drain.result()
                     return
-                if self.cancelled:
-                    raise PgError("57014", "canceling statement due to user request")
+                self._check_ended()
                 if self._timed_out(time.monotonic()):
                     log.info("terminating walsender process due to replication timeout")
                     raise _StreamEnd
@@ -316,6 +348,7 @@ class ReplicationStream(CopyBothStream):
                 io.write(piece)
             out = []
             await self._drain(io)
+            self._check_ended()
             done += state.encode(batch[done:], out, FLUSH_BYTES)
         if self.on_sent is not None:
             self.on_sent(batch[-1])
@@ -329,9 +362,9 @@ class ReplicationStream(CopyBothStream):
         state = self.state
         last_send = time.monotonic()
         while True:
-            if self.cancelled:
-                raise PgError("57014", "canceling statement due to user request")
+            self._check_ended()
             self._take_pending(io)
+            self._check_ended()
             released = self.source.transactions
             batch = self._next_batch()
             if batch:
@@ -365,7 +398,12 @@ class ReplicationStream(CopyBothStream):
         """Wait up to a second for data released after the source's ``released``-th transaction,
         a client message or a cancel."""
         assert self._reader is not None
-        if self._reader.done() or self.cancelled or self.source.transactions != released:
+        if (
+            self._reader.done()
+            or self.cancelled
+            or self.failure is not None
+            or self.source.transactions != released
+        ):
             return
         loop = asyncio.get_running_loop()
         # woken directly (wait_for would take another turn of the loop, and the source stores
@@ -383,3 +421,46 @@ class ReplicationStream(CopyBothStream):
 
 class _StreamEnd(Exception):
     """The client ended the stream (CopyDone, Terminate, EOF) or timed out."""
+
+
+class ActiveStreams:
+    """The START_REPLICATION streams running now, by slot name (a slot has one consumer at a time).
+
+    ``Session.attach_stream`` adds a stream and its end removes it. Ending a stream with an error
+    (``end``, ``end_sent_past``) makes it send that ErrorResponse instead of anything more; the
+    session then goes on as PostgreSQL's walsender does after an error (ReadyForQuery).
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, ReplicationStream] = {}
+
+    def add(self, slot: str, stream: ReplicationStream) -> None:
+        self._streams[slot] = stream
+
+    def remove(self, slot: str, stream: ReplicationStream) -> None:
+        if self._streams.get(slot) is stream:
+            del self._streams[slot]
+
+    def get(self, slot: str) -> ReplicationStream | None:
+        return self._streams.get(slot)
+
+    def items(self) -> list[tuple[str, ReplicationStream]]:
+        return sorted(self._streams.items(), key=lambda item: item[0])
+
+    def end(self, slot: str, error: PgError) -> bool:
+        """End the slot's running stream with ``error``; False when none runs."""
+        stream = self._streams.get(slot)
+        if stream is None:
+            return False
+        stream.fail(error)
+        return True
+
+    def end_sent_past(self, position: int, error: PgError | Callable[[str], PgError]) -> list[str]:
+        """End every running stream that has sent past ``position`` (its ``sent`` is beyond it)
+        with ``error``, or ``error(slot_name)``; returns the names of their slots."""
+        ended = []
+        for slot, stream in self.items():
+            if stream.state.sent > position:
+                stream.fail(error(slot) if callable(error) else error)
+                ended.append(slot)
+        return ended

@@ -1,0 +1,178 @@
+"""Slot invalidation, the position clamps and temporary slot lifetime, as pure units."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pgshim.errors import PgError
+from pgshim.plugins import PluginContext, load_plugin
+from pgshim.state import open_state
+from pgshim.walsender.slots import SLOT_COLUMNS, SlotStore, lost_slot_error
+from pgshim.walsender.stream import ActiveStreams, StreamState, start_position
+
+OLD_SLOTS_SCHEMA = """
+CREATE TABLE slots (
+    name TEXT PRIMARY KEY,
+    plugin TEXT NOT NULL,
+    database TEXT NOT NULL,
+    two_phase INTEGER NOT NULL,
+    confirmed_flush INTEGER NOT NULL,
+    restart_pos INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+)
+"""
+
+
+def new_store(path: Path) -> tuple[sqlite3.Connection, SlotStore]:
+    conn = open_state(path)
+    return conn, SlotStore(conn, database="reddb")
+
+
+def make(store: SlotStore, name: str, confirmed: int, **kw: object) -> None:
+    args: dict = {"temporary": False, "two_phase": False, "confirmed_flush": confirmed,
+                  "restart_pos": confirmed}  # fmt: skip
+    args.update(kw)
+    store.create(name, "test_decoding", **args)
+
+
+def row_of(store: SlotStore, name: str) -> dict:
+    names = [column for column, _ in SLOT_COLUMNS]
+    return next(dict(zip(names, r, strict=True)) for r in store.slot_rows() if r[0] == name)
+
+
+def test_invalidate_persists_across_restart(tmp_path: Path) -> None:
+    conn, store = new_store(tmp_path)
+    make(store, "lost", 0x7FF)
+    make(store, "kept", 0x7FF)
+    assert store.invalidate("lost", "RedDB pruned LSN 8 to 9", log_detail="offsets 0 to 99")
+    assert not store.invalidate("lost", "a second reason")  # the first one stays
+    assert store.invalidations == 1
+    conn.close()
+
+    conn, store = new_store(tmp_path)
+    lost = store.get("lost")
+    assert lost.lost and lost.invalidation_reason == "RedDB pruned LSN 8 to 9"
+    assert lost.lost_after == 0x7FF
+    assert row_of(store, "lost")["wal_status"] == "lost"
+    assert row_of(store, "lost")["restart_lsn"] is None
+    assert row_of(store, "lost")["confirmed_flush_lsn"] == 0x7FF
+    assert row_of(store, "kept")["wal_status"] == "reserved"
+    assert row_of(store, "kept")["restart_lsn"] == 0x7FF
+    pgshim_row = next(r for r in store.pgshim_slot_rows() if r[0] == "lost")
+    assert pgshim_row[6:9] == ("lost", "RedDB pruned LSN 8 to 9", 0x7FF)
+    # a lost slot takes no confirmation
+    assert not store.confirm("lost", 0x9FF)
+    assert store.get("lost").confirmed_flush == 0x7FF
+    error = lost_slot_error(lost)
+    assert (error.sqlstate, error.message) == (
+        "55000",
+        'can no longer get changes from replication slot "lost"',
+    )
+    assert error.detail == "This slot has been invalidated because RedDB pruned LSN 8 to 9."
+    conn.close()
+
+
+def test_state_db_of_an_older_pgshim_is_migrated(tmp_path: Path) -> None:
+    conn = open_state(tmp_path)
+    conn.execute(OLD_SLOTS_SCHEMA)
+    conn.execute(
+        "INSERT INTO slots VALUES ('old', 'pgoutput', 'reddb', 0, 2303, 2048, "
+        "'2024-01-01T00:00:00+00:00')"
+    )
+    conn.close()
+    conn, store = new_store(tmp_path)
+    slot = store.get("old")
+    assert (slot.confirmed_flush, slot.restart_pos, slot.lost) == (0x8FF, 0x800, False)
+    store.invalidate("old", "it was wrong")
+    conn.close()
+    conn, store = new_store(tmp_path)
+    assert store.get("old").invalidation_reason == "it was wrong"
+    conn.close()
+
+
+def test_invalidate_confirmed_past(tmp_path: Path) -> None:
+    conn, store = new_store(tmp_path)
+    make(store, "behind", 0x4FF)
+    make(store, "at", 0x5FF)
+    make(store, "past", 0x6FF)
+    store.create("tmp", "test_decoding", temporary=True, two_phase=False,
+                 confirmed_flush=0x9FF, restart_pos=0x9FF, pid=5)  # fmt: skip
+    assert store.invalidate_confirmed_past(0x5FF, "RedDB LSN 6 diverged") == ["past", "tmp"]
+    assert [s.name for s in store.list() if s.lost] == ["past", "tmp"]
+    assert store.get("past").lost_after == 0x5FF
+    assert store.invalidate_confirmed_past(0x5FF, "again") == []
+    conn.close()
+
+
+class FakeStream:
+    def __init__(self, sent: int) -> None:
+        self.state = type("S", (), {"sent": sent})()
+        self.failure: PgError | None = None
+
+    def fail(self, error: PgError) -> None:
+        self.failure = error
+
+
+def test_invalidate_ends_the_running_stream_and_registry_ends_sent_past(tmp_path: Path) -> None:
+    conn, store = new_store(tmp_path)
+    make(store, "a", 0x4FF)
+    make(store, "b", 0x4FF)
+    a, b = FakeStream(0x6FF), FakeStream(0x4FF)
+    store.streams.add("a", a)  # type: ignore[arg-type]
+    store.streams.add("b", b)  # type: ignore[arg-type]
+    store.invalidate("a", "gone")
+    assert a.failure is not None and a.failure.sqlstate == "55000"
+    assert b.failure is None
+    registry = ActiveStreams()
+    registry.add("a", a)  # type: ignore[arg-type]
+    registry.add("b", b)  # type: ignore[arg-type]
+    ended = registry.end_sent_past(0x5FF, lambda slot: PgError("55000", f"bad {slot}"))
+    assert ended == ["a"]
+    registry.remove("a", b)  # type: ignore[arg-type]  # not its stream: kept
+    assert registry.get("a") is a
+    conn.close()
+
+
+def test_temporary_slot_outlives_release_until_session_end(tmp_path: Path) -> None:
+    conn, store = new_store(tmp_path)
+    store.create("tmp", "test_decoding", temporary=True, two_phase=False,
+                 confirmed_flush=0xFF, restart_pos=0xFF, pid=7)  # fmt: skip
+    store.acquire("tmp", 7)
+    store.release("tmp", 7)  # CopyDone, or the end of a SQL peek
+    assert store.get("tmp").active_pid == 7
+    with pytest.raises(PgError) as caught:
+        store.acquire("tmp", 8)
+    assert (caught.value.sqlstate, caught.value.message) == (
+        "55006",
+        'replication slot "tmp" is active for PID 7',
+    )
+    store.release_all(8)
+    assert store.get("tmp") is not None
+    store.release_all(7)
+    assert store.get("tmp") is None
+    conn.close()
+
+
+# --- positions ----------------------------------------------------------------------------------
+
+
+def test_start_position_clamps_a_future_request_to_the_end() -> None:
+    assert start_position(0x10_0000_0000, 0x4FF, 0x9FF) == 0x9FF
+    assert start_position(0, 0x4FF, 0x9FF) == 0x4FF
+    assert start_position(0x6FF, 0x4FF, 0x9FF) == 0x6FF
+    # the slot's own confirmed position stands even before ingestion reached it again
+    assert start_position(0, 0xBFF, 0x9FF) == 0xBFF
+
+
+def test_status_update_beyond_sent_is_clamped() -> None:
+    state = StreamState(load_plugin("test_decoding", {}, PluginContext()), 0x9FF)
+    keepalive = state.keepalive()  # CopyData 'd', length, then 'k' and walEnd
+    assert keepalive[5:6] == b"k" and keepalive[6:14] == (0x9FF).to_bytes(8, "big")
+    assert state.on_status_update(0x10_0000_0000, 0x10_0000_0000, 0x10_0000_0000, 1) == 0x9FF
+    fb = state.feedback
+    assert (fb.write, fb.flush, fb.apply) == (0x9FF, 0x9FF, 0x9FF)
+    assert state.on_status_update(0x5FF, 0x4FF, 0, 2) == 0x4FF
+    assert (fb.write, fb.flush, fb.apply) == (0x5FF, 0x4FF, 0)
