@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -23,6 +24,9 @@ log = logging.getLogger("pgshim.spool")
 
 DELIVERED_WINDOW = 65536  # recent LSNs remembered exactly, to tell duplicates after a prune
 HEAD_BYTES = 4096  # a persisted index names its file by identity and by these first bytes
+# a file modified this recently may be modified again without its mtime changing (file times
+# have the kernel clock's coarse granularity): its stat does not prove it unchanged
+RACY_NS = 2_000_000_000
 
 
 @dataclass
@@ -135,13 +139,12 @@ class SpoolFollower:
         self._had_file = False
         self._offset = 0  # file offset of the next frame to deliver
         self._pending = b""  # bytes read from _offset that do not form a complete frame yet
+        self._stat: tuple[int, int, int] | None = None  # size, mtime, ctime at the last refresh
+        self._read_stat: tuple[int, int, int] | None = None  # ... when the last read ended
         self._index = SpoolIndex()
         self._delivered = DeliveredLsns()
         self._problem: FrameProblem | None = None
         self._logged: set[tuple[int, str]] = set()
-        # told the frames a prune rescan or a seek skipped as delivered, so that whoever knows
-        # what was delivered can tell a re-read from a rewrite or a late record
-        self.on_skipped: Callable[[list[Frame]], None] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -164,8 +167,13 @@ class SpoolFollower:
     def _read_new(self, max_bytes: int | None) -> list[Frame]:
         assert self._fd is not None
         stop_at = None if max_bytes is None else self._offset + max_bytes
-        if self._problem is not None:
-            self._pending = b""  # re-read the bad frame: RedDB may have repaired or rewritten it
+        if self._pending or self._problem is not None:
+            if self._stat == self._read_stat and not self._racy():
+                return []  # stopped at a torn tail or a bad frame, and the file is as it was
+            # read it again from the file: RedDB may have finished, repaired or rewritten the
+            # bytes read before, in place (bytes kept from then may be stale)
+            self._pending = b""
+        self._read_stat = self._stat
         delivered: list[Frame] = []
         while True:
             read_at = self._offset + len(self._pending)
@@ -176,9 +184,6 @@ class SpoolFollower:
             result = scan_frames(data, self._offset)
             self._catalog(result.frames)
             fresh = self._delivered.select(result.frames)
-            if len(fresh) != len(result.frames) and self.on_skipped is not None:
-                kept = {id(frame) for frame in fresh}
-                self.on_skipped([f for f in result.frames if id(f) not in kept])
             self._delivered.record([f.lsn for f in fresh])
             delivered.extend(fresh)
             self._offset += result.consumed
@@ -191,15 +196,11 @@ class SpoolFollower:
         self.status.offset = self._offset
         return delivered
 
-    def seek(self, after_lsn: int, *, new_from: tuple[int | None, int] | None = None) -> None:
-        """The next poll() starts at the first record with lsn > after_lsn (O(log n)), or at
-        ``new_from`` = (inode, offset) when that is this file and earlier: what was appended
-        there after it was last read is read too (records at lower LSNs are skipped, and told)."""
+    def seek(self, after_lsn: int) -> None:
+        """The next poll() starts at the first record with lsn > after_lsn (O(log n))."""
         if self._refresh():
             self._extend_index()
             self._offset = self._index.start_offset(after_lsn)
-            if new_from is not None and new_from[0] == self.status.inode:
-                self._offset = min(self._offset, new_from[1])
         else:
             self._offset = 0
         self._pending = b""
@@ -321,10 +322,15 @@ class SpoolFollower:
             self._had_file = True
         elif st.st_size < self._offset + len(self._pending):
             self._pending = b""  # the torn tail was cut off; read it again from _offset
+        self._stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         self.status.exists = True
         self.status.size = st.st_size
         self.status.inode = st.st_ino
         return True
+
+    def _racy(self) -> bool:
+        """Whether the file was modified too recently for its stat to prove it unchanged."""
+        return self._stat is None or time.time_ns() - self._stat[1] < RACY_NS
 
     def _on_replaced(self) -> None:
         """A prune (or any replacement) happened: rescan the new file, skipping delivered LSNs."""
