@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -145,6 +145,9 @@ class SpoolFollower:
         self._delivered = DeliveredLsns()
         self._problem: FrameProblem | None = None
         self._logged: set[tuple[int, str]] = set()
+        # told the frames a prune rescan or a seek skipped as delivered, so that whoever knows
+        # what was delivered can tell a re-read from a rewrite or a late record
+        self.on_skipped: Callable[[list[Frame]], None] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -184,6 +187,9 @@ class SpoolFollower:
             result = scan_frames(data, self._offset)
             self._catalog(result.frames)
             fresh = self._delivered.select(result.frames)
+            if len(fresh) != len(result.frames) and self.on_skipped is not None:
+                kept = {id(frame) for frame in fresh}
+                self.on_skipped([f for f in result.frames if id(f) not in kept])
             self._delivered.record([f.lsn for f in fresh])
             delivered.extend(fresh)
             self._offset += result.consumed
@@ -196,11 +202,15 @@ class SpoolFollower:
         self.status.offset = self._offset
         return delivered
 
-    def seek(self, after_lsn: int) -> None:
-        """The next poll() starts at the first record with lsn > after_lsn (O(log n))."""
+    def seek(self, after_lsn: int, *, new_from: tuple[int | None, int] | None = None) -> None:
+        """The next poll() starts at the first record with lsn > after_lsn (O(log n)), or at
+        ``new_from`` = (inode, offset) when that is this file and earlier: what was appended
+        there after it was last read is read too (records at lower LSNs are skipped, and told)."""
         if self._refresh():
             self._extend_index()
             self._offset = self._index.start_offset(after_lsn)
+            if new_from is not None and new_from[0] == self.status.inode:
+                self._offset = min(self._offset, new_from[1])
         else:
             self._offset = 0
         self._pending = b""
