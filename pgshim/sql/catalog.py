@@ -342,6 +342,11 @@ class Catalog:
             ) from None
         if tree is None:
             raise PgError("42601", "syntax error")
+        for node in tree.find_all(exp.Parameter, exp.Placeholder):
+            # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
+            # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
+            if not (isinstance(node, exp.Parameter) and str(node.this.this).isdigit()):
+                raise PgError("0A000", f"pgshim cannot run this query: {node.sql('postgres')}")
         return tree
 
     def _rewrite(
