@@ -13,6 +13,7 @@ from pgshim.config import Config
 from pgshim.errors import PgError
 from pgshim.logical.checkpoint import IngestCheckpoint
 from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
+from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.snapshot import Snapshot
@@ -86,6 +87,8 @@ class Application:
         self.slots = SlotStore(
             self.conn, database=config.database, max_slots=config.max_replication_slots
         )
+        self.source.term_at = self.terms.term_at
+        self.source.on_rewind(self._rewound)
         self.replicas = ReplicaRegistry(self.conn)
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
@@ -207,6 +210,23 @@ class Application:
         ]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
         return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}")
+
+    def _rewound(self, position: int, why: str) -> None:
+        """The source goes back to ``position`` (a record came late, or was written again):
+        slots that confirmed past that record never get it, so they are lost; streams that sent
+        past it end with an error, and their consumers, reconnecting from what they confirmed,
+        receive it in order."""
+        commit_end = end_pos(position >> 8)
+        self.slots.invalidate_confirmed_past(commit_end - 1, f"{why}, after it confirmed past it")
+        self.slots.streams.end_sent_past(
+            position - 1,
+            PgError(
+                "55000",
+                "logical decoding must start again from the slot's confirmed position",
+                detail=why + ".",
+                hint="Reconnect: the change is sent in order then.",
+            ),
+        )
 
     def replica_id(self, slot_name: str) -> str:
         return self.config.replica_id_format.format(slot=slot_name)
