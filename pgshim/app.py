@@ -79,6 +79,8 @@ class Application:
             self.follower,
             self.builder,
             corruption_grace=config.corruption_grace,
+            reorder_grace=config.reorder_grace,
+            reorder_window=config.reorder_window,
             ring_size=config.ring_transactions,
             store=DecodedStore(Path(config.state_dir) / STORE_FILE_NAME, self.relations),
             watcher=None if remote else SpoolWatcher(spool_path(config.spool)),

@@ -87,6 +87,11 @@ class Config:
     # how long a bad spool frame is waited out (RedDB repairs on its next open) before sessions
     # that need data past it get XX001
     corruption_grace: float = 30.0
+    # how long, and for how many later records, a hole in RedDB's LSNs is waited for before the
+    # records above it are released (a record coming later than that restarts the streams past
+    # it and loses the slots confirmed past it: see the delivery contract)
+    reorder_grace: float = 0.05
+    reorder_window: int = 1024
     max_message_size: int = 64 * 1024 * 1024
     schema: str = "public"
     collections: dict[str, Any] = field(default_factory=dict)
@@ -263,6 +268,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("query_workers", "must be between 1 and 64")
     if config.corruption_grace < 0:
         raise ConfigError("corruption_grace", "must not be negative")
+    if config.reorder_grace < 0:
+        raise ConfigError("reorder_grace", "must not be negative")
+    if config.reorder_window < 1:
+        raise ConfigError("reorder_window", "must be at least 1")
     if config.max_message_size < 1024:
         raise ConfigError("max_message_size", "must be at least 1024 bytes")
     if (config.tls_cert is None) != (config.tls_key is None):
