@@ -31,19 +31,49 @@ INSERT = re.compile(r"INSERT: rid\[bigint\]:(\d+) seq\[bigint\]:(\d+)")
 
 
 class Writer(threading.Thread):
-    """Appends one insert every few milliseconds; seq equals the record's RedDB LSN."""
+    """Appends one insert every few milliseconds; seq equals the record's RedDB LSN.
+
+    As concurrent RedDB writers do, some LSNs are appended late (after the next one, within the
+    server's reorder grace), and some records are appended twice (the same bytes again)."""
 
     def __init__(self, spool: SpoolKit) -> None:
         super().__init__(daemon=True)
         self.spool = spool
         self.rids: dict[int, int] = {}
         self.stop = threading.Event()
+        self.late = 0
+        self.duplicates = 0
 
     def run(self) -> None:
+        count = 0
         while not self.stop.is_set():
-            lsn, rid = self.spool.insert("events", seq=self.spool.lsn + 1)
-            self.rids[lsn] = rid
+            count += 1
+            if count % 17 == 0:
+                late = self.spool.lsn + 1
+                self.spool.lsn = late  # the writer of `late` is slower
+                self._insert()
+                time.sleep(0.02)
+                newest, self.spool.lsn = self.spool.lsn, late - 1
+                self._insert()
+                self.spool.lsn = newest
+                self.late += 1
+            elif count % 23 == 0:
+                self._insert(twice=True)
+                self.duplicates += 1
+            else:
+                self._insert()
             time.sleep(0.004)
+
+    def _insert(self, twice: bool = False) -> None:
+        size = self.spool.path.stat().st_size if self.spool.path.exists() else 0
+        lsn, rid = self.spool.insert("events", seq=self.spool.lsn + 1)
+        self.rids[lsn] = rid
+        if twice:
+            with self.spool.path.open("rb") as spool:
+                spool.seek(size)
+                frame = spool.read()
+            with self.spool.path.open("ab") as spool:
+                spool.write(frame)
 
 
 class PsycopgConsumer(threading.Thread):
@@ -112,7 +142,10 @@ def test_kill9_cycles_redeliver_exactly_from_the_confirmed_position(
     spool: SpoolKit, tmp_path: Path
 ) -> None:
     rng = random.Random(int(os.environ.get("PGSHIM_CRASH_SEED", "3")))
-    server = PgshimServer(spool.path, tmp_path / "state").start()
+    # a reorder grace longer than the writer's late appends: they are put back in order
+    server = PgshimServer(
+        spool.path, tmp_path / "state", env={"PGSHIM_REORDER_GRACE": "0.5"}
+    ).start()
     for slot in ("py", "rl"):
         created = subprocess.run(
             ["pg_recvlogical", "-d", "reddb", "-S", slot, "--create-slot", "-P", "test_decoding"],
@@ -184,5 +217,9 @@ def test_kill9_cycles_redeliver_exactly_from_the_confirmed_position(
                 assert seqs == sorted(seqs)
         assert confirmed[-1] > 0, f"{slot}: nothing was ever confirmed"
     redelivered = sum(len(s) for s in py_by_generation.values()) - len(written)
-    print(f"{CYCLES} kill -9 cycles, {final} changes, psycopg2 re-deliveries: {redelivered}")
+    assert writer.late and writer.duplicates
+    print(
+        f"{CYCLES} kill -9 cycles, {final} changes ({writer.late} appended late, "
+        f"{writer.duplicates} twice), psycopg2 re-deliveries: {redelivered}, lost: 0"
+    )
     print("confirmed RedDB LSN after each restart:", positions)
