@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from pgshim.errors import PgError
+from pgshim.metrics import StateSnapshot, metric_families
 from pgshim.plugins import PluginContext, load_plugin
 from pgshim.state import open_state
-from pgshim.walsender.slots import SLOT_COLUMNS, SlotStore, lost_slot_error
+from pgshim.walsender.slots import SLOT_COLUMNS, SlotStore, SpoolPrune, lost_slot_error
 from pgshim.walsender.stream import ActiveStreams, StreamState, start_position
 
 OLD_SLOTS_SCHEMA = """
@@ -176,3 +177,37 @@ def test_status_update_beyond_sent_is_clamped() -> None:
     assert (fb.write, fb.flush, fb.apply) == (0x9FF, 0x9FF, 0x9FF)
     assert state.on_status_update(0x5FF, 0x4FF, 0, 2) == 0x4FF
     assert (fb.write, fb.flush, fb.apply) == (0x5FF, 0x4FF, 0)
+
+
+def test_spool_prune_names_only_records_that_existed() -> None:
+    # records 6..10 and 14 were pruned; 11..13 never existed (holes)
+    prune = SpoolPrune("spool", 15, [6, 7, 8, 9, 10, 14], [100, 200, 300, 400, 500, 600])
+    assert prune.gone_after(0x5FF) == (6, 6, 14, 100, 600)
+    assert prune.gone_after(0x9FF) == (2, 10, 14, 500, 600)
+    assert prune.gone_after(0xAFF) == (1, 14, 14, 600, 600)  # the holes count for nothing
+    assert prune.gone_after(0xDFF) == (1, 14, 14, 600, 600)
+    assert prune.gone_after(0xEFF) is None
+
+
+def test_invalidate_pruned_and_the_metric(tmp_path: Path) -> None:
+    conn, store = new_store(tmp_path)
+    make(store, "behind", 0x5FF)
+    make(store, "past", 0xDFF)
+    prune = SpoolPrune("spool", 14, [6, 7, 8, 9, 10], [100, 200, 300, 400, 500])
+    assert store.prune_floor() == 0x5FF
+    assert store.invalidate_pruned(prune) == ["behind"]
+    assert store.get("behind").invalidation_reason == (
+        "RedDB pruned 5 change records it had not confirmed from the spool "
+        "(RedDB LSN 6 to 10; the spool now starts at LSN 14)"
+    )
+    assert not store.get("past").lost
+    assert store.prune_floor() == 0xDFF
+    state = StateSnapshot(
+        started_at=0, spool_exists=True, spool_bytes=0, spool_records=0, spool_first_lsn=None,
+        spool_last_lsn=None, spool_gaps=0, spool_out_of_order=0, spool_prunes=1,
+        spool_corrupt=False, end_position=0, transactions=0, decode_errors=0, sessions={},
+        slot_invalidations=store.invalidations,
+    )  # fmt: skip
+    values = {f.name: f.samples[0].value for f in metric_families(state) if f.samples}
+    assert values["pgshim_slot_invalidations"] == 1
+    conn.close()

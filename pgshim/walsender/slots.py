@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.state import add_missing_columns, durable_commit, transaction
+from pgshim.logical.positions import end_pos
+from pgshim.spool.frames import scan_frames
+from pgshim.state import add_missing_columns, durable_commit, transaction, write_error
 from pgshim.walsender.stream import ActiveStreams
 
 log = logging.getLogger(__name__)
@@ -154,6 +159,7 @@ class SlotStore:
         self.max_slots = max_slots
         self._slots: dict[str, Slot] = {}
         self._dirty: set[str] = set()
+        self.flush_error: str | None = None  # why the last flush_dirty could not write
         self._released = asyncio.Event()
         self.streams = ActiveStreams()  # the running START_REPLICATION streams, by slot
         self.invalidations = 0  # slots invalidated since this process started (a metric)
@@ -244,21 +250,24 @@ class SlotStore:
             active_pid=pid if temporary else None,
         )
         if not temporary:
-            with transaction(self._conn):
-                self._conn.execute(
-                    "INSERT INTO slots (name, plugin, database, two_phase, confirmed_flush, "
-                    "restart_pos, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        name,
-                        plugin,
-                        slot.database,
-                        int(two_phase),
-                        _to_sql(confirmed_flush),
-                        _to_sql(restart_pos),
-                        slot.created_at.isoformat(),
-                    ),
-                )
-            durable_commit(self._conn)
+            try:
+                with transaction(self._conn):
+                    self._conn.execute(
+                        "INSERT INTO slots (name, plugin, database, two_phase, confirmed_flush, "
+                        "restart_pos, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            name,
+                            plugin,
+                            slot.database,
+                            int(two_phase),
+                            _to_sql(confirmed_flush),
+                            _to_sql(restart_pos),
+                            slot.created_at.isoformat(),
+                        ),
+                    )
+            except sqlite3.Error as exc:  # a full disk: no slot, PostgreSQL's error
+                raise write_error(exc) from None
+            self._sync()
         self._slots[name] = slot
         return slot
 
@@ -279,13 +288,24 @@ class SlotStore:
             await released.wait()
 
     def _forget(self, slot: Slot) -> None:
+        if not slot.temporary:  # gone from the database first: a failure leaves the slot as it was
+            try:
+                with transaction(self._conn):
+                    self._conn.execute("DELETE FROM slots WHERE name = ?", (slot.name,))
+            except sqlite3.Error as exc:
+                raise write_error(exc) from None
+            self._sync()
         del self._slots[slot.name]
         self._dirty.discard(slot.name)
-        if not slot.temporary:
-            with transaction(self._conn):
-                self._conn.execute("DELETE FROM slots WHERE name = ?", (slot.name,))
-            durable_commit(self._conn)
         self._notify_released()
+
+    def _sync(self) -> None:
+        """The durability barrier after a commit. The commit is done when it fails (the WAL
+        is synced before the checkpoint copies it, which is what fails on a full disk)."""
+        try:
+            durable_commit(self._conn)
+        except sqlite3.Error as exc:
+            log.warning("state database: checkpoint after a slot change failed: %s", exc)
 
     def acquire(self, name: str, pid: int, options: Iterable[tuple[str, str | None]] = ()) -> Slot:
         """Make ``pid`` the one consumer of the slot (START_REPLICATION)."""
@@ -346,16 +366,30 @@ class SlotStore:
         return moved
 
     def flush_dirty(self) -> int:
-        """Write pending confirmations with one durable commit; returns how many slots were written."""
+        """Write pending confirmations with one durable commit; returns how many slots were written.
+
+        When they cannot be written (a full disk) nothing is: the slots stay dirty, the next call
+        tries again, the failure is logged once and kept in ``flush_error``. A restart meanwhile
+        resumes them from what was written: their clients get those changes again."""
         if not self._dirty:
             return 0
         dirty = [self._slots[name] for name in sorted(self._dirty) if name in self._slots]
-        with transaction(self._conn):
-            self._conn.executemany(
-                "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?",
-                [(_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name) for s in dirty],
-            )
-        durable_commit(self._conn)
+        try:
+            with transaction(self._conn):
+                self._conn.executemany(
+                    "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?",
+                    [(_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name) for s in dirty],
+                )
+            durable_commit(self._conn)
+        except sqlite3.Error as exc:
+            if self.flush_error is None:
+                log.warning("slot positions cannot be written to the state database (%s); they "
+                            "are kept in memory and written when they can be", exc)  # fmt: skip
+            self.flush_error = str(exc)
+            return 0
+        if self.flush_error is not None:
+            log.info("slot positions are written to the state database again")
+            self.flush_error = None
         self._dirty.clear()
         return len(dirty)
 
@@ -419,6 +453,43 @@ class SlotStore:
         self.streams.end(name, lost_slot_error(slot))
         return True
 
+    def prune_floor(self) -> int | None:
+        """The lowest confirmed position of a slot not lost yet (None: no such slot): records
+        of a pruned spool ending at or before it were confirmed by every slot."""
+        return min((s.confirmed_flush for s in self._slots.values() if not s.lost), default=None)
+
+    def invalidate_pruned(self, prune: SpoolPrune) -> list[str]:
+        """RedDB pruned the spool: invalidate every slot that had not confirmed a record that
+        is gone (holes in the LSNs count for nothing: only records that existed are named);
+        returns the names of the slots invalidated. Slots at or past the pruned records stay."""
+        invalidated = []
+        for slot in self.list():
+            if slot.lost:
+                continue
+            gone = prune.gone_after(slot.confirmed_flush)
+            if gone is None:
+                continue
+            count, first, last, first_offset, last_offset = gone
+            now = (
+                "the spool now holds no records"
+                if prune.first_lsn is None
+                else f"the spool now starts at LSN {prune.first_lsn}"
+            )
+            records = "change record" if count == 1 else "change records"
+            reason = (
+                f"RedDB pruned {count} {records} it had not confirmed from the spool "
+                f"(RedDB LSN {first} to {last}; {now})"
+            )
+            detail = (
+                f"the pruned records were at byte offsets {first_offset} to {last_offset} of the "
+                f"spool file replaced at {prune.path}"
+            )
+            if self.invalidate(
+                slot.name, reason, lost_after=slot.confirmed_flush, log_detail=detail
+            ):
+                invalidated.append(slot.name)
+        return invalidated
+
     def invalidate_confirmed_past(
         self, position: int, reason: str, *, log_detail: str | None = None
     ) -> list[str]:
@@ -478,3 +549,179 @@ def _to_sql(position: int) -> int:
 
 def _from_sql(value: int) -> int:
     return value + 2**64 if value < 0 else value
+
+
+# --- prunes ---------------------------------------------------------------------------------------
+
+PRUNE_SCAN_CHUNK = 1 << 20
+# frames at or above the new first LSN read in the old file before its scan stops: RedDB appends
+# LSNs slightly out of order, so a few lower ones may still follow
+PRUNE_SCAN_PAST = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolPrune:
+    """What a prune removed: the records of the replaced file below the new file's first LSN
+    (only those ending after the lowest slot position of interest), sorted by LSN."""
+
+    path: str
+    first_lsn: int | None  # the spool's first LSN after the prune (None: it holds no records)
+    lsns: list[int]
+    offsets: list[int]  # each record's byte offset in the replaced file
+
+    def gone_after(self, position: int) -> tuple[int, int, int, int, int] | None:
+        """(count, first LSN, last LSN, first offset, last offset) of the removed records that
+        end after ``position`` (a consumer there had not confirmed them); None if none."""
+        start = bisect_right(self.lsns, position, key=end_pos)
+        if start == len(self.lsns):
+            return None
+        return (
+            len(self.lsns) - start,
+            self.lsns[start],
+            self.lsns[-1],
+            self.offsets[start],
+            self.offsets[-1],
+        )
+
+
+_WATCH_FIELDS = frozenset({"_follower", "_fd", "_identity", "floor", "on_prune"})
+
+
+class PruneWatch:
+    """A spool follower (wrapped) that tells which records a prune removed.
+
+    It holds its own read-only handle on the spool file the follower reads. When RedDB renames a
+    pruned copy over the spool, the next ``poll`` first notices the new file, lets the follower
+    read it (which gives the new first LSN), then reads the replaced file through that handle and
+    calls ``on_prune`` with the records that are gone, before the follower's new records reach
+    anyone. ``floor()`` bounds what is collected (records ending at or before it are of no
+    interest; None: nothing is). Everything else is the wrapped follower's.
+    """
+
+    def __init__(
+        self,
+        follower: Any,
+        *,
+        floor: Callable[[], int | None] = lambda: None,
+        on_prune: Callable[[SpoolPrune], object] | None = None,
+    ) -> None:
+        object.__setattr__(self, "_follower", follower)
+        object.__setattr__(self, "_fd", None)
+        object.__setattr__(self, "_identity", None)
+        object.__setattr__(self, "floor", floor)
+        object.__setattr__(self, "on_prune", on_prune)
+
+    def watch(self, slots: SlotStore) -> None:
+        """Invalidate the slots a prune leaves without records they had not confirmed."""
+        self.floor = slots.prune_floor
+        self.on_prune = slots.invalidate_pruned
+
+    def poll(self, *args: Any, **kwargs: Any) -> Any:
+        replaced = self._take_replaced()
+        frames = self._follower.poll(*args, **kwargs)
+        if replaced is not None:
+            try:
+                self._report(replaced)
+            except Exception:  # the follower's records must still flow
+                log.exception("telling what the prune of %s removed failed", self._path)
+            finally:
+                os.close(replaced)
+        self._hold_current()
+        return frames
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._follower.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._follower, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WATCH_FIELDS:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._follower, name, value)  # e.g. a callback the source sets
+
+    @property
+    def _path(self) -> str:
+        return self._follower.path
+
+    def _take_replaced(self) -> int | None:
+        """The handle on the file the follower read, if another file took its name."""
+        if self._fd is None:
+            return None
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return None  # gone for now: the next file to appear replaces it
+        if (st.st_dev, st.st_ino) == self._identity:
+            if st.st_size < self._follower.status.offset:
+                log.warning(
+                    "spool %s was cut short in place: pgshim cannot tell which records that "
+                    "removed", self._path,
+                )  # fmt: skip
+            return None
+        fd = self._fd
+        self._fd = self._identity = None
+        return fd
+
+    def _hold_current(self) -> None:
+        status = self._follower.status
+        if not status.exists or status.inode is None:
+            return
+        if self._fd is not None and self._identity is not None:
+            if self._identity[1] == status.inode:
+                return
+            os.close(self._fd)
+            self._fd = self._identity = None
+        try:
+            fd = os.open(self._path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        st = os.fstat(fd)
+        if st.st_ino != status.inode:  # replaced again meanwhile: the follower sees it next
+            os.close(fd)
+            return
+        self._fd, self._identity = fd, (st.st_dev, st.st_ino)
+
+    def _report(self, fd: int) -> None:
+        floor = self.floor()
+        if floor is None or self.on_prune is None:
+            return
+        first = self._follower.status.first_lsn
+        gone = sorted(_records_below(fd, first, floor).items())
+        if gone:
+            self.on_prune(
+                SpoolPrune(self._path, first, [lsn for lsn, _ in gone], [o for _, o in gone])
+            )
+
+
+def _records_below(fd: int, below: int | None, floor: int) -> dict[int, int]:
+    """LSN -> offset of the records in the file ``fd`` below LSN ``below`` (None: all) that end
+    after position ``floor``; reads the file from its start until it is past ``below``."""
+    found: dict[int, int] = {}
+    offset, pending, past = 0, b"", 0
+    while True:
+        chunk = os.pread(fd, PRUNE_SCAN_CHUNK, offset + len(pending))
+        if not chunk:
+            return found
+        data = pending + chunk if pending else chunk
+        result = scan_frames(data, offset)
+        for frame in result.frames:
+            if below is not None and frame.lsn >= below:
+                past += 1
+                if past > PRUNE_SCAN_PAST:
+                    return found
+            elif end_pos(frame.lsn) > floor:
+                found.setdefault(frame.lsn, frame.offset)
+        offset += result.consumed
+        pending = data[result.consumed :]
+        if result.problem is not None:
+            if result.problem.offset is not None:
+                log.warning(
+                    "the pruned spool file has a bad frame at byte offset %d (%s): records after "
+                    "it were not looked at", result.problem.offset, result.problem.reason,
+                )  # fmt: skip
+            return found
