@@ -433,7 +433,7 @@ class ChangeSource:
                     self._behind(frame)
             elif fresh is not None and fresh[0] == inode and frame.offset >= fresh[1]:
                 self._behind(frame)  # appended after the last run read the file
-            elif frame.term > self.term_at(frame.lsn) and frame.lsn <= self._reorder.released:
+            elif 0 < self.term_at(frame.lsn) < frame.term and frame.lsn <= self._reorder.released:
                 self._request_rewind(
                     frame.lsn,
                     f"RedDB LSN {frame.lsn} (spool offset {frame.offset}) is of term "
