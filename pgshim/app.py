@@ -279,9 +279,7 @@ class Session:
                 backend_start=info.backend_start,
                 replication=None if info.replication == "false" else info.replication,
                 options=info.options,
-                # SHOW and current_setting('is_superuser') tell the role's truth
-                server_settings=app.server_settings
-                | {"is_superuser": "on" if role.superuser else "off"},
+                server_settings=app.server_settings,
                 is_superuser=role.superuser,
                 rolreplication=role.replication,
             ),

@@ -139,6 +139,7 @@ class SqlSession:
         self._settings = dict(DEFAULT_SETTINGS) | info.server_settings
         self._settings["application_name"] = info.application_name
         self._settings["session_authorization"] = info.user
+        self._settings["is_superuser"] = "on" if info.is_superuser else "off"
         self._reset_values = dict(self._settings)
         for name, value in info.options.items():
             canonical = self._canonical(name, must_exist=False)
