@@ -41,6 +41,10 @@ ENGINE_FUNCTIONS = frozenset({
     "array_length", "array_to_string", "cardinality", "unnest", "generate_series",
 })  # fmt: skip
 
+# Set-returning built-ins the engine streams only as FROM items: elsewhere it builds the whole
+# series as one list first, outside its memory limit and deaf to interrupts.
+FROM_ONLY_FUNCTIONS = frozenset({"generate_series"})
+
 _LOCK_TAGS = {
     enums.LockClauseStrength.LCS_FORKEYSHARE: "SELECT FOR KEY SHARE",
     enums.LockClauseStrength.LCS_FORSHARE: "SELECT FOR SHARE",
@@ -144,13 +148,13 @@ class _Checker:
         for item in node.functions or ():
             call = item[0] if isinstance(item, tuple | list) else item
             if isinstance(call, ast.FuncCall):
-                self._function(call, allowed=allowed)
+                self._function(call, allowed=allowed, in_from=True)
                 self.visit(call.args, ctes)
             else:
                 self.visit(call, ctes)
         self.visit(node.coldeflist, ctes)
 
-    def _function(self, node: ast.FuncCall, allowed: frozenset[str]) -> None:
+    def _function(self, node: ast.FuncCall, allowed: frozenset[str], in_from: bool = False) -> None:
         parts = [part.sval for part in node.funcname]
         name = parts[-1].lower()
         schema = parts[-2].lower() if len(parts) > 1 else None
@@ -159,6 +163,12 @@ class _Checker:
             and schema in CATALOG_SCHEMAS
             and (name in allowed or name in ENGINE_FUNCTIONS)
         ):
+            if name in FROM_ONLY_FUNCTIONS and not in_from and name not in allowed:
+                raise PgError(
+                    "0A000",
+                    f"pgshim supports {name}() only in FROM",
+                    hint=f"Write SELECT ... FROM {name}(...) AS t(x).",
+                )
             return
         arg_types = ", ".join(_arg_type(arg) for arg in node.args or ())
         raise PgError(

@@ -21,7 +21,9 @@ from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, timed_out
 
 WALLED_OFF = {
-    "enable_external_access": False,
+    # no spill files: beyond memory_limit a query fails (53200) instead of writing a temporary
+    # directory under the server's working directory (DuckDB's default, up to 90% of the disk)
+    "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
@@ -73,6 +75,8 @@ class Engine:
             import duckdb  # imported on first use: the server stays small until a catalog query
 
             db = duckdb.connect(":memory:", config=WALLED_OFF | {"memory_limit": self.memory_limit})
+            # set after the connection: DuckDB refuses temp_directory once external access is off
+            db.execute("SET enable_external_access = false")
             db.execute("SET TimeZone = 'UTC'")
             for table in tables:
                 create_table(db, table, temporary=False)
