@@ -340,6 +340,9 @@ class Session:
     def reported_changes(self) -> list[tuple[str, str]]:
         return self.sql.reported_changes()
 
+    def failed(self) -> None:
+        self.sql.fail()
+
     def cancel(self) -> None:
         if self.stream is not None:
             self.stream.cancel()

@@ -545,6 +545,7 @@ class Session:
                 except PgError as err:
                     if err.severity == "FATAL":
                         raise
+                    self.handler.failed()
                     channel.write(msg.error_response(err))
                     extended.fail()
             elif isinstance(event, ev.CopyData | ev.CopyDone | ev.CopyFail):
@@ -587,12 +588,14 @@ class Session:
                     if not await self._copy_both(result):
                         return False
                 else:
-                    await write_result(channel, result)
+                    # rows may still be produced while they are sent: a CancelRequest stops them
+                    await self._run(write_result(channel, result))
                 self._report_changes()
                 await asyncio.sleep(0)  # a message of many statements lets others run between them
         except PgError as err:
             if err.severity == "FATAL":
                 raise
+            self.handler.failed()
             channel.write(msg.error_response(err))
         self._report_changes()
         channel.write(msg.ready_for_query(self.handler.tx_status))

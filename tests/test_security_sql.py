@@ -333,11 +333,6 @@ def test_parameter_numbers_are_bounded(server) -> None:
         assert pconn.execute("SELECT 1").fetchone() == (1,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a query's highest $n is not compared with the parameters the message brings: "
-    "SqlSession._dispatch ignores check_query's result, and DuckDB's complaint becomes 22P02",
-)
 def test_a_parameter_without_a_value_is_42p02(server) -> None:
     srv, _ = server
     conn = connect(srv)
@@ -350,11 +345,6 @@ def test_a_parameter_without_a_value_is_42p02(server) -> None:
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a text literal cast to regtype is looked up as an oid (Catalog._rewrite_cast sends it "
-    "to the regtype_name macro unconverted): 22P02 instead of PostgreSQL's type name",
-)
 def test_a_type_name_cast_to_regtype(server) -> None:
     srv, _ = server
     conn = connect(srv)

@@ -139,6 +139,9 @@ class EchoHandler:
         changes, self._changes = self._changes, []
         return changes
 
+    def failed(self) -> None:
+        pass
+
     def cancel(self) -> None:
         self._cancelled.set()
 

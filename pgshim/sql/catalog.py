@@ -423,6 +423,11 @@ class Catalog:
     def _rewrite_cast(self, node: exp.Cast) -> exp.Expression:
         target = _cast_target(node)
         inner = node.this
+        if target == 2206 and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Anonymous(
+                this=_internal("regtype_name"),
+                expressions=[exp.Literal.number(pg_type_oid(inner.this))],
+            )
         if target == 2206:
             inner = inner.transform(self._rewrite_node)
             return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])

@@ -253,7 +253,9 @@ class SqlSession:
     async def _dispatch(self, stmt: Statement, params: list | None) -> RowsResult | CommandResult:
         kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
-            check_query(node, self.catalog.names())
+            used = check_query(node, self.catalog.names())
+            if used > len(params or []):
+                raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
             return await self.catalog.query(stmt.text, params, self, self.bound())
         if kind is StatementKind.SHOW:
             return self._show(node.name)

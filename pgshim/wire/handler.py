@@ -58,6 +58,10 @@ class SessionHandler(Protocol):
 
     def reported_changes(self) -> list[tuple[str, str]]: ...
 
+    def failed(self) -> None:
+        """A statement ended in an error (while its rows were sent, too): a transaction block
+        it ran in is aborted."""
+
     def cancel(self) -> None: ...
 
     async def close(self) -> None: ...
