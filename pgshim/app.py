@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
-from pgshim.state import open_state, system_identifier
+from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
 from pgshim.walsender.ahead import AheadKeys
@@ -52,7 +54,23 @@ log = logging.getLogger(__name__)
 SLOT_FLUSH_INTERVAL = 0.2
 
 
+def _refusing_unusable_state(method: Any) -> Any:
+    """Start-up steps that read the state database: a damaged or unreadable one stops the server
+    with one line naming the file and what to do (``StateError``), not a traceback."""
+
+    @functools.wraps(method)
+    def reading_state(self: Application, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except sqlite3.Error as exc:
+            log.debug("the state database cannot be used", exc_info=True)
+            raise state_error(Path(self.config.state_dir) / STATE_FILE_NAME, exc) from None
+
+    return reading_state
+
+
 class Application:
+    @_refusing_unusable_state
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_at = datetime.now(UTC)
@@ -122,7 +140,7 @@ class Application:
     async def run(self) -> None:
         # restart after the ingestion checkpoint; what a second does not ingest continues in the
         # background while the server listens
-        self.source.resume(IngestCheckpoint(self.conn), self._spool_index)
+        self._resume()
         await self.source.catch_up()
         self.source.start()
         self.link.start()
@@ -131,26 +149,46 @@ class Application:
         self.server.install_signal_handlers()
         await self.server.serve_forever()
 
+    @_refusing_unusable_state
+    def _resume(self) -> None:
+        self.source.resume(IngestCheckpoint(self.conn), self._spool_index)
+
     async def _flush_periodically(self) -> None:
+        failed = None  # logged last: a full disk is logged once, not five times a second
         while True:
             await asyncio.sleep(SLOT_FLUSH_INTERVAL)
             try:
                 self.slots.flush_dirty()
                 self.replicas.flush()
-            except Exception:
-                log.exception("persisting slot positions failed")
+            except Exception as exc:
+                if str(exc) != failed:
+                    log.warning("persisting slot positions failed: %s", exc)
+                failed = str(exc)
+            else:
+                failed = None
 
     async def shutdown(self) -> None:
+        """Stop ingesting, persist what can be, close the files. Never fails, nor waits on a
+        full disk: what cannot be written is logged (slots resume from what was written)."""
         if self._flusher is not None:
             self._flusher.cancel()
-        await self.source.stop()
-        await self.link.stop()
-        self.slots.flush_dirty()
-        self.replicas.flush()
-        self.builder.flush()
+        steps: list[tuple[str, Any]] = [
+            ("stopping ingestion", self.source.stop),
+            ("stopping the RedDB link", self.link.stop),
+            ("writing slot positions", self.slots.flush_dirty),
+            ("writing replica status", self.replicas.flush),
+            ("writing identities", self.builder.flush),
+        ]
         if self.source.store is not None:
-            self.source.store.close()
-        self.conn.close()
+            steps.append(("closing the decoded store", self.source.store.close))
+        steps.append(("closing the state database", self.conn.close))
+        for doing, step in steps:
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:
+                log.warning("shutdown: %s failed: %s", doing, exc)
 
     def new_session(self, info: ConnectionInfo) -> Session:
         session = Session(self, info)
