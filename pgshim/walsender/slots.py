@@ -36,7 +36,7 @@ from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.positions import end_pos
 from pgshim.spool.frames import scan_frames
-from pgshim.state import add_missing_columns, durable_commit, transaction
+from pgshim.state import add_missing_columns, durable_commit, transaction, write_error
 from pgshim.walsender.stream import ActiveStreams
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class SlotStore:
         self.max_slots = max_slots
         self._slots: dict[str, Slot] = {}
         self._dirty: set[str] = set()
+        self.flush_error: str | None = None  # why the last flush_dirty could not write
         self._released = asyncio.Event()
         self.streams = ActiveStreams()  # the running START_REPLICATION streams, by slot
         self.invalidations = 0  # slots invalidated since this process started (a metric)
@@ -249,21 +250,24 @@ class SlotStore:
             active_pid=pid if temporary else None,
         )
         if not temporary:
-            with transaction(self._conn):
-                self._conn.execute(
-                    "INSERT INTO slots (name, plugin, database, two_phase, confirmed_flush, "
-                    "restart_pos, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        name,
-                        plugin,
-                        slot.database,
-                        int(two_phase),
-                        _to_sql(confirmed_flush),
-                        _to_sql(restart_pos),
-                        slot.created_at.isoformat(),
-                    ),
-                )
-            durable_commit(self._conn)
+            try:
+                with transaction(self._conn):
+                    self._conn.execute(
+                        "INSERT INTO slots (name, plugin, database, two_phase, confirmed_flush, "
+                        "restart_pos, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            name,
+                            plugin,
+                            slot.database,
+                            int(two_phase),
+                            _to_sql(confirmed_flush),
+                            _to_sql(restart_pos),
+                            slot.created_at.isoformat(),
+                        ),
+                    )
+            except sqlite3.Error as exc:  # a full disk: no slot, PostgreSQL's error
+                raise write_error(exc) from None
+            self._sync()
         self._slots[name] = slot
         return slot
 
@@ -284,13 +288,24 @@ class SlotStore:
             await released.wait()
 
     def _forget(self, slot: Slot) -> None:
+        if not slot.temporary:  # gone from the database first: a failure leaves the slot as it was
+            try:
+                with transaction(self._conn):
+                    self._conn.execute("DELETE FROM slots WHERE name = ?", (slot.name,))
+            except sqlite3.Error as exc:
+                raise write_error(exc) from None
+            self._sync()
         del self._slots[slot.name]
         self._dirty.discard(slot.name)
-        if not slot.temporary:
-            with transaction(self._conn):
-                self._conn.execute("DELETE FROM slots WHERE name = ?", (slot.name,))
-            durable_commit(self._conn)
         self._notify_released()
+
+    def _sync(self) -> None:
+        """The durability barrier after a commit. The commit is done when it fails (the WAL
+        is synced before the checkpoint copies it, which is what fails on a full disk)."""
+        try:
+            durable_commit(self._conn)
+        except sqlite3.Error as exc:
+            log.warning("state database: checkpoint after a slot change failed: %s", exc)
 
     def acquire(self, name: str, pid: int, options: Iterable[tuple[str, str | None]] = ()) -> Slot:
         """Make ``pid`` the one consumer of the slot (START_REPLICATION)."""
@@ -351,16 +366,30 @@ class SlotStore:
         return moved
 
     def flush_dirty(self) -> int:
-        """Write pending confirmations with one durable commit; returns how many slots were written."""
+        """Write pending confirmations with one durable commit; returns how many slots were written.
+
+        When they cannot be written (a full disk) nothing is: the slots stay dirty, the next call
+        tries again, the failure is logged once and kept in ``flush_error``. A restart meanwhile
+        resumes them from what was written: their clients get those changes again."""
         if not self._dirty:
             return 0
         dirty = [self._slots[name] for name in sorted(self._dirty) if name in self._slots]
-        with transaction(self._conn):
-            self._conn.executemany(
-                "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?",
-                [(_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name) for s in dirty],
-            )
-        durable_commit(self._conn)
+        try:
+            with transaction(self._conn):
+                self._conn.executemany(
+                    "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?",
+                    [(_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name) for s in dirty],
+                )
+            durable_commit(self._conn)
+        except sqlite3.Error as exc:
+            if self.flush_error is None:
+                log.warning("slot positions cannot be written to the state database (%s); they "
+                            "are kept in memory and written when they can be", exc)  # fmt: skip
+            self.flush_error = str(exc)
+            return 0
+        if self.flush_error is not None:
+            log.info("slot positions are written to the state database again")
+            self.flush_error = None
         self._dirty.clear()
         return len(dirty)
 
