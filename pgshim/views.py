@@ -36,7 +36,7 @@ SPOOL_COLUMNS = [
     ("last_lsn", "int8"), ("records", "int8"), ("bytes", "int8"), ("read_offset", "int8"),
     ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
     ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
-    ("end_position", "pg_lsn"),
+    ("end_position", "pg_lsn"), ("store", "text"), ("store_error", "text"),
 ]  # fmt: skip
 COMMIT_WAITER_COLUMNS = [
     ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
@@ -152,8 +152,14 @@ def _spool_rows(app: Application) -> list[tuple]:
         st.path, st.exists, ",".join(sorted(st.layouts_seen)), st.first_lsn, st.last_lsn,
         st.records, st.size, st.offset, st.corrupt_offset, st.corrupt_reason, st.gaps,
         st.out_of_order, st.prunes, app.source.decode_errors,
-        end_pos(st.last_lsn or 0),
+        end_pos(st.last_lsn or 0), *_store_status(app),
     )]  # fmt: skip
+
+
+def _store_status(app: Application) -> tuple[str, str | None]:
+    """The decoded store (a cache): ok, failing (the spool is decoded instead) or off."""
+    store = app.source.store
+    return ("off", None) if store is None else (store.state, store.error)
 
 
 def _replica_rows(app: Application) -> list[tuple]:

@@ -34,6 +34,13 @@ class IngestCheckpoint:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         conn.execute(_SCHEMA)
+        self.saved_lsn: int | None = None  # as loaded or last saved
+
+    def abort(self) -> None:
+        """After a failed save (or a failed write before it, on the same connection): roll back
+        what the failure left open, so that the next save starts clean."""
+        if self._conn.in_transaction:
+            self._conn.rollback()
 
     def load(self) -> Checkpoint | None:
         row = self._conn.execute(
@@ -42,6 +49,7 @@ class IngestCheckpoint:
         if row is None:
             return None
         lsn = row[0] + _U64_WRAP if row[0] < 0 else row[0]
+        self.saved_lsn = lsn
         return Checkpoint(lsn, row[1], row[2])
 
     def save(self, checkpoint: Checkpoint) -> None:
@@ -54,6 +62,7 @@ class IngestCheckpoint:
         )
         if self._conn.in_transaction:
             self._conn.commit()
+        self.saved_lsn = checkpoint.lsn
 
     def clear(self) -> None:
         self._conn.execute("DELETE FROM ingest_checkpoint")

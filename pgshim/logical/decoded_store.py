@@ -17,6 +17,13 @@ Output rendered ahead: for the keys in ``renderers`` (the output formats consume
 ``walsender.ahead``), each chunk is also rendered as its transactions are stored, or by its first
 reader when the format came later, and kept beside it (table ``ahead``, same bounds and
 lifecycle), so a consumer catching up in one of those formats copies that output.
+
+Failures: the store never fails its caller. A write that fails (a full disk, an I/O error, a
+locked or damaged file) drops the chunk being written (the spool still has its records), is
+logged once and shown (``error``), and the store is tried again after a pause that doubles up to
+``RETRY_MAX`` seconds; meanwhile nothing is buffered. Chunks that had to be dropped but could not
+be (a late record, a restart) are remembered, and nothing is read from the store until they are:
+a range without a chunk is decoded from the spool, as always. A damaged file is started again.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import io
 import logging
 import pickle
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +42,7 @@ import zstandard
 
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.transactions import Relation, RowChange, Transaction
-from pgshim.state import u64_from_sql, u64_to_sql
+from pgshim.state import connect, is_corrupt, u64_from_sql, u64_to_sql
 
 
 class AheadRenderer(Protocol):
@@ -60,6 +68,10 @@ STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
 COMPRESS_EVERY = 32  # transactions
 FORMAT_VERSION = 6  # of the pickled, zstd-compressed chunk layout
+RETRY_FIRST = 1.0  # seconds before a failed store is tried again; doubled after each failure
+RETRY_MAX = 30.0
+BUSY_TIMEOUT = 0.05  # seconds a write waits for a lock on the file: it is a cache
+MAX_PENDING_DROPS = 64  # chunk drops remembered one by one, beyond that: drop every chunk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -139,10 +151,12 @@ class _Compressed:
 
 
 class DecodedStore:
-    def __init__(self, path: str | Path, relations: RelationRegistry) -> None:
+    def __init__(
+        self, path: str | Path, relations: RelationRegistry, *, clock: Any = time.monotonic
+    ) -> None:
         self.path = Path(path)
         self._relations = relations
-        self._conn = self._open()
+        self._clock = clock
         self._compress = zstandard.ZstdCompressor(level=1).compress
         # a compressor runs one operation at a time: the chunk being encoded has its own
         self._chunk_compressor = zstandard.ZstdCompressor(level=1)
@@ -155,28 +169,133 @@ class DecodedStore:
         self.ahead_loaded = 0
         self.ahead_rendered = 0  # chunks rendered for a reader (not at ingestion)
         self.generation = 0  # moves whenever chunks are dropped: what was loaded may be stale
+        self.error: str | None = None  # why the store is out of use, until it works again
+        self.failures = 0  # failed operations since start
+        self._retry_at = 0.0
+        self._backoff = RETRY_FIRST
+        self._damaged = False  # the file is started again on the next try
+        self._trying = False  # failed, and due again: the next write tells whether it works
+        # deletes that failed, applied before the store is read or written again
+        self._drops: list[tuple[str, tuple[int, ...]]] = []
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = self._open()
+        except sqlite3.Error as exc:
+            self._fail(exc, "opening it")
+
+    @property
+    def state(self) -> str:
+        """``ok``, or ``failing`` (writes wait for the next try; reads still work when nothing
+        had to be dropped), or ``closed``."""
+        if self.error is None:
+            return "ok" if self._conn is not None else "closed"
+        return "failing"
 
     def _open(self) -> sqlite3.Connection:
         try:
             return self._connect()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
+            if not is_corrupt(exc):
+                raise
             log.warning("decoded store %s is unreadable (%s); starting it again", self.path, exc)
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._remove_files()
             return self._connect()
 
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # a cache: a crash may lose the newest chunks, the spool still has them
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(_SCHEMA)
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version != FORMAT_VERSION:  # chunks of another layout: start again
-            conn.execute("DELETE FROM chunks")
-            conn.execute("DELETE FROM ahead")
-            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        conn = connect(self.path, timeout=BUSY_TIMEOUT)
+        try:
+            # a cache: a crash may lose the newest chunks, the spool still has them
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.executescript(_SCHEMA)
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version != FORMAT_VERSION:  # chunks of another layout: start again
+                conn.execute("DELETE FROM chunks")
+                conn.execute("DELETE FROM ahead")
+                conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException, doing: str) -> None:
+        """A failed operation: the store is out of use until the next try (see the module)."""
+        self.failures += 1
+        if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
+            self._damaged = True
+        if self.error is None:
+            log.warning("decoded store %s failed %s: %s; catch-up reads decode the spool until "
+                        "it works again", self.path, doing, exc)  # fmt: skip
+            self._backoff = RETRY_FIRST
+        else:
+            log.debug("decoded store %s failed again %s: %s", self.path, doing, exc)
+            self._backoff = min(self._backoff * 2, RETRY_MAX)
+        self.error = f"{doing}: {exc}"
+        self._trying = False
+        self._retry_at = self._clock() + self._backoff
+        self._drop_chunk()
+
+    def _drop_chunk(self) -> None:
+        """Forget the chunk being buffered, with a new compressor (the old one may be mid-frame)."""
+        self._chunk_compressor = zstandard.ZstdCompressor(level=1)
+        self._reset_buffer()
+
+    def _writable(self) -> bool:
+        """Whether the store takes writes now: in use, or due for its next try."""
+        if self.error is None or self._trying:
+            return self._conn is not None
+        if self._clock() < self._retry_at:
+            return False
+        try:
+            if self._conn is not None:  # a new connection: sqlite may keep the old one's error
+                self._conn.close()
+                self._conn = None
+            if self._damaged:
+                log.warning("decoded store %s is damaged; starting it again", self.path)
+                self._remove_files()
+                self._drops.clear()
+                self._damaged = False
+                self.generation += 1
+            if self._conn is None:
+                self._conn = self._open()
+            self._apply_drops()
+        except sqlite3.Error as exc:
+            self._fail(exc, "trying it again")
+            return False
+        self._trying = True
+        return True
+
+    def _worked(self) -> None:
+        """A chunk was written: a store that had failed works again (deletes prove nothing: on
+        a full disk they may go through where new chunks do not)."""
+        if self.error is not None:
+            log.info("decoded store %s works again", self.path)
+            self.error = None
+            self._trying = False
+            self._backoff = RETRY_FIRST
+
+    def _readable(self) -> sqlite3.Connection | None:
+        """The connection, when what the store holds can be read: none of its chunks is one
+        that should have been dropped."""
+        if self._drops or self._damaged:
+            return None
+        return self._conn
+
+    def _apply_drops(self) -> None:
+        assert self._conn is not None
+        while self._drops:
+            where, params = self._drops[0]
+            for table in ("chunks", "ahead"):
+                self._conn.execute(f"DELETE FROM {table} {where}", params)
+            del self._drops[0]
+
+    def _read_failed(self, exc: sqlite3.Error) -> None:
+        self._fail(exc, "reading it")
 
     # -- writing (ingestion) ---------------------------------------------------------------------
 
@@ -187,6 +306,8 @@ class DecodedStore:
             self.discard_covering(tx.first_lsn)
             self._reset_buffer()
             return
+        if not self._writable():
+            return  # dropped: the spool has it
         tx_versions: dict[str, int] = {}
         for change in tx.changes:
             relation = change.relation
@@ -218,7 +339,11 @@ class DecodedStore:
         self._buffer.append(item)
         # encoded now rather than all at once when the chunk is written: that would hold up the
         # changes released meanwhile for milliseconds
-        self._encoder.add(item, flush_block=len(self._buffer) % COMPRESS_EVERY == 0)
+        try:
+            self._encoder.add(item, flush_block=len(self._buffer) % COMPRESS_EVERY == 0)
+        except Exception as exc:  # a value that cannot be kept: the spool has the chunk
+            log.info("LSN %d not kept in the decoded store: %s", tx.last_lsn, exc)
+            self._drop_chunk()
 
     def flush_full(self) -> None:
         """Write the buffered transactions once they make a chunk (the owner chooses when)."""
@@ -230,17 +355,32 @@ class DecodedStore:
         buffer, after = self._buffer, self._after
         if not buffer or after is None:
             return
+        if not self._writable():
+            self._drop_chunk()
+            return
+        assert self._conn is not None
         refs = []
         for name, version in self._versions.items():
             relation = self._relations.find(name)
             refs.append((name, relation.oid if relation is not None else 0, version))
         bounds = (u64_to_sql(after), u64_to_sql(buffer[-1][2]))
-        self._conn.execute(
-            "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
-            (*bounds, self._encoder.finish(refs)),
-        )
-        if self.renderers:
-            self._render_ahead(bounds, refs)
+        try:
+            data = self._encoder.finish(refs)
+        except Exception as exc:
+            log.info("decoded chunk (%d, %d] not kept: %s", after, buffer[-1][2], exc)
+            self._drop_chunk()
+            return
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
+                (*bounds, data),
+            )
+            if self.renderers:
+                self._render_ahead(bounds, refs)
+        except sqlite3.Error as exc:  # the chunk is dropped: the spool has its records
+            self._fail(exc, "writing a chunk")
+            return
+        self._worked()
         self._reset_buffer()
 
     def _render_ahead(self, bounds: tuple[int, int], refs: list[tuple[str, int, int]]) -> None:
@@ -275,7 +415,13 @@ class DecodedStore:
         relations = {c.relation.name: c.relation for tx in transactions for c in tx.changes}
         pairs = sorted({(c.relation.name, c.action) for tx in transactions for c in tx.changes})
         refs = [(r.name, r.oid, r.version) for r in relations.values()]
-        self._put_ahead(key, (u64_to_sql(after_lsn), u64_to_sql(last_lsn)), refs, pairs, output)
+        if self._writable():
+            try:
+                self._put_ahead(
+                    key, (u64_to_sql(after_lsn), u64_to_sql(last_lsn)), refs, pairs, output
+                )
+            except sqlite3.Error as exc:  # kept for this reader only
+                self._fail(exc, "writing output rendered ahead")
         self.ahead_rendered += 1
         parsed = renderer.parse(output)
         return AheadOutput(relations, [(relations[n], a) for n, a in pairs], parsed, len(output))
@@ -291,8 +437,25 @@ class DecodedStore:
             renderer.reset()
 
     def _delete(self, where: str = "", *params: int) -> None:
-        for table in ("chunks", "ahead"):
-            self._conn.execute(f"DELETE FROM {table} {where}", params)
+        """Drop chunks; one that cannot be dropped now is dropped before the store is used again
+        (until then nothing is read from it)."""
+        if self._writable():
+            assert self._conn is not None
+            try:
+                for table in ("chunks", "ahead"):
+                    self._conn.execute(f"DELETE FROM {table} {where}", params)
+                return
+            except sqlite3.Error as exc:
+                self._fail(exc, "dropping chunks")
+        self._remember_drop(where, params)
+
+    def _remember_drop(self, where: str, params: tuple[int, ...]) -> None:
+        if ("", ()) in self._drops:
+            return
+        if len(self._drops) >= MAX_PENDING_DROPS:
+            self._drops = [("", ())]  # every chunk: memory stays bounded
+        else:
+            self._drops.append((where, params))
 
     def discard_covering(self, lsn: int) -> None:
         self.generation += 1
@@ -305,8 +468,17 @@ class DecodedStore:
         self._delete("WHERE last_lsn > ?", u64_to_sql(lsn))
 
     def trim(self, below_lsn: int) -> None:
-        """Forget chunks that end before ``below_lsn`` (the spool no longer holds them)."""
-        self._delete("WHERE last_lsn < ?", u64_to_sql(below_lsn))
+        """Forget chunks that end before ``below_lsn`` (the spool no longer holds them); the
+        next trim does it when the store cannot now."""
+        if not self._writable():
+            return
+        assert self._conn is not None
+        try:
+            for table in ("chunks", "ahead"):
+                self._conn.execute(f"DELETE FROM {table} WHERE last_lsn < ?",
+                                   (u64_to_sql(below_lsn),))  # fmt: skip
+        except sqlite3.Error as exc:
+            self._fail(exc, "trimming it")
 
     def clear(self) -> None:
         self._reset_buffer()
@@ -324,32 +496,60 @@ class DecodedStore:
                 if self._buffer:
                     self._failed.add(key)
         marks = ", ".join("?" * len(renderers))
-        self._conn.execute(f"DELETE FROM ahead WHERE key NOT IN ({marks})", tuple(renderers))
+        if self._writable():
+            assert self._conn is not None
+            try:
+                self._conn.execute(f"DELETE FROM ahead WHERE key NOT IN ({marks})",
+                                   tuple(renderers))  # fmt: skip
+                return
+            except sqlite3.Error as exc:  # they are never read: the next call drops them
+                self._fail(exc, "dropping output rendered ahead")
 
     # -- reading (catch-up) ----------------------------------------------------------------------
 
     def find(self, lsn: int) -> tuple[int, int] | None:
         """``(after_lsn, last_lsn)`` of a chunk holding every transaction just after ``lsn``."""
-        row = self._conn.execute(
-            "SELECT after_lsn, last_lsn FROM chunks WHERE last_lsn > ? AND after_lsn <= ?"
-            " ORDER BY last_lsn LIMIT 1",
-            (u64_to_sql(lsn), u64_to_sql(lsn)),
-        ).fetchone()
+        conn = self._readable()
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT after_lsn, last_lsn FROM chunks WHERE last_lsn > ? AND after_lsn <= ?"
+                " ORDER BY last_lsn LIMIT 1",
+                (u64_to_sql(lsn), u64_to_sql(lsn)),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return None
         return None if row is None else (u64_from_sql(row[0]), u64_from_sql(row[1]))
 
     def next_start(self, lsn: int) -> int | None:
         """The lowest ``after_lsn`` above ``lsn``: where the next chunk takes over."""
-        row = self._conn.execute(
-            "SELECT min(after_lsn) FROM chunks WHERE after_lsn > ?", (u64_to_sql(lsn),)
-        ).fetchone()
+        conn = self._readable()
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT min(after_lsn) FROM chunks WHERE after_lsn > ?", (u64_to_sql(lsn),)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return None
         return None if row[0] is None else u64_from_sql(row[0])
 
     def load(self, after_lsn: int, last_lsn: int) -> list[Transaction] | None:
         """The chunk's transactions, or None when it is gone or names a changed relation."""
-        row = self._conn.execute(
-            "SELECT data FROM chunks WHERE after_lsn = ? AND last_lsn = ?",
-            (u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
-        ).fetchone()
+        conn = self._readable()
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT data FROM chunks WHERE after_lsn = ? AND last_lsn = ?",
+                (u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return None
         if row is None:
             return None
         try:
@@ -367,17 +567,33 @@ class DecodedStore:
 
     def ahead_sizes(self) -> dict[str, tuple[int, int]]:
         """Per format rendered ahead: how many chunks are kept, and their compressed bytes."""
-        rows = self._conn.execute("SELECT key, count(*), sum(length(data)) FROM ahead GROUP BY key")
+        conn = self._readable()
+        if conn is None:
+            return {}
+        try:
+            rows = conn.execute(
+                "SELECT key, count(*), sum(length(data)) FROM ahead GROUP BY key"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return {}
         return {key: (chunks, size) for key, chunks, size in rows}
 
     def load_ahead(self, key: str, after_lsn: int, last_lsn: int) -> AheadOutput | None:
         """The chunk's output rendered ahead for ``key``, or None (not rendered, stale, damaged)."""
         renderer = self.renderers.get(key)
-        row = self._conn.execute(
-            "SELECT data FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
-            (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
-        ).fetchone()
-        if row is None or renderer is None:
+        conn = self._readable()
+        if conn is None or renderer is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT data FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
+                (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return None
+        if row is None:
             return None
         try:
             refs, actions, output = self._unpickle(row[0])
@@ -388,10 +604,15 @@ class DecodedStore:
         except Exception as exc:
             log.warning("output of chunk (%d, %d] for %s is unreadable: %s",
                         after_lsn, last_lsn, key, exc)  # fmt: skip
-            self._conn.execute(
-                "DELETE FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
-                (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
-            )
+            try:
+                conn.execute(
+                    "DELETE FROM ahead WHERE key = ? AND after_lsn = ? AND last_lsn = ?",
+                    (key, u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
+                )
+            except sqlite3.Error as failed:  # dropped with its chunk, before the next read
+                self._fail(failed, "dropping output rendered ahead")
+                self._remember_drop("WHERE after_lsn = ? AND last_lsn = ?",
+                                    (u64_to_sql(after_lsn), u64_to_sql(last_lsn)))  # fmt: skip
             return None
         self.ahead_loaded += 1
         return AheadOutput(relations, [(relations[n], a) for n, a in actions], parsed, len(output))
@@ -421,7 +642,13 @@ class DecodedStore:
         return items
 
     def close(self) -> None:
-        self._conn.close()
+        """Close the file (the buffered chunk is not written: the spool has it)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error as exc:
+                log.warning("decoded store %s: closing it failed: %s", self.path, exc)
+            self._conn = None
 
 
 @dataclass(slots=True)

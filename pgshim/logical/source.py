@@ -28,6 +28,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import sqlite3
 import time
 import zlib
 from bisect import bisect_left, bisect_right
@@ -67,6 +68,7 @@ HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' p
 LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
 LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
+MAX_UNSTORED = 4 * CHUNK_TRANSACTIONS  # released transactions waiting for the store, at most
 REPORTED_LSNS = 65536  # LSNs whose decode errors were reported, remembered not to report twice
 # released LSNs whose record is remembered (term, file, offset, CRC): a record written again
 # at one of them is told apart from a duplicate; past them, only a newer term is
@@ -251,6 +253,9 @@ class ChangeSource:
         self.store = store
         # released transactions the store has yet to take, with the LSN released before each
         self._unstored: list[tuple[Transaction, int]] = []
+        self.checkpoint_error: str | None = None  # why the last checkpoint was not saved
+        self._state_retry_at = 0.0  # when the state database is tried again after that
+        self._state_backoff = 0.0
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
@@ -316,19 +321,57 @@ class ChangeSource:
             self.store.discard_after(saved.lsn)
 
     def save_checkpoint(self) -> None:
-        """Persist what was learned, then how far ingestion got (in that order)."""
+        """Persist what was learned, then how far ingestion got (in that order).
+
+        The store never fails its caller (see ``decoded_store``). When the state database
+        cannot be written (a full disk), the checkpoint stays where it was, which is safe (a
+        restart reads the spool again from there): logged once, the next checkpoint tries again.
+        """
         if self._checkpoint is None:
             return
-        self.builder.flush()
         status = self.follower.status
         if self.store is not None:
             self._store_pending()
             self.store.flush()
             if status.first_lsn is not None:
                 self.store.trim(status.first_lsn)
-        self._checkpoint.save(Checkpoint(self._reorder.released, status.inode, status.offset))
-        if self._index_store is not None:
-            self._index_store.save(self.follower)
+        if not self._flush_learned():
+            return
+        try:
+            self._checkpoint.save(Checkpoint(self._reorder.released, status.inode, status.offset))
+            if self._index_store is not None:
+                self._index_store.save(self.follower)
+        except sqlite3.Error as exc:
+            self._checkpoint_failed(exc)
+            return
+        if self.checkpoint_error is not None:
+            log.info("the ingestion checkpoint is saved again")
+            self.checkpoint_error = None
+            self._state_backoff = 0.0
+
+    def _flush_learned(self) -> bool:
+        """Persist what decoding learned; when the state database cannot be written, it stays in
+        memory for the next try, after a pause that doubles up to 30 s (each try writes all of
+        it), and the checkpoint does not move past it meanwhile."""
+        if self.checkpoint_error is not None and time.monotonic() < self._state_retry_at:
+            return False
+        try:
+            self.builder.flush()
+        except sqlite3.Error as exc:
+            self._checkpoint_failed(exc)
+            return False
+        return True
+
+    def _checkpoint_failed(self, exc: sqlite3.Error) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.abort()
+        if self.checkpoint_error is None:
+            saved = None if self._checkpoint is None else self._checkpoint.saved_lsn
+            log.warning("the state database cannot be written (%s): the ingestion checkpoint "
+                        "stays at RedDB LSN %s until it can", exc, saved)  # fmt: skip
+        self.checkpoint_error = str(exc)
+        self._state_backoff = min(max(self._state_backoff * 2, CHECKPOINT_INTERVAL), 30.0)
+        self._state_retry_at = time.monotonic() + self._state_backoff
 
     # -- ingestion -------------------------------------------------------------------------------
 
@@ -364,7 +407,7 @@ class ChangeSource:
                 if store:
                     self._store_pending()
                 if released - flushed >= FLUSH_EVERY:  # what was learned stays bounded in memory
-                    self.builder.flush()
+                    self._flush_learned()
                     flushed = released
                 if budget is not None and released >= budget:
                     break
@@ -378,7 +421,7 @@ class ChangeSource:
                 break
         self._note_corruption(now)
         if released:
-            self.builder.flush()
+            self._flush_learned()
             event, self._new_data = self._new_data, asyncio.Event()
             event.set()
             for listener in list(self._listeners):
@@ -567,17 +610,20 @@ class ChangeSource:
         return True
 
     def _store_pending(self) -> None:
+        # taken first: whatever happens, they are not kept (the store drops what it cannot keep)
+        pending, self._unstored = self._unstored, []
         store = self.store
         if store is None:
             return
-        for tx, released_before in self._unstored:
+        for tx, released_before in pending:
             store.add(tx, released_before)
             store.flush_full()
-        self._unstored.clear()
 
     def _append(self, tx: Transaction) -> None:
         if self.store is not None:
             self._unstored.append((tx, self.last_lsn))  # see ``ingest``: stored now or later
+            if len(self._unstored) >= MAX_UNSTORED:  # ingestion failed before storing them
+                self._store_pending()
         self.ring.append(tx)
         self._ring_ends.append(tx.end_pos)
         if len(self.ring) >= self._ring_size + max(16, self._ring_size // 8):
@@ -830,6 +876,6 @@ class ChangeSource:
             # decoding teaches the identity map again; keep what it holds unflushed bounded
             self._history_decodes += 1
             if self._history_decodes >= FLUSH_EVERY:
-                self.builder.flush()
+                self._flush_learned()
                 self._history_decodes = 0
         return tx
