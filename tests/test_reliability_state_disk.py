@@ -47,7 +47,9 @@ class StateDisk:
         return Path(f"/proc/{self.holder.pid}/root{inside}")
 
     def prefix(self) -> list[str]:
-        return ["nsenter", "-t", str(self.holder.pid), "-U", "-m", "--preserve-credentials"]
+        # --wd: entering a mount namespace moves to its root; this checkout's pgshim is run
+        return ["nsenter", "-t", str(self.holder.pid), "-U", "-m", "--preserve-credentials",
+                f"--wd={Path(__file__).resolve().parent.parent}"]  # fmt: skip
 
     def fill(self) -> None:
         with self.path(self.mount / "filler").open("ab", buffering=0) as filler:
@@ -87,7 +89,7 @@ class NamespacedServer(PgshimServer):
                 [*self.disk.prefix(), sys.executable, "-m", "pgshim", "serve",
                  "--spool", str(self.spool), "--state-dir", str(self.state_dir),
                  "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
+                stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
