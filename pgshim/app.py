@@ -142,6 +142,7 @@ class Application:
         # background while the server listens
         self._resume()
         await self.source.catch_up()
+        self.catalog.warm()  # the SQL engine's first process starts while the server listens
         self.source.start()
         self.link.start()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
@@ -181,6 +182,7 @@ class Application:
         ]
         if self.source.store is not None:
             steps.append(("closing the decoded store", self.source.store.close))
+        steps.append(("stopping the SQL engine", self.catalog.engine.close))
         steps.append(("closing the state database", self.conn.close))
         for doing, step in steps:
             try:
@@ -365,12 +367,12 @@ class Session:
             self.sql.fail()
             raise
 
-    def prepare(self, stmt: str | commands.Command, param_oids: list[int]) -> Prepared:
+    async def prepare(self, stmt: str | commands.Command, param_oids: list[int]) -> Prepared:
         if not isinstance(stmt, str):
             raise PgError(
                 "08P01", "extended query protocol not supported in a replication connection"
             )
-        return self.sql.prepare(stmt, param_oids)
+        return await self.sql.prepare(stmt, param_oids)
 
     async def execute(self, prepared: Prepared, params: list[Any]) -> Any:
         return await self.sql.execute_prepared(prepared, params)

@@ -583,13 +583,9 @@ class Session:
             if not statements:
                 channel.write(msg.empty_query_response())
             for statement in statements:
-                result = await self._run(self.handler.simple(statement))
-                if isinstance(result, CopyBothStream):
-                    if not await self._copy_both(result):
-                        return False
-                else:
-                    # rows may still be produced while they are sent: a CancelRequest stops them
-                    await self._run(write_result(channel, result))
+                stream = await self._run(self._statement(statement))
+                if stream is not None and not await self._copy_both(stream):
+                    return False
                 self._report_changes()
                 await asyncio.sleep(0)  # a message of many statements lets others run between them
         except PgError as err:
@@ -601,6 +597,16 @@ class Session:
         channel.write(msg.ready_for_query(self.handler.tx_status))
         channel.flush()
         return True
+
+    async def _statement(self, statement: Any) -> CopyBothStream | None:
+        """Run one statement and send its result (rows may still be produced while they are
+        sent: one task, so that a CancelRequest stops either); a CopyBoth stream is returned
+        for the caller to run."""
+        result = await self.handler.simple(statement)
+        if isinstance(result, CopyBothStream):
+            return result
+        await write_result(self.channel, result)
+        return None
 
     async def _copy_both(self, stream: CopyBothStream) -> bool:
         channel = self.channel

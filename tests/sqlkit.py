@@ -26,3 +26,7 @@ def run_sql(
 ) -> RowsResult | CommandResult:
     """One statement, run to completion; a query's rows as a list."""
     return asyncio.run(collect(session, sql, params))
+
+
+def prepare(session: SqlSession, sql: str, param_oids: list[int]) -> Prepared:
+    return asyncio.run(session.prepare(sql, param_oids))

@@ -5,6 +5,7 @@ and settings stay as they were, and only PgError with an expected SQLSTATE escap
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from sqlkit import run_sql
 from test_fuzz_parsers import FUZZ, SQL_STATES
 
 from pgshim.errors import PgError
+from pgshim.sql import catalog as catalog_module
 from pgshim.sql import engine as engine_module
+from pgshim.sql.bounds import Bound
 from pgshim.sql.catalog import _MACROS, Catalog
 from pgshim.sql.check import ENGINE_FUNCTIONS
 from pgshim.sql.parse import parse_statements
@@ -123,7 +126,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def setup():
-    catalog = Catalog()
+    catalog = Catalog(engine=engine_module.Engine(workers=1))  # one process: snapshot reads it
     recorder = Recorder()
     original_open = engine_module.Engine.open
 
@@ -141,22 +144,29 @@ def setup():
 
 
 def snapshot(catalog: Catalog) -> tuple:
-    """The engine's tables, pg_type's rows and its walls, read on a connection of its own."""
-    cursor = catalog.engine.db.cursor()
-    try:
-        tables = cursor.execute(
-            "SELECT database_name, schema_name, table_name, temporary FROM duckdb_tables() "
-            "ORDER BY ALL"
-        ).fetchall()
-        types = cursor.execute("SELECT count(*), sum(oid) FROM pg_type").fetchall()
-        settings = cursor.execute(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
-            "'lock_configuration', 'memory_limit', 'temp_directory', 'threads', "
-            "'autoload_known_extensions', 'autoinstall_known_extensions') ORDER BY name"
-        ).fetchall()
-        databases = cursor.execute("SELECT database_name FROM duckdb_databases()").fetchall()
-    finally:
+    """The engine's tables, pg_type's rows and its walls, read in its process (the only one:
+    the fixture allows one) through the engine itself, past every check."""
+
+    async def read(sql: str) -> list[tuple]:
+        cursor = await catalog.engine.open(sql, [], [], Bound(), catalog_module._pg_error)
+        rows = await cursor.fetch(10_000)
         cursor.close()
+        return rows
+
+    def run(sql: str) -> list[tuple]:
+        return asyncio.run(read(sql))
+
+    tables = run(
+        "SELECT database_name, schema_name, table_name, temporary FROM duckdb_tables() "
+        "ORDER BY ALL"
+    )
+    types = run("SELECT count(*), sum(oid) FROM pg_type")
+    settings = run(
+        "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
+        "'lock_configuration', 'memory_limit', 'temp_directory', 'threads', "
+        "'autoload_known_extensions', 'autoinstall_known_extensions') ORDER BY name"
+    )
+    databases = run("SELECT database_name FROM duckdb_databases()")
     return tables, types, settings, databases
 
 

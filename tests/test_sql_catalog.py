@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlkit import run_sql
+from sqlkit import prepare, run_sql
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
@@ -154,7 +154,7 @@ def test_pg_stat_replication_values_render(session: SqlSession) -> None:
 
 def test_asyncpg_prepared_slot_query(session: SqlSession) -> None:
     sql = "SELECT slot_name, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1"
-    prepared = session.prepare(sql, [0])
+    prepared = prepare(session, sql, [0])
     assert prepared.param_oids == [19]
     assert prepared.columns is not None
     assert [(c.name, c.type_oid) for c in prepared.columns] == [

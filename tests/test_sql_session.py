@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlkit import run_sql
+from sqlkit import prepare, run_sql
 
 from pgshim.errors import PgError
 from pgshim.sql.catalog import Catalog
@@ -152,10 +152,10 @@ def test_startup_options_become_defaults(catalog: Catalog) -> None:
 
 
 def test_prepare_show_and_set(session: SqlSession) -> None:
-    prepared = session.prepare("SHOW wal_level", [])
+    prepared = prepare(session, "SHOW wal_level", [])
     assert prepared.columns is not None and prepared.columns[0].name == "wal_level"
-    assert session.prepare("SET jit = off", []).columns is None
-    assert run_sql(session, session.prepare("SET jit = on", []), []).tag == "SET"
+    assert prepare(session, "SET jit = off", []).columns is None
+    assert run_sql(session, prepare(session, "SET jit = on", []), []).tag == "SET"
 
 
 class FakePublications:

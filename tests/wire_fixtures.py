@@ -122,7 +122,7 @@ class EchoHandler:
             return CopyOutResult([ColumnDesc("id", 23), ColumnDesc("name", 25)], lines, "COPY 3")
         return await self._run(stmt, [])
 
-    def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
+    async def prepare(self, stmt: str, param_oids: list[int]) -> Prepared:
         if self._columns(stmt) is None and not _COMMAND.match(stmt):
             raise PgError("42601", f'syntax error at or near "{stmt.split()[0]}"')
         declared = [TYPE_OIDS[t] for _, t in _PARAM.findall(stmt)]

@@ -22,7 +22,7 @@ from pgshim.errors import PgError
 from pgshim.sql import pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
-from pgshim.sql.engine import Engine, TempTable, create_table
+from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.results import ColumnDesc, RowsResult
 
 SERVER_VERSION = "15.18"
@@ -181,7 +181,7 @@ class Catalog:
         self._functions: dict[str, _Function] = {}
         self._table_functions: dict[str, _TableFunction] = {}
         self._lock = threading.Lock()
-        self._db: Any = None
+        self._configured = False  # the engine knows the tables and macros
         self._session: SessionContext | None = None
         self._register_builtins()
 
@@ -200,8 +200,7 @@ class Catalog:
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
-            if self._db is not None:
-                self._create_table(self._tables[name])
+            self._configured = False  # engine processes started from now on have it
 
     def register_function(
         self,
@@ -272,7 +271,9 @@ class Catalog:
         )  # fmt: skip
         return RowsResult(self._columns(tree, cursor.description), cursor, "SELECT")
 
-    def describe(self, sql: str, param_oids: list[int]) -> tuple[list[int], list[ColumnDesc]]:
+    async def describe(
+        self, sql: str, param_oids: list[int], bound: Bound
+    ) -> tuple[list[int], list[ColumnDesc]]:
         """Parameter types (unknown ones inferred) and result columns, without running the query."""
         tree = self._parse(sql)
         inferred = self._infer_params(tree, param_oids)
@@ -280,17 +281,17 @@ class Catalog:
             self._ensure_db()
             probe = self._rewrite(tree.copy(), [None] * len(inferred), evaluate=False, computed={})
             self._check_engine_tree(probe)
-            cursor = self._db.cursor()
-            try:
-                for alias, (function, _) in self._temp_tables.items():
-                    create_table(cursor, _temp_table(alias, function.columns, []))
-                limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
-                cursor.execute(limited, _used_params(probe, [None] * len(inferred)))
-                description = cursor.description or []
-            except Exception as error:
-                raise _pg_error(error) from None
-            finally:
-                cursor.close()
+            empty = [
+                _temp_table(alias, function.columns, [])
+                for alias, (function, _) in self._temp_tables.items()
+            ] + [
+                _temp_table(name, self._tables[name].columns, [])
+                for name in self._referenced_views(tree)
+            ]
+        limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
+        description = await self.engine.describe(
+            limited, _used_params(probe, [None] * len(inferred)), empty, bound, _pg_error
+        )
         return inferred, self._columns(tree, description)
 
     async def _table_function_rows(
@@ -555,34 +556,39 @@ class Catalog:
 
     # --- DuckDB --------------------------------------------------------------------------------
 
+    def warm(self) -> None:
+        """Have the engine ready before the first query needs it."""
+        with self._lock:
+            self._ensure_db()
+
     def _ensure_db(self) -> None:
-        if self._db is None:
-            # the shared tables hold the rows of when the database was created: enough for the
-            # static ones (types) and for planning; queries read their own fresh copies
+        if not self._configured:
+            # the engine's own tables hold the rows of now: enough for the static ones (types)
+            # and for macros and planning; queries bring fresh copies of what they read
             tables = [
                 _temp_table(table.name, table.columns, [] if table.needs_session else table.rows())
                 for table in self._tables.values()
             ]
-            self._db = self.engine.connect(tables, _MACROS.values())
-
-    def _create_table(self, table: _Table) -> None:
-        create_table(self._db, _temp_table(table.name, table.columns, []), temporary=False)
+            self.engine.configure(tables, _MACROS.values())
+            self._configured = True
 
     def _view_tables(self, tree: exp.Expression) -> list[TempTable]:
         """The current rows of every view the query reads (and of those the macros it calls
         read), for the query's own temporary copies: nothing a query sees is shared."""
+        tables = []
+        for name in self._referenced_views(tree):
+            table = self._tables[name]
+            produced = table.rows(self._session) if table.needs_session else table.rows()
+            tables.append(_temp_table(name, table.columns, produced))
+        return tables
+
+    def _referenced_views(self, tree: exp.Expression) -> list[str]:
         names = {table.name.lower() for table in tree.find_all(exp.Table)}
         if tree.find(exp.Lateral) is not None or "pg_publication_tables" in names:
             names.add("pgshim_publication_rel")
         if "pg_get_replica_identity_index" in sql_functions(tree):
             names.add("pg_index")
-        tables = []
-        for name in sorted(names):
-            table = self._tables.get(name)
-            if table is not None:
-                produced = table.rows(self._session) if table.needs_session else table.rows()
-                tables.append(_temp_table(name, table.columns, produced))
-        return tables
+        return sorted(name for name in names if name in self._tables)
 
     # --- built-ins ------------------------------------------------------------------------------
 
@@ -782,7 +788,7 @@ def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int 
 
 def _pg_error(error: Exception) -> PgError:
     text = str(error)
-    kind = type(error).__name__
+    kind = getattr(error, "kind", type(error).__name__)  # an EngineError names DuckDB's class
     if kind == "OutOfMemoryException":
         return PgError(
             "53200",

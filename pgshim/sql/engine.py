@@ -1,9 +1,12 @@
-"""The embedded engine behind the catalog, walled off and run off the event loop.
+"""The embedded engine behind the catalog, in processes of its own, walled off.
 
-DuckDB answers only statements pgshim wrote (see catalog.py), but it is configured as if anything
-could reach it: no file system or network access, no extensions installed or loaded, its
-configuration locked, a memory limit and one thread per query. Queries run in worker threads
-of lower priority than the event loop; a statement timeout or a CancelRequest interrupts them.
+DuckDB answers only statements pgshim wrote (see catalog.py), but it runs as if anything could
+reach it: in separate processes (engine_worker.py, forked from a fork server that loaded DuckDB
+once) whose address space is capped, with no file system or network access, no extensions, its
+configuration locked and a memory limit. Each running query has a process to itself, taken from
+a pool of at most ``workers``; the event loop only waits on their sockets. A statement timeout or a CancelRequest kills the query's process (its
+replacement starts when next needed); a query that builds more than the cap allows fails in its
+process, and the server, its sessions and its streams go on.
 """
 
 from __future__ import annotations
@@ -11,25 +14,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import io
 import os
+import pickle
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, timed_out
 
-WALLED_OFF = {
-    # no spill files: beyond memory_limit a query fails (53200) instead of writing a temporary
-    # directory under the server's working directory (DuckDB's default, up to 90% of the disk)
-    "temp_directory": "",
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "allow_community_extensions": False,
-    "allow_unsigned_extensions": False,
-    "threads": 1,
-}
+# what an engine process may hold beyond query_memory: the interpreter, DuckDB, its buffers
+PROCESS_OVERHEAD = 768 << 20
+_SIZE = re.compile(r"(\d+)\s*(KB|MB|GB)", re.IGNORECASE)
+_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,49 +48,145 @@ class TempTable:
     rows: list[tuple]
 
 
-def create_table(connection: Any, table: TempTable, temporary: bool = True) -> None:
-    """Create the table and load its rows column by column (one list per column, unnested:
-    an order of magnitude faster than inserting row by row)."""
-    definition = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
-    scope = "TEMP TABLE" if temporary else "OR REPLACE TABLE"
-    connection.execute(f'CREATE {scope} "{table.name}" ({definition})')
-    if table.rows:
-        unnested = ", ".join(f"unnest(?::{kind}[])" for _, kind in table.columns)
-        columns = [list(column) for column in zip(*table.rows, strict=True)]
-        connection.execute(f'INSERT INTO "{table.name}" SELECT {unnested}', columns)
+class EngineError(Exception):
+    """An error the engine reported: DuckDB's exception class name (``kind``) and its message."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
 
 
-def _lower_priority() -> None:
-    # a worker's CPU goes to the event loop first (streaming sessions, other queries' I/O)
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+class _Values(pickle.Unpickler):
+    """What a DuckDB result holds: plain values, dates and times, decimals, UUIDs."""
+
+    ALLOWED = {
+        "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
+        "decimal": {"Decimal"},
+        "uuid": {"UUID", "SafeUUID"},
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name in self.ALLOWED.get(module, ()):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not expected from the engine")
+
+
+class _ForkServer:
+    """The process that forks engine processes (engine_worker.fork_server), started once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._control: socket.socket | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def fork(self, conn: socket.socket, limit: int) -> int:
+        """A new engine process serving ``conn``'s other end; its process id."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._control is not None
+            socket.send_fds(self._control, [str(limit).encode()], [conn.fileno()])
+            reply = self._control.recv(8)
+            if len(reply) < 8:
+                self._proc = None
+                raise EngineError("ProtocolError", "the engine's fork server ended")
+            return int.from_bytes(reply, "big")
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            cwd="/",
+        )
+        theirs.close()
+        self._control = ours
+
+
+_FORK_SERVER = _ForkServer()
+
+
+class _Process:
+    """One engine process and its socket; used by one query at a time."""
+
+    def __init__(self, memory_limit: str, setup: dict) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.pid = _FORK_SERVER.fork(theirs, _bytes(memory_limit) + PROCESS_OVERHEAD)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.dead = False
+        if self.request(setup) != ("ready",):
+            self.kill()
+            raise EngineError("ProtocolError", "the engine process did not start")
+
+    def request(self, message: tuple | dict) -> tuple:
+        """Send one request and wait for its reply (blocking: run in a thread)."""
+        try:
+            self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        except (OSError, ValueError):
+            return self._ended()
+        return self._read()
+
+    def _read(self) -> tuple:
+        try:
+            return _Values(io.BytesIO(self.conn.recv_bytes())).load()
+        except (OSError, EOFError, ValueError):
+            return self._ended()
+
+    def _ended(self) -> tuple:
+        self.dead = True
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        return ("ended", None)
+
+    def kill(self) -> None:
+        """End the process at once (its fork server reaps it); a request waiting on it gets
+        the end of its socket (the socket is closed there, or when it is collected)."""
+        self.dead = True
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _bytes(size: str) -> int:
+    match = _SIZE.fullmatch(size.strip())
+    if match is None:
+        raise ValueError(f"not a memory size: {size!r}")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 class Engine:
     def __init__(self, memory_limit: str = "256MB", workers: int = 4) -> None:
         self.memory_limit = memory_limit
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="pgshim-sql", initializer=_lower_priority
+        self.workers = workers
+        self._setup: dict | None = None
+        self._idle: list[_Process] = []
+        self._live = 0
+        self._free = threading.Condition()
+        # threads waiting on a process's socket (each process has one request at a time) ...
+        self._io = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers + 1, thread_name_prefix="pgshim-sql"
         )
-        self.db: Any = None
+        # ... apart from those waiting for a process, or starting one, which must not hold them
+        self._waits = concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="pgshim-sql-wait"
+        )
 
-    def connect(self, tables: Sequence[TempTable], macros: Iterable[str]) -> Any:
-        """The database, created on first use with pgshim's own tables and macros; nothing can
-        change its configuration afterwards."""
-        if self.db is None:
-            import duckdb  # imported on first use: the server stays small until a catalog query
+    @property
+    def configured(self) -> bool:
+        return self._setup is not None
 
-            db = duckdb.connect(":memory:", config=WALLED_OFF | {"memory_limit": self.memory_limit})
-            # set after the connection: DuckDB refuses temp_directory once external access is off
-            db.execute("SET enable_external_access = false")
-            db.execute("SET TimeZone = 'UTC'")
-            for table in tables:
-                create_table(db, table, temporary=False)
-            for macro in macros:
-                db.execute(macro)
-            db.execute("SET lock_configuration = true")
-            self.db = db
-        return self.db
+    def configure(self, tables: Sequence[TempTable], macros: Iterable[str]) -> None:
+        """pgshim's own tables (their rows as of now: enough for the static ones and for
+        planning; queries bring fresh copies of what they read) and macros, for every engine
+        process started from now on."""
+        self._setup = {
+            "memory_limit": self.memory_limit,
+            "tables": [(t.name, t.columns, t.rows) for t in tables],
+            "macros": list(macros),
+        }
+        self._waits.submit(self._prewarm)
 
     async def open(
         self,
@@ -94,78 +196,147 @@ class Engine:
         bound: Bound,
         to_pg_error: Callable[[Exception], PgError],
     ) -> EngineCursor:
-        """Run `sql` on a cursor of its own, after creating its temporary tables; the rows are
-        fetched with EngineCursor.fetch."""
-        cursor = EngineCursor(self, self.db.cursor(), bound, to_pg_error)
-
-        def start() -> None:
-            for table in temp_tables:
-                create_table(cursor.raw, table)
-            cursor.raw.execute(sql, params)
-
+        """Run ``sql`` in a process of its own, after creating its temporary tables; the rows
+        are fetched with EngineCursor.fetch, and the process is the query's until it is closed."""
+        cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
-            await cursor.run(start)
+            cursor.description = await cursor.request(
+                ("open", sql, params, [(t.name, t.columns, t.rows) for t in temp_tables])
+            )
         except BaseException:
             cursor.close()
             raise
         return cursor
 
-    async def run(self, fn: Callable[[], Any], interrupt: Callable[[], None], bound: Bound) -> Any:
-        """fn() in a worker thread; interrupted at the deadline or when the awaiting task is
-        cancelled (CancelRequest, closed connection)."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, fn)
-        future.add_done_callback(_consume)
+    async def describe(
+        self,
+        sql: str,
+        params: list,
+        temp_tables: Sequence[TempTable],
+        bound: Bound,
+        to_pg_error: Callable[[Exception], PgError],
+    ) -> list[tuple[str, str]]:
+        """The result columns of ``sql`` (planned, not run: callers wrap it in LIMIT 0)."""
+        cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), bound.remaining())
-        except TimeoutError:
-            interrupt()
-            with contextlib.suppress(Exception):
-                await future
-            raise timed_out() from None
+            return await cursor.request(
+                ("describe", sql, params, [(t.name, t.columns, t.rows) for t in temp_tables])
+            )
+        finally:
+            cursor.release()
+
+    async def _acquire(self, bound: Bound) -> _Process:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._waits, self._take, bound.deadline)
+        try:
+            process = await future
         except asyncio.CancelledError:
-            interrupt()
+            future.add_done_callback(self._give_back_unused)
+            raise
+        if process is None:
+            raise timed_out()
+        return process
+
+    def _give_back_unused(self, future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is None and future.result() is not None:
+            self.release(future.result())
+
+    def _take(self, deadline: float | None) -> _Process | None:
+        """An idle process, or a new one while fewer than ``workers`` live; waits otherwise
+        (blocking: run in a thread). None when the deadline passed first."""
+        with self._free:
+            while not self._idle and self._live >= self.workers:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._free.wait(remaining)
+            if self._idle:
+                process = self._idle.pop()
+                self._waits.submit(self._prewarm)
+                return process
+            self._live += 1
+        return self._start()
+
+    def _start(self) -> _Process:
+        try:
+            assert self._setup is not None, "configure() the engine first"
+            return _Process(self.memory_limit, self._setup)
+        except BaseException:
+            with self._free:
+                self._live -= 1
+                self._free.notify()
             raise
 
+    def _prewarm(self) -> None:
+        """Keep one process started ahead (a fork and the tables' setup), as long as fewer than
+        ``workers`` live."""
+        with self._free:
+            if self._idle or self._live >= self.workers:
+                return
+            self._live += 1
+        with contextlib.suppress(Exception):
+            self.release(self._start())
+
+    def release(self, process: _Process) -> None:
+        with self._free:
+            if process.dead:
+                self._live -= 1
+            else:
+                self._idle.append(process)
+            self._free.notify()
+
     def submit(self, fn: Callable[[], Any]) -> None:
-        self._pool.submit(fn)
+        self._io.submit(fn)
 
-
-def _consume(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()  # an interrupted query's error is reported otherwise
+    def close(self) -> None:
+        with self._free:
+            idle, self._idle = self._idle, []
+        for process in idle:
+            process.kill()
 
 
 class EngineCursor:
-    """A running query's rows, fetched in batches off the event loop (a RowSource)."""
+    """A running query's rows, fetched in batches from its process (a RowSource)."""
 
     def __init__(
-        self, engine: Engine, raw: Any, bound: Bound, to_pg_error: Callable[[Exception], PgError]
+        self,
+        engine: Engine,
+        process: _Process,
+        bound: Bound,
+        to_pg_error: Callable[[Exception], PgError],
     ) -> None:
         self.engine = engine
-        self.raw = raw
+        self.process = process
         self.bound = bound
+        self.description: list[tuple[str, str]] = []
         self._to_pg_error = to_pg_error
-        self._lock = threading.Lock()  # one call at a time on the raw cursor, close included
         self.closed = False
 
-    @property
-    def description(self) -> list:
-        return self.raw.description or []
-
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        def locked() -> Any:
-            with self._lock:
-                return fn()
-
+    async def request(self, message: tuple) -> Any:
+        """One request to the query's process; at the deadline, or when the awaiting task is
+        cancelled (CancelRequest, closed connection), the process is killed."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.engine._io, self.process.request, message)
         try:
-            return await self.engine.run(locked, self.raw.interrupt, self.bound)
-        except (PgError, asyncio.CancelledError):
+            # not wait_for: on Python 3.11 it can swallow a cancellation that comes as the reply
+            # does, and a CancelRequest would be lost
+            async with asyncio.timeout(self.bound.remaining()):
+                reply = await asyncio.shield(future)
+        except TimeoutError:
+            self.process.kill()
+            raise timed_out() from None
+        except asyncio.CancelledError:
+            self.process.kill()
             raise
-        except Exception as error:
-            if type(error).__name__ == "InterruptException":
-                raise PgError("57014", "canceling statement due to user request") from None
-            raise self._to_pg_error(error) from None
+        if reply[0] == "ended":
+            raise PgError(
+                "XX000",
+                "the query's engine process ended",
+                detail=f"It exited with status {reply[1]}.",
+            )
+        if reply[0] == "error":
+            raise self._to_pg_error(EngineError(reply[1], reply[2]))
+        return reply[1]
 
     def restart_clock(self) -> None:
         self.bound.start()
@@ -173,17 +344,30 @@ class EngineCursor:
     async def fetch(self, count: int) -> list[tuple]:
         if self.closed:
             return []
-        rows = await self.run(lambda: self.raw.fetchmany(count))
+        rows = await self.request(("fetch", count))
         if len(rows) < count:
             self.close()
         return rows
 
-    def close(self) -> None:
-        """Release the cursor, after the call an interrupt may have left running."""
+    def release(self) -> None:
+        """Give the process back (after a describe: it holds no cursor)."""
         if not self.closed:
             self.closed = True
-            self.engine.submit(self._close_raw)
+            self.engine.release(self.process)
 
-    def _close_raw(self) -> None:
-        with self._lock, contextlib.suppress(Exception):
-            self.raw.close()
+    def close(self) -> None:
+        """Close the query's cursor in its process and give the process back."""
+        if self.closed:
+            return
+        self.closed = True
+        process = self.process
+        if process.dead:
+            self.engine.release(process)
+            return
+
+        def close_and_release() -> None:
+            if process.request(("close",))[0] != "ok":
+                process.kill()
+            self.engine.release(process)
+
+        self.engine.submit(close_and_release)

@@ -229,7 +229,7 @@ class SqlSession:
         if self.tx_status == "T":
             self.tx_status = "E"
 
-    def prepare(self, stmt: Statement | str, param_oids: list[int]) -> Prepared:
+    async def prepare(self, stmt: Statement | str, param_oids: list[int]) -> Prepared:
         if isinstance(stmt, str):
             stmt = _single(stmt)
         if stmt.kind is StatementKind.QUERY:
@@ -237,8 +237,8 @@ class SqlSession:
                 used = check_query(stmt.node, self.catalog.names())
             except RecursionError:
                 raise stack_depth_exceeded() from None
-            oids, columns = self.catalog.describe(
-                stmt.text, param_oids + [0] * (used - len(param_oids))
+            oids, columns = await self.catalog.describe(
+                stmt.text, param_oids + [0] * (used - len(param_oids)), self.bound()
             )
             return Prepared(stmt, oids, columns)
         if stmt.kind is StatementKind.SHOW:

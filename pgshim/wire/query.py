@@ -139,7 +139,7 @@ class ExtendedQuery:
             )
         match event:
             case ev.Parse():
-                self._parse(event)
+                await self._parse(event)
             case ev.Bind():
                 self._bind(event)
             case ev.Describe(kind="S"):
@@ -168,14 +168,14 @@ class ExtendedQuery:
             raise PgError("34000", f'portal "{name}" does not exist')
         return portal
 
-    def _parse(self, event: ev.Parse) -> None:
+    async def _parse(self, event: ev.Parse) -> None:
         if event.name and event.name in self.statements:
             raise PgError("42P05", f'prepared statement "{event.name}" already exists')
         parts = self.handler.split(event.sql)
         if len(parts) > 1:
             raise PgError("42601", "cannot insert multiple commands into a prepared statement")
         if parts:
-            prepared = self.handler.prepare(parts[0], list(event.param_oids))
+            prepared = await self.handler.prepare(parts[0], list(event.param_oids))
             oids = list(prepared.param_oids)
         else:
             prepared, oids = None, list(event.param_oids)
