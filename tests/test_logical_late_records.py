@@ -8,6 +8,7 @@ its listeners for (the streams and slots that would miss a record).
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from spoolkit import SpoolKit
@@ -197,3 +198,29 @@ def test_a_record_appended_late_while_pgshim_was_stopped_is_found_at_restart(tmp
     second.source.ingest()
     assert [position for position, _ in second.rewinds] == [change_pos(4)]
     assert 4 in second.history_lsns()
+
+
+def test_a_record_whose_decoding_cannot_be_recorded_waits_instead_of_going_out_empty(
+    tmp_path, monkeypatch
+) -> None:
+    """A new collection on a full state disk: the record is held back, then released whole."""
+    kit = SpoolKit(tmp_path / "s.wal")
+    insert_at(kit, 1, "u1")
+    harness = Harness(kit.path, tmp_path / "state")
+    harness.source.ingest()
+    kit.lsn = 1
+    kit.insert("orders", total=5)  # a relation never seen: it must be written to state.db
+    full = sqlite3.OperationalError("database or disk is full")
+    original = RelationRegistry._save
+
+    def failing(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise full
+
+    monkeypatch.setattr(RelationRegistry, "_save", failing)
+    assert harness.source.ingest() == 0
+    assert harness.lsns() == [1] and harness.source.checkpoint_error is not None
+    monkeypatch.setattr(RelationRegistry, "_save", original)
+    harness.source._held_until = float("-inf")  # the retry is due
+    assert harness.source.ingest() == 1
+    orders = harness.source.read(0, 10)[-1]
+    assert orders.last_lsn == 2 and orders.changes and not orders.errors

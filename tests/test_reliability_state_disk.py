@@ -262,11 +262,6 @@ def test_the_server_starts_on_a_full_state_disk(
     server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="START_REPLICATION records the output format's last use in the state database "
-    "(AheadKeys.use, walsender/ahead.py) and fails on a full disk",
-)
 def test_a_slot_streams_from_the_spool_on_a_full_state_disk(
     disk: StateDisk, spool: SpoolKit, servers: list, tmp_path: Path
 ) -> None:

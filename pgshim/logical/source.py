@@ -75,6 +75,11 @@ REPORTED_LSNS = 65536  # LSNs whose decode errors were reported, remembered not 
 RELEASED_VERSIONS = 65536
 
 
+class StateUnwritable(Exception):
+    """Decoding a record needs the state database written (a new relation, a new identity) and
+    it cannot be (a full disk): the record waits, it is not decoded without it."""
+
+
 class _Reorder:
     """Releases frames in LSN order, waiting a bounded time or count for the holes below them.
 
@@ -86,6 +91,7 @@ class _Reorder:
         self.grace = grace
         self.window = window
         self.behind: list[Frame] = []
+        self._before = after_lsn  # what was released before the last frame released
         self._heap: list[tuple[int, tuple[int, int, int], int, float, Frame]] = []
         self._pushed = itertools.count()
 
@@ -108,8 +114,13 @@ class _Reorder:
             if lsn <= self.released:
                 self.behind.append(frame)
                 continue
-            self.released = lsn
+            self._before, self.released = self.released, lsn
             yield frame
+
+    def put_back(self, frame: Frame, now: float, generation: int) -> None:
+        """The frame just released could not be taken: it is the next one again."""
+        self.released = self._before
+        self.push(frame, now, generation)
 
     def take_behind(self) -> list[Frame]:
         behind, self.behind = self.behind, []
@@ -254,6 +265,7 @@ class ChangeSource:
         # released transactions the store has yet to take, with the LSN released before each
         self._unstored: list[tuple[Transaction, int]] = []
         self.checkpoint_error: str | None = None  # why the last checkpoint was not saved
+        self._held_until = float("-inf")  # releasing waits for the state database until then
         self._state_retry_at = 0.0  # when the state database is tried again after that
         self._state_backoff = 0.0
         self.watcher = watcher
@@ -400,9 +412,20 @@ class ChangeSource:
                     else:
                         self._behind(frame)
             before = released
+            if now < self._held_until:
+                break  # a record waits for the state database (see StateUnwritable)
             for frame in reorder.pop_ready(now):
+                try:
+                    tx = self.decode(frame)
+                except StateUnwritable as exc:
+                    # what the record taught cannot be kept: release it once it can be
+                    reorder.put_back(frame, now, self.follower.status.prunes)
+                    self._checkpoint_failed(exc.__cause__)  # type: ignore[arg-type]
+                    self._held_until = self._state_retry_at
+                    budget = released  # this round ends here
+                    break
                 self._versions.add(frame.lsn, _Version.of(frame, self.follower.status.prunes))
-                self._append(self.decode(frame))
+                self._append(tx)
                 released += 1
                 if store:
                     self._store_pending()
@@ -575,6 +598,8 @@ class ChangeSource:
         try:
             record = parse_change_record(frame.payload, frame.lsn, frame.timestamp_ms)
             tx = self.builder.build([record])
+        except sqlite3.Error as exc:  # the state directory failing, not the record
+            raise StateUnwritable(exc) from exc
         except Exception as exc:  # foreign bytes: whatever goes wrong is reported, not raised
             if isinstance(exc, ChangeDecodeError):
                 error = f"LSN {frame.lsn}: {exc}"
@@ -871,7 +896,14 @@ class ChangeSource:
     def _decode_shared(self, frame: Frame) -> Transaction:
         tx = self._history_cache.get(frame.lsn)
         if tx is None:
-            tx = self.decode(frame)
+            try:
+                tx = self.decode(frame)
+            except StateUnwritable as exc:
+                raise PgError(
+                    "58030",
+                    f"could not write the state database: {exc.__cause__}",
+                    detail=f"Decoding RedDB LSN {frame.lsn} needs to record what it learned.",
+                ) from None
             self._history_cache.put(frame.lsn, tx)
             # decoding teaches the identity map again; keep what it holds unflushed bounded
             self._history_decodes += 1

@@ -14,7 +14,9 @@ m's goes between pieces m and m + 1.
 from __future__ import annotations
 
 import io
+import logging
 import pickle
+import sqlite3
 import struct
 import time
 from array import array
@@ -29,6 +31,8 @@ from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import Message, ahead_messages
 from pgshim.wire import messages as wire
+
+log = logging.getLogger(__name__)
 
 _SEND_TIME = struct.Struct("!q")
 _HEAD_SIZE = len(wire.xlog_data_head(0, 0, 0))  # an XLogData message's bytes before its sendTime
@@ -125,9 +129,12 @@ class AheadKeys:
         now = time.time() if now is None else now
         known = key in self._keys
         self._keys[key] = now
-        self._conn.execute(
-            "INSERT OR REPLACE INTO ahead_keys (key, last_used) VALUES (?, ?)", (key, now)
-        )
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO ahead_keys (key, last_used) VALUES (?, ?)", (key, now)
+            )
+        except sqlite3.Error as exc:  # a full state disk: remembered until the next use
+            log.warning("output format %s cannot be remembered (%s)", key, exc)
         if not known:
             self._apply(now)
 

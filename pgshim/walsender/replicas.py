@@ -12,6 +12,7 @@ replica is listed again, as disconnected.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Collection
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pgshim.state import transaction
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replicas (
@@ -148,6 +151,7 @@ class ReplicaRegistry:
         self._clock = clock
         self._replicas: dict[str, ReplicaState] = {}
         self._dirty: set[str] = set()
+        self._persist_failing = False
         self.topology_epoch = 0
         self.waiter = CommitWaiter(members=self.connected_ids)
         # told every ack (replica id, applied, durable): forwards them to a RedDB primary
@@ -307,8 +311,18 @@ class ReplicaRegistry:
         return len(dirty)
 
     def _persist(self, replica: ReplicaState) -> None:
-        with transaction(self._conn):
-            self._upsert(replica)
+        """Write one replica's state now; when the state database cannot be written (a full
+        disk), it stays dirty for the next flush: status, not delivery, waits on it."""
+        try:
+            with transaction(self._conn):
+                self._upsert(replica)
+        except sqlite3.Error as exc:
+            self._dirty.add(replica.replica_id)
+            if not self._persist_failing:
+                log.warning("replica status cannot be written (%s); kept for later", exc)
+                self._persist_failing = True
+            return
+        self._persist_failing = False
         self._dirty.discard(replica.replica_id)
 
     def _upsert(self, replica: ReplicaState) -> None:
