@@ -37,6 +37,8 @@ SPOOL_COLUMNS = [
     ("corrupt_offset", "int8"), ("corrupt_reason", "text"), ("gaps", "int8"),
     ("out_of_order", "int8"), ("prunes", "int8"), ("decode_errors", "int8"),
     ("end_position", "pg_lsn"), ("store", "text"), ("store_error", "text"),
+    ("duplicates", "int8"), ("superseded", "int8"), ("rewinds", "int8"),
+    ("last_rewind_lsn", "int8"), ("last_rewind_reason", "text"), ("last_rewind_at", "timestamptz"),
 ]  # fmt: skip
 COMMIT_WAITER_COLUMNS = [
     ("acking_replicas", "int4"), ("connected_replicas", "int4"), ("quorum_size", "int4"),
@@ -152,7 +154,7 @@ def _spool_rows(app: Application) -> list[tuple]:
         st.path, st.exists, ",".join(sorted(st.layouts_seen)), st.first_lsn, st.last_lsn,
         st.records, st.size, st.offset, st.corrupt_offset, st.corrupt_reason, st.gaps,
         st.out_of_order, st.prunes, app.source.decode_errors,
-        end_pos(st.last_lsn or 0), *_store_status(app),
+        end_pos(st.last_lsn or 0), *_store_status(app), *_odd_records(app),
     )]  # fmt: skip
 
 
@@ -160,6 +162,14 @@ def _store_status(app: Application) -> tuple[str, str | None]:
     """The decoded store (a cache): ok, failing (the spool is decoded instead) or off."""
     store = app.source.store
     return ("off", None) if store is None else (store.state, store.error)
+
+
+def _odd_records(app: Application) -> tuple:
+    """Records read twice, older versions skipped, and the source's rewinds (the last one's
+    RedDB LSN, reason and time): see the delivery contract."""
+    source = app.source
+    last = source.last_rewind or (None, None, None)
+    return (source.duplicates, source.superseded, source.rewinds, *last)
 
 
 def _replica_rows(app: Application) -> list[tuple]:

@@ -91,3 +91,6 @@ def test_a_late_record_is_delivered_in_order_or_its_slot_is_lost(spool, pgshim) 
     assert server.psql(
         "SELECT slot_name, wal_status FROM pg_replication_slots ORDER BY slot_name"
     ).splitlines() == ["ahead|lost", "behind|reserved"]
+    assert server.psql(
+        "SELECT rewinds, last_rewind_lsn, last_rewind_reason LIKE '%arrived after%' FROM pgshim_spool"
+    ) == "1|4|t"
