@@ -444,9 +444,20 @@ class Session:
                 severity="FATAL",
             )
         if request.replication != "true" and request.database != self.config.database:
-            raise PgError(
-                "3D000", f'database "{request.database}" does not exist', severity="FATAL"
-            )
+            # PostgreSQL's own databases are there for status (psql -l, tools that connect to
+            # "postgres" or "template1" first): the same read-only catalog; logical replication
+            # connections go to the configured database only, template0 takes no connections
+            builtin = request.database in ("postgres", "template1", "template0")
+            if request.replication != "false" or not builtin:
+                raise PgError(
+                    "3D000", f'database "{request.database}" does not exist', severity="FATAL"
+                )
+            if request.database == "template0":
+                raise PgError(
+                    "55000",
+                    'database "template0" is not currently accepting connections',
+                    severity="FATAL",
+                )
         host, port = channel.peer
         self.info = ConnectionInfo(
             pid=self.pid,

@@ -59,7 +59,7 @@ def test_show(session: SqlSession) -> None:
 def test_show_all(session: SqlSession) -> None:
     result = run_sql(session, "SHOW ALL")
     assert [c.name for c in result.columns] == ["name", "setting", "description"]
-    assert ("wal_segment_size", "16MB", "") in result.rows
+    assert ("wal_segment_size", "16MB", "Shows the size of write ahead log segments.") in result.rows
 
 
 def test_unknown_parameter(session: SqlSession) -> None:
@@ -80,7 +80,7 @@ def test_set_reset_and_reported_changes(session: SqlSession) -> None:
     assert run_sql(session, "RESET application_name").tag == "RESET"
     assert session.reported_changes() == [("application_name", "psql")]
     run_sql(session, "SET search_path = public, 'x y'")
-    assert _value(run_sql(session, "SHOW search_path")) == "public, x y"
+    assert _value(run_sql(session, "SHOW search_path")) == 'public, "x y"'  # as PostgreSQL
 
 
 def test_read_only_parameter(session: SqlSession) -> None:
@@ -120,7 +120,7 @@ def test_error_outside_transaction_keeps_idle(session: SqlSession) -> None:
 def test_set_local_is_undone_at_transaction_end(session: SqlSession) -> None:
     run_sql(session, "BEGIN")
     run_sql(session, "SET LOCAL statement_timeout = 5")
-    assert _value(run_sql(session, "SHOW statement_timeout")) == "5"
+    assert _value(run_sql(session, "SHOW statement_timeout")) == "5ms"  # as PostgreSQL
     run_sql(session, "ROLLBACK")
     assert _value(run_sql(session, "SHOW statement_timeout")) == "0"
 

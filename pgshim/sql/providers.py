@@ -20,6 +20,10 @@ SUPERUSER_OID = 10
 DATABASE_OID = 5
 INDEX_OID_OFFSET = 1_000_000  # a relation's primary key index: relid + offset
 PUBLICATION_OID_BASE = 17_000
+# (oid, name, datistemplate, datallowconn); the configured database has DATABASE_OID, the oid
+# PostgreSQL gives "postgres", so "postgres" gets the first oid of a user database when apart
+BUILTIN_DATABASES = ((16_384, "postgres", False, True), (1, "template1", True, True),
+                     (4, "template0", True, False))  # fmt: skip
 
 
 def namespace_oid(schema: str) -> int:
@@ -44,9 +48,18 @@ class CatalogRows:
         self.database = database
 
     def pg_database(self) -> list[tuple]:
-        return [
+        """The configured database and PostgreSQL's own (connected to for status: psql -l,
+        tools that start from "postgres" or "template1"); template0 takes no connections."""
+        rows = [
             (DATABASE_OID, self.database, SUPERUSER_OID, 6, "C.UTF-8", "C.UTF-8", False, True, -1)
         ]
+        for oid, name, template, allow in BUILTIN_DATABASES:
+            if name != self.database:
+                rows.append(
+                    (oid, name, SUPERUSER_OID, 6, "C.UTF-8", "C.UTF-8", template, allow, -1)
+                )
+        return rows
+
 
     def pg_namespace(self) -> list[tuple]:
         names = {"pg_catalog", "public"} | {rel.schema for rel in self._relations()}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Protocol
 
 from pglast import ast, enums
 from pglast.stream import RawStream
 
 from pgshim.errors import PgError
+from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
 from pgshim.sql.check import check_query
@@ -120,6 +125,28 @@ READ_ONLY = {
     "lc_ctype",
 }
 _CANONICAL = {name.lower(): name for name in DEFAULT_SETTINGS}
+# what SET cannot change, by the parameter's context (PostgreSQL's messages)
+_CONTEXT_ERRORS = {
+    "internal": 'parameter "{}" cannot be changed',
+    "postmaster": 'parameter "{}" cannot be changed without restarting the server',
+    "sighup": 'parameter "{}" cannot be changed now',
+    "backend": 'parameter "{}" cannot be set after connection start',
+    "superuser-backend": 'parameter "{}" cannot be set after connection start',
+}
+
+
+def _boot_settings() -> dict[str, str]:
+    """Every PostgreSQL 15 parameter at its built-in value (as SHOW prints it), then pgshim's."""
+    values = {}
+    for guc in gucs.all_gucs():
+        try:
+            values[guc.name] = gucs.parse(guc, guc.boot_val)
+        except PgError:
+            values[guc.name] = guc.boot_val
+    return values | DEFAULT_SETTINGS
+
+
+BOOT_SETTINGS = _boot_settings()
 
 
 class SqlSession:
@@ -136,7 +163,7 @@ class SqlSession:
         self.user = info.user
         self.database = info.database
         self.pid = info.pid
-        self._settings = dict(DEFAULT_SETTINGS) | info.server_settings
+        self._settings = dict(BOOT_SETTINGS) | info.server_settings
         self._settings["application_name"] = info.application_name
         self._settings["session_authorization"] = info.user
         self._settings["is_superuser"] = "on" if info.is_superuser else "off"
@@ -147,6 +174,12 @@ class SqlSession:
             self._reset_values[canonical] = self._settings[canonical]
         self._local: dict[str, str] = {}  # values to restore when the transaction ends
         self._reported = {name: self._settings[name] for name in REPORTED}
+        # the transaction's snapshot (SET TRANSACTION SNAPSHOT, or what a REPEATABLE READ
+        # transaction's first read of a collection saw): a position in the change stream
+        self.import_snapshot: Callable[[str], int] | None = None  # exported name -> position
+        self._snapshot_pos: int | None = None
+        self._isolation: str | None = None  # the isolation level BEGIN named
+        self._queried = False  # a query ran in this transaction
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -154,6 +187,9 @@ class SqlSession:
         lowered = name.strip().strip('"').lower()
         if lowered in _CANONICAL:
             return _CANONICAL[lowered]
+        guc = gucs.lookup(lowered)
+        if guc is not None:
+            return guc.name
         if lowered in (key.lower() for key in self._settings):
             return next(key for key in self._settings if key.lower() == lowered)
         if must_exist and "." not in lowered:
@@ -168,8 +204,14 @@ class SqlSession:
 
     def set_setting(self, name: str, value: str | None, is_local: bool) -> str:
         canonical = self._canonical(name, must_exist=True)
-        if canonical in READ_ONLY:
-            raise PgError("55P02", f'parameter "{canonical}" cannot be changed now')
+        guc = gucs.lookup(canonical)
+        context = guc.context if guc is not None else "user"
+        if canonical in READ_ONLY and context not in _CONTEXT_ERRORS:
+            context = "sighup"
+        if context in _CONTEXT_ERRORS:
+            raise PgError("55P02", _CONTEXT_ERRORS[context].format(canonical))
+        if context == "superuser" and not self.info.is_superuser:
+            raise PgError("42501", f'permission denied to set parameter "{canonical}"')
         new = self._reset_values.get(canonical, "") if value is None else value
         new = _normalize(canonical, new)
         if is_local:
@@ -256,6 +298,7 @@ class SqlSession:
             used = check_query(node, self.catalog.names())
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
+            self._queried = self._queried or self.tx_status == "T"
             return await self.catalog.query(stmt.text, params, self, self.bound())
         if kind is StatementKind.SHOW:
             return self._show(node.name)
@@ -264,7 +307,7 @@ class SqlSession:
         if kind is StatementKind.RESET:
             if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
                 for name, value in self._reset_values.items():
-                    if name not in READ_ONLY:
+                    if name not in READ_ONLY and _settable(name):
                         self._settings[name] = value
             else:
                 self.set_setting(node.name, None, False)
@@ -272,6 +315,7 @@ class SqlSession:
         if kind is StatementKind.BEGIN:
             if self.tx_status == "I":
                 self.tx_status = "T"
+                self._isolation = _isolation_of(node.options)
             return CommandResult(tag)
         if kind in (StatementKind.COMMIT, StatementKind.ROLLBACK):
             failed = self.tx_status == "E"
@@ -298,11 +342,53 @@ class SqlSession:
         self._settings.update(self._local)
         self._local.clear()
         self.tx_status = "I"
+        self._snapshot_pos, self._isolation, self._queried = None, None, False
+
+    # --- transaction snapshots -----------------------------------------------------------------
+
+    def transaction_snapshot(self) -> int | None:
+        """The position the transaction reads collections as of, once it has one."""
+        return self._snapshot_pos if self.tx_status != "I" else None
+
+    def pin_transaction_snapshot(self, position: int) -> None:
+        """A read of collections saw ``position``: a REPEATABLE READ transaction keeps it."""
+        if self.tx_status != "I" and self._snapshot_pos is None and self._repeatable():
+            self._snapshot_pos = position
+
+    def _repeatable(self) -> bool:
+        levels = (
+            self._isolation,
+            self._settings.get("transaction_isolation") if self.tx_status != "I" else None,
+            self._settings.get("default_transaction_isolation"),
+        )
+        return any(str(level).lower() in ("repeatable read", "serializable") for level in levels)
+
+    def _import_snapshot(self, node: ast.VariableSetStmt) -> CommandResult:
+        """SET TRANSACTION SNAPSHOT 'name', with PostgreSQL's checks (ImportSnapshot)."""
+        if self._queried or self._snapshot_pos is not None:
+            raise PgError("25001", "SET TRANSACTION SNAPSHOT must be called before any query")
+        if not self._repeatable():
+            raise PgError(
+                "0A000",
+                "a snapshot-importing transaction must have isolation level SERIALIZABLE or "
+                "REPEATABLE READ",
+            )
+        if self.import_snapshot is None:
+            raise PgError("0A000", "pgshim cannot import snapshots in this session")
+        position = self.import_snapshot(_setting_value(node.args))
+        if self.tx_status != "I":
+            self._snapshot_pos = position
+        return CommandResult("SET")
 
     def _set(self, node: ast.VariableSetStmt) -> CommandResult:
         kinds = enums.VariableSetKind
-        if node.kind in (kinds.VAR_SET_MULTI, kinds.VAR_SET_CURRENT):
-            return CommandResult("SET")  # SET TRANSACTION ..., SET ... FROM CURRENT
+        if node.kind == kinds.VAR_SET_MULTI and node.name == "TRANSACTION SNAPSHOT":
+            return self._import_snapshot(node)
+        if node.kind == kinds.VAR_SET_MULTI:
+            self._set_transaction(node)
+            return CommandResult("SET")
+        if node.kind == kinds.VAR_SET_CURRENT:
+            return CommandResult("SET")  # SET ... FROM CURRENT
         if node.name in _ROLE_SETTINGS:
             value = _setting_value(node.args) if node.kind == kinds.VAR_SET_VALUE else None
             if value not in (None, self.user):
@@ -312,6 +398,21 @@ class SqlSession:
         self.set_setting(node.name, value, bool(node.is_local))
         return CommandResult("SET")
 
+    def _set_transaction(self, node: ast.VariableSetStmt) -> None:
+        """SET TRANSACTION ... (this transaction only) and SET SESSION CHARACTERISTICS AS
+        TRANSACTION ... (the defaults of later ones)."""
+        session = node.name.upper() == "SESSION CHARACTERISTICS"
+        if not session and self.tx_status == "I":
+            return  # PostgreSQL warns that SET TRANSACTION needs a transaction block
+        for item in node.args or ():
+            if not isinstance(item, ast.DefElem):
+                continue
+            name = f"default_{item.defname}" if session else item.defname
+            value = _setting_value((item.arg,))
+            if item.defname != "transaction_isolation":
+                value = "on" if value.lower() in ("1", "true", "on") else "off"
+            self.set_setting(name, value, is_local=not session)
+
     def _show_columns(self, name: str) -> list[ColumnDesc]:
         if name.lower() == "all":
             return [ColumnDesc(column, 25) for column in ("name", "setting", "description")]
@@ -319,7 +420,11 @@ class SqlSession:
 
     def _show(self, name: str) -> RowsResult:
         if name.lower() == "all":
-            rows = [(key, value, "") for key, value in sorted(self._settings.items(), key=_lower)]
+            rows = [
+                (key, value, _description(key))
+                for key, value in sorted(self._settings.items(), key=_lower)
+                if not _hidden(key)
+            ]
             return RowsResult(self._show_columns(name), rows, "SHOW")
         value = self.get_setting(name)
         return RowsResult(self._show_columns(name), [(value,)], "SHOW")
@@ -346,6 +451,21 @@ def _lower(item: tuple[str, str]) -> str:
     return item[0].lower()
 
 
+def _description(name: str) -> str:
+    guc = gucs.lookup(name)
+    return guc.short_desc if guc is not None else ""
+
+
+def _hidden(name: str) -> bool:
+    guc = gucs.lookup(name)
+    return guc is not None and guc.hidden
+
+
+def _settable(name: str) -> bool:
+    guc = gucs.lookup(name)
+    return guc is None or guc.context not in _CONTEXT_ERRORS
+
+
 def _single(sql: str) -> Statement:
     statements = parse_statements(sql)
     if len(statements) != 1:
@@ -355,6 +475,14 @@ def _single(sql: str) -> Statement:
 
 _ENDS_FAILED_TRANSACTION = (StatementKind.ROLLBACK, StatementKind.COMMIT, StatementKind.ROLLBACK_TO)
 _ROLE_SETTINGS = {"role": "role", "session_authorization": "session authorization"}
+
+
+def _isolation_of(options: tuple | None) -> str | None:
+    """The isolation level BEGIN names, if any."""
+    for option in options or ():
+        if isinstance(option, ast.DefElem) and option.defname == "transaction_isolation":
+            return str(getattr(getattr(option.arg, "val", None), "sval", "")) or None
+    return None
 
 
 def _setting_value(args: tuple | None) -> str:
@@ -392,13 +520,75 @@ def _normalize(name: str, value: str) -> str:
     if name == "DateStyle":
         parts = [p.strip().upper() for p in value.split(",")]
         style = next((p for p in parts if p in ("ISO", "SQL", "POSTGRES", "GERMAN")), "ISO")
-        order = next((p for p in parts if p in ("MDY", "DMY", "YMD")), "MDY")
+        known = ("ISO", "SQL", "POSTGRES", "GERMAN", "MDY", "DMY", "YMD", "US", "EURO",
+                 "EUROPEAN", "NONEURO", "NONEUROPEAN", "DEFAULT")  # fmt: skip
+        if any(part not in known for part in parts):
+            raise gucs.invalid("DateStyle", value)
+        default_order = "DMY" if style == "GERMAN" else "MDY"
+        order = next((p for p in parts if p in ("MDY", "DMY", "YMD")), default_order)
         style = {"POSTGRES": "Postgres", "GERMAN": "German"}.get(style, style)
         return f"{style}, {order}"
     if name == "TimeZone":
-        return _TIMEZONE_ALIASES.get(value.lower(), value)
-    if name == "IntervalStyle":
-        return value.lower()
+        return _time_zone(value)
+    if name == "search_path":
+        return ", ".join(_quote_schema(item) for item in _split_list(value))
+    guc = gucs.lookup(name)
+    if guc is not None:
+        value = gucs.parse(guc, value)  # PostgreSQL refuses a bad value at SET, not later
     if name in _TIME_SETTINGS:
-        duration_ms(name, value)  # PostgreSQL refuses a bad value at SET, not later
+        duration_ms(name, value)
     return value
+
+
+def _time_zone(value: str) -> str:
+    """A zone name in the zone database's spelling, an offset, or PostgreSQL's 22023."""
+    if value.lower() in _TIMEZONE_ALIASES:
+        return _TIMEZONE_ALIASES[value.lower()]
+    if _OFFSET_ZONE.fullmatch(value):
+        return value
+    zones = _zone_names()
+    if not zones:  # no zone database to check against
+        return value
+    if value.lower() in zones:
+        return zones[value.lower()]
+    raise gucs.invalid("TimeZone", value)
+
+
+@cache
+def _zone_names() -> dict[str, str]:
+    try:
+        return {name.lower(): name for name in zoneinfo.available_timezones()}
+    except Exception:
+        return {}
+
+
+_OFFSET_ZONE = re.compile(r"(?i)(utc|gmt)?\s*[-+]?\d{1,2}(:\d{2}(:\d{2})?)?")
+
+
+def _split_list(value: str) -> list[str]:
+    """A list setting's items (SET gave them joined by ', '; set_config gives the text)."""
+    items, current, quoted = [], "", False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip() or items:
+        items.append(current.strip())
+    return [item for item in items if item]
+
+
+def _quote_schema(item: str) -> str:
+    """A search_path item as PostgreSQL prints it: quoted unless a plain lower-case name."""
+    if item.startswith('"') and item.endswith('"') and len(item) >= 2:
+        item = item[1:-1].replace('""', '"')
+    if _PLAIN_NAME.fullmatch(item) and item.lower() not in _RESERVED:
+        return item
+    return '"' + item.replace('"', '""') + '"'
+
+
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+_RESERVED = {"user", "all", "select", "from", "where", "table", "order", "group"}
