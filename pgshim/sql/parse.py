@@ -213,7 +213,12 @@ def _noop_tag(node: ast.Node) -> str | None:
         return "DEALLOCATE" if node.name else "DEALLOCATE ALL"
     if isinstance(node, ast.ClosePortalStmt):
         return "CLOSE CURSOR" if node.portalname else "CLOSE CURSOR ALL"
+    if isinstance(node, ast.LockStmt) and node.mode <= _ROW_EXCLUSIVE_LOCK:
+        return "LOCK TABLE"  # pg_dump's ACCESS SHARE: allowed read-only, nothing to lock here
     return None
+
+
+_ROW_EXCLUSIVE_LOCK = 3  # the strongest lock a read-only transaction may take
 
 
 def _write_tag(node: ast.Node) -> str | None:

@@ -333,6 +333,8 @@ class SqlSession:
                 self.tx_status = "T"
             return CommandResult(tag)
         if kind is StatementKind.NOOP:
+            if tag == "LOCK TABLE":
+                self._lock_table(node)
             return CommandResult(tag)
         if kind is StatementKind.PUBLICATION:
             return self._publication(stmt.text)
@@ -397,6 +399,12 @@ class SqlSession:
         value = _setting_value(node.args) if node.kind == kinds.VAR_SET_VALUE else None
         self.set_setting(node.name, value, bool(node.is_local))
         return CommandResult("SET")
+
+    def _lock_table(self, node: ast.LockStmt) -> None:
+        """LOCK TABLE ... IN ACCESS SHARE MODE (pg_dump): only in a transaction block; nothing
+        in pgshim's catalog changes under a reader, so there is nothing to lock."""
+        if self.tx_status == "I":
+            raise PgError("25P01", "LOCK TABLE can only be used in transaction blocks")
 
     def _set_transaction(self, node: ast.VariableSetStmt) -> None:
         """SET TRANSACTION ... (this transaction only) and SET SESSION CHARACTERISTICS AS
@@ -491,14 +499,12 @@ def _setting_value(args: tuple | None) -> str:
     for arg in args or ():
         if isinstance(arg, ast.A_Const) and not arg.isnull:
             value = arg.val
-            items.append(
-                str(
-                    getattr(value, "sval", None)
-                    or getattr(value, "ival", None)
-                    or getattr(value, "fval", None)
-                    or getattr(value, "boolval", "")
-                )
-            )
+            for attribute in ("sval", "ival", "fval", "boolval"):
+                if getattr(value, attribute, None) is not None:
+                    items.append(str(getattr(value, attribute)))
+                    break
+            else:
+                items.append("")
         else:
             items.append(RawStream()(arg))
     return ", ".join(items)

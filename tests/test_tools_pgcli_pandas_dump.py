@@ -1,0 +1,281 @@
+"""Tools beyond psql's backslash commands against a real pgshim: psql -l and PostgreSQL's own
+databases, PostgreSQL 15's settings (SET as pg_dump and drivers send it, 22023 as PostgreSQL
+words it), pg_dump --schema-only compared with a real PostgreSQL 15, pgcli's completion refresh,
+pandas over SQLAlchemy (psycopg2 and psycopg 3) and psycopg 3's type lookups."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import psycopg
+import psycopg2
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+# what pg_dump 15 and the drivers set before their first query
+PG_DUMP_SETTINGS = [
+    "SET DATESTYLE = ISO",
+    "SET INTERVALSTYLE = POSTGRES",
+    "SET extra_float_digits TO 3",
+    "SET synchronize_seqscans TO off",
+    "SET statement_timeout = 0",
+    "SET lock_timeout = 0",
+    "SET idle_in_transaction_session_timeout = 0",
+    "SET row_security = off",
+    "SET client_encoding TO 'UTF8'",
+    "SET standard_conforming_strings = on",
+    "SET check_function_bodies = false",
+    "SET xmloption = content",
+    "SET client_min_messages = warning",
+    "SET search_path = public, pg_catalog",
+    "SET default_transaction_read_only = on",
+    "SET default_table_access_method = heap",
+    "SET default_tablespace = ''",
+    "SET TIME ZONE 'UTC'",
+    "SELECT pg_catalog.set_config('search_path', '', false)",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+]
+BAD_VALUES = [
+    "SET synchronize_seqscans = maybe",
+    "SET statement_timeout = 'soon'",
+    "SET statement_timeout = '5 parsecs'",
+    "SET statement_timeout = -1",
+    "SET extra_float_digits = 9",
+    "SET xmloption = bad",
+    "SET client_min_messages = loud",
+    "SET row_security = 2",
+    "SET TIME ZONE 'Nowhere/Else'",
+    "SET work_mem = '1 parsec'",
+]
+SHOWN = [
+    ("statement_timeout", "'1.5s'"),
+    ("statement_timeout", "90000"),
+    ("lock_timeout", "'1d'"),
+    ("work_mem", "'2GB'"),
+    ("synchronize_seqscans", "'of'"),
+    ("client_min_messages", "WARNING"),
+    ("search_path", "a, 'b c'"),
+    ("DateStyle", "german"),
+    ("TimeZone", "'europe/paris'"),
+    ("log_min_messages", "debug"),
+]
+
+
+@pytest.fixture
+def server(spool, pgshim):
+    spool.insert("users", name="ada", age=36, active=True, score=1.5)
+    spool.insert("orders", total=12, note="first")
+    return pgshim(spool.path)
+
+
+def _psql(server, *args: str, sql: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["psql", "-X", "-v", "ON_ERROR_STOP=1", *args], input=sql, env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def _error(dsn: str, statement: str) -> tuple[str, str, str | None]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute(statement)
+        diag = caught.value.diag
+        return caught.value.pgcode, diag.message_primary, diag.message_hint
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+def test_psql_list_and_postgres_databases(server) -> None:
+    listed = _psql(server, "-l")
+    assert listed.returncode == 0, listed.stderr
+    names = [line.split("|")[0].strip() for line in listed.stdout.splitlines() if "|" in line]
+    assert {"reddb", "postgres", "template0", "template1"} <= set(names)
+    for db in ("postgres", "template1"):
+        out = _psql(server, "-d", db, "-At", "-c", "SELECT 1, current_database()")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"1|{db}"
+    with psycopg.connect(server.dsn(dbname="postgres")) as conn:
+        slots = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()
+        assert slots == (0,)  # the same status catalog
+    refused = _psql(server, "-d", "template0", "-c", "SELECT 1")
+    assert "is not currently accepting connections" in refused.stderr
+    missing = _psql(server, "-d", "nope", "-c", "SELECT 1")
+    assert 'database "nope" does not exist' in missing.stderr
+
+
+def test_replication_connections_keep_the_configured_database(server) -> None:
+    with pytest.raises(psycopg2.OperationalError, match='database "postgres" does not exist'):
+        psycopg2.connect(server.dsn(dbname="postgres", replication="database"))
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_pg_dump_settings_are_accepted(server) -> None:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for statement in PG_DUMP_SETTINGS:
+            conn.execute(statement)
+        assert conn.execute("SHOW synchronize_seqscans").fetchone() == ("off",)
+        assert conn.execute("SHOW xmloption").fetchone() == ("content",)
+        assert conn.execute("SHOW default_transaction_isolation").fetchone() == (
+            "repeatable read",
+        )
+        conn.execute("BEGIN")
+        conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE")
+        assert conn.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
+        conn.execute("LOCK TABLE public.users IN ACCESS SHARE MODE")
+        conn.execute("COMMIT")
+        rows = conn.execute(
+            "SELECT name, setting, vartype, context FROM pg_settings "
+            "WHERE name IN ('synchronize_seqscans', 'check_function_bodies', 'xmloption') "
+            "ORDER BY name"
+        ).fetchall()
+        assert rows == [
+            ("check_function_bodies", "off", "bool", "user"),
+            ("synchronize_seqscans", "off", "bool", "user"),
+            ("xmloption", "content", "enum", "user"),
+        ]
+
+
+def test_settings_match_postgresql(server, pg_cluster) -> None:
+    """Bad values fail as in PostgreSQL 15 (22023, same message and hint), good ones show alike,
+    and pg_settings knows every parameter PostgreSQL has."""
+    for statement in BAD_VALUES:
+        theirs = _error(pg_cluster.dsn(), statement)
+        assert _error(server.dsn(), statement) == theirs, statement
+        assert theirs[0] == "22023"
+    for name, value in SHOWN:
+        shown = []
+        for dsn in (server.dsn(), pg_cluster.dsn()):
+            with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+                cur.execute(f"SET {name} = {value}")
+                cur.execute(f"SHOW {name}")
+                shown.append(cur.fetchone())
+        assert shown[0] == shown[1], name
+    for statement in ("SET wal_level = minimal", "SET server_version = '1'"):
+        assert _error(server.dsn(), statement) == _error(pg_cluster.dsn(), statement)
+    query = "SELECT name, vartype, unit, context FROM pg_settings ORDER BY name"
+    with psycopg.connect(server.dsn()) as ours, psycopg.connect(pg_cluster.dsn()) as theirs:
+        assert ours.execute(query).fetchall() == theirs.execute(query).fetchall()
+
+
+# --- pg_dump ---------------------------------------------------------------------------------
+
+
+def _create_tables(dump: str) -> dict[str, str]:
+    """CREATE TABLE statements by table name, with what must differ left out."""
+    tables = {}
+    for match in re.finditer(r"CREATE TABLE public\.(\w+) \((.*?)\n\);", dump, re.S):
+        tables[match.group(1)] = match.group(2)
+    return tables
+
+
+@pytest.mark.xfail(
+    reason="pg_dump 15.18 runs set_config(name, ...) over pg_settings rows and catalog queries "
+    "pgshim does not answer yet",
+    strict=False,
+)
+def test_pg_dump_schema_only(server, pg_cluster) -> None:
+    ours = subprocess.run(
+        ["pg_dump", "--schema-only", "-d", "reddb"], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    with psycopg.connect(server.dsn()) as conn:
+        columns = conn.execute(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+            " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+            " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
+            " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
+        ).fetchall()
+    assert {table for table, *_ in columns} == {"users", "orders"}
+    db = "dump_twin"
+    pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
+    pg_cluster.psql(f"CREATE DATABASE {db}")
+    ddl = []
+    for table in ("orders", "users"):
+        defs = [
+            f"{name} {type_}{' NOT NULL' if notnull else ''}"
+            for relname, name, type_, notnull in columns
+            if relname == table
+        ]
+        ddl.append(f"CREATE TABLE public.{table} ({', '.join(defs)}, PRIMARY KEY (rid));")
+    pg_cluster.psql("\n".join(ddl), dbname=db)
+    theirs = subprocess.run(
+        ["pg_dump", "--schema-only", "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U",
+         pg_cluster.superuser, "-d", db], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert _create_tables(ours.stdout) == _create_tables(theirs.stdout)
+    assert set(_create_tables(ours.stdout)) == {"users", "orders"}
+
+
+# --- pgcli ------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(reason="pgcli's refresh queries (unnest over arrays) fail", strict=False)
+def test_pgcli_completion_refresh(server, caplog) -> None:
+    pgcli = pytest.importorskip("pgcli")
+    from pgcli.completion_refresher import CompletionRefresher
+    from pgcli.pgcompleter import PGCompleter
+    from pgcli.pgexecute import PGExecute
+    from pgspecial.main import PGSpecial
+
+    del pgcli
+    executor = PGExecute(
+        database="reddb", user="postgres", password=None, host="127.0.0.1", port=server.port,
+        dsn=None,
+    )  # fmt: skip
+    completer = PGCompleter(smart_completion=True, pgspecial=PGSpecial(), settings={})
+    with caplog.at_level("ERROR"):
+        for name, refresh in CompletionRefresher.refreshers.items():
+            refresh(completer, executor)  # raises on the first query pgshim cannot answer
+            assert executor.conn.info.transaction_status == 0, name  # idle, not failed
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "users" in completer.dbmetadata["tables"]["public"]
+    assert "rid" in completer.dbmetadata["tables"]["public"]["users"]
+    assert {"reddb", "postgres"} <= set(completer.databases)
+    assert executor.search_path()[-1] in ("public", "pg_catalog")
+    executor.conn.close()
+
+
+# --- pandas and drivers ----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(reason="SQLAlchemy's table lookup fails first", strict=False)
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_pandas_read_sql(server, driver: str) -> None:
+    pd = pytest.importorskip("pandas")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    subprocess.run(
+        ["psql", "-X", "-c", "SELECT pgshim_create_history_slot('seen', 'test_decoding')"],
+        env=server.env_for_clients(), check=True, capture_output=True,
+    )  # fmt: skip
+    engine = sqlalchemy.create_engine(
+        f"postgresql+{driver}://postgres@127.0.0.1:{server.port}/reddb"
+    )
+    try:
+        slots = pd.read_sql("select * from pg_replication_slots", engine)
+        assert list(slots["slot_name"]) == ["seen"]
+        assert slots.loc[0, "plugin"] == "test_decoding"
+        spool = pd.read_sql("select * from pgshim_spool", engine)
+        assert len(spool) == 1
+        table = pd.read_sql_table("pg_replication_slots", engine)
+        assert list(table["slot_name"]) == ["seen"]
+    finally:
+        engine.dispose()
+
+
+def test_psycopg3_type_info(server) -> None:
+    from psycopg.types import TypeInfo
+
+    with psycopg.connect(server.dsn()) as conn:
+        info = TypeInfo.fetch(conn, "text")
+        assert info is not None and info.oid == 25 and info.array_oid == 1009
+        assert conn.execute("SELECT to_regtype('int4')::oid, to_regtype('nope')").fetchone() == (
+            23,
+            None,
+        )
