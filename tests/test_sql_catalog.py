@@ -10,6 +10,7 @@ from sqlkit import prepare, run_sql
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.sql.catalog import CATALOG_VIEWS, Catalog, ServerFacts
+from pgshim.sql.pg_functions import attribute_row, catalog_row, class_row
 from pgshim.sql.session import SessionInfo, SqlSession
 
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -27,14 +28,17 @@ def session() -> SqlSession:
         ],
         "pgshim_publication_rel": [("pub1", 16414, [1, 2], None), ("pub1", 16421, [1, 2], None)],
         "pg_class": [
-            (16414, "s_pk", 2200, 0, 10, "r", 2, "d", "p", False),
-            (16421, "s_full", 2200, 0, 10, "r", 2, "f", "p", False),
+            class_row(16414, "s_pk", 2200, "r", 2, has_index=True, replident="d"),
+            class_row(16421, "s_full", 2200, "r", 2, replident="f"),
         ],
         "pg_attribute": [
-            (16414, "id", 23, 4, 1, -1, True, False, ""),
-            (16414, "name", 25, -1, 2, -1, False, False, ""),
+            attribute_row(16414, "id", 23, 1, not_null=True),
+            attribute_row(16414, "name", 25, 2),
         ],
-        "pg_index": [(16415, 16414, 1, True, True, False, [1])],
+        "pg_index": [
+            catalog_row("pg_index", indexrelid=16415, indrelid=16414, indnatts=1,
+                        indisunique=True, indisprimary=True, indkey=[1])
+        ],
         "pg_stat_replication": [
             (
                 4242,

@@ -39,7 +39,13 @@ ENGINE_FUNCTIONS = frozenset({
     "date_part", "extract", "age", "to_timestamp", "timezone",
     # arrays and sets
     "array_length", "array_to_string", "cardinality", "unnest", "generate_series",
+    "generate_subscripts",
+    # JSON (json_build_object is DuckDB's json_object)
+    "json_build_object",
 })  # fmt: skip
+
+# Types of the catalog pgshim serves beyond pgtypes: regnamespace (an oid printing a schema name)
+CATALOG_TYPES = frozenset({"regnamespace"})
 
 # Set-returning built-ins the engine streams only as FROM items: elsewhere it builds the whole
 # series as one list first, outside its memory limit and deaf to interrupts.
@@ -198,6 +204,8 @@ def _check_type(node: ast.TypeName) -> None:
     name = parts[-1]
     schema = parts[-2].lower() if len(parts) > 1 else None
     known = schema in CATALOG_SCHEMAS and len(parts) <= 2
+    if known and name.lower() in CATALOG_TYPES:
+        return
     if known:
         try:
             pgtypes.lookup(name)

@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from zlib import crc32
 
-from pgshim import pgtypes
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.transactions import Relation
+from pgshim.sql.pg_functions import (
+    DEFAULT_TABLESPACE_OID,
+    attribute_row,
+    catalog_row,
+    class_row,
+    quote_ident,
+)
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -20,6 +26,8 @@ SUPERUSER_OID = 10
 DATABASE_OID = 5
 INDEX_OID_OFFSET = 1_000_000  # a relation's primary key index: relid + offset
 PUBLICATION_OID_BASE = 17_000
+CONSTRAINT_OID_OFFSET = 2_000_000  # a relation's primary key constraint: relid + offset
+_INT8_BTREE_OPCLASS = 3124  # int8_ops
 # (oid, name, datistemplate, datallowconn); the configured database has DATABASE_OID, the oid
 # PostgreSQL gives "postgres", so "postgres" gets the first oid of a user database when apart
 BUILTIN_DATABASES = ((16_384, "postgres", False, True), (1, "template1", True, True),
@@ -60,40 +68,99 @@ class CatalogRows:
                 )
         return rows
 
-
     def pg_namespace(self) -> list[tuple]:
         names = {"pg_catalog", "public"} | {rel.schema for rel in self._relations()}
-        return [(namespace_oid(name), name, SUPERUSER_OID) for name in sorted(names)]
+        return [
+            catalog_row("pg_namespace", oid=namespace_oid(name), nspname=name,
+                        nspowner=SUPERUSER_OID)
+            for name in sorted(names)
+        ]  # fmt: skip
 
     def pg_class(self) -> list[tuple]:
         rows = []
         for rel in self._relations():
-            rows.append((
-                rel.oid, rel.name, namespace_oid(rel.schema), 0, SUPERUSER_OID, "r",
-                len(rel.columns), rel.replident, "p", False,
-            ))  # fmt: skip
-            rows.append((
-                rel.oid + INDEX_OID_OFFSET, f"{rel.name}_pkey", namespace_oid(rel.schema), 0,
-                SUPERUSER_OID, "i", _key_count(rel), "n", "p", False,
-            ))  # fmt: skip
+            namespace = namespace_oid(rel.schema)
+            rows.append(class_row(rel.oid, rel.name, namespace, "r", len(rel.columns),
+                                  has_index=True, replident=rel.replident))  # fmt: skip
+            rows.append(class_row(rel.oid + INDEX_OID_OFFSET, f"{rel.name}_pkey", namespace, "i",
+                                  _key_count(rel)))  # fmt: skip
         return rows
 
     def pg_attribute(self) -> list[tuple]:
         rows = []
         for rel in self._relations():
             for number, column in enumerate(rel.columns, start=1):
-                typlen = pgtypes.BY_OID[column.type_oid].typlen
-                rows.append((
-                    rel.oid, column.name, column.type_oid, typlen, number, column.typmod,
-                    column.is_key, False, "",
-                ))  # fmt: skip
+                rows.append(attribute_row(rel.oid, column.name, column.type_oid, number,
+                                          column.typmod, column.is_key))  # fmt: skip
+            index = rel.oid + INDEX_OID_OFFSET
+            keys = [column for column in rel.columns if column.is_key]
+            for number, column in enumerate(keys, start=1):
+                rows.append(attribute_row(index, column.name, column.type_oid, number,
+                                          column.typmod))  # fmt: skip
         return rows
 
     def pg_index(self) -> list[tuple]:
         rows = []
         for rel in self._relations():
             keys = [n for n, column in enumerate(rel.columns, start=1) if column.is_key]
-            rows.append((rel.oid + INDEX_OID_OFFSET, rel.oid, len(keys), True, True, False, keys))
+            rows.append(catalog_row(
+                "pg_index", indexrelid=rel.oid + INDEX_OID_OFFSET, indrelid=rel.oid,
+                indnatts=len(keys), indnkeyatts=len(keys), indisunique=True, indisprimary=True,
+                indimmediate=True, indisvalid=True, indisready=True, indislive=True,
+                indisreplident=False, indkey=keys, indcollation=[0] * len(keys),
+                indclass=[_INT8_BTREE_OPCLASS] * len(keys), indoption=[0] * len(keys),
+            ))  # fmt: skip
+        return rows
+
+    def pg_constraint(self) -> list[tuple]:
+        """Each collection's primary key (on rid)."""
+        rows = []
+        for rel in self._relations():
+            keys = [n for n, column in enumerate(rel.columns, start=1) if column.is_key]
+            rows.append(catalog_row(
+                "pg_constraint", oid=rel.oid + CONSTRAINT_OID_OFFSET, conname=f"{rel.name}_pkey",
+                connamespace=namespace_oid(rel.schema), contype="p", convalidated=True,
+                conrelid=rel.oid, conindid=rel.oid + INDEX_OID_OFFSET, confupdtype=" ",
+                confdeltype=" ", confmatchtype=" ", conislocal=True, connoinherit=True,
+                conkey=keys,
+            ))  # fmt: skip
+        return rows
+
+    def index_definitions(self) -> list[tuple]:
+        """pg_get_indexdef's text of each primary key index, and its columns."""
+        rows = []
+        for rel in self._relations():
+            keys = [quote_ident(column.name) for column in rel.columns if column.is_key]
+            definition = (
+                f"CREATE UNIQUE INDEX {quote_ident(rel.name + '_pkey')} ON "
+                f"{quote_ident(rel.schema)}.{quote_ident(rel.name)} USING btree "
+                f"({', '.join(keys)})"
+            )
+            rows.append((rel.oid + INDEX_OID_OFFSET, definition, keys))
+        return rows
+
+    def constraint_definitions(self) -> list[tuple]:
+        """pg_get_constraintdef's text of each primary key."""
+        return [
+            (
+                rel.oid + CONSTRAINT_OID_OFFSET,
+                "PRIMARY KEY ("
+                + ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
+                + ")",
+            )
+            for rel in self._relations()
+        ]
+
+    def pg_publication_rel(self) -> list[tuple]:
+        oids = {row[1]: row[0] for row in self.pg_publication()}
+        by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
+        rows = []
+        for pubname, schema, table, _ in self.publications.publication_table_rows(by_name.values()):
+            all_tables = any(p[0] == pubname and p[1] for p in self.publications.publication_rows())
+            if pubname in oids and not all_tables:
+                relid = by_name[(schema, table)].oid
+                rows.append(catalog_row("pg_publication_rel", oid=oids[pubname] * 1000 + relid % 1000,
+                                        prpubid=oids[pubname], prrelid=relid))  # fmt: skip
         return rows
 
     def pg_publication(self) -> list[tuple]:
@@ -133,15 +200,76 @@ class CatalogRows:
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
         return {
-            "pg_database": self.pg_database,
+            "pg_database": lambda: [database_row(*row) for row in self.pg_database()],
             "pg_namespace": self.pg_namespace,
             "pg_class": self.pg_class,
             "pg_attribute": self.pg_attribute,
             "pg_index": self.pg_index,
+            "pg_constraint": self.pg_constraint,
+            "pg_publication_rel": self.pg_publication_rel,
+            "pgshim_index_definitions": self.index_definitions,
+            "pgshim_constraint_definitions": self.constraint_definitions,
             "pg_publication": self.pg_publication,
             "pg_publication_tables": self.pg_publication_tables,
             "pgshim_publication_rel": self.publication_rel,
         }
+
+
+def database_row(oid: int, name: str, owner: int, encoding: int, collate: str, ctype: str,
+                 template: bool, allow: bool, limit: int) -> tuple:  # fmt: skip
+    """A pg_database row with all of PostgreSQL 15's columns."""
+    return catalog_row(
+        "pg_database", oid=oid, datname=name, datdba=owner, encoding=encoding,
+        datlocprovider="c", datistemplate=template, datallowconn=allow, datconnlimit=limit,
+        datfrozenxid=716, datminmxid=1, dattablespace=DEFAULT_TABLESPACE_OID,
+        datcollate=collate, datctype=ctype,
+        datacl=["=c/postgres", "postgres=CTc/postgres"] if template else None,
+    )  # fmt: skip
+
+
+def role_rows(users: dict, session: object) -> list[tuple]:
+    """pg_roles: the configured users (superuser and replication as configured; a superuser
+    has every attribute, as PostgreSQL's bootstrap role), or with no [users] the bootstrap role
+    "postgres" and the session's own user name, both superusers. The bootstrap role, oid 10,
+    owns every object: "postgres" when it is a configured user, else the first superuser."""
+    if users:
+        declared = {name: (user.superuser, user.replication) for name, user in users.items()}
+    else:
+        declared = {"postgres": (True, True)}
+        user = getattr(getattr(session, "info", None), "user", None)
+        if user:
+            declared.setdefault(user, (True, True))
+    superusers = sorted(name for name, (su, _) in declared.items() if su)
+    owner = "postgres" if "postgres" in declared else (superusers or sorted(declared))[0]
+    taken = {SUPERUSER_OID}
+    rows = []
+    for name in sorted(declared):
+        superuser, replication = declared[name]
+        if name == owner:
+            oid = SUPERUSER_OID
+        else:
+            oid = 16_400 + crc32(name.encode()) % 1_000
+            while oid in taken:
+                oid += 1
+            taken.add(oid)
+        rows.append(catalog_row(
+            "pg_roles", rolname=name, rolsuper=superuser, rolinherit=True,
+            rolcreaterole=superuser, rolcreatedb=superuser, rolcanlogin=True,
+            rolreplication=superuser or replication, rolconnlimit=-1, rolpassword="********",
+            rolbypassrls=superuser, oid=oid,
+        ))  # fmt: skip
+    return rows
+
+
+def user_rows(users: dict, session: object) -> list[tuple]:
+    """pg_user: pg_roles' login roles under pg_user's column names."""
+    return [
+        catalog_row(
+            "pg_user", usename=row[0], usesysid=row[12], usecreatedb=row[4], usesuper=row[1],
+            userepl=row[6], usebypassrls=row[10], passwd="********",
+        )
+        for row in role_rows(users, session)
+    ]
 
 
 def _key_count(rel: Relation) -> int:
