@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -94,10 +94,14 @@ class _ForkServer:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
+        # the code the server runs, wherever it was imported from (not the working directory)
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        path = os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             cwd="/",
+            env={**os.environ, "PYTHONPATH": path},
         )
         theirs.close()
         self._control = ours
@@ -195,11 +199,15 @@ class Engine:
         temp_tables: Sequence[TempTable],
         bound: Bound,
         to_pg_error: Callable[[Exception], PgError],
+        stage: Callable[[EngineCursor], Awaitable[None]] | None = None,
     ) -> EngineCursor:
         """Run ``sql`` in a process of its own, after creating its temporary tables; the rows
-        are fetched with EngineCursor.fetch, and the process is the query's until it is closed."""
+        are fetched with EngineCursor.fetch, and the process is the query's until it is closed.
+        ``stage`` may load more tables first, a chunk at a time (EngineCursor.stage)."""
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
+            if stage is not None:
+                await stage(cursor)
             cursor.description = await cursor.request(
                 ("open", sql, params, [(t.name, t.columns, t.rows) for t in temp_tables])
             )
@@ -337,6 +345,12 @@ class EngineCursor:
         if reply[0] == "error":
             raise self._to_pg_error(EngineError(reply[1], reply[2]))
         return reply[1]
+
+    async def stage(self, steps: list[tuple]) -> None:
+        """Load tables the query reads into its process before it runs, one request per chunk:
+        ``("sql", statement, params)`` runs a statement pgshim wrote (the rows as parameters),
+        ``("table", name, columns, rows)`` creates a temporary table with these rows."""
+        await self.request(("stage", steps))
 
     def restart_clock(self) -> None:
         self.bound.start()
