@@ -483,6 +483,13 @@ class Catalog:
             alias = node.alias or "unnest"
             values = node.this.this.transform(self._rewrite_node)
             return exp.select(exp.alias_(exp.Explode(this=values), alias)).subquery(alias)
+        if isinstance(node, exp.Like | exp.ILike) and _like_escape(node.expression) is not None:
+            # PostgreSQL's parser turns LIKE p ESCAPE e into LIKE like_escape(p, e)
+            pattern, escape = _like_escape(node.expression)
+            like = type(node)(this=node.this.transform(self._rewrite_node),
+                              expression=pattern.transform(self._rewrite_node),
+                              negate=node.args.get("negate"))  # fmt: skip
+            return exp.Escape(this=like, expression=escape.transform(self._rewrite_node))
         if isinstance(node, exp.Operator):
             return self._rewrite_operator(node)
         if isinstance(node, exp.Collate) and _collation_name(node) in _DEFAULT_COLLATIONS:
@@ -838,6 +845,19 @@ def _proc_type_oid(name: str) -> int:
         return pgtypes.lookup(name).oid
     except KeyError:
         return {"record": 2249, "anyarray": 2277, "regnamespace": 4089}.get(name, 25)
+
+
+def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
+    """The pattern and escape of a like_escape(p, e) call (the parser's form of ESCAPE)."""
+    if isinstance(node, exp.Dot) and node.this.name.lower() == "pg_catalog":
+        node = node.expression
+    if (
+        isinstance(node, exp.Anonymous)
+        and node.name.lower() == "like_escape"
+        and len(node.expressions) == 2
+    ):
+        return list(node.expressions)
+    return None
 
 
 def _reg_target(node: exp.Cast) -> int | None:

@@ -42,6 +42,8 @@ ENGINE_FUNCTIONS = frozenset({
     "generate_subscripts",
     # JSON (json_build_object is DuckDB's json_object)
     "json_build_object",
+    # the parser's form of LIKE ... ESCAPE (the engine gets ESCAPE back)
+    "like_escape",
 })  # fmt: skip
 
 # Types of the catalog pgshim serves beyond pgtypes: regnamespace (an oid printing a schema name)

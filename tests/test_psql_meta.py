@@ -1,0 +1,162 @@
+"""psql 15's backslash commands against pgshim answer like a PostgreSQL 15 holding the same
+tables: both servers get the same collections (PostgreSQL's tables made from pgshim_collections)
+and each command's output is compared, with what must differ normalised (sizes, owners of
+PostgreSQL's own objects, descriptions PostgreSQL ships)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from pgcluster import PgCluster, pg_bindir
+
+from pgshim.sql.pg_functions import PG15_COLUMNS, SUBSTITUTED_TYPES
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _psql(port: int, command: str, dbname: str = "reddb") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(pg_bindir() / "psql"), "-X", "-A", "-h", "127.0.0.1", "-p", str(port), "-U",
+         "postgres", "-d", dbname, "-c", command],
+        capture_output=True, text=True, timeout=60, env={"PGCONNECT_TIMEOUT": "10"},
+    )  # fmt: skip
+
+
+def create_like(server_psql, pg: PgCluster) -> None:
+    """PostgreSQL tables with the columns pgshim shows for its collections (rid the key)."""
+    rows = server_psql("SELECT tablename, columns, types FROM pgshim_collections")
+    statements = ["CREATE DATABASE reddb"]
+    pg.psql(statements[0])
+    for line in rows.splitlines():
+        table, columns, types = line.split("|")
+        names = columns.strip("{}").split(",")
+        kinds = [kind.strip('"') for kind in _split_array(types)]
+        defs = ", ".join(
+            f'"{name}" {kind}' + (" PRIMARY KEY" if name == "rid" else "")
+            for name, kind in zip(names, kinds, strict=True)
+        )
+        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname="reddb")
+
+
+def _split_array(text: str) -> list[str]:
+    items, current, quoted = [], "", False
+    for ch in text.strip("{}"):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            items.append(current)
+            current = ""
+            continue
+        current += ch
+    return [*items, current]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    if pg_bindir() is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    from server_proc import PgshimServer
+    from spoolkit import SpoolKit
+
+    base = tmp_path_factory.mktemp("psqlmeta")
+    kit = SpoolKit(base / "data.rdb.logical.wal")
+    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
+               data={"a": 1}, uid=uuid.uuid4(), amount=Decimal("1.5"),
+               ts=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
+    kit.insert("orders", item="x", qty=2)
+    kit.close()
+    server = PgshimServer(kit.path, base / "state").start()
+    pg = PgCluster(base / "pg").start()
+    try:
+        create_like(server.psql, pg)
+        for port in (server.port, pg.port):
+            done = _psql(port, "CREATE PUBLICATION pub FOR TABLE users")
+            assert done.returncode == 0, done.stderr
+        yield server, pg
+    finally:
+        pg.stop()
+        server.stop()
+
+
+def _normalise(command: str, text: str) -> str:
+    if command.startswith("\\l+"):  # sizes and PostgreSQL's descriptions of its databases
+        text = re.sub(r"\|-?\d+ (bytes|kB|MB|GB|TB|PB)\|pg_default\|[^\n]*", "|SIZE|pg_default|", text)
+    lines = text.splitlines()
+    if command == "\\dn":  # PostgreSQL 15's public schema belongs to pg_database_owner
+        lines = [line.replace("|pg_database_owner", "|postgres") for line in lines]
+    return "\n".join(lines)
+
+
+COMMANDS = ["\\dt", "\\dv", "\\d users", "\\d+ users", "\\d orders", "\\dn", "\\l", "\\l+",
+            "\\du", "\\dRp+", "\\df", "\\di"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_backslash_command_answers_like_postgresql(servers, command: str) -> None:
+    server, pg = servers
+    ours, theirs = _psql(server.port, command), _psql(pg.port, command)
+    assert ours.returncode == 0 and ours.stderr == theirs.stderr, ours.stderr
+    assert theirs.returncode == 0, theirs.stderr
+    assert _normalise(command, ours.stdout) == _normalise(command, theirs.stdout)
+
+
+def test_dx_lists_no_extensions(servers) -> None:
+    """pgshim runs no procedural code: no plpgsql (PostgreSQL lists it)."""
+    server, pg = servers
+    ours = _psql(server.port, "\\dx")
+    assert ours.returncode == 0 and not ours.stderr, ours.stderr
+    assert "(0 rows)" in ours.stdout
+    assert "plpgsql" in _psql(pg.port, "\\dx").stdout
+
+
+def test_catalog_columns_are_postgresql_15s(servers) -> None:
+    """Each catalog pgshim serves has PostgreSQL 15's columns, in order, with its types."""
+    _, pg = servers
+    names = ", ".join(f"'{name}'" for name in PG15_COLUMNS)
+    text = pg.psql(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, NULL) FROM pg_class c"
+        " JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relnamespace = 11"
+        f" AND a.attnum > 0 AND c.relname IN ({names}) ORDER BY c.relname, a.attnum"
+    )
+    theirs: dict[str, list[tuple[str, str]]] = {}
+    for line in text.splitlines():
+        relname, column, kind = line.split("|")
+        theirs.setdefault(relname, []).append((column, SUBSTITUTED_TYPES.get(kind, kind)))
+    from pgshim import pgtypes
+
+    ours = {
+        name: [(column, pgtypes.lookup(kind).sql_name) for column, kind in columns]
+        for name, columns in PG15_COLUMNS.items()
+    }
+    assert ours == theirs
+
+
+def test_describe_is_fast_with_200_collections(tmp_path) -> None:
+    from server_proc import PgshimServer
+    from spoolkit import SpoolKit
+
+    kit = SpoolKit(tmp_path / "data.rdb.logical.wal")
+    kit.insert("users", name="ann", age=3)
+    for n in range(200):
+        kit.insert(f"c{n:03d}", v=n, s="x")
+    kit.close()
+    server = PgshimServer(kit.path, tmp_path / "state").start()
+    try:
+        assert _psql(server.port, "\\d users").returncode == 0  # warm
+        started = time.monotonic()
+        runs = 5
+        for _ in range(runs):
+            out = _psql(server.port, "\\d users")
+            assert out.returncode == 0 and "users_pkey" in out.stdout, out.stderr
+        elapsed = (time.monotonic() - started) / runs
+        print(f"psql \\d users with 201 collections: {elapsed * 1000:.0f} ms")
+        assert elapsed < 2.0
+    finally:
+        server.stop()

@@ -1,0 +1,91 @@
+"""SQLAlchemy's reflection (psycopg2 and psycopg 3 dialects) sees pgshim's collections as it
+sees the same tables in PostgreSQL 15: names, columns and types, primary keys, indexes."""
+
+from __future__ import annotations
+
+import pytest
+from pgcluster import PgCluster, pg_bindir
+from test_psql_meta import _psql, create_like
+
+sqlalchemy = pytest.importorskip("sqlalchemy")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    if pg_bindir() is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    import datetime as dt
+    from decimal import Decimal
+
+    from server_proc import PgshimServer
+    from spoolkit import SpoolKit
+
+    base = tmp_path_factory.mktemp("sqlalchemy")
+    kit = SpoolKit(base / "data.rdb.logical.wal")
+    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
+               data={"a": 1}, amount=Decimal("1.5"), ts=dt.datetime.now(dt.UTC))  # fmt: skip
+    kit.insert("orders", item="x", qty=2)
+    kit.close()
+    server = PgshimServer(kit.path, base / "state").start()
+    pg = PgCluster(base / "pg").start()
+    try:
+        create_like(server.psql, pg)
+        yield server, pg
+    finally:
+        pg.stop()
+        server.stop()
+
+
+def _reflect(url: str) -> dict:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        tables = sorted(inspector.get_table_names())
+        found = {
+            "schemas": [s for s in inspector.get_schema_names() if s != "information_schema"],
+            "tables": tables,
+            "views": inspector.get_view_names(),
+        }
+        for table in tables:
+            found[table] = {
+                "columns": [
+                    (c["name"], repr(c["type"]), c["nullable"], c["default"])
+                    for c in inspector.get_columns(table)
+                ],
+                "pk": inspector.get_pk_constraint(table),
+                "indexes": inspector.get_indexes(table),
+                "unique": inspector.get_unique_constraints(table),
+                "foreign": inspector.get_foreign_keys(table),
+            }
+            loaded = sqlalchemy.Table(table, sqlalchemy.MetaData(), autoload_with=engine)
+            found[table]["autoload"] = [
+                (c.name, repr(c.type), c.primary_key, c.nullable) for c in loaded.columns
+            ]
+        return found
+    finally:
+        engine.dispose()
+
+
+PSYCOPG3_PARAMETERS = pytest.mark.xfail(
+    reason="psycopg 3 binds server-side: a query whose $1 pgshim evaluates before the engine runs"
+    " (current_setting($1) in Table(autoload_with=...)) leaves the engine a parameter it no longer"
+    " mentions",
+    strict=False,
+)
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", pytest.param("psycopg", marks=PSYCOPG3_PARAMETERS)])
+def test_reflection_matches_postgresql(servers, driver: str) -> None:
+    pytest.importorskip(driver)
+    server, pg = servers
+    ours = _reflect(f"postgresql+{driver}://postgres@127.0.0.1:{server.port}/reddb")
+    theirs = _reflect(f"postgresql+{driver}://postgres@127.0.0.1:{pg.port}/reddb")
+    assert ours == theirs
+    assert ours["users"]["pk"]["constrained_columns"] == ["rid"]
+
+
+def test_psql_and_reflection_share_one_server(servers) -> None:
+    server, _ = servers
+    assert _psql(server.port, "SELECT 1").returncode == 0
