@@ -68,15 +68,7 @@ def _reflect(url: str) -> dict:
         engine.dispose()
 
 
-PSYCOPG3_PARAMETERS = pytest.mark.xfail(
-    reason="psycopg 3 binds server-side: a query whose $1 pgshim evaluates before the engine runs"
-    " (current_setting($1) in Table(autoload_with=...)) leaves the engine a parameter it no longer"
-    " mentions",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("driver", ["psycopg2", pytest.param("psycopg", marks=PSYCOPG3_PARAMETERS)])
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
 def test_reflection_matches_postgresql(servers, driver: str) -> None:
     pytest.importorskip(driver)
     server, pg = servers

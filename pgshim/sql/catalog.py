@@ -302,8 +302,9 @@ class Catalog:
             _temp_table(alias, function.columns, rows)
             for alias, (function, rows) in self._temp_tables.items()
         ]
+        engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
         cursor = await self.engine.open(
-            executable.sql("duckdb"), _used_params(executable, params), temp_tables, bound,
+            executable.sql("duckdb"), engine_params, temp_tables, bound,
             _pg_error,
         )  # fmt: skip
         return RowsResult(self._columns(tree, cursor.description), cursor, "SELECT")
@@ -325,9 +326,10 @@ class Catalog:
                 _temp_table(name, self._tables[name].columns, [])
                 for name in self._referenced_views(tree)
             ]
+        engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
         description = await self.engine.describe(
-            limited, _used_params(probe, [None] * len(inferred)), empty, bound, _pg_error
+            limited, engine_params, empty, bound, _pg_error
         )
         return inferred, self._columns(tree, description)
 
@@ -915,9 +917,16 @@ def _value_literal(value: Any) -> exp.Expression:
 
 
 def _used_params(tree: exp.Expression, params: list | None) -> list:
-    """DuckDB wants exactly the parameters the statement still mentions."""
-    used = {int(p.this.this) for p in tree.find_all(exp.Parameter)}
-    return list(params or [])[: max(used)] if used else []
+    """DuckDB wants exactly the parameters the statement still mentions, numbered from $1: the
+    tree's parameters are renumbered (server functions may have taken some, e.g. a
+    current_setting($1)), and their values returned in the new order."""
+    nodes = list(tree.find_all(exp.Parameter))
+    used = sorted({int(node.this.this) for node in nodes})
+    number = {old: new for new, old in enumerate(used, start=1)}
+    for node in nodes:
+        node.this.set("this", str(number[int(node.this.this)]))
+    values = list(params or [])
+    return [values[old - 1] for old in used]
 
 
 def sql_functions(tree: exp.Expression) -> set[str]:
