@@ -32,6 +32,7 @@ from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
+from pgshim.sql.collections import CollectionTables, exported_position
 from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
 from pgshim.sql.engine import Engine
 from pgshim.sql.parse import StatementKind, parse_statement, split_statements
@@ -124,6 +125,18 @@ class Application:
             self.relations.relations, self.publications, config.database
         )
         self.sessions: dict[int, Session] = {}
+        # SELECT over collections: their rows as of a snapshot, replayed from the spool
+        self.collections = CollectionTables(
+            self.relations.relations,
+            self.relations.find,
+            self.source.history,
+            self._end_now,
+            lambda: self.follower.status.first_lsn,
+            schema=config.schema,
+            session_snapshot=lambda pid: getattr(self.sessions.get(pid), "snapshot_pos", None),
+            exported=lambda name: exported_position(name, self.sessions, self.source.last_lsn),
+        )
+        self.catalog.register_collections(self.collections)
         self.server_settings = {
             "max_replication_slots": str(config.max_replication_slots),
             "max_wal_senders": str(config.max_connections),
@@ -214,6 +227,10 @@ class Application:
         )  # fmt: skip
         self.ahead.use(default_ahead_key(plugin))
         return slot
+
+    def _end_now(self) -> int:
+        self.source.ingest()
+        return self.source.end_pos
 
     async def copy_out(
         self, target: CopyTarget, snapshot_pos: int | None, bound: Bound
@@ -325,6 +342,7 @@ class Session:
             ),
             app.publications_ddl,
         )
+        self.sql.import_snapshot = app.collections.import_snapshot
         self.replication = ReplicationExecutor(app, self)
         self.stream: ReplicationStream | None = None
         self.snapshot_pos: int | None = None
@@ -362,7 +380,9 @@ class Session:
                 # a collection's rows are its owner's; tablesync workers connect as replication
                 # roles, as PostgreSQL subscribers do
                 raise PgError("42501", f"permission denied for table {target.table}")
-            return await self.app.copy_out(target, self.snapshot_pos, self.sql.bound())
+            imported = self.sql.transaction_snapshot()  # SET TRANSACTION SNAPSHOT
+            snapshot_pos = self.snapshot_pos if imported is None else imported
+            return await self.app.copy_out(target, snapshot_pos, self.sql.bound())
         except PgError:
             self.sql.fail()
             raise

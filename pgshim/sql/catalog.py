@@ -165,6 +165,19 @@ class _TableFunction:
     needs_session: bool = False
 
 
+class CollectionSource(Protocol):
+    """Tables loaded into a query's engine process (pgshim.sql.collections.CollectionTables)."""
+
+    schema: str
+
+    def names(self) -> frozenset[str]: ...
+    def columns(self, name: str) -> list[tuple[str, int]]: ...
+    def table_name(self, name: str) -> str: ...
+    def empty_tables(self, names: Iterable[str]) -> list[TempTable]: ...
+    def check(self, names: Iterable[str], session: Any) -> None: ...
+    async def stage(self, cursor: Any, names: Iterable[str], session: Any, bound: Bound) -> None: ...
+
+
 @dataclass
 class ServerFacts:
     server_addr: str | None = "127.0.0.1"
@@ -185,6 +198,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._configured = False  # the engine knows the tables and macros
         self._session: SessionContext | None = None
+        self._collections: CollectionSource | None = None
         self._register_builtins()
 
     # --- registration ---------------------------------------------------------------------
@@ -269,17 +283,78 @@ class Catalog:
         ]
         return pg_functions.proc_rows(signatures, _proc_type_oid)
 
+    def register_collections(self, collections: CollectionSource) -> None:
+        """Tables whose rows a query loads into its engine process before it runs (the
+        collections, see pgshim/sql/collections.py), named bare or in their schema."""
+        self._collections = collections
+
+    def _with_own_views(
+        self, name: str, rows: Callable[..., Iterable[tuple]]
+    ) -> Callable[..., list[tuple]]:
+        """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
+
+        def with_views(*session: Any) -> list[tuple]:
+            views = {
+                view: table.columns
+                for view, table in list(self._tables.items())
+                if not _is_internal(view)
+            }
+            classes, attributes = pg_functions.view_rows(views)
+            return [*rows(*session), *(classes if name == "pg_class" else attributes)]
+
+        return with_views
+
+    def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
+        """pg_proc and the printed signatures: every function pgshim defines."""
+        oid_name = {oid: t for t, oid in ((t.name, t.oid) for t in pgtypes.BY_OID.values())}
+        signatures = [
+            (name, [oid_name.get(oid, "text") for oid in function.arg_oids],
+             oid_name.get(function.return_oid, "text"), False)
+            for name, function in list(self._functions.items())
+            if not _is_internal(name)
+        ]  # fmt: skip
+        signatures += [
+            (name, args, result, False)
+            for name, overloads in pg_functions.MACRO_SIGNATURES.items()
+            if name not in self._functions
+            for args, result in overloads
+        ]
+        return pg_functions.proc_rows(signatures, _proc_type_oid)
+
     # --- execution --------------------------------------------------------------------------
 
     def names(self) -> Names:
         """What queries may refer to (see check.py)."""
+        collections = self._collections
         return Names(
             relations=frozenset(name.lower() for name in self._tables if not _is_internal(name)),
             functions=frozenset(
                 [name for name in [*self._functions, *_MACROS] if not _is_internal(name)]
             ),
             table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
+            collections=collections.names() if collections else frozenset(),
+            schema=collections.schema if collections else "public",
         )
+
+    def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
+        """The table references that name a collection (id of the node -> collection): in the
+        collections' schema, or bare where no catalog view or CTE has the name."""
+        collections = self._collections
+        if collections is None:
+            return {}
+        names = collections.names()
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        refs = {}
+        for node in tree.find_all(exp.Table):
+            if not isinstance(node.this, exp.Identifier) or node.name not in names:
+                continue
+            if node.catalog:
+                continue
+            if node.db == collections.schema or (
+                not node.db and node.name.lower() not in self._tables and node.name not in ctes
+            ):
+                refs[id(node)] = node.name
+        return refs
 
     async def query(
         self, sql: str, params: list | None, session: SessionContext | None, bound: Bound
@@ -288,6 +363,9 @@ class Catalog:
         a cursor of its own, fetched off the event loop."""
         tree = self._parse(sql)
         params = params or []
+        collections = sorted(set(self._collection_refs(tree).values()))
+        if collections and self._collections is not None:
+            self._collections.check(collections, session)
         computed = await self._table_function_rows(tree, params, session, bound)
         with self._lock:
             self._ensure_db()
@@ -302,10 +380,17 @@ class Catalog:
             _temp_table(alias, function.columns, rows)
             for alias, (function, rows) in self._temp_tables.items()
         ]
+        stage = None
+        if collections and self._collections is not None:
+            source = self._collections
+
+            async def stage(cursor: Any) -> None:
+                await source.stage(cursor, collections, session, bound)
+
         engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
-            _pg_error,
+            _pg_error, stage,
         )  # fmt: skip
         return RowsResult(self._columns(tree, cursor.description), cursor, "SELECT")
 
@@ -315,6 +400,7 @@ class Catalog:
         """Parameter types (unknown ones inferred) and result columns, without running the query."""
         tree = self._parse(sql)
         inferred = self._infer_params(tree, param_oids)
+        collections = set(self._collection_refs(tree).values())
         with self._lock:
             self._ensure_db()
             probe = self._rewrite(tree.copy(), [None] * len(inferred), evaluate=False, computed={})
@@ -326,6 +412,8 @@ class Catalog:
                 _temp_table(name, self._tables[name].columns, [])
                 for name in self._referenced_views(tree)
             ]
+            if collections and self._collections is not None:
+                empty += self._collections.empty_tables(collections)
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
         description = await self.engine.describe(
@@ -363,7 +451,7 @@ class Catalog:
     def _check_engine_tree(self, tree: exp.Expression) -> None:
         """A second wall behind check.py: the engine reads only pgshim's tables, the query's own
         CTEs and the temporary tables holding set-returning functions' rows."""
-        allowed = set(self._tables) | set(self._temp_tables)
+        allowed = set(self._tables) | set(self._temp_tables) | set(self._collection_tables)
         allowed |= {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for node in tree.find_all(exp.Table):
             if isinstance(node.this, exp.Identifier) and node.name not in allowed:
@@ -397,6 +485,8 @@ class Catalog:
         self._computed = computed
         calls = {id(node): index for index, node in enumerate(self._table_function_calls(tree))}
         self._call_index = calls
+        self._collection_nodes = self._collection_refs(tree)
+        self._collection_tables: set[str] = set()
         return tree.transform(self._rewrite_node, copy=False)
 
     def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
@@ -419,6 +509,14 @@ class Catalog:
         name = f"pgshim_rows_{index}"
         self._temp_tables[name] = (function, self._computed.get(index, []))
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(function.name))
+        return exp.Table(this=exp.to_identifier(name), alias=alias)
+
+    def _collection_table(self, node: exp.Table) -> exp.Expression:
+        """A collection is read from the table its query's process loads (under its name)."""
+        assert self._collections is not None
+        name = self._collections.table_name(self._collection_nodes[id(node)])
+        self._collection_tables.add(name)
+        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
@@ -451,6 +549,8 @@ class Catalog:
             and node.this.name.lower() in self._table_functions
         ):
             return self._call_table(node)
+        if isinstance(node, exp.Table) and id(node) in self._collection_nodes:
+            return self._collection_table(node)
         if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
             node.set("db", None)
             return node
@@ -654,7 +754,14 @@ class Catalog:
 
     def _sources(self, tree: exp.Select) -> dict[str, dict[str, int]]:
         sources: dict[str, dict[str, int]] = {}
+        collections = self._collection_refs(tree)
         for table in tree.find_all(exp.Table):
+            if id(table) in collections and self._collections is not None:
+                columns = self._collections.columns(collections[id(table)])
+                sources[table.alias_or_name.lower()] = {
+                    name.lower(): oid for name, oid in columns
+                }
+                continue
             known = self._tables.get(table.name.lower())
             if known is not None:
                 sources[table.alias_or_name.lower()] = dict(known.columns)

@@ -75,6 +75,8 @@ class Names:
     relations: frozenset[str]
     functions: frozenset[str]  # scalar functions pgshim defines
     table_functions: frozenset[str]  # set-returning functions pgshim defines (FROM only)
+    collections: frozenset[str] = frozenset()  # tables of the collections (names as they are)
+    schema: str = "public"  # the schema the collections are in
 
 
 def check_query(node: ast.SelectStmt, names: Names) -> int:
@@ -148,6 +150,12 @@ class _Checker:
             and name.lower() in self.names.relations
         ):
             return
+        if (
+            node.catalogname is None
+            and node.schemaname in (None, self.names.schema)
+            and name in self.names.collections
+        ):
+            return  # a collection: its rows need a privilege, checked when they are read
         shown = ".".join(part for part in (node.catalogname, node.schemaname, name) if part)
         raise PgError("42P01", f'relation "{shown}" does not exist')
 

@@ -129,6 +129,7 @@ def run(conn: Any, limit: int) -> None:
     db = open_database(setup["memory_limit"], setup["tables"], setup["macros"])
     reply(("ready",))
     cursor = None
+    staged = None  # the connection tables are loaded into before the query that reads them
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())
@@ -139,11 +140,23 @@ def run(conn: Any, limit: int) -> None:
             if op == "fetch":
                 assert cursor is not None
                 answer: tuple = ("rows", [_plain(row) for row in cursor.fetchmany(message[1])])
+            elif op == "stage":
+                if staged is None:
+                    if cursor is not None:
+                        cursor.close()
+                        cursor = None
+                    staged = db.cursor()
+                for step in message[1]:
+                    if step[0] == "sql":
+                        staged.execute(step[1], step[2])
+                    else:
+                        create_table(staged, step[1], step[2], step[3])
+                answer = ("ok", None)
             elif op in ("open", "describe"):
                 _, sql, params, temp_tables = message
                 if cursor is not None:
                     cursor.close()
-                cursor = db.cursor()
+                cursor, staged = staged or db.cursor(), None
                 for name, columns, rows in temp_tables:
                     create_table(cursor, name, columns, rows)
                 cursor.execute(sql, params)
@@ -152,9 +165,10 @@ def run(conn: Any, limit: int) -> None:
                     cursor.close()
                     cursor = None
             elif op == "close":
-                if cursor is not None:
-                    cursor.close()
-                    cursor = None
+                for open_cursor in (cursor, staged):
+                    if open_cursor is not None:
+                        open_cursor.close()
+                cursor = staged = None
                 answer = ("ok", None)
             else:
                 answer = ("error", "ProtocolError", f"unknown request {op!r}")
