@@ -185,7 +185,8 @@ class _Loader:
         kinds = ["BIGINT", "VARCHAR", *(_storage(oid) for _, oid in self.columns)]
         values = [list(column) for column in zip(*pending, strict=True)]
         unnested = ", ".join(
-            f"unnest(?::{kind}[]) AS {_quote(name)}" for name, kind in zip(names, kinds, strict=True)
+            f"unnest(?::{kind}[]) AS {_quote(name)}"
+            for name, kind in zip(names, kinds, strict=True)
         )
         table, key = _quote(self.table), _quote(self.columns[0][0])
         chunk = _quote(_CHUNK_TABLE)
