@@ -388,9 +388,10 @@ class Catalog:
                 await source.stage(cursor, collections, session, bound)
 
         engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
+        staging = {"stage": stage} if stage is not None else {}
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
-            _pg_error, stage,
+            _pg_error, **staging,
         )  # fmt: skip
         return RowsResult(self._columns(tree, cursor.description), cursor, "SELECT")
 
