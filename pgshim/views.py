@@ -3,19 +3,21 @@ functions (slot creation and dropping, SQL-level decoding, the commit waiter), o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 from pgshim import pgtypes
+from pgshim.errors import PgError
 from pgshim.logical.positions import end_pos
-from pgshim.plugins import check_plugin
+from pgshim.plugins import check_plugin, default_ahead_key
 from pgshim.reddb.link.wiring import FORWARD_COLUMNS
 from pgshim.sql.catalog import CATALOG_VIEWS
 from pgshim.sql.privileges import check_slot_permissions, sees_details_of
-from pgshim.sql.providers import role_rows, user_rows
+from pgshim.sql.statistics import register_statistics_views
 from pgshim.walsender.replicas import REPLICA_COLUMNS
-from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS
+from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, validate_slot_name
 from pgshim.walsender.sqldecoding import SqlDecoding
 
 if TYPE_CHECKING:
@@ -76,18 +78,16 @@ def register_status_views(app: Application) -> None:
     cat.register_view("pgshim_output_formats", OUTPUT_FORMAT_COLUMNS, app.ahead.rows)
     for name, rows in app.catalog_rows.providers().items():
         cat.register_view(name, CATALOG_VIEWS[name], rows)
-    for name, roles in (("pg_roles", role_rows), ("pg_user", user_rows)):
-        cat.register_view(
-            name, CATALOG_VIEWS[name], partial(roles, app.config.users), needs_session=True
-        )
     cat.register_function(
         "pg_create_logical_replication_slot", partial(_sql_create_slot, app),
         ["name", "name", "boolean", "boolean"], "text", needs_session=True,
+        plan=partial(_plan_create_slot, app), columns=SLOT_RECORD,
     )  # fmt: skip
     cat.register_function(
         "pg_drop_replication_slot", partial(_sql_drop_slot, app), ["name"], "void",
-        needs_session=True,
+        needs_session=True, plan=partial(_plan_drop_slot, app),
     )  # fmt: skip
+    register_statistics_views(app)
     SqlDecoding(app).register()
     cat.register_view(
         "pgshim_commit_waiter", COMMIT_WAITER_COLUMNS, partial(_commit_waiter_rows, app)
@@ -100,7 +100,83 @@ def register_status_views(app: Application) -> None:
         ["name", "name"],
         "text",
         needs_session=True,
+        plan=partial(_plan_create_slot, app, from_oldest=True),
+        columns=SLOT_RECORD,
     )
+
+
+SLOT_RECORD = [("slot_name", "name"), ("lsn", "pg_lsn")]
+
+
+def _nothing() -> None:
+    return None
+
+
+def _plan_create_slot(
+    app: Application,
+    session: object,
+    planned: dict,
+    name: str | None,
+    plugin: str | None,
+    temporary: bool | None = False,
+    two_phase: bool | None = False,
+    *,
+    from_oldest: bool = False,
+) -> tuple[str | None, tuple, Callable[[], None]]:
+    """Everything pg_create_logical_replication_slot checks, for one call of a statement (the
+    statement's earlier calls count: ``planned``); the slot is created by the returned commit at
+    the position announced, once the statement's rows are all there."""
+    check_slot_permissions(session)
+    if name is None or plugin is None:  # strict, as in PostgreSQL
+        return None, (None, None), _nothing
+    check_plugin(plugin)
+    validate_slot_name(name)
+    created, dropped = planned.setdefault("created", set()), planned.setdefault("dropped", set())
+    if name in created or (app.slots.get(name) is not None and name not in dropped):
+        raise PgError("42710", f'replication slot "{name}" already exists')
+    if len(app.slots.list()) - len(dropped) + len(created) >= app.slots.max_slots:
+        raise PgError(
+            "53400",
+            "all replication slots are in use",
+            hint='Free one or increase "max_replication_slots".',
+        )
+    created.add(name)
+    app.source.ingest()
+    from_oldest = from_oldest or app.config.new_slot_position == "oldest"
+    position = 0 if from_oldest else app.source.end_pos
+    pid = session.pid  # type: ignore[attr-defined]
+
+    def commit() -> None:
+        app.slots.create(
+            name, plugin, temporary=bool(temporary), two_phase=bool(two_phase),
+            confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+        )  # fmt: skip
+        app.ahead.use(default_ahead_key(plugin))
+
+    return f"({name},{pgtypes.format_lsn(position)})", (name, position), commit
+
+
+def _plan_drop_slot(
+    app: Application, session: object, planned: dict, name: str | None
+) -> tuple[None, tuple, Callable[[], None]]:
+    """pg_drop_replication_slot's checks for one call; the returned commit drops the slot."""
+    check_slot_permissions(session)
+    if name is None:
+        return None, (None,), _nothing
+    dropped = planned.setdefault("dropped", set())
+    slot = app.slots.get(name)
+    if slot is None or name in dropped:
+        raise PgError("42704", f'replication slot "{name}" does not exist')
+    pid = session.pid  # type: ignore[attr-defined]
+    if slot.active_pid is not None and slot.active_pid != pid:
+        raise PgError("55006", f'replication slot "{name}" is active for PID {slot.active_pid}')
+    dropped.add(name)
+
+    def commit() -> None:
+        app.slots.drop(name, pid=pid)
+        app.replicas.forget_slot(name)
+
+    return None, (None,), commit
 
 
 def _sql_create_slot(
@@ -147,7 +223,9 @@ def _stat_replication(app: Application, querying: object) -> list[tuple]:
         rows.append((
             info.pid, 10, info.user, info.application_name, info.client_addr, None,
             info.client_port, info.backend_start, None, "streaming",
-            stream.state.sent, fb.write, fb.flush, fb.apply, None, None, None, 0, "async",
+            # a position the client never reported is NULL, as PostgreSQL shows InvalidXLogRecPtr
+            stream.state.sent or None, fb.write or None, fb.flush or None, fb.apply or None,
+            None, None, None, 0, "async",
             _pg_time(fb.reply_time_us),
         ))  # fmt: skip
     return rows

@@ -169,7 +169,7 @@ class ReplicationExecutor:
             # a requested start in the future streams from the end of what exists: never
             # advertised, never confirmed, so later changes are not skipped
             start = start_position(command.lsn, slot.confirmed_flush, app.source.end_pos)
-            state = StreamState(plugin, start)
+            state = StreamState(plugin, start, stats=slot.stats)
             replica_id = app.replica_id(slot.name)
             app.replicas.register(replica_id, slot.name, session.info.application_name)
             stream = ReplicationStream(

@@ -85,6 +85,19 @@ SLOT_COLUMNS: list[tuple[str, int]] = [
 
 
 @dataclass(slots=True)
+class SlotStats:
+    """pg_stat_replication_slots' counters since the server started (in memory): transactions
+    and bytes of output sent to the slot's consumers, streams and SQL decoding alike."""
+
+    total_txns: int = 0
+    total_bytes: int = 0
+
+    def add(self, txns: int, size: int) -> None:
+        self.total_txns += txns
+        self.total_bytes += size
+
+
+@dataclass(slots=True)
 class Slot:
     name: str
     plugin: str
@@ -99,6 +112,7 @@ class Slot:
     invalidation_reason: str | None = None  # set once the slot is lost
     lost_after: int | None = None  # changes after this position may be missing
     invalidated_time: datetime | None = None
+    stats: SlotStats = field(default_factory=SlotStats)  # in memory only
 
     @property
     def active(self) -> bool:

@@ -118,12 +118,15 @@ class SqlDecoding:
             last_end = None
             budget = app.config.query_memory * 1024 * 1024
             history = app.source.history(slot.confirmed_flush, records=plugin.needs_records)
+            sent_txns = sent_bytes = 0
             async for tx in paced(history, bound):
                 if upto_lsn is not None and tx.commit_pos >= upto_lsn:
                     break
+                sent_txns += 1
                 for data_start, payload in plugin.encode(tx):
                     rows.append((data_start, tx.xid, payload if binary else payload.decode()))
                     budget -= len(payload) + ROW_OVERHEAD
+                    sent_bytes += len(payload)
                 if budget < 0:
                     raise PgError(
                         "53200",
@@ -136,6 +139,7 @@ class SqlDecoding:
                     break
             if slot.lost:  # invalidated while decoding: what was read may be incomplete
                 raise lost_slot_error(slot)
+            slot.stats.add(sent_txns, sent_bytes)  # decoded for the caller, as PostgreSQL counts
             if consume and last_end is not None:
                 app.slots.confirm(slot_name, last_end)
                 app.slots.flush_dirty()

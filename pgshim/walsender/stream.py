@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pgshim.errors import PgError
 from pgshim.logical.source import AheadChunk, ChangeSource
@@ -75,6 +77,7 @@ class StreamState:
     last_client_message: float = field(default_factory=time.monotonic)
     ping_sent: bool = False
     changes_sent: int = 0
+    stats: Any = None  # the slot's SlotStats: transactions and bytes sent (see slots.py)
 
     def __post_init__(self) -> None:
         self.sent = self.start
@@ -110,6 +113,9 @@ class StreamState:
                     out.append(data)
                     self.changes_sent += messages
                     size += len(data)
+                    if self.stats is not None:
+                        ends = item.ahead.output[0]
+                        self.stats.add(len(ends) - bisect_right(ends, item.after_pos), len(data))
                 else:
                     for tx in item.transactions():
                         size += self._encode_transaction(tx, out, now)
@@ -122,6 +128,12 @@ class StreamState:
         """Append the transaction's XLogData unless it was sent; returns the bytes appended."""
         if tx.end_pos <= self.sent:
             return 0
+        size = self._encode_new(tx, out, now)
+        if self.stats is not None:
+            self.stats.add(1, size)
+        return size
+
+    def _encode_new(self, tx: Transaction, out: list[bytes | memoryview], now: int) -> int:
         xlog = wire.xlog_data
         framed_key = self._framed_key
         if framed_key is None:
