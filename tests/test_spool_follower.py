@@ -4,6 +4,7 @@ import random
 from pathlib import Path
 
 import pytest
+from spoolkit import SpoolKit
 
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import build_frame
@@ -250,3 +251,22 @@ def test_poll_max_bytes_bounds_one_call(tmp_path: Path) -> None:
         batches.append(lsns(batch))
     assert len(batches) > 1
     assert [lsn for b in batches for lsn in b] == list(range(1, 101))
+
+
+def test_reads_bounded_by_max_bytes_go_on_through_an_unchanged_file(tmp_path) -> None:
+    """A read that stops at max_bytes leaves the frame cut at that point pending: the next poll
+    reads on, even when the file has not changed for a long time (it is no torn tail)."""
+    kit = SpoolKit(tmp_path / "s.wal")
+    for n in range(200):
+        kit.insert("users", name=f"user {n}")
+    kit.close()
+    old = kit.path.stat().st_mtime - 3600
+    os.utime(kit.path, (old, old))
+    follower = SpoolFollower(kit.path, chunk_size=700)
+    lsns: list[int] = []
+    for _ in range(1000):
+        frames = follower.poll(max_bytes=700)
+        if not frames and len(lsns) == 200:
+            break
+        lsns += [frame.lsn for frame in frames]
+    assert lsns == list(range(1, 201))

@@ -171,11 +171,15 @@ class SpoolFollower:
         assert self._fd is not None
         stop_at = None if max_bytes is None else self._offset + max_bytes
         if self._pending or self._problem is not None:
-            if self._stat == self._read_stat and not self._racy():
+            unchanged = self._stat == self._read_stat and not self._racy()
+            at_tail = self._stat is not None and self._offset + len(self._pending) >= self._stat[0]
+            if unchanged and (at_tail or self._problem is not None):
                 return []  # stopped at a torn tail or a bad frame, and the file is as it was
-            # read it again from the file: RedDB may have finished, repaired or rewritten the
-            # bytes read before, in place (bytes kept from then may be stale)
-            self._pending = b""
+            if not unchanged:
+                # read it again from the file: RedDB may have finished, repaired or rewritten
+                # the bytes read before, in place (bytes kept from then may be stale)
+                self._pending = b""
+            # (unchanged bytes short of the end: a frame a read bounded by max_bytes cut; go on)
         self._read_stat = self._stat
         delivered: list[Frame] = []
         while True:
