@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import sqlglot
@@ -19,11 +20,12 @@ from sqlglot import exp
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import pg_settings
+from pgshim.sql import pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
+from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
 
 SERVER_VERSION = "15.18"
@@ -170,6 +172,19 @@ class _TableFunction:
     needs_session: bool = False
 
 
+class CollectionSource(Protocol):
+    """Tables loaded into a query's engine process (pgshim.sql.collections.CollectionTables)."""
+
+    schema: str
+
+    def names(self) -> frozenset[str]: ...
+    def columns(self, name: str) -> list[tuple[str, int]]: ...
+    def table_name(self, name: str) -> str: ...
+    def empty_tables(self, names: Iterable[str]) -> list[TempTable]: ...
+    def check(self, names: Iterable[str], session: Any) -> None: ...
+    async def stage(self, cursor: Any, names: Iterable[str], session: Any, bound: Bound) -> None: ...
+
+
 @dataclass
 class ServerFacts:
     server_addr: str | None = "127.0.0.1"
@@ -191,6 +206,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._configured = False  # the engine knows the tables and macros
         self._session: SessionContext | None = None
+        self._collections: CollectionSource | None = None
         self._register_builtins()
 
     # --- registration ---------------------------------------------------------------------
@@ -206,6 +222,8 @@ class Catalog:
         """A table whose rows come from `rows()` each time a query names it; with needs_session
         the session running the query is passed (None outside a session)."""
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        if name in ("pg_class", "pg_attribute"):
+            rows = self._with_own_views(name, rows)
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it
@@ -245,17 +263,111 @@ class Catalog:
         with self._lock:
             self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
 
+    def _with_own_views(
+        self, name: str, rows: Callable[..., Iterable[tuple]]
+    ) -> Callable[..., list[tuple]]:
+        """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
+
+        def with_views(*session: Any) -> list[tuple]:
+            views = {
+                view: table.columns
+                for view, table in list(self._tables.items())
+                if not _is_internal(view)
+            }
+            classes, attributes = pg_functions.view_rows(views)
+            return [*rows(*session), *(classes if name == "pg_class" else attributes)]
+
+        return with_views
+
+    def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
+        """pg_proc and the printed signatures: every function pgshim defines."""
+        oid_name = {oid: t for t, oid in ((t.name, t.oid) for t in pgtypes.BY_OID.values())}
+        signatures = [
+            (name, [oid_name.get(oid, "text") for oid in function.arg_oids],
+             oid_name.get(function.return_oid, "text"), False)
+            for name, function in list(self._functions.items())
+            if not _is_internal(name)
+        ]  # fmt: skip
+        signatures += [
+            (name, args, result, False)
+            for name, overloads in pg_functions.MACRO_SIGNATURES.items()
+            if name not in self._functions
+            for args, result in overloads
+        ]
+        return pg_functions.proc_rows(signatures, _proc_type_oid)
+
+    def register_collections(self, collections: CollectionSource) -> None:
+        """Tables whose rows a query loads into its engine process before it runs (the
+        collections, see pgshim/sql/collections.py), named bare or in their schema."""
+        self._collections = collections
+
+    def _with_own_views(
+        self, name: str, rows: Callable[..., Iterable[tuple]]
+    ) -> Callable[..., list[tuple]]:
+        """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
+
+        def with_views(*session: Any) -> list[tuple]:
+            views = {
+                view: table.columns
+                for view, table in list(self._tables.items())
+                if not _is_internal(view)
+            }
+            classes, attributes = pg_functions.view_rows(views)
+            return [*rows(*session), *(classes if name == "pg_class" else attributes)]
+
+        return with_views
+
+    def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
+        """pg_proc and the printed signatures: every function pgshim defines."""
+        oid_name = {oid: t for t, oid in ((t.name, t.oid) for t in pgtypes.BY_OID.values())}
+        signatures = [
+            (name, [oid_name.get(oid, "text") for oid in function.arg_oids],
+             oid_name.get(function.return_oid, "text"), False)
+            for name, function in list(self._functions.items())
+            if not _is_internal(name)
+        ]  # fmt: skip
+        signatures += [
+            (name, args, result, False)
+            for name, overloads in pg_functions.MACRO_SIGNATURES.items()
+            if name not in self._functions
+            for args, result in overloads
+        ]
+        return pg_functions.proc_rows(signatures, _proc_type_oid)
+
     # --- execution --------------------------------------------------------------------------
 
     def names(self) -> Names:
         """What queries may refer to (see check.py)."""
+        collections = self._collections
         return Names(
             relations=frozenset(name.lower() for name in self._tables if not _is_internal(name)),
             functions=frozenset(
                 [name for name in [*self._functions, *_MACROS] if not _is_internal(name)]
             ),
             table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
+            collections=collections.names() if collections else frozenset(),
+            schema=collections.schema if collections else "public",
         )
+
+    def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
+        """The table references that name a collection (id of the node -> collection): in the
+        collections' schema, or bare where no catalog view or CTE has the name."""
+        collections = self._collections
+        if collections is None:
+            return {}
+        names = collections.names()
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        refs = {}
+        for node in tree.find_all(exp.Table):
+            if not isinstance(node.this, exp.Identifier) or node.name not in names:
+                continue
+            if node.catalog:
+                continue
+            if node.db == collections.schema or (
+                not node.db and node.name.lower() not in self._tables and node.name not in ctes
+            ):
+                refs[id(node)] = node.name
+        return refs
 
     async def query(
         self, sql: str, params: list | None, session: SessionContext | None, bound: Bound
@@ -264,6 +376,9 @@ class Catalog:
         a cursor of its own, fetched off the event loop."""
         tree = self._parse(sql)
         params = params or []
+        collections = sorted(set(self._collection_refs(tree).values()))
+        if collections and self._collections is not None:
+            self._collections.check(collections, session)
         effects = Effects(self, tree, session)
         computed = await self._table_function_rows(tree, params, session, bound, effects)
         with self._lock:
@@ -281,9 +396,18 @@ class Catalog:
             _temp_table(alias, function.columns, rows)
             for alias, (function, rows) in self._temp_tables.items()
         ]
+        stage = None
+        if collections and self._collections is not None:
+            source = self._collections
+
+            async def stage(cursor: Any) -> None:
+                await source.stage(cursor, collections, session, bound)
+
+        engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
+        staging = {"stage": stage} if stage is not None else {}
         cursor = await self.engine.open(
-            executable.sql("duckdb"), _used_params(executable, params), temp_tables, bound,
-            _pg_error,
+            executable.sql("duckdb"), engine_params, temp_tables, bound,
+            _pg_error, **staging,
         )  # fmt: skip
         columns = self._columns(tree, cursor.description)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
@@ -298,6 +422,7 @@ class Catalog:
         tree = self._parse(sql)
         inferred = self._infer_params(tree, param_oids)
         effects = Effects(self, tree, None)
+        collections = set(self._collection_refs(tree).values())
         with self._lock:
             self._ensure_db()
             probe = self._rewrite(
@@ -311,9 +436,12 @@ class Catalog:
                 _temp_table(name, self._tables[name].columns, [])
                 for name in self._referenced_views(tree)
             ]
+            if collections and self._collections is not None:
+                empty += self._collections.empty_tables(collections)
+        engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
         description = await self.engine.describe(
-            limited, _used_params(probe, [None] * len(inferred)), empty, bound, _pg_error
+            limited, engine_params, empty, bound, _pg_error
         )
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
@@ -372,7 +500,7 @@ class Catalog:
     def _check_engine_tree(self, tree: exp.Expression) -> None:
         """A second wall behind check.py: the engine reads only pgshim's tables, the query's own
         CTEs and the temporary tables holding set-returning functions' rows."""
-        allowed = set(self._tables) | set(self._temp_tables)
+        allowed = set(self._tables) | set(self._temp_tables) | set(self._collection_tables)
         allowed |= {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for node in tree.find_all(exp.Table):
             if isinstance(node.this, exp.Identifier) and node.name not in allowed:
@@ -406,6 +534,8 @@ class Catalog:
         self._computed = computed
         calls = {id(node): index for index, node in enumerate(self._table_function_calls(tree))}
         self._call_index = calls
+        self._collection_nodes = self._collection_refs(tree)
+        self._collection_tables: set[str] = set()
         return tree.transform(self._rewrite_node, copy=False)
 
     def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
@@ -454,6 +584,13 @@ class Catalog:
             return self._table_functions[name]
         scalar = self._functions[name]
         return _TableFunction(name, scalar.fn, scalar.columns or [(name, scalar.return_oid)])
+    def _collection_table(self, node: exp.Table) -> exp.Expression:
+        """A collection is read from the table its query's process loads (under its name)."""
+        assert self._collections is not None
+        name = self._collections.table_name(self._collection_nodes[id(node)])
+        self._collection_tables.add(name)
+        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
+        return exp.Table(this=exp.to_identifier(name), alias=alias)
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
@@ -470,6 +607,9 @@ class Catalog:
         raise PgError("0A000", f"arguments of {function}() must be constants")
 
     def _rewrite_node(self, node: exp.Expression) -> exp.Expression:
+        rewritten = self._rewrite_catalog_syntax(node)
+        if rewritten is not None:
+            return rewritten
         if (
             isinstance(node, exp.Dot)
             and isinstance(node.expression, exp.Func)
@@ -493,6 +633,8 @@ class Catalog:
             node.set("this", self._lsn_operand(node.left))
             node.set("expression", self._lsn_operand(node.right))
             return node
+        if isinstance(node, exp.Table) and id(node) in self._collection_nodes:
+            return self._collection_table(node)
         if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
             node.set("db", None)
             return node
@@ -504,6 +646,106 @@ class Catalog:
         if isinstance(node, exp.Anonymous) and node.name.lower() in self._functions:
             return self._call(node.name.lower(), list(node.expressions))
         return node
+
+    def _rewrite_catalog_syntax(self, node: exp.Expression) -> exp.Expression | None:
+        """What psql and drivers send about the catalog: OPERATOR(pg_catalog.~), COLLATE
+        "default", pg_catalog.pg_class.oid, regclass and regnamespace values (oids that print as
+        names), PostgreSQL's array literals; None when the node is not one of them."""
+        if isinstance(node, exp.Select):
+            for projection in node.expressions:  # a regclass in the result prints its name
+                target = projection.this if isinstance(projection, exp.Alias) else projection
+                if isinstance(target, exp.Cast) and _reg_target(target) in _REG_OUTPUT:
+                    text = exp.Cast(this=target.copy(), to=exp.DataType.build("text"))
+                    target.replace(text)
+            return None
+        if (
+            isinstance(node, exp.Dot)
+            and isinstance(node.expression, exp.Func)
+            and node.this.name.lower() == "pg_catalog"
+        ):  # the function and its arguments (the transform does not enter a replaced node)
+            return node.expression.transform(self._rewrite_node)
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Explode):
+            # unnest(x) AS a in FROM: a one-column subquery (its column named like the alias)
+            alias = node.alias or "unnest"
+            values = node.this.this.transform(self._rewrite_node)
+            return exp.select(exp.alias_(exp.Explode(this=values), alias)).subquery(alias)
+        if isinstance(node, exp.Like | exp.ILike) and _like_escape(node.expression) is not None:
+            # PostgreSQL's parser turns LIKE p ESCAPE e into LIKE like_escape(p, e)
+            pattern, escape = _like_escape(node.expression)
+            like = type(node)(this=node.this.transform(self._rewrite_node),
+                              expression=pattern.transform(self._rewrite_node),
+                              negate=node.args.get("negate"))  # fmt: skip
+            return exp.Escape(this=like, expression=escape.transform(self._rewrite_node))
+        if isinstance(node, exp.Operator):
+            return self._rewrite_operator(node)
+        if isinstance(node, exp.Collate) and _collation_name(node) in _DEFAULT_COLLATIONS:
+            return node.this.transform(self._rewrite_node)
+        if isinstance(node, exp.Column) and node.args.get("db") is not None:
+            if node.db.lower() == "pg_catalog" and not node.catalog:
+                node.set("db", None)
+                return node
+            return None
+        if isinstance(node, exp.CurrentSchemas):
+            arg = node.this if node.this is not None else exp.Boolean(this=False)
+            return exp.Anonymous(
+                this=_internal("current_schemas"), expressions=[arg.transform(self._rewrite_node)]
+            )
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "json_build_object":
+            return exp.Anonymous(
+                this="json_object",
+                expressions=[arg.transform(self._rewrite_node) for arg in node.expressions],
+            )
+        if isinstance(node, exp.EQ | exp.NEQ):
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if (
+                    isinstance(side, exp.Literal) and side.is_string
+                    and side.this.startswith("{") and side.this.endswith("}")
+                    and isinstance(other, exp.Column)
+                ):  # fmt: skip
+                    side.replace(exp.Literal.string("[" + side.this[1:-1] + "]"))
+            return None
+        if isinstance(node, exp.Cast):
+            return self._rewrite_reg_cast(node)
+        return None
+
+    def _rewrite_operator(self, node: exp.Operator) -> exp.Expression:
+        operator = str(node.args.get("operator") or "").lower().removeprefix("pg_catalog.")
+        left = node.this.transform(self._rewrite_node)
+        right = node.expression.transform(self._rewrite_node)
+        negated = operator.startswith("!")
+        kind = _OPERATORS.get(operator.removeprefix("!") if negated else operator)
+        if kind is None:
+            raise PgError("42883", f"operator does not exist: OPERATOR({node.args.get('operator')})")
+        combined = kind(this=left, expression=right)
+        return exp.Not(this=combined) if negated else combined
+
+    def _rewrite_reg_cast(self, node: exp.Cast) -> exp.Expression | None:
+        """regclass and regnamespace are oids; cast to text they print the name."""
+        target = _reg_target(node)
+        inner = node.this
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        if target in (25, 1043, 19) and isinstance(inner, exp.Cast):
+            inner_target = _reg_target(inner)
+            if inner_target in _REG_OUTPUT:
+                value = self._rewrite_reg_cast(inner) or inner.transform(self._rewrite_node)
+                return exp.Anonymous(this=_internal(_REG_OUTPUT[inner_target]), expressions=[value])
+            return None
+        if target == 2205:
+            if isinstance(inner, exp.Literal) and inner.is_string:
+                return exp.Literal.number(self._regclass(inner.this))
+            value = inner.transform(self._rewrite_node)
+            if isinstance(inner, exp.Parameter) or (
+                isinstance(inner, exp.Cast) and _cast_target(inner) in (25, 1043, 19)
+            ):
+                return exp.Anonymous(
+                    this=_internal("regclass_in"), expressions=[value, exp.Boolean(this=True)]
+                )
+            return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        if target == 4089:
+            value = inner.transform(self._rewrite_node)
+            return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        return None
 
     def _rewrite_cast(self, node: exp.Cast) -> exp.Expression:
         target = _cast_target(node)
@@ -595,12 +837,18 @@ class Catalog:
         return False
 
     def _regclass(self, name: str) -> int:
-        relname = name.split(".")[-1].strip('"')
+        parts = [part.strip('"') for part in name.split(".")]
+        relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
+        namespaces = {"pg_catalog": 11, "public": 2200}
+        table = self._tables.get("pg_namespace")
+        for row in table.rows() if table and not table.needs_session else []:
+            namespaces[row[1]] = row[0]
+        wanted = {namespaces.get(schema, -1)} if schema else {11, 2200}
         table = self._tables.get("pg_class")
         for row in table.rows() if table else []:
             columns = [column for column, _ in table.columns]
             record = dict(zip(columns, row, strict=False))
-            if record.get("relname") == relname:
+            if record.get("relname") == relname and record.get("relnamespace") in wanted:
                 return int(record["oid"])
         raise PgError("42P01", f'relation "{name}" does not exist')
 
@@ -633,7 +881,14 @@ class Catalog:
 
     def _sources(self, tree: exp.Select) -> dict[str, dict[str, int]]:
         sources: dict[str, dict[str, int]] = {}
+        collections = self._collection_refs(tree)
         for table in tree.find_all(exp.Table):
+            if id(table) in collections and self._collections is not None:
+                columns = self._collections.columns(collections[id(table)])
+                sources[table.alias_or_name.lower()] = {
+                    name.lower(): oid for name, oid in columns
+                }
+                continue
             known = self._tables.get(table.name.lower())
             if known is not None:
                 sources[table.alias_or_name.lower()] = dict(known.columns)
@@ -711,6 +966,7 @@ class Catalog:
 
     def _referenced_views(self, tree: exp.Expression) -> list[str]:
         names = {table.name.lower() for table in tree.find_all(exp.Table)}
+        names.update(_macro_tables(tree))
         if tree.find(exp.Lateral) is not None or "pg_publication_tables" in names:
             names.add("pgshim_publication_rel")
         called = sql_functions(tree)
@@ -766,23 +1022,37 @@ class Catalog:
             ("pg_last_xact_replay_timestamp", lambda: None, [], "timestamptz", False),
             ("pg_database_size", _no_constant, ["name"], "int8", False),
             ("set_config", set_config, ["text", "text", "bool"], "text", True),
-            ("format_type", _format_type, ["oid", "int4"], "text", False),
         ]
         for name, fn, args, result, needs_session in builtins:
             self.register_function(name, fn, args, result, needs_session=needs_session)
         for name, columns in CATALOG_VIEWS.items():
             self.register_view(name, columns, list)
         self.register_view("pg_type", CATALOG_VIEWS["pg_type"], pg_type_rows)
+        for name, rows in pg_functions.STATIC_ROWS.items():
+            self.register_view(name, CATALOG_VIEWS[name], lambda rows=rows: rows)
+        self.register_view("pg_proc", CATALOG_VIEWS["pg_proc"], lambda: self._proc_rows()[0])
+        self.register_view(
+            "pgshim_function_signatures",
+            CATALOG_VIEWS["pgshim_function_signatures"],
+            lambda: self._proc_rows()[1],
+        )
+        for name in ("pg_roles", "pg_user"):  # without a server: the bootstrap role
+            self.register_view(
+                name, CATALOG_VIEWS[name], partial(_bootstrap_role, name), needs_session=True
+            )
         self.register_view("pg_settings", pg_settings.COLUMNS, pg_settings.rows, needs_session=True)
         self.register_view(
             "pgshim_type_names",
-            [("oid", "oid"), ("sql_name", "text")],
-            lambda: [(t.oid, t.sql_name) for t in pgtypes.BY_OID.values()],
+            [("oid", "oid"), ("sql_name", "text"), ("typname", "name")],
+            lambda: [(t.oid, t.sql_name, t.name) for t in pgtypes.BY_OID.values()],
         )
         self.register_view(
             "pg_namespace",
             CATALOG_VIEWS["pg_namespace"],
-            lambda: [(11, "pg_catalog", 10), (2200, "public", 10)],
+            lambda: [
+                pg_functions.catalog_row("pg_namespace", oid=oid, nspname=name, nspowner=10)
+                for oid, name in ((11, "pg_catalog"), (2200, "public"))
+            ],
         )
         self.register_view(
             "pgshim_session_settings",
@@ -799,7 +1069,7 @@ class Catalog:
 
 # DuckDB macros behind PostgreSQL functions (and two internal helpers of the rewrite)
 _MACROS: dict[str, str] = {
-    "pg_get_expr": "CREATE MACRO pg_get_expr(e, r) AS e",
+    **pg_functions.MACROS,
     "pg_get_replica_identity_index": (
         "CREATE MACRO pg_get_replica_identity_index(r) AS (SELECT indexrelid FROM pg_index"
         " WHERE indrelid = r AND (indisreplident OR indisprimary)"
@@ -848,12 +1118,71 @@ _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro:
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
+def _macro_tables(tree: exp.Expression) -> set[str]:
+    """The catalog tables read by the catalog macros a query calls."""
+    called = {node.name.lower() for node in tree.find_all(exp.Anonymous)}
+    if tree.find(exp.Cast) is not None:
+        called.update(("pgshim_fn_regclass_in", "pgshim_fn_regclass_out"))
+        called.add("pgshim_fn_regnamespace_out")
+    return {table for name in called for table in pg_functions.MACRO_TABLES.get(name, ())}
+
+
+def _bootstrap_role(catalog: str, session: Any) -> list[tuple]:
+    """pg_roles / pg_user of a catalog without a server (views.py registers the configured
+    users): the session's user, a superuser."""
+    from pgshim.sql.providers import role_rows, user_rows
+
+    return (role_rows if catalog == "pg_roles" else user_rows)({}, session)
+
+
+def _proc_type_oid(name: str) -> int:
+    try:
+        return pgtypes.lookup(name).oid
+    except KeyError:
+        return {"record": 2249, "anyarray": 2277, "regnamespace": 4089}.get(name, 25)
+
+
+def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
+    """The pattern and escape of a like_escape(p, e) call (the parser's form of ESCAPE)."""
+    if isinstance(node, exp.Dot) and node.this.name.lower() == "pg_catalog":
+        node = node.expression
+    if (
+        isinstance(node, exp.Anonymous)
+        and node.name.lower() == "like_escape"
+        and len(node.expressions) == 2
+    ):
+        return list(node.expressions)
+    return None
+
+
+def _reg_target(node: exp.Cast) -> int | None:
+    """_cast_target, knowing regnamespace too."""
+    if node.to.sql("postgres").lower().replace("pg_catalog.", "") == "regnamespace":
+        return 4089
+    return _cast_target(node)
+
+
+def _collation_name(node: exp.Collate) -> str:
+    collation = node.expression
+    return (collation.name if isinstance(collation, exp.Column) else collation.sql()).strip('"')
+
+
+_DEFAULT_COLLATIONS = {"default", "C", "POSIX"}
+# regclass / regnamespace -> the macro printing a value's name
+_REG_OUTPUT = {2205: "regclass_out", 4089: "regnamespace_out"}
+_OPERATORS: dict[str, type[exp.Expression]] = {
+    "~": exp.RegexpLike, "~*": exp.RegexpILike, "~~": exp.Like, "~~*": exp.ILike,
+    "=": exp.EQ, "<>": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT,
+    ">=": exp.GTE, "||": exp.DPipe, "+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div,
+}  # fmt: skip
+
+
 def _is_internal(name: str) -> bool:
     """Tables and macros that serve the rewrite; queries cannot name them."""
     return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
 
 
-_INTERNAL_TABLES = {
+_INTERNAL_TABLES = pg_functions.INTERNAL_TABLES | {
     "pgshim_type_names", "pgshim_publication_rel", "pgshim_session_settings",
     "pgshim_database_sizes",
 }  # fmt: skip
@@ -915,9 +1244,16 @@ def _value_literal(value: Any) -> exp.Expression:
 
 
 def _used_params(tree: exp.Expression, params: list | None) -> list:
-    """DuckDB wants exactly the parameters the statement still mentions."""
-    used = {int(p.this.this) for p in tree.find_all(exp.Parameter)}
-    return list(params or [])[: max(used)] if used else []
+    """DuckDB wants exactly the parameters the statement still mentions, numbered from $1: the
+    tree's parameters are renumbered (server functions may have taken some, e.g. a
+    current_setting($1)), and their values returned in the new order."""
+    nodes = list(tree.find_all(exp.Parameter))
+    used = sorted({int(node.this.this) for node in nodes})
+    number = {old: new for new, old in enumerate(used, start=1)}
+    for node in nodes:
+        node.this.set("this", str(number[int(node.this.this)]))
+    values = list(params or [])
+    return [values[old - 1] for old in used]
 
 
 def sql_functions(tree: exp.Expression) -> set[str]:
@@ -1089,75 +1425,7 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
         ("total_bytes", "int8"),
         ("stats_reset", "timestamptz"),
     ],
-    "pg_database": [
-        ("oid", "oid"),
-        ("datname", "name"),
-        ("datdba", "oid"),
-        ("encoding", "int4"),
-        ("datcollate", "text"),
-        ("datctype", "text"),
-        ("datistemplate", "bool"),
-        ("datallowconn", "bool"),
-        ("datconnlimit", "int4"),
-    ],
-    "pg_namespace": [("oid", "oid"), ("nspname", "name"), ("nspowner", "oid")],
-    "pg_class": [
-        ("oid", "oid"),
-        ("relname", "name"),
-        ("relnamespace", "oid"),
-        ("reltype", "oid"),
-        ("relowner", "oid"),
-        ("relkind", '"char"'),
-        ("relnatts", "int2"),
-        ("relreplident", '"char"'),
-        ("relpersistence", '"char"'),
-        ("relispartition", "bool"),
-    ],
-    "pg_attribute": [
-        ("attrelid", "oid"),
-        ("attname", "name"),
-        ("atttypid", "oid"),
-        ("attlen", "int2"),
-        ("attnum", "int2"),
-        ("atttypmod", "int4"),
-        ("attnotnull", "bool"),
-        ("attisdropped", "bool"),
-        ("attgenerated", '"char"'),
-    ],
-    "pg_index": [
-        ("indexrelid", "oid"),
-        ("indrelid", "oid"),
-        ("indnatts", "int2"),
-        ("indisunique", "bool"),
-        ("indisprimary", "bool"),
-        ("indisreplident", "bool"),
-        ("indkey", "int2vector"),
-    ],
-    "pg_type": [
-        ("oid", "oid"),
-        ("typname", "name"),
-        ("typnamespace", "oid"),
-        ("typlen", "int2"),
-        ("typtype", '"char"'),
-        ("typcategory", '"char"'),
-        ("typdelim", '"char"'),
-        ("typelem", "oid"),
-        ("typarray", "oid"),
-        ("typbasetype", "oid"),
-        ("typrelid", "oid"),
-    ],
     "pg_range": [("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid")],
-    "pg_publication": [
-        ("oid", "oid"),
-        ("pubname", "name"),
-        ("pubowner", "oid"),
-        ("puballtables", "bool"),
-        ("pubinsert", "bool"),
-        ("pubupdate", "bool"),
-        ("pubdelete", "bool"),
-        ("pubtruncate", "bool"),
-        ("pubviaroot", "bool"),
-    ],
     "pg_publication_tables": [
         ("pubname", "name"),
         ("schemaname", "name"),
@@ -1220,25 +1488,10 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
         ("attrs", "int2vector"),
         ("qual", "text"),
     ],
+    # PostgreSQL 15's catalogs (all their columns) behind psql's and drivers' introspection
+    **PG15_COLUMNS,
+    # back pg_get_indexdef, pg_get_constraintdef and pg_get_function_result/arguments
+    "pgshim_index_definitions": [("indexrelid", "oid"), ("definition", "text"), ("columns", "_text")],
+    "pgshim_constraint_definitions": [("oid", "oid"), ("definition", "text")],
+    "pgshim_function_signatures": [("oid", "oid"), ("result", "text"), ("arguments", "text")],
 }
-
-
-def pg_type_rows() -> list[tuple]:
-    """Rows of pg_type for the types pgshim knows (namespace 11 = pg_catalog)."""
-    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.category == "A"}
-    return [
-        (
-            t.oid,
-            t.name,
-            11,
-            t.typlen,
-            "p" if t.oid in (2278, 705) else "b",
-            t.category,
-            ",",
-            t.elem_oid,
-            arrays.get(t.oid, 0),
-            0,
-            0,
-        )
-        for t in pgtypes.BY_OID.values()
-    ]
