@@ -163,7 +163,6 @@ class _Function:
     columns: list[tuple[str, int]] | None = None  # its columns in FROM (a record's fields)
 
 
-
 @dataclass
 class _TableFunction:
     name: str
@@ -262,39 +261,6 @@ class Catalog:
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
-
-    def _with_own_views(
-        self, name: str, rows: Callable[..., Iterable[tuple]]
-    ) -> Callable[..., list[tuple]]:
-        """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
-
-        def with_views(*session: Any) -> list[tuple]:
-            views = {
-                view: table.columns
-                for view, table in list(self._tables.items())
-                if not _is_internal(view)
-            }
-            classes, attributes = pg_functions.view_rows(views)
-            return [*rows(*session), *(classes if name == "pg_class" else attributes)]
-
-        return with_views
-
-    def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
-        """pg_proc and the printed signatures: every function pgshim defines."""
-        oid_name = {oid: t for t, oid in ((t.name, t.oid) for t in pgtypes.BY_OID.values())}
-        signatures = [
-            (name, [oid_name.get(oid, "text") for oid in function.arg_oids],
-             oid_name.get(function.return_oid, "text"), False)
-            for name, function in list(self._functions.items())
-            if not _is_internal(name)
-        ]  # fmt: skip
-        signatures += [
-            (name, args, result, False)
-            for name, overloads in pg_functions.MACRO_SIGNATURES.items()
-            if name not in self._functions
-            for args, result in overloads
-        ]
-        return pg_functions.proc_rows(signatures, _proc_type_oid)
 
     def register_collections(self, collections: CollectionSource) -> None:
         """Tables whose rows a query loads into its engine process before it runs (the
@@ -421,8 +387,8 @@ class Catalog:
         """Parameter types (unknown ones inferred) and result columns, without running the query."""
         tree = self._parse(sql)
         inferred = self._infer_params(tree, param_oids)
-        effects = Effects(self, tree, None)
         collections = set(self._collection_refs(tree).values())
+        effects = Effects(self, tree, None)
         with self._lock:
             self._ensure_db()
             probe = self._rewrite(
@@ -476,7 +442,6 @@ class Catalog:
                 continue
             function = self._table_functions[name]
             values = [self._constant(function.name, arg) for arg in node.this.expressions]
-
             if function.needs_session:
                 values.insert(0, session)
             produced = function.fn(*values)
@@ -562,7 +527,6 @@ class Catalog:
         if not self._evaluate:
             return exp.Cast(this=exp.Null(), to=target)
         values = [self._constant(name, arg) for arg in args]
-
         if function.needs_session:
             values.insert(0, self._session)
         result = function.fn(*values)
@@ -577,13 +541,6 @@ class Catalog:
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(function.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
 
-    def _from_function(self, name: str) -> _TableFunction:
-        """The set-returning function, or the scalar one in FROM: a one-row table whose column
-        is named after the function (a record's fields for one returning a record)."""
-        if name in self._table_functions:
-            return self._table_functions[name]
-        scalar = self._functions[name]
-        return _TableFunction(name, scalar.fn, scalar.columns or [(name, scalar.return_oid)])
     def _collection_table(self, node: exp.Table) -> exp.Expression:
         """A collection is read from the table its query's process loads (under its name)."""
         assert self._collections is not None
@@ -591,6 +548,14 @@ class Catalog:
         self._collection_tables.add(name)
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
+
+    def _from_function(self, name: str) -> _TableFunction:
+        """The set-returning function, or the scalar one in FROM: a one-row table whose column
+        is named after the function (a record's fields for one returning a record)."""
+        if name in self._table_functions:
+            return self._table_functions[name]
+        scalar = self._functions[name]
+        return _TableFunction(name, scalar.fn, scalar.columns or [(name, scalar.return_oid)])
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
@@ -975,7 +940,6 @@ class Catalog:
         for function, views in _MACRO_VIEWS.items():
             if function in called:
                 names.update(views)
-
         return sorted(name for name in names if name in self._tables)
 
     # --- built-ins ------------------------------------------------------------------------------
@@ -1216,7 +1180,6 @@ def _parse_lsn(text: str | None) -> int | None:
 
 def _no_constant(*_args: Any) -> None:
     raise PgError("XX000", "evaluated by the engine (see _ENGINE_EVALUATED)")
-
 
 
 def _temp_table(name: str, columns: list[tuple[str, int]], rows: Iterable[tuple]) -> TempTable:
