@@ -155,6 +155,12 @@ def test_in_test_server_follows_the_primary_term(reddb: FakeRedDb, client: RedDb
         reddb.append()
         frames = _poll_until(follower, 1)
         assert (frames[0].lsn, frames[0].term) == (2, 3)
+        # a pull already waiting when the term changed may bring the record; the next pull is
+        # fenced and takes the new term
+        deadline = time.monotonic() + 5
+        while follower.status.term != 3 and time.monotonic() < deadline:
+            follower.poll()
+            time.sleep(0.01)
         assert follower.status.term == 3
     finally:
         follower.close()
