@@ -253,3 +253,21 @@ def test_statement_timeout_values(session: SqlSession) -> None:
         run_sql(session, "SET statement_timeout = 'soon'")
     assert caught.value.sqlstate == "22023"
     assert session.bound().timeout_ms == 60_000
+
+
+def test_set_config_per_row_sets_every_value_or_none(session: SqlSession) -> None:
+    """pg_dump's first query: set_config once per row of pg_settings."""
+    run_sql(
+        session,
+        "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name IN ('jit', 'row_security')",
+    )
+    assert run_sql(session, "SHOW jit").rows == [("off",)]
+    assert run_sql(session, "SHOW row_security").rows == [("off",)]
+    with pytest.raises(PgError) as caught:
+        run_sql(
+            session,
+            "SELECT set_config(name, CASE name WHEN 'jit' THEN 'on' ELSE 'bogus' END, false) "
+            "FROM pg_settings WHERE name IN ('jit', 'row_security')",
+        )
+    assert caught.value.sqlstate == "22023"
+    assert run_sql(session, "SHOW jit").rows == [("off",)]  # checked for every row first

@@ -139,6 +139,7 @@ class SessionContext(Protocol):
 
     def get_setting(self, name: str) -> str: ...
     def set_setting(self, name: str, value: str, is_local: bool) -> str: ...
+    def check_setting(self, name: str, value: str | None) -> tuple[str, str]: ...
 
 
 @dataclass
@@ -378,7 +379,7 @@ class Catalog:
         columns = self._columns(tree, cursor.description)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
             rows = await effects.run(cursor, bound)
-            return RowsResult(effects.visible(columns), rows, "SELECT")
+            return RowsResult(effects.visible(columns), rows, f"SELECT {len(rows)}")
         return RowsResult(columns, cursor, "SELECT")
 
     async def describe(
@@ -964,6 +965,16 @@ class Catalog:
                 raise PgError("55000", "set_config needs a session")
             return session.set_setting(name, value, bool(local))
 
+        def plan_set_config(
+            session: SessionContext | None, planned: dict, name: str, value: str, local: bool
+        ) -> tuple[str, tuple, Callable[[], Any]]:
+            """set_config per row (pg_dump's ``SELECT set_config(name, ...) FROM pg_settings``):
+            every value is checked first, then they are set (see effects.py)."""
+            if session is None:
+                raise PgError("55000", "set_config needs a session")
+            _, new = session.check_setting(name, value)
+            return new, (new,), lambda: session.set_setting(name, value, bool(local))
+
         builtins: list[tuple[str, Callable[..., Any], list[str], str, bool]] = [
             ("version", lambda: VERSION_STRING, [], "text", False),
             ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
@@ -985,10 +996,13 @@ class Catalog:
             ("pg_last_wal_replay_lsn", lambda: None, [], "pg_lsn", False),
             ("pg_last_xact_replay_timestamp", lambda: None, [], "timestamptz", False),
             ("pg_database_size", _no_constant, ["name"], "int8", False),
-            ("set_config", set_config, ["text", "text", "bool"], "text", True),
         ]
         for name, fn, args, result, needs_session in builtins:
             self.register_function(name, fn, args, result, needs_session=needs_session)
+        self.register_function(
+            "set_config", set_config, ["text", "text", "bool"], "text", needs_session=True,
+            plan=plan_set_config,
+        )  # fmt: skip
         for name, columns in CATALOG_VIEWS.items():
             self.register_view(name, columns, list)
         self.register_view("pg_type", CATALOG_VIEWS["pg_type"], pg_type_rows)

@@ -203,6 +203,17 @@ class SqlSession:
         return self._settings[canonical]
 
     def set_setting(self, name: str, value: str | None, is_local: bool) -> str:
+        canonical, new = self.check_setting(name, value)
+        if is_local:
+            if self.tx_status == "I":
+                return self._settings.get(canonical, new)  # PG warns and ignores outside a block
+            self._local.setdefault(canonical, self._settings.get(canonical, ""))
+        self._settings[canonical] = new
+        return new
+
+    def check_setting(self, name: str, value: str | None) -> tuple[str, str]:
+        """The setting's name and the value SET would give it (None: its reset value), or
+        PostgreSQL's error for setting it; nothing changes."""
         canonical = self._canonical(name, must_exist=True)
         guc = gucs.lookup(canonical)
         context = guc.context if guc is not None else "user"
@@ -213,13 +224,7 @@ class SqlSession:
         if context == "superuser" and not self.info.is_superuser:
             raise PgError("42501", f'permission denied to set parameter "{canonical}"')
         new = self._reset_values.get(canonical, "") if value is None else value
-        new = _normalize(canonical, new)
-        if is_local:
-            if self.tx_status == "I":
-                return self._settings.get(canonical, new)  # PG warns and ignores outside a block
-            self._local.setdefault(canonical, self._settings.get(canonical, ""))
-        self._settings[canonical] = new
-        return new
+        return canonical, _normalize(canonical, new)
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
