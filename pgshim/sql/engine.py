@@ -32,6 +32,7 @@ from typing import Any
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, timed_out
 
+IDLE_AHEAD = 2  # processes kept started for the next queries
 # what an engine process may hold beyond query_memory: the interpreter, DuckDB, its buffers
 PROCESS_OVERHEAD = 768 << 20
 _SIZE = re.compile(r"(\d+)\s*(KB|MB|GB)", re.IGNORECASE)
@@ -276,14 +277,18 @@ class Engine:
             raise
 
     def _prewarm(self) -> None:
-        """Keep one process started ahead (a fork and the tables' setup), as long as fewer than
-        ``workers`` live."""
-        with self._free:
-            if self._idle or self._live >= self.workers:
+        """Keep IDLE_AHEAD processes started ahead (a fork and the tables' setup), as long as
+        fewer than ``workers`` live."""
+        while True:
+            with self._free:
+                if len(self._idle) >= IDLE_AHEAD or self._live >= self.workers:
+                    return
+                self._live += 1
+            try:
+                process = self._start()
+            except Exception:
                 return
-            self._live += 1
-        with contextlib.suppress(Exception):
-            self.release(self._start())
+            self.release(process)
 
     def release(self, process: _Process) -> None:
         with self._free:

@@ -114,7 +114,6 @@ def fork_server(control: socket.socket) -> None:
 def run(conn: Any, limit: int) -> None:
     """Serve one engine process's requests on ``conn`` (its setup first) until it closes."""
     _die_with_parent()  # of the fork server, which dies with the server
-    os.nice(10)  # the server's event loop (streaming sessions) comes first
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
@@ -128,6 +127,9 @@ def run(conn: Any, limit: int) -> None:
     setup = pickle.loads(conn.recv_bytes())
     db = open_database(setup["memory_limit"], setup["tables"], setup["macros"])
     reply(("ready",))
+    # queries yield to the server's event loop (streaming sessions); the setup above did not, so
+    # a process started while others run heavy queries is ready at once
+    os.nice(10)
     cursor = None
     staged = None  # the connection tables are loaded into before the query that reads them
     while True:
