@@ -37,12 +37,9 @@ class PgshimServer:
         self.log_path = state_dir.parent / f"pgshim-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> PgshimServer:
-        log = self.log_path.open("ab")
-        start_at = self.log_path.stat().st_size
-        env = dict(os.environ)
-        env.update(self.env or {})
-        cmd = [
+    def command(self) -> list[str]:
+        """The command line that starts this server (subclasses wrap it)."""
+        return [
             sys.executable, "-m", "pgshim", "serve",
             "--spool", str(self.spool),
             "--state-dir", str(self.state_dir),
@@ -50,8 +47,15 @@ class PgshimServer:
             "--port", str(self.port),
             *self.args,
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
+
+    def start(self, timeout: float = 30.0) -> PgshimServer:
+        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env = dict(os.environ)
+        env.update(self.env or {})
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -82,25 +82,8 @@ class NamespacedServer(PgshimServer):
         self.disk = disk
         self.log_path = log_dir / f"pgshim-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> NamespacedServer:
-        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*self.disk.prefix(), sys.executable, "-m", "pgshim", "serve",
-                 "--spool", str(self.spool), "--state-dir", str(self.state_dir),
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pgshim exited early:\n{self.log()}")
-            with self.log_path.open("rb") as f:
-                f.seek(start_at)
-                if b"listening on" in f.read():
-                    return self
-            time.sleep(0.05)
-        raise TimeoutError(f"pgshim did not start:\n{self.log()}")
+    def command(self) -> list[str]:
+        return [*self.disk.prefix(), *super().command()]
 
     def rss_mb(self) -> float:
         assert self.proc is not None

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 from server_proc import PgshimServer, wait_for
 from spoolkit import SpoolKit, end_pos
+from test_reliability_corruption import GRACE, inserted_seqs, recvlogical
 from test_reliability_timestamps import MICROS, U63, garbage_at, insert_at
 
 pytestmark = pytest.mark.timeout(120)
-
-GRACE = 1.5
 
 
 def written_lsns(data: bytes) -> list[tuple[int, int]]:
@@ -103,17 +102,6 @@ def test_out_of_range_timestamps_at_start_and_live(spool: SpoolKit, tmp_path: Pa
         assert "Traceback" not in log
     finally:
         assert server.stop() == 0
-
-
-def recvlogical(server: PgshimServer, *args: str, timeout: float = 30):
-    return subprocess.run(
-        ["pg_recvlogical", "-d", "reddb", "-n", *args],
-        env=server.env_for_clients(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def inserted_seqs(text: str) -> list[int]:
-    return [int(line.rsplit(":", 1)[1]) for line in text.splitlines() if "INSERT" in line]
 
 
 @pytest.fixture

@@ -154,6 +154,11 @@ class _Process:
             os.kill(self.pid, signal.SIGKILL)
 
 
+def _as_sent(tables: Iterable[TempTable]) -> list[tuple]:
+    """Tables as an engine process takes them: plain tuples (it unpickles no class of ours)."""
+    return [(t.name, t.columns, t.rows) for t in tables]
+
+
 def _bytes(size: str) -> int:
     match = _SIZE.fullmatch(size.strip())
     if match is None:
@@ -188,7 +193,7 @@ class Engine:
         process started from now on."""
         self._setup = {
             "memory_limit": self.memory_limit,
-            "tables": [(t.name, t.columns, t.rows) for t in tables],
+            "tables": _as_sent(tables),
             "macros": list(macros),
         }
         self._waits.submit(self._prewarm)
@@ -210,7 +215,7 @@ class Engine:
             if stage is not None:
                 await stage(cursor)
             cursor.description = await cursor.request(
-                ("open", sql, params, [(t.name, t.columns, t.rows) for t in temp_tables])
+                ("open", sql, params, _as_sent(temp_tables))
             )
         except BaseException:
             cursor.close()
@@ -229,7 +234,7 @@ class Engine:
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
             return await cursor.request(
-                ("describe", sql, params, [(t.name, t.columns, t.rows) for t in temp_tables])
+                ("describe", sql, params, _as_sent(temp_tables))
             )
         finally:
             cursor.release()
