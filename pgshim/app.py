@@ -118,7 +118,11 @@ class Application:
         self.plugin_context = PluginContext(publications=self.publications)
         self.catalog = Catalog(
             ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
-            Engine(memory_limit=f"{config.query_memory}MB", workers=config.query_workers),
+            Engine(
+                memory_limit=f"{config.query_memory}MB",
+                workers=config.query_workers,
+                max_processes=config.max_connections,
+            ),
         )
         self.publications_ddl = PublicationDDL(self.publications)
         self.catalog_rows = CatalogRows(

@@ -347,3 +347,27 @@ def test_string_expressions_stay_within_the_memory_limit(served) -> None:
         assert run_failing(conn, "SELECT 1")[0] is None  # and the next query runs
     finally:
         conn.close()
+
+
+def test_open_portals_do_not_keep_other_sessions_from_the_engine(served) -> None:
+    """Suspended portals (a driver streaming a result in pieces) in more sessions than
+    query_workers used to hold every engine process: everyone else's SQL waited until its
+    statement_timeout."""
+    srv, _, _ = served
+    holders = []
+    try:
+        for _ in range(6):
+            conn = psycopg.connect(srv.dsn(user="mallory"), autocommit=True)
+            rows = conn.cursor().stream("SELECT i FROM generate_series(1, 1000000) t(i)", size=10)
+            next(rows)  # the portal is suspended after its first rows
+            holders.append((conn, rows))
+        started = time.monotonic()
+        with psycopg.connect(srv.dsn(user="mallory"), autocommit=True) as conn:
+            conn.execute("SET statement_timeout = '5s'")
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert time.monotonic() - started < 1.0
+        for _, rows in holders:  # and each portal goes on where it stopped
+            assert next(rows) == (2,)
+    finally:
+        for conn, _ in holders:
+            conn.close()

@@ -3,8 +3,9 @@
 DuckDB answers only statements pgshim wrote (see catalog.py), but it runs as if anything could
 reach it: in separate processes (engine_worker.py, forked from a fork server that loaded DuckDB
 once) whose address space is capped, with no file system or network access, no extensions, its
-configuration locked and a memory limit. Each running query has a process to itself, taken from
-a pool of at most ``workers``; the event loop only waits on their sockets. A statement timeout or a CancelRequest kills the query's process (its
+configuration locked and a memory limit. Each query (an open portal too) has a process to itself,
+like a PostgreSQL backend, and at most ``workers`` of them compute at a time; the event loop only
+waits on their sockets. A statement timeout or a CancelRequest kills the query's process (its
 replacement starts when next needed); a query that builds more than the cap allows fails in its
 process, and the server, its sessions and its streams go on.
 """
@@ -167,9 +168,14 @@ def _bytes(size: str) -> int:
 
 
 class Engine:
-    def __init__(self, memory_limit: str = "256MB", workers: int = 4) -> None:
+    def __init__(
+        self, memory_limit: str = "256MB", workers: int = 4, max_processes: int | None = None
+    ) -> None:
         self.memory_limit = memory_limit
         self.workers = workers
+        # processes at once: each query (an open portal too) holds one, as each PostgreSQL
+        # session has a backend; only ``workers`` of them compute at a time (the _io pool)
+        self.max_processes = max(max_processes or workers, workers)
         self._setup: dict | None = None
         self._idle: list[_Process] = []
         self._live = 0
@@ -256,10 +262,10 @@ class Engine:
             self.release(future.result())
 
     def _take(self, deadline: float | None) -> _Process | None:
-        """An idle process, or a new one while fewer than ``workers`` live; waits otherwise
+        """An idle process, or a new one while fewer than ``max_processes`` live; waits otherwise
         (blocking: run in a thread). None when the deadline passed first."""
         with self._free:
-            while not self._idle and self._live >= self.workers:
+            while not self._idle and self._live >= self.max_processes:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
@@ -283,10 +289,10 @@ class Engine:
 
     def _prewarm(self) -> None:
         """Keep IDLE_AHEAD processes started ahead (a fork and the tables' setup), as long as
-        fewer than ``workers`` live."""
+        fewer than ``max_processes`` live."""
         while True:
             with self._free:
-                if len(self._idle) >= IDLE_AHEAD or self._live >= self.workers:
+                if len(self._idle) >= IDLE_AHEAD or self._live >= self.max_processes:
                     return
                 self._live += 1
             try:
