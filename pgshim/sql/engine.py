@@ -189,10 +189,6 @@ class Engine:
             max_workers=64, thread_name_prefix="pgshim-sql-wait"
         )
 
-    @property
-    def configured(self) -> bool:
-        return self._setup is not None
-
     def configure(self, tables: Sequence[TempTable], macros: Iterable[str]) -> None:
         """pgshim's own tables (their rows as of now: enough for the static ones and for
         planning; queries bring fresh copies of what they read) and macros, for every engine

@@ -43,10 +43,6 @@ class Statement:
     node: ast.Node
     text: str  # the statement printed back from its tree
 
-    @property
-    def first_word(self) -> str:
-        return self.text.split(None, 1)[0].upper() if self.text else ""
-
 
 T = TypeVar("T")
 MAX_PARAMETER = 65535  # a Bind message counts parameters in an int16
