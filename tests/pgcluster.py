@@ -7,6 +7,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,23 @@ def pg_bindir() -> Path | None:
     return bindir if (bindir / "initdb").exists() else None
 
 
+_PG18: list[Path | None] = []
+
+
+def pg18_bindir() -> Path | None:
+    """PostgreSQL 18's bin directory, fetched into a cache by scripts/fetch-pg18 on first use;
+    None when it cannot be had (no network and nothing cached)."""
+    if not _PG18:
+        script = Path(__file__).resolve().parent.parent / "scripts" / "fetch-pg18"
+        env = dict(os.environ, PYTHON=sys.executable)
+        result = subprocess.run([str(script)], capture_output=True, text=True, env=env, check=False)
+        found = (
+            Path(result.stdout.strip().splitlines()[-1]) / "bin" if result.returncode == 0 else None
+        )
+        _PG18.append(found if found and (found / "postgres").exists() else None)
+    return _PG18[0]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -28,13 +46,19 @@ def free_port() -> int:
 
 class PgCluster:
     """PgCluster(tmp_dir, settings={"wal_level": "logical"}).start(); .dsn(); .psql(); .stop().
+    PostgreSQL 15 from pg_config unless another bin directory is given (pg18_bindir()).
 
     PostgreSQL refuses to run as root, so under root the cluster lives in its own temp directory
     owned by the "postgres" system user and every server program runs as that user.
     """
 
-    def __init__(self, tmp_dir: Path | str, settings: dict[str, str] | None = None) -> None:
-        bindir = pg_bindir()
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        settings: dict[str, str] | None = None,
+        bindir: Path | None = None,
+    ) -> None:
+        bindir = bindir or pg_bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries not found (pg_config --bindir)")
         self.bindir = bindir
