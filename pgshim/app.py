@@ -49,6 +49,7 @@ from pgshim.walsender.replicas import ReplicaRegistry
 from pgshim.walsender.slots import PruneWatch, Slot, SlotStore
 from pgshim.walsender.stream import ReplicationStream
 from pgshim.wire.handler import ConnectionInfo
+from pgshim.versions import ServerVersion
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Application:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_at = datetime.now(UTC)
+        self.version = ServerVersion(config.server_version)
         self.conn = open_state(config.state_dir)
         self.system_identifier = system_identifier(self.conn)
         self.identity = IdentityMap(self.conn)
@@ -115,9 +117,17 @@ class Application:
         self.replicas = ReplicaRegistry(self.conn)
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
-        self.plugin_context = PluginContext(publications=self.publications)
+        self.plugin_context = PluginContext(
+            publications=self.publications, server_version_num=self.version.num
+        )
         self.catalog = Catalog(
-            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
+            ServerFacts(
+                config.host,
+                config.port,
+                self.started_at,
+                lambda: self.source.end_pos,
+                version=self.version,
+            ),
             Engine(
                 memory_limit=f"{config.query_memory}MB",
                 workers=config.query_workers,
@@ -147,6 +157,8 @@ class Application:
             "wal_sender_timeout": _duration_setting(config.wal_sender_timeout),
             "statement_timeout": _duration_setting(config.statement_timeout),
             "port": str(config.port),
+            "server_version": self.version.setting,
+            "server_version_num": str(self.version.num),
         }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None
