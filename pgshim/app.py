@@ -33,7 +33,15 @@ from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.collections import CollectionTables, exported_position
-from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
+from pgshim.sql.copy import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    CopyTarget,
+    binary_row,
+    copy_target,
+    header_line,
+    text_row,
+)
 from pgshim.sql.engine import Engine
 from pgshim.sql.parse import StatementKind, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
@@ -41,6 +49,7 @@ from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
+from pgshim.versions import ServerVersion
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
 from pgshim.walsender.ahead import AheadKeys
@@ -49,7 +58,6 @@ from pgshim.walsender.replicas import ReplicaRegistry
 from pgshim.walsender.slots import PruneWatch, Slot, SlotStore
 from pgshim.walsender.stream import ReplicationStream
 from pgshim.wire.handler import ConnectionInfo
-from pgshim.versions import ServerVersion
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +238,7 @@ class Application:
 
     def create_slot(
         self, name: str, plugin: str, *, temporary: bool, two_phase: bool, pid: int,
-        from_oldest: bool = False,
+        from_oldest: bool = False, failover: bool = False,
     ) -> Slot:  # fmt: skip
         """A new slot starts at the current end of the spool, as in PostgreSQL; ``from_oldest``
         starts it before the oldest retained change so the consumer reads RedDB's history."""
@@ -240,6 +248,7 @@ class Application:
         slot = self.slots.create(
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+            failover=failover,
         )  # fmt: skip
         self.ahead.use(default_ahead_key(plugin))
         return slot
@@ -280,13 +289,14 @@ class Application:
                 break
         oids = [types[name] for name in names]
         fmt = target.format
-        lines = [header_line(names, fmt)] if fmt.header else []
-        lines += [
-            text_row([snapshot.rows[key].get(n) for n in names], oids, fmt)
-            for key in sorted(snapshot.rows)
-        ]
+        rows = [[snapshot.rows[key].get(n) for n in names] for key in sorted(snapshot.rows)]
+        if fmt.binary:
+            lines = [BINARY_HEADER, *(binary_row(row, oids) for row in rows), BINARY_TRAILER]
+        else:
+            lines = [header_line(names, fmt)] if fmt.header else []
+            lines += [text_row(row, oids, fmt) for row in rows]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}")
+        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}", binary=fmt.binary)
 
     def _rewound(self, position: int, why: str) -> None:
         """The source goes back to ``position`` (a record came late, or was written again):

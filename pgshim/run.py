@@ -153,8 +153,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"pgshim: configuration error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: ok")
-    for name in ("host", "port", "database", "spool", "state_dir", "log_format", "metrics_port",
-                 "server_version"):
+    for name in (
+        "host",
+        "port",
+        "database",
+        "spool",
+        "state_dir",
+        "log_format",
+        "metrics_port",
+        "server_version",
+    ):
         print(f"  {name} = {getattr(config, name)!r}")
     for name, user in sorted(config.users.items()):
         role = ", superuser" if user.superuser else ", replication" if user.replication else ""

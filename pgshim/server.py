@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from pgshim.versions import ServerVersion
 from pgshim.config import Config, is_loopback_host, validate_security
 from pgshim.errors import PgError
 from pgshim.sql.results import CopyBothStream
+from pgshim.versions import ServerVersion
 from pgshim.wire import events as ev
 from pgshim.wire import messages as msg
 from pgshim.wire.auth import Authenticator, CredentialStore, TrustAuthenticator
