@@ -30,7 +30,6 @@ from pgshim.sql.results import ColumnDesc, RowsResult
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 from pgshim.versions import ServerVersion
 
-
 # PostgreSQL type -> DuckDB storage type. Types without a DuckDB twin get an otherwise unused
 # DuckDB type so that a result column's DuckDB type still tells its PostgreSQL type.
 _DUCK_OF: dict[int, str] = {
