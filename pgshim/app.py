@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.rowfilter import compile_filter
 from pgshim.logical.snapshot import Snapshot
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
@@ -115,7 +117,9 @@ class Application:
         self.replicas = ReplicaRegistry(self.conn)
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
-        self.plugin_context = PluginContext(publications=self.publications)
+        self.plugin_context = PluginContext(
+            publications=self.publications, history=self._history_from_start
+        )
         self.catalog = Catalog(
             ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
             Engine(
@@ -124,7 +128,7 @@ class Application:
                 max_processes=config.max_connections,
             ),
         )
-        self.publications_ddl = PublicationDDL(self.publications)
+        self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
             self.relations.relations, self.publications, config.database
         )
@@ -232,6 +236,9 @@ class Application:
         self.ahead.use(default_ahead_key(plugin))
         return slot
 
+    def _history_from_start(self) -> Iterable[object]:
+        return self.source.history(0)
+
     def _end_now(self) -> int:
         self.source.ingest()
         return self.source.end_pos
@@ -267,14 +274,19 @@ class Application:
             if not snapshot.apply(tx):
                 break
         oids = [types[name] for name in names]
+        keys = sorted(snapshot.rows)
+        if target.where is not None:
+            row_filter = compile_filter(target.where, relation.columns, relation.name)
+            keys = [
+                key
+                for key in keys
+                if row_filter.matches([snapshot.rows[key].get(c.name) for c in relation.columns])
+            ]
         fmt = target.format
         lines = [header_line(names, fmt)] if fmt.header else []
-        lines += [
-            text_row([snapshot.rows[key].get(n) for n in names], oids, fmt)
-            for key in sorted(snapshot.rows)
-        ]
+        lines += [text_row([snapshot.rows[key].get(n) for n in names], oids, fmt) for key in keys]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}")
+        return CopyOutResult(columns, lines, f"COPY {len(keys)}")
 
     def _rewound(self, position: int, why: str) -> None:
         """The source goes back to ``position`` (a record came late, or was written again):

@@ -239,7 +239,9 @@ class ExtendedQuery:
         if not isinstance(result.rows, list):
             if portal.position:
                 result.rows.restart_clock()  # each Execute has its own statement_timeout
-            sent, more = await write_streamed(self.out, result.rows, oids, formats, max(max_rows, 0))
+            sent, more = await write_streamed(
+                self.out, result.rows, oids, formats, max(max_rows, 0)
+            )
             portal.position += sent
             if more:
                 self.out.write(msg.portal_suspended())
