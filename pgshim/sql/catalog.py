@@ -17,10 +17,12 @@ from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import TokenType
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import pg_functions, pg_settings
+from pgshim.sql import gucs, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
@@ -125,6 +127,18 @@ def pg_type_oid(type_name: str) -> int:
         return pgtypes.lookup(type_name).oid
     except KeyError:
         raise PgError("42704", f'type "{type_name}" does not exist') from None
+
+
+class _PostgresTypes(Postgres):
+    """PostgreSQL's dialect with oid, regclass, regtype, ... read as type names like any other
+    (sqlglot's own tokens for them cannot take [] after them: regtype[])."""
+
+    class Tokenizer(Postgres.Tokenizer):
+        KEYWORDS = {
+            word: token
+            for word, token in Postgres.Tokenizer.KEYWORDS.items()
+            if token != TokenType.OBJECT_IDENTIFIER
+        }
 
 
 class SessionContext(Protocol):
@@ -476,13 +490,16 @@ class Catalog:
 
     def _parse(self, sql: str) -> exp.Expression:
         try:
-            tree = sqlglot.parse_one(sql, read="postgres")
+            tree = sqlglot.parse_one(sql, read=_PostgresTypes)
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
             raise PgError(
                 "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
             ) from None
         if tree is None:
             raise PgError("42601", "syntax error")
+        for node in list(tree.find_all(exp.CurrentSchemas)):  # a server function like others
+            args = [node.this] if node.this is not None else []
+            node.replace(exp.Anonymous(this="current_schemas", expressions=args))
         for node in tree.find_all(exp.Parameter, exp.Placeholder):
             # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
             # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
@@ -533,7 +550,7 @@ class Catalog:
 
     def _call_table(self, node: exp.Table) -> exp.Expression:
         """A set-returning function's rows go to the engine as a temporary table."""
-        function = self._from_function(node.this.name.lower())
+        function = self._from_function(node.this.name.lower(), node.alias)
         index = self._call_index[id(node)]
         name = f"pgshim_rows_{index}"
         self._temp_tables[name] = (function, self._computed.get(index, []))
@@ -548,13 +565,16 @@ class Catalog:
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
 
-    def _from_function(self, name: str) -> _TableFunction:
+    def _from_function(self, name: str, alias: str = "") -> _TableFunction:
         """The set-returning function, or the scalar one in FROM: a one-row table whose column
-        is named after the function (a record's fields for one returning a record)."""
+        is named after the function, or its alias (a record's fields for one returning a
+        record)."""
         if name in self._table_functions:
             return self._table_functions[name]
         scalar = self._functions[name]
-        return _TableFunction(name, scalar.fn, scalar.columns or [(name, scalar.return_oid)])
+        return _TableFunction(
+            name, scalar.fn, scalar.columns or [(alias or name, scalar.return_oid)]
+        )
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
@@ -652,11 +672,6 @@ class Catalog:
                 node.set("db", None)
                 return node
             return None
-        if isinstance(node, exp.CurrentSchemas):
-            arg = node.this if node.this is not None else exp.Boolean(this=False)
-            return exp.Anonymous(
-                this=_internal("current_schemas"), expressions=[arg.transform(self._rewrite_node)]
-            )
         if isinstance(node, exp.Anonymous) and node.name.lower() == "json_build_object":
             return exp.Anonymous(
                 this="json_object",
@@ -738,9 +753,17 @@ class Catalog:
                 this=_internal("regtype_name"),
                 expressions=[exp.Literal.number(pg_type_oid(inner.this))],
             )
-        if target == 2206:
+        if target == 26 and isinstance(inner, exp.Cast) and _cast_target(inner) == 2206:
+            # a regtype's oid: the value before it became a name ('text'::regtype::oid)
+            value = inner.this
+            if isinstance(value, exp.Literal) and value.is_string:
+                value = exp.Literal.number(pg_type_oid(value.this))
+            node.set("this", value)
+            return self._rewrite_cast(node)
+        if target in (2206, 2211):  # regtype, regtype[]: the engine holds their names
             inner = inner.transform(self._rewrite_node)
-            return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])
+            macro = "regtype_name" if target == 2206 else "regtype_names"
+            return exp.Anonymous(this=_internal(macro), expressions=[inner])
         if target in (25, 1043) and self._is_lsn(inner):
             # DuckDB would print the number: PostgreSQL prints pg_lsn as X/Y
             # the transform does not descend into a replaced node: rewrite the operand here
@@ -856,7 +879,10 @@ class Catalog:
             elif has_star:
                 declared = _unique_source_type(sources, duck_name)
             oid = physical
-            if declared is not None and duck_type(declared) == duck_type(physical):
+            if declared is not None and (
+                duck_type(declared) == duck_type(physical)
+                or _HELD_AS_NAMES.get(declared) == duck_type_code.upper()
+            ):
                 oid = declared
             typlen = pgtypes.BY_OID[oid].typlen if oid in pgtypes.BY_OID else -1
             columns.append(ColumnDesc(name, oid, typlen))
@@ -870,9 +896,25 @@ class Catalog:
                 columns = self._collections.columns(collections[id(table)])
                 sources[table.alias_or_name.lower()] = {name.lower(): oid for name, oid in columns}
                 continue
+            if isinstance(table.this, exp.Anonymous) and (
+                table.this.name.lower() in self._functions
+                or table.this.name.lower() in self._table_functions
+            ):
+                function = self._from_function(table.this.name.lower(), table.alias)
+                sources[table.alias_or_name.lower()] = dict(function.columns)
+                continue
             known = self._tables.get(table.name.lower())
             if known is not None:
                 sources[table.alias_or_name.lower()] = dict(known.columns)
+        for unnest in tree.find_all(exp.Unnest):  # unnest(array) in FROM: its elements
+            if isinstance(unnest.parent, exp.From | exp.Join) and len(unnest.expressions) == 1:
+                declared = self._declared_type(unnest.expressions[0], sources)
+                array = pgtypes.BY_OID.get(declared or 0)
+                if array is not None and array.category == "A":
+                    alias = unnest.args.get("alias")
+                    names = alias.columns if alias is not None else []
+                    column = (names[0].name if names else unnest.alias) or "unnest"
+                    sources[unnest.alias.lower() or "unnest"] = {column.lower(): array.elem_oid}
         for lateral in tree.find_all(exp.Lateral):
             function = lateral.this
             if isinstance(function, exp.Anonymous) and function.name.lower() in _TABLE_FUNCTIONS:
@@ -915,6 +957,8 @@ class Catalog:
             elif isinstance(parent, exp.Binary):
                 other = parent.left if parent.right is parameter else parent.right
                 oids[index] = self._declared_type(other, sources) or 0
+            elif _any_operand(parameter) is not None:  # x = ANY($1): an array of x's type
+                oids[index] = _array_oid(self._declared_type(_any_operand(parameter), sources))
         return [oid or 25 for oid in oids]
 
     # --- DuckDB --------------------------------------------------------------------------------
@@ -960,6 +1004,27 @@ class Catalog:
 
     # --- built-ins ------------------------------------------------------------------------------
 
+    def _current_schemas(self, session: SessionContext | None, implicit: bool) -> list[str]:
+        """The search path's schemas that exist, each once, pg_catalog first unless listed
+        (with implicit true), as PostgreSQL's current_schemas() answers."""
+        path = session.get_setting("search_path") if session is not None else '"$user", public'
+        user = session.user if session is not None else "postgres"
+        namespaces = self._tables["pg_namespace"]
+        rows = namespaces.rows(session) if namespaces.needs_session else namespaces.rows()
+        existing = {row[1] for row in rows}
+        schemas: list[str] = []
+        for item in gucs.search_path_schemas(path):
+            name = user if item == "$user" else item
+            if name in existing and name not in schemas:
+                schemas.append(name)
+        if implicit and "pg_catalog" not in schemas:
+            schemas.insert(0, "pg_catalog")
+        return schemas
+
+    def _current_schema(self, session: SessionContext | None) -> str | None:
+        schemas = self._current_schemas(session, False)
+        return schemas[0] if schemas else None
+
     def _register_builtins(self) -> None:
         facts = self.facts
 
@@ -995,7 +1060,8 @@ class Catalog:
             ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
             ("current_user", lambda s: s.user if s else "postgres", [], "name", True),
             ("session_user", lambda s: s.user if s else "postgres", [], "name", True),
-            ("current_schema", lambda: "public", [], "name", False),
+            ("current_schema", self._current_schema, [], "name", True),
+            ("current_schemas", self._current_schemas, ["bool"], "name[]", True),
             ("pg_backend_pid", lambda s: s.pid if s else 0, [], "int4", True),
             ("pg_is_in_recovery", lambda: False, [], "bool", False),
             ("inet_server_addr", lambda: facts.server_addr, [], "inet", False),
@@ -1085,6 +1151,11 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pgshim_fn_regtype_name(t) AS "
         "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
     ),
+    "pgshim_fn_regtype_names": (
+        "CREATE MACRO pgshim_fn_regtype_names(a) AS (SELECT list_transform(a, lambda t:"
+        " COALESCE(pgshim_m[t], CAST(t AS VARCHAR))) FROM"
+        " (SELECT map(list(oid), list(sql_name)) AS pgshim_m FROM pgshim_type_names))"
+    ),
     "pgshim_fn_lsn_text": (
         "CREATE MACRO pgshim_fn_lsn_text(x) AS "
         "printf('%X/%X', x::UBIGINT >> 32, x::UBIGINT & 4294967295::UBIGINT)"
@@ -1165,7 +1236,7 @@ def _proc_type_oid(name: str) -> int:
     try:
         return pgtypes.lookup(name).oid
     except KeyError:
-        return {"record": 2249, "anyarray": 2277, "regnamespace": 4089}.get(name, 25)
+        return {"regnamespace": 4089}.get(name, 25)
 
 
 def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
@@ -1193,6 +1264,8 @@ def _collation_name(node: exp.Collate) -> str:
     return (collation.name if isinstance(collation, exp.Column) else collation.sql()).strip('"')
 
 
+# regtype values the engine holds as the types' names (see _rewrite_cast)
+_HELD_AS_NAMES = {2206: "VARCHAR", 2211: "VARCHAR[]"}
 _DEFAULT_COLLATIONS = {"default", "C", "POSIX"}
 # regclass / regnamespace -> the macro printing a value's name
 _REG_OUTPUT = {2205: "regclass_out", 4089: "regnamespace_out"}
@@ -1259,6 +1332,8 @@ def _literal(value: Any) -> exp.Expression:
         return exp.Literal.number(value)
     if isinstance(value, datetime):
         return exp.Literal.string(value.isoformat())
+    if isinstance(value, list):
+        return exp.Array(expressions=[_literal(item) for item in value])
     return exp.Literal.string(str(value))
 
 
@@ -1339,30 +1414,55 @@ def _column_name(projection: exp.Expression) -> str | None:
     """PostgreSQL's FigureColname."""
     if isinstance(projection, exp.Alias):
         return projection.alias
-    node = projection
+    return _figure_colname(projection)[0]
+
+
+def _figure_colname(node: exp.Expression) -> tuple[str, int]:
+    """A column's name and how strongly it holds (PostgreSQL's FigureColnameInternal: 2 for
+    a column's or function's name, 1 for a cast's type or "case", 0 for none)."""
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
         node = node.expression
     if isinstance(node, exp.Column):
-        return node.name
+        return node.name, 2
     if isinstance(node, exp.Cast):
-        inner = _column_name(node.this)
-        if inner != "?column?":
-            return inner
+        name, strength = _figure_colname(node.this)
+        if strength > 1:
+            return name, strength
         target = _cast_target(node)
-        return pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()
+        return (pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()), 1
     if isinstance(node, exp.Case):
         default = node.args.get("default")
-        name = _column_name(default) if default is not None else "?column?"
-        return name if name != "?column?" else "case"
+        name, strength = _figure_colname(default) if default is not None else ("", 0)
+        return (name, strength) if strength > 1 else ("case", 1)
     if type(node) in _COLUMN_NAMES:
-        return _COLUMN_NAMES[type(node)]
+        return _COLUMN_NAMES[type(node)], 2
     if isinstance(node, exp.Anonymous):
-        return node.name.lower()
+        return node.name.lower(), 2
     if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Unary):
-        return node.sql_name().lower()
-    return "?column?"
+        return node.sql_name().lower(), 2
+    return "?column?", 0
+
+
+def _any_operand(parameter: exp.Expression) -> exp.Expression | None:
+    """The other operand of the comparison whose ANY(...) is the parameter."""
+    node = parameter.parent
+    while isinstance(node, exp.Paren):
+        node = node.parent
+    if not isinstance(node, exp.Any) or not isinstance(node.parent, exp.Binary):
+        return None
+    comparison = node.parent
+    return comparison.left if comparison.right is node else comparison.right
+
+
+def _array_oid(elem_oid: int | None) -> int:
+    """The array type of a type (0 when it has none)."""
+    return next(
+        (t.oid for t in pgtypes.BY_OID.values()
+         if t.category == "A" and t.elem_oid == elem_oid and t.oid not in (22, 30)),
+        0,
+    )  # fmt: skip
 
 
 def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int | None:
@@ -1453,7 +1553,6 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
         ("total_bytes", "int8"),
         ("stats_reset", "timestamptz"),
     ],
-    "pg_range": [("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid")],
     "pg_publication_tables": [
         ("pubname", "name"),
         ("schemaname", "name"),

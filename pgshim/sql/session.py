@@ -545,7 +545,7 @@ def _normalize(name: str, value: str) -> str:
     if name == "TimeZone":
         return _time_zone(value)
     if name == "search_path":
-        return ", ".join(_quote_schema(item) for item in _split_list(value))
+        return ", ".join(_quote_schema(item) for item in gucs.split_list(value))
     guc = gucs.lookup(name)
     if guc is not None:
         value = gucs.parse(guc, value)  # PostgreSQL refuses a bad value at SET, not later
@@ -577,22 +577,6 @@ def _zone_names() -> dict[str, str]:
 
 
 _OFFSET_ZONE = re.compile(r"(?i)(utc|gmt)?\s*[-+]?\d{1,2}(:\d{2}(:\d{2})?)?")
-
-
-def _split_list(value: str) -> list[str]:
-    """A list setting's items (SET gave them joined by ', '; set_config gives the text)."""
-    items, current, quoted = [], "", False
-    for char in value:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            items.append(current.strip())
-            current = ""
-        else:
-            current += char
-    if current.strip() or items:
-        items.append(current.strip())
-    return [item for item in items if item]
 
 
 def _quote_schema(item: str) -> str:
