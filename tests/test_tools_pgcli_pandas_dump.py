@@ -244,6 +244,28 @@ def test_pg_dump_schema_only(server, pg_cluster, version: str, options: list[str
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
 
 
+@pytest.mark.parametrize("version", ["15", "18"])
+@pytest.mark.parametrize("mode", ["--globals-only", "--roles-only"])
+def test_pg_dumpall_globals(server, pg_cluster, version: str, mode: str) -> None:
+    """pg_dumpall's roles (without passwords: pgshim shows none) and tablespaces, as of a
+    PostgreSQL 15 cluster whose only role is postgres."""
+    bindir = pg_bindir() if version == "15" else pg18_bindir()
+    if bindir is None:
+        pytest.skip(f"no pg_dumpall {version}: not installed, nor fetched (no network, no cache)")
+    pg_dumpall = [str(bindir / "pg_dumpall"), mode]
+    ours = subprocess.run(
+        pg_dumpall, env=server.env_for_clients(), capture_output=True, text=True, timeout=60
+    )
+    assert ours.returncode == 0, ours.stderr
+    theirs = subprocess.run(
+        [*pg_dumpall, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", pg_cluster.superuser],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert "CREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER" in ours.stdout
+    assert _comparable(ours.stdout) == _comparable(theirs.stdout)
+
+
 # --- pgcli ------------------------------------------------------------------------------------
 
 

@@ -1051,7 +1051,7 @@ class Catalog:
             CATALOG_VIEWS["pgshim_function_signatures"],
             lambda: self._proc_rows()[1],
         )
-        for name in ("pg_roles", "pg_user"):  # without a server: the bootstrap role
+        for name in ("pg_roles", "pg_user", "pg_authid"):  # without a server: the bootstrap role
             self.register_view(
                 name, CATALOG_VIEWS[name], partial(_bootstrap_role, name), needs_session=True
             )
@@ -1178,11 +1178,12 @@ def _macro_tables(tree: exp.Expression) -> set[str]:
 
 
 def _bootstrap_role(catalog: str, session: Any) -> list[tuple]:
-    """pg_roles / pg_user of a catalog without a server (views.py registers the configured
-    users): the session's user, a superuser."""
-    from pgshim.sql.providers import role_rows, user_rows
+    """pg_roles / pg_user / pg_authid of a catalog without a server (views.py registers the
+    configured users): the session's user, a superuser."""
+    from pgshim.sql.providers import authid_rows, role_rows, user_rows
 
-    return (role_rows if catalog == "pg_roles" else user_rows)({}, session)
+    rows = {"pg_roles": role_rows, "pg_user": user_rows, "pg_authid": authid_rows}[catalog]
+    return rows({}, session)
 
 
 def _proc_type_oid(name: str) -> int:

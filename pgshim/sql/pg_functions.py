@@ -21,6 +21,7 @@ PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
 BOOTSTRAP_ROLE_OID = 10
 DEFAULT_TABLESPACE_OID = 1663
+GLOBAL_TABLESPACE_OID = 1664
 HEAP_AM_OID = 2
 BTREE_AM_OID = 403
 DEFAULT_COLLATION_OID = 100
@@ -63,6 +64,12 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("attgenerated", '"char"'), ("attisdropped", "bool"), ("attislocal", "bool"),
         ("attinhcount", "int4"), ("attcollation", "oid"), ("attacl", "_text"),
         ("attoptions", "_text"), ("attfdwoptions", "_text"), ("attmissingval", "text"),
+    ],
+    "pg_authid": [
+        ("oid", "oid"), ("rolname", "name"), ("rolsuper", "bool"), ("rolinherit", "bool"),
+        ("rolcreaterole", "bool"), ("rolcreatedb", "bool"), ("rolcanlogin", "bool"),
+        ("rolreplication", "bool"), ("rolbypassrls", "bool"), ("rolconnlimit", "int4"),
+        ("rolpassword", "text"), ("rolvaliduntil", "timestamptz"),
     ],
     "pg_auth_members": [
         ("roleid", "oid"), ("member", "oid"), ("grantor", "oid"), ("admin_option", "bool"),
@@ -111,6 +118,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("datconnlimit", "int4"), ("datfrozenxid", "xid"), ("datminmxid", "xid"),
         ("dattablespace", "oid"), ("datcollate", "text"), ("datctype", "text"),
         ("daticulocale", "text"), ("datcollversion", "text"), ("datacl", "_text"),
+    ],
+    "pg_db_role_setting": [
+        ("setdatabase", "oid"), ("setrole", "oid"), ("setconfig", "_text"),
     ],
     "pg_default_acl": [
         ("oid", "oid"), ("defaclrole", "oid"), ("defaclnamespace", "oid"),
@@ -186,6 +196,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("oid", "oid"), ("opfmethod", "oid"), ("opfname", "name"), ("opfnamespace", "oid"),
         ("opfowner", "oid"),
     ],
+    "pg_parameter_acl": [
+        ("oid", "oid"), ("parname", "text"), ("paracl", "_text"),
+    ],
     "pg_policy": [
         ("oid", "oid"), ("polname", "name"), ("polrelid", "oid"), ("polcmd", '"char"'),
         ("polpermissive", "bool"), ("polroles", "_oid"), ("polqual", "text"),
@@ -236,6 +249,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "pg_sequence": [
         ("seqrelid", "oid"), ("seqtypid", "oid"), ("seqstart", "int8"), ("seqincrement", "int8"),
         ("seqmax", "int8"), ("seqmin", "int8"), ("seqcache", "int8"), ("seqcycle", "bool"),
+    ],
+    "pg_shseclabel": [
+        ("objoid", "oid"), ("classoid", "oid"), ("provider", "text"), ("label", "text"),
     ],
     "pg_shdescription": [
         ("objoid", "oid"), ("classoid", "oid"), ("description", "text"),
@@ -321,7 +337,8 @@ RELATION_OIDS = {
     "pg_foreign_data_wrapper": 2328, "pg_foreign_server": 1417, "pg_init_privs": 3394,
     "pg_operator": 2617, "pg_opfamily": 2753, "pg_seclabels": 12099, "pg_subscription": 6100,
     "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
-    "pg_ts_template": 3764,
+    "pg_ts_template": 3764, "pg_authid": 1260, "pg_db_role_setting": 2964,
+    "pg_parameter_acl": 6243, "pg_shseclabel": 3592,
 }  # fmt: skip
 # those of them that are views in PostgreSQL (the others are tables, with system columns)
 PG_VIEWS = frozenset({
@@ -367,8 +384,8 @@ STATIC_ROWS: dict[str, list[tuple]] = {
         {"oid": 14, "lanname": "sql", "lanowner": 10, "lanpltrusted": True, "lanvalidator": 2248},
     ]),
     "pg_tablespace": _rows("pg_tablespace", [
-        {"oid": 1663, "spcname": "pg_default", "spcowner": 10},
-        {"oid": 1664, "spcname": "pg_global", "spcowner": 10},
+        {"oid": DEFAULT_TABLESPACE_OID, "spcname": "pg_default", "spcowner": 10},
+        {"oid": GLOBAL_TABLESPACE_OID, "spcname": "pg_global", "spcowner": 10},
     ]),
     "pg_collation": _rows("pg_collation", [
         {"oid": 100, "collname": "default", "collnamespace": 11, "collowner": 10,
@@ -394,7 +411,7 @@ EMPTY_CATALOGS = (
     "pg_conversion", "pg_default_acl", "pg_event_trigger", "pg_foreign_data_wrapper",
     "pg_foreign_server", "pg_init_privs", "pg_operator", "pg_opfamily", "pg_seclabels",
     "pg_subscription", "pg_transform", "pg_ts_config", "pg_ts_dict", "pg_ts_parser",
-    "pg_ts_template",
+    "pg_ts_template", "pg_db_role_setting", "pg_parameter_acl", "pg_shseclabel",
 )  # fmt: skip
 
 _ENCODINGS = {0: "SQL_ASCII", 6: "UTF8", 8: "LATIN1"}
@@ -734,6 +751,13 @@ MACROS: dict[str, str] = {
     "array_remove": (
         "CREATE MACRO array_remove(a, e) AS list_filter(a, lambda x: x IS DISTINCT FROM e)"
     ),
+    # pgshim's tablespaces are PostgreSQL's built-in ones: in the data directory
+    "pg_tablespace_location": (
+        "CREATE MACRO pg_tablespace_location(t) AS CASE WHEN t IS NULL THEN NULL"
+        f" WHEN t IN ({DEFAULT_TABLESPACE_OID}, {GLOBAL_TABLESPACE_OID}) THEN ''"
+        " ELSE error('could not stat file \"pg_tblspc/' || CAST(t AS VARCHAR)"
+        " || '\": No such file or directory') END"
+    ),
     # pgshim has no triggers (pg_trigger is empty): NULL, as PostgreSQL for an unknown oid
     "pg_get_triggerdef": (
         "CREATE MACRO pg_get_triggerdef(t) AS CAST(NULL AS VARCHAR),"
@@ -814,6 +838,7 @@ MACRO_SIGNATURES: dict[str, list[tuple[list[str], str]]] = {
     "quote_literal": [(["text"], "text")],
     "array_remove": [(["anyarray", "text"], "anyarray")],
     "pg_get_triggerdef": [(["oid"], "text"), (["oid", "bool"], "text")],
+    "pg_tablespace_location": [(["oid"], "text")],
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from zlib import crc32
 
+from pgshim.errors import PgError
 from pgshim.logical.publications import (
     ALL_ACTIONS,
     Publication,
@@ -26,6 +27,7 @@ from pgshim.sql.pg_functions import (
     class_row,
     quote_ident,
 )
+from pgshim.sql.privileges import INSUFFICIENT_PRIVILEGE, is_superuser
 from pgshim.sql.publications import TableSpec, check_identity, table_items
 
 PG_CATALOG_OID = 11
@@ -295,6 +297,29 @@ def role_rows(users: dict, session: object) -> list[tuple]:
             rolbypassrls=superuser, oid=oid,
         ))  # fmt: skip
     return rows
+
+
+def authid_rows(users: dict, session: object) -> list[tuple]:
+    """pg_authid, which only a superuser may read: pg_roles' roles, with no password (pgshim
+    shows no secret in SQL: pg_dumpall dumps the roles without their passwords)."""
+    if not is_superuser(session):
+        raise PgError(INSUFFICIENT_PRIVILEGE, "permission denied for table pg_authid")
+    return [
+        catalog_row(
+            "pg_authid",
+            oid=row[12],
+            rolname=row[0],
+            rolsuper=row[1],
+            rolinherit=row[2],
+            rolcreaterole=row[3],
+            rolcreatedb=row[4],
+            rolcanlogin=row[5],
+            rolreplication=row[6],
+            rolbypassrls=row[10],
+            rolconnlimit=row[7],
+        )
+        for row in role_rows(users, session)
+    ]
 
 
 def user_rows(users: dict, session: object) -> list[tuple]:
