@@ -47,7 +47,7 @@ from pgshim.sql.copy import (
 from pgshim.sql.engine import Engine
 from pgshim.sql.parse import StatementKind, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
-from pgshim.sql.providers import CatalogRows, PublicationDDL
+from pgshim.sql.providers import CatalogRows, PublicationDDL, bootstrap_role
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
@@ -148,8 +148,9 @@ class Application:
         )
         self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
-            self.relations.relations, self.publications, config.database
-        )
+            self.relations.relations, self.publications, config.database,
+            bootstrap_role(config.users),
+        )  # fmt: skip
         self.sessions: dict[int, Session] = {}
         # SELECT over collections: their rows as of a snapshot, replayed from the spool
         self.collections = CollectionTables(

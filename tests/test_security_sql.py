@@ -310,7 +310,8 @@ def test_pg_settings_and_cte_shadowing_show_nothing_of_the_engine(server) -> Non
             conn, "WITH duckdb_settings AS (SELECT 1 AS x) SELECT x FROM duckdb_settings"
         ) == [(1,)]
         assert rows(conn, "TABLE pg_namespace") == [
-            (11, "pg_catalog", 10, None), (2200, "public", 10, None)
+            (11, "pg_catalog", 10, None),
+            (2200, "public", 10, ["postgres=UC/postgres", "=U/postgres"]),
         ]
         assert rows(conn, "VALUES (1, 'a'), (2, 'b')") == [(1, "a"), (2, "b")]
     finally:

@@ -29,6 +29,7 @@ from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
+from pgshim.sql.system_columns import replace_system_columns
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 from pgshim.versions import ServerVersion
 
@@ -517,6 +518,7 @@ class Catalog:
         self._call_index = calls
         self._collection_nodes = self._collection_refs(tree)
         self._collection_tables: set[str] = set()
+        replace_system_columns(tree, _CATALOG_TABLES)
         return tree.transform(self._rewrite_node, copy=False)
 
     def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
@@ -740,9 +742,14 @@ class Catalog:
                     this=_internal("regclass_in"), expressions=[value, exp.Boolean(this=True)]
                 )
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        if target == 4089 and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Literal.number(self._regnamespace(inner.this))
         if target == 4089:
             value = inner.transform(self._rewrite_node)
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        if target == 24:  # regproc: only ever shown (pg_dump), so its name at once
+            value = inner.transform(self._rewrite_node)
+            return exp.Anonymous(this=_internal("regproc_out"), expressions=[value])
         return None
 
     def _rewrite_cast(self, node: exp.Cast) -> exp.Expression:
@@ -781,6 +788,11 @@ class Catalog:
                 raise PgError("22P02", str(error)) from None
         if target is None:
             return node
+        if _is_array_type(target) and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Cast(
+                this=_array_literal(_array_in(target, inner.this)),
+                to=exp.DataType.build(duck_type(target), dialect="duckdb"),
+            )
         if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
             return inner
         node.set("to", exp.DataType.build(duck_type(target), dialect="duckdb"))
@@ -842,13 +854,23 @@ class Catalog:
             return function is not None and function.return_oid == 3220
         return False
 
-    def _regclass(self, name: str) -> int:
-        parts = [part.strip('"') for part in name.split(".")]
-        relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
+    def _namespaces(self) -> dict[str, int]:
         namespaces = {"pg_catalog": 11, "public": 2200}
         table = self._tables.get("pg_namespace")
         for row in table.rows() if table and not table.needs_session else []:
             namespaces[row[1]] = row[0]
+        return namespaces
+
+    def _regnamespace(self, name: str) -> int:
+        oid = self._namespaces().get(name.strip('"'))
+        if oid is None:
+            raise PgError("42704", f'schema "{name}" does not exist')
+        return oid
+
+    def _regclass(self, name: str) -> int:
+        parts = [part.strip('"') for part in name.split(".")]
+        relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
+        namespaces = self._namespaces()
         wanted = {namespaces.get(schema, -1)} if schema else {11, 2200}
         table = self._tables.get("pg_class")
         for row in table.rows() if table else []:
@@ -1095,7 +1117,7 @@ class Catalog:
             CATALOG_VIEWS["pgshim_function_signatures"],
             lambda: self._proc_rows()[1],
         )
-        for name in ("pg_roles", "pg_user"):  # without a server: the bootstrap role
+        for name in ("pg_roles", "pg_user", "pg_authid"):  # without a server: the bootstrap role
             self.register_view(
                 name, CATALOG_VIEWS[name], partial(_bootstrap_role, name), needs_session=True
             )
@@ -1221,15 +1243,18 @@ def _macro_tables(tree: exp.Expression) -> set[str]:
     if tree.find(exp.Cast) is not None:
         called.update(("pgshim_fn_regclass_in", "pgshim_fn_regclass_out"))
         called.add("pgshim_fn_regnamespace_out")
+    if any(_reg_target(cast) == 24 for cast in tree.find_all(exp.Cast)):
+        called.add("pgshim_fn_regproc_out")
     return {table for name in called for table in pg_functions.MACRO_TABLES.get(name, ())}
 
 
 def _bootstrap_role(catalog: str, session: Any) -> list[tuple]:
-    """pg_roles / pg_user of a catalog without a server (views.py registers the configured
-    users): the session's user, a superuser."""
-    from pgshim.sql.providers import role_rows, user_rows
+    """pg_roles / pg_user / pg_authid of a catalog without a server (views.py registers the
+    configured users): the session's user, a superuser."""
+    from pgshim.sql.providers import authid_rows, role_rows, user_rows
 
-    return (role_rows if catalog == "pg_roles" else user_rows)({}, session)
+    rows = {"pg_roles": role_rows, "pg_user": user_rows, "pg_authid": authid_rows}[catalog]
+    return rows({}, session)
 
 
 def _proc_type_oid(name: str) -> int:
@@ -1253,10 +1278,14 @@ def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
 
 
 def _reg_target(node: exp.Cast) -> int | None:
-    """_cast_target, knowing regnamespace too."""
-    if node.to.sql("postgres").lower().replace("pg_catalog.", "") == "regnamespace":
-        return 4089
+    """_cast_target, knowing regnamespace and regproc too."""
+    name = node.to.sql("postgres").lower().replace("pg_catalog.", "")
+    if name in _CATALOG_TYPE_OIDS:
+        return _CATALOG_TYPE_OIDS[name]
     return _cast_target(node)
+
+
+_CATALOG_TYPE_OIDS = {"regnamespace": 4089, "regproc": 24}
 
 
 def _collation_name(node: exp.Collate) -> str:
@@ -1281,6 +1310,12 @@ def _is_internal(name: str) -> bool:
     return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
 
 
+# PostgreSQL's catalog tables (not views) pgshim serves: their rows have a tableoid
+_CATALOG_TABLES = {
+    name: oid
+    for name, oid in pg_functions.RELATION_OIDS.items()
+    if name not in pg_functions.PG_VIEWS
+}
 _INTERNAL_TABLES = pg_functions.INTERNAL_TABLES | {
     "pgshim_type_names", "pgshim_publication_rel", "pgshim_session_settings",
     "pgshim_database_sizes",
@@ -1335,6 +1370,27 @@ def _literal(value: Any) -> exp.Expression:
     if isinstance(value, list):
         return exp.Array(expressions=[_literal(item) for item in value])
     return exp.Literal.string(str(value))
+
+
+def _is_array_type(oid: int) -> bool:
+    pg_type = pgtypes.BY_OID.get(oid)
+    return pg_type is not None and pg_type.category == "A" and oid not in (22, 30)
+
+
+def _array_in(oid: int, text: str) -> list:
+    """PostgreSQL's text form of an array ('{1,2}') read as the array type ``oid``."""
+    try:
+        return pgtypes.text_in(oid, text)
+    except (ValueError, IndexError, AssertionError):
+        raise PgError("22P02", f'malformed array literal: "{text}"') from None
+
+
+def _array_literal(value: list) -> exp.Expression:
+    """The engine's list of a parsed array (nested for more dimensions)."""
+    return exp.Array(
+        expressions=[_array_literal(item) if isinstance(item, list) else _literal(item)
+                     for item in value]
+    )  # fmt: skip
 
 
 def _value_literal(value: Any) -> exp.Expression:

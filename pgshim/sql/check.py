@@ -47,7 +47,8 @@ ENGINE_FUNCTIONS = frozenset({
 })  # fmt: skip
 
 # Types of the catalog pgshim serves beyond pgtypes: regnamespace (an oid printing a schema name)
-CATALOG_TYPES = frozenset({"regnamespace"})
+# and regproc (a function's, as pg_dump reads it)
+CATALOG_TYPES = frozenset({"regnamespace", "regproc"})
 
 # Set-returning built-ins the engine streams only as FROM items: elsewhere it builds the whole
 # series as one list first, outside its memory limit and deaf to interrupts.
