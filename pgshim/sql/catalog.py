@@ -7,6 +7,7 @@ PostgreSQL's names and types back (declared view column types, declared function
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
+from pgshim.sql.shared_tables import Derived
 from pgshim.sql.system_columns import replace_system_columns
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 from pgshim.versions import ServerVersion
@@ -222,6 +224,11 @@ class Catalog:
         self._configured = False  # the engine knows the tables and macros
         self._session: SessionContext | None = None
         self._collections: CollectionSource | None = None
+        self._lsn_names: frozenset[str] | None = None  # see _lsn_columns
+        # pg_class and pg_attribute rows of the views, computed again when one is registered
+        self._view_rows = Derived(
+            lambda: pg_functions.view_rows(self._own_views()), self._own_views
+        )
         self._register_builtins()
 
     # --- registration ---------------------------------------------------------------------
@@ -242,6 +249,7 @@ class Catalog:
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it
+            self._lsn_names = None
 
     def register_function(
         self,
@@ -277,6 +285,7 @@ class Catalog:
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
+            self._lsn_names = None
 
     def register_collections(self, collections: CollectionSource) -> None:
         """Tables whose rows a query loads into its engine process before it runs (the
@@ -289,15 +298,17 @@ class Catalog:
         """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
 
         def with_views(*session: Any) -> list[tuple]:
-            views = {
-                view: table.columns
-                for view, table in list(self._tables.items())
-                if not _is_internal(view)
-            }
-            classes, attributes = pg_functions.view_rows(views)
+            classes, attributes = self._view_rows()
             return [*rows(*session), *(classes if name == "pg_class" else attributes)]
 
         return with_views
+
+    def _own_views(self) -> dict[str, list[tuple[str, int]]]:
+        return {
+            view: table.columns
+            for view, table in list(self._tables.items())
+            if not _is_internal(view)
+        }
 
     def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
         """pg_proc and the printed signatures: every function pgshim defines."""
@@ -490,23 +501,11 @@ class Catalog:
     # --- parsing and rewriting ----------------------------------------------------------------
 
     def _parse(self, sql: str) -> exp.Expression:
-        try:
-            tree = sqlglot.parse_one(sql, read=_PostgresTypes)
-        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
-            raise PgError(
-                "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
-            ) from None
-        if tree is None:
-            raise PgError("42601", "syntax error")
-        for node in list(tree.find_all(exp.CurrentSchemas)):  # a server function like others
-            args = [node.this] if node.this is not None else []
-            node.replace(exp.Anonymous(this="current_schemas", expressions=args))
-        for node in tree.find_all(exp.Parameter, exp.Placeholder):
-            # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
-            # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
-            if not (isinstance(node, exp.Parameter) and str(node.this.this).isdigit()):
-                raise PgError("0A000", f"pgshim cannot run this query: {node.sql('postgres')}")
-        return tree
+        """The query's tree, of its own: parsed once per text (tools send the same catalog
+        queries again and again), copied for each query."""
+        if len(sql) > _CACHED_TEXT:
+            return _parse_text(sql)
+        return _parsed(sql).copy()
 
     def _rewrite(
         self, tree: exp.Expression, params: list, evaluate: bool, computed: dict[int, list[tuple]]
@@ -844,15 +843,22 @@ class Catalog:
         if isinstance(node, exp.Sub | exp.Add):  # pg_lsn +/- numeric
             return self._is_lsn(node.left) != self._is_lsn(node.right)
         if isinstance(node, exp.Column):
-            return any(
-                column == node.name and oid == 3220
-                for table in [*self._tables.values(), *self._table_functions.values()]
-                for column, oid in table.columns
-            )
+            return node.name in self._lsn_columns()
         if isinstance(node, exp.Anonymous):
             function = self._functions.get(node.name.lower())
             return function is not None and function.return_oid == 3220
         return False
+
+    def _lsn_columns(self) -> frozenset[str]:
+        """The names of the pg_lsn columns of the views and set-returning functions."""
+        if self._lsn_names is None:
+            self._lsn_names = frozenset(
+                column
+                for table in [*self._tables.values(), *self._table_functions.values()]
+                for column, oid in table.columns
+                if oid == 3220
+            )
+        return self._lsn_names
 
     def _namespaces(self) -> dict[str, int]:
         namespaces = {"pg_catalog": 11, "public": 2200}
@@ -993,22 +999,26 @@ class Catalog:
     def _ensure_db(self) -> None:
         if not self._configured:
             # the engine's own tables hold the rows of now: enough for the static ones (types)
-            # and for macros and planning; queries bring fresh copies of what they read
+            # and for macros and planning; queries bring fresh versions of what they read
             tables = [
-                _temp_table(table.name, table.columns, [] if table.needs_session else table.rows())
+                _temp_table(table.name, table.columns, [] if table.needs_session else table.rows(),
+                            shared=not table.needs_session)
                 for table in self._tables.values()
-            ]
+            ]  # fmt: skip
             self.engine.configure(tables, _MACROS.values())
             self._configured = True
 
     def _view_tables(self, tree: exp.Expression) -> list[TempTable]:
         """The current rows of every view the query reads (and of those the macros it calls
-        read), for the query's own temporary copies: nothing a query sees is shared."""
+        read): the query's own temporary copies of the views whose rows depend on the session,
+        versions of the shared tables of the others (see shared_tables.py)."""
         tables = []
         for name in self._referenced_views(tree):
             table = self._tables[name]
-            produced = table.rows(self._session) if table.needs_session else table.rows()
-            tables.append(_temp_table(name, table.columns, produced))
+            if table.needs_session:
+                tables.append(_temp_table(name, table.columns, table.rows(self._session)))
+            else:
+                tables.append(_temp_table(name, table.columns, table.rows(), shared=True))
         return tables
 
     def _referenced_views(self, tree: exp.Expression) -> list[str]:
@@ -1237,6 +1247,34 @@ def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
     return call.expressions[0].this.this
 
 
+_CACHED_TEXT = 16_384  # longer texts are parsed each time (the cache holds a few trees)
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed(sql: str) -> exp.Expression:
+    return _parse_text(sql)
+
+
+def _parse_text(sql: str) -> exp.Expression:
+    try:
+        tree = sqlglot.parse_one(sql, read=_PostgresTypes)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
+        raise PgError(
+            "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
+        ) from None
+    if tree is None:
+        raise PgError("42601", "syntax error")
+    for node in list(tree.find_all(exp.CurrentSchemas)):  # a server function like others
+        args = [node.this] if node.this is not None else []
+        node.replace(exp.Anonymous(this="current_schemas", expressions=args))
+    for node in tree.find_all(exp.Parameter, exp.Placeholder):
+        # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
+        # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
+        if not (isinstance(node, exp.Parameter) and str(node.this.this).isdigit()):
+            raise PgError("0A000", f"pgshim cannot run this query: {node.sql('postgres')}")
+    return tree
+
+
 def _macro_tables(tree: exp.Expression) -> set[str]:
     """The catalog tables read by the catalog macros a query calls."""
     called = {node.name.lower() for node in tree.find_all(exp.Anonymous)}
@@ -1352,10 +1390,13 @@ def _no_constant(*_args: Any) -> None:
     raise PgError("XX000", "evaluated by the engine (see _ENGINE_EVALUATED)")
 
 
-def _temp_table(name: str, columns: list[tuple[str, int]], rows: Iterable[tuple]) -> TempTable:
+def _temp_table(
+    name: str, columns: list[tuple[str, int]], rows: Iterable[tuple], shared: bool = False
+) -> TempTable:
     return TempTable(
-        name, [(column, duck_type(oid)) for column, oid in columns], [tuple(row) for row in rows]
-    )
+        name, [(column, duck_type(oid)) for column, oid in columns], [tuple(row) for row in rows],
+        shared,
+    )  # fmt: skip
 
 
 def _literal(value: Any) -> exp.Expression:

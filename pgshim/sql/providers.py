@@ -29,6 +29,7 @@ from pgshim.sql.pg_functions import (
 )
 from pgshim.sql.privileges import INSUFFICIENT_PRIVILEGE, is_superuser
 from pgshim.sql.publications import TableSpec, check_identity, table_items
+from pgshim.sql.shared_tables import Derived
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -66,6 +67,7 @@ class CatalogRows:
         self.publications = publications
         self.database = database
         self.owner = owner  # the bootstrap role's name (see bootstrap_role)
+        self._providers: dict[str, Callable[[], list[tuple]]] | None = None
 
     def pg_database(self) -> list[tuple]:
         """The configured database and PostgreSQL's own (connected to for status: psql -l,
@@ -222,6 +224,24 @@ class CatalogRows:
         return rows
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
+        """The row providers, each computing its rows again only after the relations or the
+        publications changed (the rows are read by many queries, and change seldom)."""
+        if self._providers is None:
+            self._providers = {
+                name: Derived(rows, self._state) for name, rows in self._computed().items()
+            }
+        return self._providers
+
+    def _state(self) -> tuple:
+        """What the rows derive from, by value: every relation's name, columns and replica
+        identity, and the publications' generation."""
+        return self.publications.generation, [
+            (rel.oid, rel.schema, rel.name, rel.replident, rel.version,
+             [(c.name, c.type_oid, c.typmod, c.is_key) for c in rel.columns])
+            for rel in self._relations()
+        ]  # fmt: skip
+
+    def _computed(self) -> dict[str, Callable[[], list[tuple]]]:
         return {
             "pg_database": lambda: [database_row(*row) for row in self.pg_database()],
             "pg_namespace": self.pg_namespace,
