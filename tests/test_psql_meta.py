@@ -25,11 +25,10 @@ def _psql(port: int, command: str, dbname: str = "reddb") -> subprocess.Complete
     )  # fmt: skip
 
 
-def create_like(server_psql, pg: PgCluster) -> None:
+def create_like(server_psql, pg: PgCluster, dbname: str = "reddb") -> None:
     """PostgreSQL tables with the columns pgshim shows for its collections (rid the key)."""
     rows = server_psql("SELECT tablename, columns, types FROM pgshim_collections")
-    statements = ["CREATE DATABASE reddb"]
-    pg.psql(statements[0])
+    pg.psql(f"CREATE DATABASE {dbname}")
     for line in rows.splitlines():
         table, columns, types = line.split("|")
         names = columns.strip("{}").split(",")
@@ -38,7 +37,7 @@ def create_like(server_psql, pg: PgCluster) -> None:
             f'"{name}" {kind}' + (" PRIMARY KEY" if name == "rid" else "")
             for name, kind in zip(names, kinds, strict=True)
         )
-        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname="reddb")
+        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname=dbname)
 
 
 def _split_array(text: str) -> list[str]:

@@ -25,6 +25,7 @@ from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
+from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
 
@@ -316,6 +317,20 @@ class Catalog:
             schema=collections.schema if collections else "public",
         )
 
+    def relation_columns(self, schema: str | None, name: str) -> tuple[str, ...] | None:
+        """The columns of a relation a query may read, as check.py finds it (see resolve.py)."""
+        table = self._tables.get(name.lower())
+        if schema in (None, "pg_catalog") and table is not None and not _is_internal(name):
+            return tuple(column for column, _ in table.columns)
+        collections = self._collections
+        if (
+            collections is not None
+            and schema in (None, collections.schema)
+            and name in collections.names()
+        ):
+            return tuple(column for column, _ in collections.columns(name))
+        return None
+
     def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
         """The table references that name a collection (id of the node -> collection): in the
         collections' schema, or bare where no catalog view or CTE has the name."""
@@ -374,7 +389,7 @@ class Catalog:
         staging = {"stage": stage} if stage is not None else {}
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
-            _pg_error, **staging,
+            translate, **staging,
         )  # fmt: skip
         columns = self._columns(tree, cursor.description)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
@@ -408,7 +423,7 @@ class Catalog:
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
         description = await self.engine.describe(
-            limited, engine_params, empty, bound, _pg_error
+            limited, engine_params, empty, bound, translate
         )
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
@@ -606,6 +621,8 @@ class Catalog:
             return node
         if isinstance(node, exp.Cast):
             return self._rewrite_cast(node)
+        if isinstance(node, exp.Div):  # PostgreSQL's: integers divide to an integer, x/0 fails
+            return exp.IntDiv(this=node.this, expression=node.expression)
         special = _SPECIAL_FUNCTIONS.get(type(node))
         if special is not None:
             return self._call(special, [])
@@ -1317,36 +1334,6 @@ def _column_name(projection: exp.Expression) -> str | None:
 def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int | None:
     found = [columns[column] for columns in sources.values() if column in columns]
     return found[0] if len(found) == 1 else None
-
-
-def _pg_error(error: Exception) -> PgError:
-    text = str(error)
-    kind = getattr(error, "kind", type(error).__name__)  # an EngineError names DuckDB's class
-    if kind == "OutOfMemoryException":
-        return PgError(
-            "53200",
-            "out of memory",
-            detail=f"The query exceeds query_memory: {text.splitlines()[0]}",
-        )
-    if kind == "PermissionException":
-        return PgError("42501", "permission denied")
-    if "unrecognized configuration parameter" in text:  # current_setting() evaluated per row
-        return PgError("42704", text.splitlines()[0].split("Error: ", 1)[-1])
-    if "does not exist" in text and "Table" in text:
-        return PgError("42P01", text.splitlines()[0])
-    if "Referenced column" in text or "not found in FROM clause" in text:
-        return PgError("42703", text.splitlines()[0])
-    if "Type with name" in text and "does not exist" in text:
-        return PgError("42704", text.splitlines()[0])
-    if "Scalar Function" in text and "does not exist" in text:
-        return PgError("42883", text.splitlines()[0])
-    if kind in ("ParserException",):
-        return PgError("42601", text.splitlines()[0])
-    if kind in ("ConversionException", "InvalidInputException"):
-        return PgError("22P02", text.splitlines()[0])
-    if kind == "BinderException":
-        return PgError("42804", text.splitlines()[0])
-    return PgError("XX000", text.splitlines()[0])
 
 
 # PostgreSQL 15 catalog views with their exact column types; rows come from the server's providers.

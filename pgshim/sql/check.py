@@ -186,7 +186,7 @@ class _Checker:
                     hint=f"Write SELECT ... FROM {name}(...) AS t(x).",
                 )
             return
-        arg_types = ", ".join(_arg_type(arg) for arg in node.args or ())
+        arg_types = ", ".join(arg_type(arg) for arg in node.args or ())
         raise PgError(
             "42883",
             f"function {'.'.join(parts)}({arg_types}) does not exist",
@@ -225,7 +225,7 @@ def _check_type(node: ast.TypeName) -> None:
         raise PgError("42704", f'type "{".".join(parts)}" does not exist')
 
 
-def _arg_type(arg: object) -> str:
+def arg_type(arg: object) -> str:
     if isinstance(arg, ast.A_Const):
         value = arg.val
         if isinstance(value, ast.Integer):

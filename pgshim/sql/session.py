@@ -7,7 +7,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Protocol
 
 from pglast import ast, enums
@@ -18,7 +18,9 @@ from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
 from pgshim.sql.check import check_query
+from pgshim.sql.engine_errors import EngineQueryError, place
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
+from pgshim.sql.resolve import check_references, column_owner
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
 
 
@@ -282,15 +284,24 @@ class SqlSession:
         if stmt.kind is StatementKind.QUERY:
             try:
                 used = check_query(stmt.node, self.catalog.names())
+                check_references(stmt.node, self.catalog.relation_columns)
             except RecursionError:
                 raise stack_depth_exceeded() from None
-            oids, columns = await self.catalog.describe(
-                stmt.text, param_oids + [0] * (used - len(param_oids)), self.bound()
-            )
+            try:
+                oids, columns = await self.catalog.describe(
+                    stmt.text, param_oids + [0] * (used - len(param_oids)), self.bound()
+                )
+            except EngineQueryError as error:
+                raise self._placed(error, stmt) from None
             return Prepared(stmt, oids, columns)
         if stmt.kind is StatementKind.SHOW:
             return Prepared(stmt, list(param_oids), self._show_columns(stmt.node.name))
         return Prepared(stmt, list(param_oids), None)
+
+    def _placed(self, error: EngineQueryError, stmt: Statement) -> PgError:
+        """An engine error with PostgreSQL's position and names (see engine_errors.py)."""
+        owner = partial(column_owner, stmt.node, self.catalog.relation_columns)
+        return place(error, stmt.node, stmt.source, owner)
 
     async def execute_prepared(
         self, prepared: Prepared, params: list
@@ -301,10 +312,14 @@ class SqlSession:
         kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
             used = check_query(node, self.catalog.names())
+            check_references(node, self.catalog.relation_columns)
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
             self._queried = self._queried or self.tx_status == "T"
-            return await self.catalog.query(stmt.text, params, self, self.bound())
+            try:
+                return await self.catalog.query(stmt.text, params, self, self.bound())
+            except EngineQueryError as error:
+                raise self._placed(error, stmt) from None
         if kind is StatementKind.SHOW:
             return self._show(node.name)
         if kind is StatementKind.SET:
