@@ -343,6 +343,7 @@ class Session:
                 server_settings=app.server_settings,
                 is_superuser=role.superuser,
                 rolreplication=role.replication,
+                read_only=info.database != app.config.database,
             ),
             app.publications_ddl,
         )

@@ -67,6 +67,14 @@ _DML_TAGS = {
 }
 CATALOG_SCHEMAS = (None, "pg_catalog")
 
+# Functions that change the server's state (its replication slots): refused, as writes, in a
+# session that may change nothing (see check_no_writes)
+WRITING_FUNCTIONS = frozenset({
+    "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+    "pgshim_create_history_slot", "pg_logical_slot_get_changes",
+    "pg_logical_slot_get_binary_changes", "pg_replication_slot_advance",
+})  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
@@ -86,6 +94,27 @@ def check_query(node: ast.SelectStmt, names: Names) -> int:
     checker = _Checker(names)
     checker.visit(node, frozenset())
     return checker.max_param
+
+
+def check_no_writes(node: ast.Node) -> None:
+    """PostgreSQL's error for a read-only transaction if the query calls a writing function."""
+    for call in _calls(node):
+        parts = [part.sval for part in call.funcname]
+        if parts[-1].lower() in WRITING_FUNCTIONS and (len(parts) == 1 or parts[0] == "pg_catalog"):
+            raise _read_only(f"{parts[-1].lower()}()")
+
+
+def _calls(node: object) -> Iterator[ast.FuncCall]:
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _calls(item)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    if isinstance(node, ast.FuncCall):
+        yield node
+    for child in _children(node):
+        yield from _calls(child)
 
 
 class _Checker:

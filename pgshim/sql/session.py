@@ -17,7 +17,7 @@ from pgshim.errors import PgError
 from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
-from pgshim.sql.check import check_query
+from pgshim.sql.check import check_no_writes, check_query
 from pgshim.sql.engine_errors import EngineQueryError, place
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
 from pgshim.sql.resolve import check_references, column_owner
@@ -38,6 +38,7 @@ class SessionInfo:
     server_settings: dict[str, str] = field(default_factory=dict)  # what the server runs with
     is_superuser: bool = True  # the role's attributes, as pg_roles shows them
     rolreplication: bool = True
+    read_only: bool = False  # a status-only database (postgres, template1): nothing changes
 
 
 class PublicationHandler(Protocol):
@@ -312,6 +313,8 @@ class SqlSession:
         kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
             used = check_query(node, self.catalog.names())
+            if self.info.read_only:
+                check_no_writes(node)
             check_references(node, self.catalog.relation_columns)
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
@@ -357,6 +360,8 @@ class SqlSession:
                 self._lock_table(node)
             return CommandResult(tag)
         if kind is StatementKind.PUBLICATION:
+            if self.info.read_only:
+                raise PgError("25006", f"cannot execute {tag} in a read-only transaction")
             return self._publication(stmt.text)
         raise PgError("0A000", f"{tag} is not supported here")
 
