@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import pg_functions, pg_settings
+from pgshim.sql import information_schema, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
@@ -209,6 +209,7 @@ class Catalog:
         self._session: SessionContext | None = None
         self._collections: CollectionSource | None = None
         self._register_builtins()
+        information_schema.register(self)
 
     # --- registration ---------------------------------------------------------------------
 
@@ -315,10 +316,13 @@ class Catalog:
             table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
             collections=collections.names() if collections else frozenset(),
             schema=collections.schema if collections else "public",
+            information_schema=frozenset(information_schema.VIEWS),
         )
 
     def relation_columns(self, schema: str | None, name: str) -> tuple[str, ...] | None:
         """The columns of a relation a query may read, as check.py finds it (see resolve.py)."""
+        if schema == information_schema.SCHEMA and name in information_schema.VIEWS:
+            return tuple(column for column, _ in information_schema.VIEWS[name])
         table = self._tables.get(name.lower())
         if schema in (None, "pg_catalog") and table is not None and not _is_internal(name):
             return tuple(column for column, _ in table.columns)
@@ -330,6 +334,15 @@ class Catalog:
         ):
             return tuple(column for column, _ in collections.columns(name))
         return None
+
+    def rows_of(self, name: str, session: Any) -> list[dict[str, Any]]:
+        """The current rows of a catalog table, as dicts (for views defined over others)."""
+        table = self._tables.get(name)
+        if table is None:
+            return []
+        produced = table.rows(session) if table.needs_session else table.rows()
+        names = [column for column, _ in table.columns]
+        return [dict(zip(names, row, strict=False)) for row in produced]
 
     def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
         """The table references that name a collection (id of the node -> collection): in the
@@ -500,6 +513,10 @@ class Catalog:
             ) from None
         if tree is None:
             raise PgError("42601", "syntax error")
+        for node in tree.find_all(exp.Table):  # check.py let through only views it has
+            if node.db.lower() == information_schema.SCHEMA and not node.catalog:
+                node.set("db", None)
+                node.set("this", exp.to_identifier(information_schema.internal_name(node.name)))
         for node in tree.find_all(exp.Parameter, exp.Placeholder):
             # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
             # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
@@ -1174,7 +1191,8 @@ _OPERATORS: dict[str, type[exp.Expression]] = {
 
 def _is_internal(name: str) -> bool:
     """Tables and macros that serve the rewrite; queries cannot name them."""
-    return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
+    prefixes = ("pgshim_fn_", "pgshim_rows_", information_schema.INTERNAL_PREFIX)
+    return name.startswith(prefixes) or name in _INTERNAL_TABLES
 
 
 _INTERNAL_TABLES = pg_functions.INTERNAL_TABLES | {

@@ -85,6 +85,7 @@ class Names:
     table_functions: frozenset[str]  # set-returning functions pgshim defines (FROM only)
     collections: frozenset[str] = frozenset()  # tables of the collections (names as they are)
     schema: str = "public"  # the schema the collections are in
+    information_schema: frozenset[str] = frozenset()  # its views (information_schema.<name>)
 
 
 def check_query(node: ast.SelectStmt, names: Names) -> int:
@@ -177,6 +178,12 @@ class _Checker:
             node.catalogname is None
             and node.schemaname in CATALOG_SCHEMAS
             and name.lower() in self.names.relations
+        ):
+            return
+        if (
+            node.catalogname is None
+            and node.schemaname == "information_schema"
+            and name in self.names.information_schema
         ):
             return
         if (
