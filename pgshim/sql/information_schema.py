@@ -202,7 +202,7 @@ def _type_facts(type_oid: int) -> tuple:
     known = pgtypes.BY_OID.get(type_oid)
     if known is None:
         return ("USER-DEFINED", None, None, None, None, None, None, None, None)
-    if known.elem_oid:
+    if known.elem_oid and known.typlen == -1:  # name's element is char, but it is no array
         return ("ARRAY", None, None, None, None, None, None, None, None)
     octets = 1073741824 if type_oid in (25, 1042, 1043) else None
     precision = _NUMERIC_PRECISION.get(type_oid)
