@@ -28,11 +28,8 @@ from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
-
-SERVER_VERSION = "15.18"
-VERSION_STRING = (
-    f"PostgreSQL {SERVER_VERSION} (pgshim 0.1.0) on x86_64-pc-linux-gnu, compiled by Python, 64-bit"
-)
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
+from pgshim.versions import ServerVersion
 
 # PostgreSQL type -> DuckDB storage type. Types without a DuckDB twin get an otherwise unused
 # DuckDB type so that a result column's DuckDB type still tells its PostgreSQL type.
@@ -183,7 +180,9 @@ class CollectionSource(Protocol):
     def table_name(self, name: str) -> str: ...
     def empty_tables(self, names: Iterable[str]) -> list[TempTable]: ...
     def check(self, names: Iterable[str], session: Any) -> None: ...
-    async def stage(self, cursor: Any, names: Iterable[str], session: Any, bound: Bound) -> None: ...
+    async def stage(
+        self, cursor: Any, names: Iterable[str], session: Any, bound: Bound
+    ) -> None: ...
 
 
 @dataclass
@@ -193,6 +192,7 @@ class ServerFacts:
     start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     current_lsn: Callable[[], int] = lambda: 0
     database_sizes: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
+    version: ServerVersion = DEFAULT_VERSION
 
 
 class Catalog:
@@ -313,7 +313,7 @@ class Catalog:
             functions=frozenset(
                 [name for name in [*self._functions, *_MACROS] if not _is_internal(name)]
             ),
-            table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
+            table_functions=frozenset(self._table_functions) | _TABLE_MACROS,
             collections=collections.names() if collections else frozenset(),
             schema=collections.schema if collections else "public",
             information_schema=frozenset(information_schema.VIEWS),
@@ -435,9 +435,7 @@ class Catalog:
                 empty += self._collections.empty_tables(collections)
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
-        description = await self.engine.describe(
-            limited, engine_params, empty, bound, translate
-        )
+        description = await self.engine.describe(limited, engine_params, empty, bound, translate)
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
 
@@ -652,6 +650,9 @@ class Catalog:
         "default", pg_catalog.pg_class.oid, regclass and regnamespace values (oids that print as
         names), PostgreSQL's array literals; None when the node is not one of them."""
         if isinstance(node, exp.Select):
+            tables_of = _variadic_publication_tables(node)
+            if tables_of is not None:
+                return self._publication_tables_of(node, tables_of)
             for projection in node.expressions:  # a regclass in the result prints its name
                 target = projection.this if isinstance(projection, exp.Alias) else projection
                 if isinstance(target, exp.Cast) and _reg_target(target) in _REG_OUTPUT:
@@ -708,6 +709,20 @@ class Catalog:
             return self._rewrite_reg_cast(node)
         return None
 
+    def _publication_tables_of(self, node: exp.Select, names: exp.Expression) -> exp.Expression:
+        """``SELECT (pg_get_publication_tables(VARIADIC array_agg(x))).* FROM ... WHERE ...``
+        (PostgreSQL 16+ subscribers): the rows of every publication the query names, with
+        PostgreSQL 16's columns pubid, relid, attrs, qual."""
+        chosen = node.copy()
+        chosen.set("expressions", [names.copy()])
+        chosen = chosen.transform(self._rewrite_node)
+        return (
+            exp.select("pgshim_p.oid AS pubid", "r.relid", "r.attrs", "r.qual")
+            .from_("pgshim_publication_rel AS r")
+            .join("pg_publication AS pgshim_p", on="pgshim_p.pubname = r.pubname")
+            .where(exp.column("pubname", "r").isin(query=chosen))
+        )
+
     def _rewrite_operator(self, node: exp.Operator) -> exp.Expression:
         operator = str(node.args.get("operator") or "").lower().removeprefix("pg_catalog.")
         left = node.this.transform(self._rewrite_node)
@@ -715,7 +730,9 @@ class Catalog:
         negated = operator.startswith("!")
         kind = _OPERATORS.get(operator.removeprefix("!") if negated else operator)
         if kind is None:
-            raise PgError("42883", f"operator does not exist: OPERATOR({node.args.get('operator')})")
+            raise PgError(
+                "42883", f"operator does not exist: OPERATOR({node.args.get('operator')})"
+            )
         combined = kind(this=left, expression=right)
         return exp.Not(this=combined) if negated else combined
 
@@ -885,9 +902,7 @@ class Catalog:
         for table in tree.find_all(exp.Table):
             if id(table) in collections and self._collections is not None:
                 columns = self._collections.columns(collections[id(table)])
-                sources[table.alias_or_name.lower()] = {
-                    name.lower(): oid for name, oid in columns
-                }
+                sources[table.alias_or_name.lower()] = {name.lower(): oid for name, oid in columns}
                 continue
             known = self._tables.get(table.name.lower())
             if known is not None:
@@ -1010,7 +1025,7 @@ class Catalog:
             return new, (new,), lambda: session.set_setting(name, value, bool(local))
 
         builtins: list[tuple[str, Callable[..., Any], list[str], str, bool]] = [
-            ("version", lambda: VERSION_STRING, [], "text", False),
+            ("version", lambda: facts.version.banner, [], "text", False),
             ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
             ("current_user", lambda s: s.user if s else "postgres", [], "name", True),
             ("session_user", lambda s: s.user if s else "postgres", [], "name", True),
@@ -1091,6 +1106,15 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
         "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
     ),
+    # collections are plain tables: in no partition tree, so PostgreSQL answers no rows
+    "pg_partition_tree": (
+        "CREATE MACRO pg_partition_tree(r) AS TABLE SELECT CAST(r AS UINTEGER) AS relid,"
+        " CAST(NULL AS UINTEGER) AS parentrelid, true AS isleaf, 0 AS level WHERE false"
+    ),
+    "pg_partition_ancestors": (
+        "CREATE MACRO pg_partition_ancestors(r) AS TABLE "
+        "SELECT CAST(r AS UINTEGER) AS relid WHERE false"
+    ),
     "pgshim_fn_regtype_name": (
         "CREATE MACRO pgshim_fn_regtype_name(t) AS "
         "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
@@ -1128,6 +1152,30 @@ _MACRO_VIEWS: dict[str, list[str]] = {
 }
 _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro: exact numeric
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
+    """The x of a select list that is only ``(pg_get_publication_tables(VARIADIC
+    array_agg(x))).*``, else None."""
+    if len(node.expressions) != 1:
+        return None
+    star = node.expressions[0]
+    if not (isinstance(star, exp.Dot) and isinstance(star.expression, exp.Star)):
+        return None
+    call = star.this
+    while isinstance(call, exp.Paren):
+        call = call.this
+    if isinstance(call, exp.Dot) and call.this.name.lower() == "pg_catalog":
+        call = call.expression
+    if not (
+        isinstance(call, exp.Anonymous)
+        and call.name.lower() == "pg_get_publication_tables"
+        and len(call.expressions) == 1
+        and isinstance(call.expressions[0], exp.Variadic)
+        and isinstance(call.expressions[0].this, exp.ArrayAgg)
+    ):
+        return None
+    return call.expressions[0].this.this
 
 
 def _macro_tables(tree: exp.Expression) -> set[str]:
@@ -1297,7 +1345,10 @@ _SPECIAL_FUNCTIONS: dict[type, str] = {
 
 _TABLE_FUNCTIONS: dict[str, list[tuple[str, int]]] = {
     "pg_get_publication_tables": [("relid", 26), ("attrs", 22), ("qual", 25)],
+    "pg_partition_tree": [("relid", 2205), ("parentrelid", 2205), ("isleaf", 16), ("level", 23)],
+    "pg_partition_ancestors": [("relid", 2205)],
 }
+_TABLE_MACROS = frozenset(_TABLE_FUNCTIONS)  # set-returning functions the engine runs
 
 _COLUMN_NAMES: dict[type, str] = {
     exp.CurrentTimestamp: "current_timestamp",
@@ -1417,50 +1468,106 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
     ],
     # statistics views (PostgreSQL 15's columns; pgshim/sql/statistics.py fills them)
     "pg_stat_database": [
-        ("datid", "oid"), ("datname", "name"), ("numbackends", "int4"), ("xact_commit", "int8"),
-        ("xact_rollback", "int8"), ("blks_read", "int8"), ("blks_hit", "int8"),
-        ("tup_returned", "int8"), ("tup_fetched", "int8"), ("tup_inserted", "int8"),
-        ("tup_updated", "int8"), ("tup_deleted", "int8"), ("conflicts", "int8"),
-        ("temp_files", "int8"), ("temp_bytes", "int8"), ("deadlocks", "int8"),
-        ("checksum_failures", "int8"), ("checksum_last_failure", "timestamptz"),
-        ("blk_read_time", "float8"), ("blk_write_time", "float8"), ("session_time", "float8"),
-        ("active_time", "float8"), ("idle_in_transaction_time", "float8"), ("sessions", "int8"),
-        ("sessions_abandoned", "int8"), ("sessions_fatal", "int8"), ("sessions_killed", "int8"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("numbackends", "int4"),
+        ("xact_commit", "int8"),
+        ("xact_rollback", "int8"),
+        ("blks_read", "int8"),
+        ("blks_hit", "int8"),
+        ("tup_returned", "int8"),
+        ("tup_fetched", "int8"),
+        ("tup_inserted", "int8"),
+        ("tup_updated", "int8"),
+        ("tup_deleted", "int8"),
+        ("conflicts", "int8"),
+        ("temp_files", "int8"),
+        ("temp_bytes", "int8"),
+        ("deadlocks", "int8"),
+        ("checksum_failures", "int8"),
+        ("checksum_last_failure", "timestamptz"),
+        ("blk_read_time", "float8"),
+        ("blk_write_time", "float8"),
+        ("session_time", "float8"),
+        ("active_time", "float8"),
+        ("idle_in_transaction_time", "float8"),
+        ("sessions", "int8"),
+        ("sessions_abandoned", "int8"),
+        ("sessions_fatal", "int8"),
+        ("sessions_killed", "int8"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_database_conflicts": [
-        ("datid", "oid"), ("datname", "name"), ("confl_tablespace", "int8"),
-        ("confl_lock", "int8"), ("confl_snapshot", "int8"), ("confl_bufferpin", "int8"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("confl_tablespace", "int8"),
+        ("confl_lock", "int8"),
+        ("confl_snapshot", "int8"),
+        ("confl_bufferpin", "int8"),
         ("confl_deadlock", "int8"),
     ],
     "pg_stat_bgwriter": [
-        ("checkpoints_timed", "int8"), ("checkpoints_req", "int8"),
-        ("checkpoint_write_time", "float8"), ("checkpoint_sync_time", "float8"),
-        ("buffers_checkpoint", "int8"), ("buffers_clean", "int8"), ("maxwritten_clean", "int8"),
-        ("buffers_backend", "int8"), ("buffers_backend_fsync", "int8"), ("buffers_alloc", "int8"),
+        ("checkpoints_timed", "int8"),
+        ("checkpoints_req", "int8"),
+        ("checkpoint_write_time", "float8"),
+        ("checkpoint_sync_time", "float8"),
+        ("buffers_checkpoint", "int8"),
+        ("buffers_clean", "int8"),
+        ("maxwritten_clean", "int8"),
+        ("buffers_backend", "int8"),
+        ("buffers_backend_fsync", "int8"),
+        ("buffers_alloc", "int8"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_archiver": [
-        ("archived_count", "int8"), ("last_archived_wal", "text"),
-        ("last_archived_time", "timestamptz"), ("failed_count", "int8"),
-        ("last_failed_wal", "text"), ("last_failed_time", "timestamptz"),
+        ("archived_count", "int8"),
+        ("last_archived_wal", "text"),
+        ("last_archived_time", "timestamptz"),
+        ("failed_count", "int8"),
+        ("last_failed_wal", "text"),
+        ("last_failed_time", "timestamptz"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_activity": [
-        ("datid", "oid"), ("datname", "name"), ("pid", "int4"), ("leader_pid", "int4"),
-        ("usesysid", "oid"), ("usename", "name"), ("application_name", "text"),
-        ("client_addr", "inet"), ("client_hostname", "text"), ("client_port", "int4"),
-        ("backend_start", "timestamptz"), ("xact_start", "timestamptz"),
-        ("query_start", "timestamptz"), ("state_change", "timestamptz"),
-        ("wait_event_type", "text"), ("wait_event", "text"), ("state", "text"),
-        ("backend_xid", "xid"), ("backend_xmin", "xid"), ("query_id", "int8"), ("query", "text"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("pid", "int4"),
+        ("leader_pid", "int4"),
+        ("usesysid", "oid"),
+        ("usename", "name"),
+        ("application_name", "text"),
+        ("client_addr", "inet"),
+        ("client_hostname", "text"),
+        ("client_port", "int4"),
+        ("backend_start", "timestamptz"),
+        ("xact_start", "timestamptz"),
+        ("query_start", "timestamptz"),
+        ("state_change", "timestamptz"),
+        ("wait_event_type", "text"),
+        ("wait_event", "text"),
+        ("state", "text"),
+        ("backend_xid", "xid"),
+        ("backend_xmin", "xid"),
+        ("query_id", "int8"),
+        ("query", "text"),
         ("backend_type", "text"),
     ],
     "pg_locks": [
-        ("locktype", "text"), ("database", "oid"), ("relation", "oid"), ("page", "int4"),
-        ("tuple", "int2"), ("virtualxid", "text"), ("transactionid", "xid"), ("classid", "oid"),
-        ("objid", "oid"), ("objsubid", "int2"), ("virtualtransaction", "text"), ("pid", "int4"),
-        ("mode", "text"), ("granted", "bool"), ("fastpath", "bool"),
+        ("locktype", "text"),
+        ("database", "oid"),
+        ("relation", "oid"),
+        ("page", "int4"),
+        ("tuple", "int2"),
+        ("virtualxid", "text"),
+        ("transactionid", "xid"),
+        ("classid", "oid"),
+        ("objid", "oid"),
+        ("objsubid", "int2"),
+        ("virtualtransaction", "text"),
+        ("pid", "int4"),
+        ("mode", "text"),
+        ("granted", "bool"),
+        ("fastpath", "bool"),
         ("waitstart", "timestamptz"),
     ],
     # backs pg_get_publication_tables(pubname): one row per (publication, table)
@@ -1473,7 +1580,11 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
     # PostgreSQL 15's catalogs (all their columns) behind psql's and drivers' introspection
     **PG15_COLUMNS,
     # back pg_get_indexdef, pg_get_constraintdef and pg_get_function_result/arguments
-    "pgshim_index_definitions": [("indexrelid", "oid"), ("definition", "text"), ("columns", "_text")],
+    "pgshim_index_definitions": [
+        ("indexrelid", "oid"),
+        ("definition", "text"),
+        ("columns", "_text"),
+    ],
     "pgshim_constraint_definitions": [("oid", "oid"), ("definition", "text")],
     "pgshim_function_signatures": [("oid", "oid"), ("result", "text"), ("arguments", "text")],
 }
