@@ -232,6 +232,10 @@ class _Resolver:
         self, node: object, scopes: list[_Level], ctes: dict[str, tuple[str, ...] | None]
     ) -> None:
         """ORDER BY, GROUP BY and DISTINCT ON items: a bare name may be an output column."""
+        if isinstance(node, ast.GroupingSet):  # ROLLUP (a, b) and the like: each item alike
+            for item in node.content or ():
+                self.output_or_expression(item, scopes, ctes)
+            return
         if isinstance(node, ast.ColumnRef) and len(node.fields) == 1:
             outputs = scopes[-1].outputs
             name = _field(node.fields[0])
@@ -279,7 +283,9 @@ class _Resolver:
         if not _all_known(scopes):
             return
         hint = _fuzzy_hint(scopes, table, column)
-        raise PgError("42703", f"column {table}.{column} does not exist", hint=hint, position=position)
+        raise PgError(
+            "42703", f"column {table}.{column} does not exist", hint=hint, position=position
+        )
 
     def _unqualified(self, name: str, scopes: list[_Level], position: int | None) -> None:
         for level in reversed(scopes):
@@ -321,9 +327,7 @@ class _Resolver:
                             position=position,
                         )
                     return  # in reach only with LATERAL, or elsewhere: left to the engine
-        raise PgError(
-            "42P01", f'missing FROM-clause entry for table "{table}"', position=position
-        )
+        raise PgError("42P01", f'missing FROM-clause entry for table "{table}"', position=position)
 
 
 # --- PostgreSQL's rules, as functions ---------------------------------------------------------
@@ -433,7 +437,9 @@ def _figure_colname(node: object) -> str | None:
     if isinstance(node, ast.MinMaxExpr):
         return "greatest" if node.op == enums.MinMaxOp.IS_GREATEST else "least"
     if isinstance(node, ast.SQLValueFunction):
-        return enums.SQLValueFunctionOp(node.op).name.removeprefix("SVFOP_").lower().removesuffix("_n")
+        return (
+            enums.SQLValueFunctionOp(node.op).name.removeprefix("SVFOP_").lower().removesuffix("_n")
+        )
     if isinstance(node, ast.A_Expr):
         return "nullif" if node.kind == enums.A_Expr_Kind.AEXPR_NULLIF else "?column?"
     if isinstance(node, ast.A_Const | ast.ParamRef | ast.BoolExpr | ast.NullTest | ast.BooleanTest):
