@@ -54,6 +54,15 @@ CORPUS = [
     "SELECT 1 + 'a'::text",
     "SELECT name + 1 FROM users",
     "SELECT -'a'::text",
+    # operators PostgreSQL has not for a column's type and a number (42883), found before running
+    "SELECT age FROM users WHERE name = 1",
+    "SELECT age FROM users WHERE 1.5 = name",
+    "SELECT age FROM users u WHERE u.name <> 12345678901",
+    "SELECT age FROM users WHERE active = 1",
+    "SELECT age FROM users WHERE born > 5",
+    "SELECT name - 1 FROM users",
+    "SELECT count(*) FROM users GROUP BY name HAVING name = 2",
+    "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 1",
     "SELECT 'a'::text LIKE 1",
     # invalid input (22P02, 22007) and values out of range (22003)
     "SELECT 'x'::int",
@@ -97,6 +106,7 @@ CORPUS = [
     "SELECT rid FROM users NATURAL JOIN orders",
     "SELECT age AS a FROM users ORDER BY a",
     "SELECT users FROM users",
+    "SELECT born + 1, name || 1 FROM users WHERE age = '3' AND score > 1",
 ]
 
 

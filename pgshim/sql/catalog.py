@@ -319,20 +319,21 @@ class Catalog:
             information_schema=frozenset(information_schema.VIEWS),
         )
 
-    def relation_columns(self, schema: str | None, name: str) -> tuple[str, ...] | None:
-        """The columns of a relation a query may read, as check.py finds it (see resolve.py)."""
+    def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, int], ...] | None:
+        """The columns (name, type oid) of a relation a query may read, as check.py finds it
+        (see resolve.py)."""
         if schema == information_schema.SCHEMA and name in information_schema.VIEWS:
-            return tuple(column for column, _ in information_schema.VIEWS[name])
+            return tuple(self._tables[information_schema.internal_name(name)].columns)
         table = self._tables.get(name.lower())
         if schema in (None, "pg_catalog") and table is not None and not _is_internal(name):
-            return tuple(column for column, _ in table.columns)
+            return tuple(table.columns)
         collections = self._collections
         if (
             collections is not None
             and schema in (None, collections.schema)
             and name in collections.names()
         ):
-            return tuple(column for column, _ in collections.columns(name))
+            return tuple(collections.columns(name))
         return None
 
     def rows_of(self, name: str, session: Any) -> list[dict[str, Any]]:

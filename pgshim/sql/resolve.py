@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from pglast import ast, enums
 
+from pgshim import pgtypes
 from pgshim.errors import PgError
 
-# (schema or None, relation name) -> its columns, None when it is not a relation pgshim knows
-ColumnLookup = Callable[[str | None, str], tuple[str, ...] | None]
+# (schema or None, relation name) -> its columns (name, type oid), None when it is not a
+# relation pgshim knows
+ColumnLookup = Callable[[str | None, str], tuple[tuple[str, int], ...] | None]
 
 # names a table's row carries beyond its columns: never reported as missing
 SYSTEM_COLUMNS = frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -32,6 +34,7 @@ class _Item:
     relname: str | None
     aliased: bool
     columns: tuple[str, ...] | None  # None: not known here
+    types: dict[str, int] = field(default_factory=dict)  # of a relation's columns
 
 
 @dataclass
@@ -127,13 +130,18 @@ class _Resolver:
     ) -> list[_Item]:
         """Add a FROM item (and what it joins) to the level; the items it makes visible."""
         if isinstance(item, ast.RangeVar):
-            columns = None
+            columns, types = None, {}
             if item.catalogname is None:
                 if item.schemaname is None and item.relname in ctes:
                     columns = ctes[item.relname]
                 else:
-                    columns = self.columns(item.schemaname, item.relname)
-            return [self._add(level, item.alias, item.relname, columns)]
+                    typed = self.columns(item.schemaname, item.relname)
+                    if typed is not None:
+                        columns, types = tuple(name for name, _ in typed), dict(typed)
+            entry = self._add(level, item.alias, item.relname, columns)
+            if not (item.alias and item.alias.colnames):
+                entry.types = types
+            return [entry]
         if isinstance(item, ast.RangeSubselect):
             if item.alias is None:
                 raise PgError(
@@ -260,6 +268,59 @@ class _Resolver:
             return
         for child in _children(node):
             self.expression(child, scopes, ctes)
+        if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
+            self._operator(node, scopes)
+
+    def _operator(self, node: ast.A_Expr, scopes: list[_Level]) -> None:
+        """42883 for an operator PostgreSQL has not for these types (a text column compared
+        with a number, ...), which the engine would cast implicitly instead."""
+        if len(node.name) != 1 or node.lexpr is None or node.rexpr is None:
+            return
+        op = node.name[0].sval
+        left, right = self._type(node.lexpr, scopes), self._type(node.rexpr, scopes)
+        if left is None or right is None:
+            return
+        kinds = (_CATEGORIES.get(left), _CATEGORIES.get(right))
+        if None in kinds or kinds[0] == kinds[1]:
+            return
+        if op in _COMPARISONS or (op in _ARITHMETIC and "datetime" not in kinds):
+            names = " ".join((pgtypes.BY_OID[left].sql_name, op, pgtypes.BY_OID[right].sql_name))
+            raise PgError(
+                "42883",
+                f"operator does not exist: {names}",
+                hint="No operator matches the given name and argument types. "
+                "You might need to add explicit type casts.",
+                position=_location(node),
+            )
+
+    def _type(self, node: object, scopes: list[_Level]) -> int | None:
+        """The type of a column or number, where it is certain; None otherwise."""
+        if isinstance(node, ast.A_Const):
+            if isinstance(node.val, ast.Integer):
+                return 23
+            if isinstance(node.val, ast.Float):
+                return 20 if node.val.fval.isdigit() and int(node.val.fval) < 2**63 else 1700
+            return None
+        if not isinstance(node, ast.ColumnRef):
+            return None
+        fields = [_field(part) for part in node.fields]
+        if None in fields or len(fields) > 2:
+            return None
+        if len(fields) == 2:
+            item = _find_item(fields[0] or "", scopes)
+            return item.types.get(fields[1] or "") if item is not None else None
+        name = fields[0] or ""
+        for level in reversed(scopes):
+            if name in level.merged:
+                return None
+            matches = [
+                item for item in level.visible if item.columns is not None and name in item.columns
+            ]
+            if len(matches) == 1:
+                return matches[0].types.get(name)
+            if matches or any(item.columns is None for item in level.visible):
+                return None
+        return None
 
     def column_ref(self, ref: ast.ColumnRef, scopes: list[_Level]) -> None:
         fields = [_field(part) for part in ref.fields]
@@ -331,6 +392,16 @@ class _Resolver:
 
 
 # --- PostgreSQL's rules, as functions ---------------------------------------------------------
+
+
+_CATEGORIES = {
+    **dict.fromkeys((25, 1043, 19, 1042), "string"),
+    **dict.fromkeys((21, 23, 20, 700, 701, 1700), "numeric"),
+    16: "boolean",
+    **dict.fromkeys((1082, 1114, 1184), "datetime"),
+}
+_COMPARISONS = frozenset({"=", "<>", "<", ">", "<=", ">="})
+_ARITHMETIC = frozenset({"+", "-", "*", "/"})
 
 
 def _find_item(name: str, scopes: list[_Level]) -> _Item | None:
