@@ -41,6 +41,8 @@ CORPUS = [
     "SELECT slot_name FROM pg_replication_slots s WHERE s.slotname = 'x'",
     "SELECT * FROM users u JOIN orders o USING (nope)",
     "SELECT t.*",
+    "SELECT ri FROM users u, orders o",
+    "SELECT ri FROM users u, orders o, users x",
     # ambiguous columns (42702)
     "SELECT name FROM users u, users v",
     "SELECT rid FROM users JOIN orders ON true",
