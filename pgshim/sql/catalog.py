@@ -23,11 +23,12 @@ from sqlglot.tokens import TokenType
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import gucs, pg_functions, pg_settings
+from pgshim.sql import gucs, information_schema, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
+from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
 from pgshim.sql.shared_tables import Derived
@@ -230,6 +231,7 @@ class Catalog:
             lambda: pg_functions.view_rows(self._own_views()), self._own_views
         )
         self._register_builtins()
+        information_schema.register(self)
 
     # --- registration ---------------------------------------------------------------------
 
@@ -340,7 +342,34 @@ class Catalog:
             table_functions=frozenset(self._table_functions) | _TABLE_MACROS,
             collections=collections.names() if collections else frozenset(),
             schema=collections.schema if collections else "public",
+            information_schema=frozenset(information_schema.VIEWS),
         )
+
+    def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, int], ...] | None:
+        """The columns (name, type oid) of a relation a query may read, as check.py finds it
+        (see resolve.py)."""
+        if schema == information_schema.SCHEMA and name in information_schema.VIEWS:
+            return tuple(self._tables[information_schema.internal_name(name)].columns)
+        table = self._tables.get(name.lower())
+        if schema in (None, "pg_catalog") and table is not None and not _is_internal(name):
+            return tuple(table.columns)
+        collections = self._collections
+        if (
+            collections is not None
+            and schema in (None, collections.schema)
+            and name in collections.names()
+        ):
+            return tuple(collections.columns(name))
+        return None
+
+    def rows_of(self, name: str, session: Any) -> list[dict[str, Any]]:
+        """The current rows of a catalog table, as dicts (for views defined over others)."""
+        table = self._tables.get(name)
+        if table is None:
+            return []
+        produced = table.rows(session) if table.needs_session else table.rows()
+        names = [column for column, _ in table.columns]
+        return [dict(zip(names, row, strict=False)) for row in produced]
 
     def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
         """The table references that name a collection (id of the node -> collection): in the
@@ -400,7 +429,7 @@ class Catalog:
         staging = {"stage": stage} if stage is not None else {}
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
-            _pg_error, **staging,
+            translate, **staging,
         )  # fmt: skip
         columns = self._columns(tree, cursor.description)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
@@ -433,7 +462,7 @@ class Catalog:
                 empty += self._collections.empty_tables(collections)
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
-        description = await self.engine.describe(limited, engine_params, empty, bound, _pg_error)
+        description = await self.engine.describe(limited, engine_params, empty, bound, translate)
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
 
@@ -625,6 +654,8 @@ class Catalog:
             return node
         if isinstance(node, exp.Cast):
             return self._rewrite_cast(node)
+        if isinstance(node, exp.Div):  # PostgreSQL's: integers divide to an integer, x/0 fails
+            return exp.IntDiv(this=node.this, expression=node.expression)
         special = _SPECIAL_FUNCTIONS.get(type(node))
         if special is not None:
             return self._call(special, [])
@@ -1267,6 +1298,10 @@ def _parse_text(sql: str) -> exp.Expression:
     for node in list(tree.find_all(exp.CurrentSchemas)):  # a server function like others
         args = [node.this] if node.this is not None else []
         node.replace(exp.Anonymous(this="current_schemas", expressions=args))
+    for node in tree.find_all(exp.Table):  # check.py let through only views it has
+        if node.db.lower() == information_schema.SCHEMA and not node.catalog:
+            node.set("db", None)
+            node.set("this", exp.to_identifier(information_schema.internal_name(node.name)))
     for node in tree.find_all(exp.Parameter, exp.Placeholder):
         # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
         # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
@@ -1345,7 +1380,8 @@ _OPERATORS: dict[str, type[exp.Expression]] = {
 
 def _is_internal(name: str) -> bool:
     """Tables and macros that serve the rewrite; queries cannot name them."""
-    return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
+    prefixes = ("pgshim_fn_", "pgshim_rows_", information_schema.INTERNAL_PREFIX)
+    return name.startswith(prefixes) or name in _INTERNAL_TABLES
 
 
 # PostgreSQL's catalog tables (not views) pgshim serves: their rows have a tableoid
@@ -1565,36 +1601,6 @@ def _array_oid(elem_oid: int | None) -> int:
 def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int | None:
     found = [columns[column] for columns in sources.values() if column in columns]
     return found[0] if len(found) == 1 else None
-
-
-def _pg_error(error: Exception) -> PgError:
-    text = str(error)
-    kind = getattr(error, "kind", type(error).__name__)  # an EngineError names DuckDB's class
-    if kind == "OutOfMemoryException":
-        return PgError(
-            "53200",
-            "out of memory",
-            detail=f"The query exceeds query_memory: {text.splitlines()[0]}",
-        )
-    if kind == "PermissionException":
-        return PgError("42501", "permission denied")
-    if "unrecognized configuration parameter" in text:  # current_setting() evaluated per row
-        return PgError("42704", text.splitlines()[0].split("Error: ", 1)[-1])
-    if "does not exist" in text and "Table" in text:
-        return PgError("42P01", text.splitlines()[0])
-    if "Referenced column" in text or "not found in FROM clause" in text:
-        return PgError("42703", text.splitlines()[0])
-    if "Type with name" in text and "does not exist" in text:
-        return PgError("42704", text.splitlines()[0])
-    if "Scalar Function" in text and "does not exist" in text:
-        return PgError("42883", text.splitlines()[0])
-    if kind in ("ParserException",):
-        return PgError("42601", text.splitlines()[0])
-    if kind in ("ConversionException", "InvalidInputException"):
-        return PgError("22P02", text.splitlines()[0])
-    if kind == "BinderException":
-        return PgError("42804", text.splitlines()[0])
-    return PgError("XX000", text.splitlines()[0])
 
 
 # PostgreSQL 15 catalog views with their exact column types; rows come from the server's providers.
