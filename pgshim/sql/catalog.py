@@ -8,6 +8,7 @@ PostgreSQL's names and types back (declared view column types, declared function
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -1358,6 +1359,9 @@ def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int 
     return found[0] if len(found) == 1 else None
 
 
+_MISSING_COLUMN = re.compile(r'Referenced column "([^"]+)" not found in FROM clause')
+
+
 def _pg_error(error: Exception) -> PgError:
     text = str(error)
     kind = getattr(error, "kind", type(error).__name__)  # an EngineError names DuckDB's class
@@ -1374,6 +1378,9 @@ def _pg_error(error: Exception) -> PgError:
     if "does not exist" in text and "Table" in text:
         return PgError("42P01", text.splitlines()[0])
     if "Referenced column" in text or "not found in FROM clause" in text:
+        missing = _MISSING_COLUMN.search(text)
+        if missing is not None:  # PostgreSQL's wording
+            return PgError("42703", f'column "{missing.group(1)}" does not exist')
         return PgError("42703", text.splitlines()[0])
     if "Type with name" in text and "does not exist" in text:
         return PgError("42704", text.splitlines()[0])
