@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import pg_functions, pg_settings
+from pgshim.sql import catalog_versions, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
@@ -219,10 +219,15 @@ class Catalog:
         needs_session: bool = False,
     ) -> None:
         """A table whose rows come from `rows()` each time a query names it; with needs_session
-        the session running the query is passed (None outside a session)."""
-        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        the session running the query is passed (None outside a session). A catalog made in
+        PostgreSQL 15's layout gets the served version's (catalog_versions)."""
         if name in ("pg_class", "pg_attribute"):
             rows = self._with_own_views(name, rows)
+        major = self.facts.version.major
+        if name in catalog_versions.changed_catalogs(major):
+            columns = catalog_versions.catalog_columns(name, major)
+            rows = catalog_versions.adapt_rows(name, major, rows)
+        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it

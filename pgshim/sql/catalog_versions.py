@@ -1,0 +1,155 @@
+"""The catalogs of PostgreSQL 16 to 18, as changes to the PostgreSQL 15 catalogs pgshim makes.
+
+pgshim builds catalog rows in PostgreSQL 15's layout (``pg_functions.PG15_COLUMNS``). When it
+presents a later version, a changed catalog gets that version's columns, in its order, and each
+row is rearranged by column name: renamed columns keep their values, new ones get what a fresh
+PostgreSQL of that version shows for a plain table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pgshim.sql.pg_functions import PG15_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    catalog: str
+    add: list[tuple[str, str, str | None]] = field(default_factory=list)  # name, type, after
+    drop: list[str] = field(default_factory=list)
+    rename: dict[str, str] = field(default_factory=dict)  # old -> new
+    move: list[tuple[str, str]] = field(default_factory=list)  # name, after
+    retype: dict[str, str] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)  # new or reset columns' values
+
+
+# major -> the changes that version made (None after: the first column)
+CHANGES: dict[int, list[Change]] = {
+    16: [
+        Change(
+            "pg_auth_members",
+            add=[("oid", "oid", None), ("inherit_option", "bool", "admin_option"),
+                 ("set_option", "bool", "inherit_option")],
+            values={"inherit_option": True, "set_option": True},
+        ),
+        Change("pg_collation", add=[("collicurules", "text", "colliculocale")]),
+        Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
+    ],
+    17: [
+        Change("pg_collation", rename={"colliculocale": "colllocale"}),
+        Change(
+            "pg_database",
+            rename={"daticulocale": "datlocale"},
+            add=[("dathasloginevt", "bool", "datallowconn")],
+        ),
+        Change(  # attstattarget: nullable, NULL unless set
+            "pg_attribute",
+            move=[("attstattarget", "attcollation")],
+            retype={"attstattarget": "int2", "attinhcount": "int2"},
+            values={"attstattarget": None},
+        ),
+        Change("pg_constraint", retype={"coninhcount": "int2"}),
+        Change(
+            "pg_statistic_ext",
+            move=[("stxstattarget", "stxkeys")],
+            retype={"stxstattarget": "int2"},
+            values={"stxstattarget": None},
+        ),
+    ],
+    18: [
+        Change(
+            "pg_attribute",
+            drop=["attcacheoff"],
+            move=[("attndims", "atttypmod")],
+            retype={"attndims": "int2"},
+        ),
+        Change("pg_class", add=[("relallfrozen", "int4", "relallvisible")]),
+        Change(
+            "pg_constraint",
+            add=[("conenforced", "bool", "condeferred"), ("conperiod", "bool", "connoinherit")],
+            values={"conenforced": True},
+        ),
+        Change("pg_publication", add=[("pubgencols", '"char"', "pubviaroot")],
+               values={"pubgencols": "n"}),
+    ],
+}  # fmt: skip
+
+_ZERO = {"bool": False, "int2": 0, "int4": 0, "int8": 0, "oid": 0}
+
+
+@dataclass(slots=True)
+class _Layout:
+    columns: list[tuple[str, str]]
+    source: dict[str, str]  # column -> the PostgreSQL 15 column holding its value
+    values: dict[str, object]
+
+
+def _layout(catalog: str, major: int) -> _Layout:
+    columns = list(PG15_COLUMNS[catalog])
+    source = {name: name for name, _ in columns}
+    values: dict[str, object] = {}
+    for version in sorted(CHANGES):
+        if version > major:
+            break
+        for change in CHANGES[version]:
+            if change.catalog != catalog:
+                continue
+            for old, new in change.rename.items():
+                columns = [(new if name == old else name, kind) for name, kind in columns]
+                source[new] = source.pop(old)
+            columns = [(n, k) for n, k in columns if n not in change.drop]
+            for name, kind, after in change.add:
+                columns.insert(_after(columns, after), (name, kind))
+            for name, after in change.move:
+                moved = next(column for column in columns if column[0] == name)
+                columns.remove(moved)
+                columns.insert(_after(columns, after), moved)
+            columns = [(n, change.retype.get(n, k)) for n, k in columns]
+            values.update(change.values)
+    for name, kind in columns:
+        if name not in source and name not in values:
+            values[name] = _ZERO.get(kind)
+    return _Layout(columns, source, values)
+
+
+def _after(columns: list[tuple[str, str]], after: str | None) -> int:
+    if after is None:
+        return 0
+    return next(i for i, (name, _) in enumerate(columns) if name == after) + 1
+
+
+def changed_catalogs(major: int) -> set[str]:
+    return {c.catalog for version, changes in CHANGES.items() if version <= major for c in changes}
+
+
+def catalog_columns(catalog: str, major: int) -> list[tuple[str, str]]:
+    """The catalog's columns in PostgreSQL ``major``: name and type."""
+    return (
+        _layout(catalog, major).columns
+        if catalog in changed_catalogs(major)
+        else (PG15_COLUMNS[catalog])
+    )
+
+
+def adapt_rows(
+    catalog: str, major: int, rows: Callable[..., Iterable[tuple]]
+) -> Callable[..., list[tuple]]:
+    """``rows`` (PostgreSQL 15's layout) rearranged for PostgreSQL ``major``."""
+    layout = _layout(catalog, major)
+    index = {name: i for i, (name, _) in enumerate(PG15_COLUMNS[catalog])}
+    picks = [
+        (True, layout.values[name])
+        if name in layout.values
+        else (False, index[layout.source[name]])
+        for name, _ in layout.columns
+    ]
+
+    def adapted(*args: object) -> list[tuple]:
+        return [
+            tuple(pick if constant else row[pick] for constant, pick in picks)  # type: ignore[index]
+            for row in rows(*args)
+        ]
+
+    return adapted
