@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.rowfilter import compile_filter
 from pgshim.logical.snapshot import Snapshot
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
@@ -126,7 +128,9 @@ class Application:
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
         self.plugin_context = PluginContext(
-            publications=self.publications, server_version_num=self.version.num
+            publications=self.publications,
+            server_version_num=self.version.num,
+            history=self._history_from_start,
         )
         self.catalog = Catalog(
             ServerFacts(
@@ -142,7 +146,7 @@ class Application:
                 max_processes=config.max_connections,
             ),
         )
-        self.publications_ddl = PublicationDDL(self.publications)
+        self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
             self.relations.relations, self.publications, config.database
         )
@@ -253,6 +257,9 @@ class Application:
         self.ahead.use(default_ahead_key(plugin))
         return slot
 
+    def _history_from_start(self) -> Iterable[object]:
+        return self.source.history(0)
+
     def _end_now(self) -> int:
         self.source.ingest()
         return self.source.end_pos
@@ -288,15 +295,23 @@ class Application:
             if not snapshot.apply(tx):
                 break
         oids = [types[name] for name in names]
+        keys = sorted(snapshot.rows)
+        if target.where is not None:
+            row_filter = compile_filter(target.where, relation.columns, relation.name)
+            keys = [
+                key
+                for key in keys
+                if row_filter.matches([snapshot.rows[key].get(c.name) for c in relation.columns])
+            ]
         fmt = target.format
-        rows = [[snapshot.rows[key].get(n) for n in names] for key in sorted(snapshot.rows)]
+        rows = [[snapshot.rows[key].get(n) for n in names] for key in keys]
         if fmt.binary:
             lines = [BINARY_HEADER, *(binary_row(row, oids) for row in rows), BINARY_TRAILER]
         else:
             lines = [header_line(names, fmt)] if fmt.header else []
             lines += [text_row(row, oids, fmt) for row in rows]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}", binary=fmt.binary)
+        return CopyOutResult(columns, lines, f"COPY {len(keys)}", binary=fmt.binary)
 
     def _rewound(self, position: int, why: str) -> None:
         """The source goes back to ``position`` (a record came late, or was written again):

@@ -150,6 +150,17 @@ def _build_names() -> dict[str, PgType]:
 BY_NAME: dict[str, PgType] = _build_names()
 
 
+def format_type(oid: int, typmod: int = -1) -> str:
+    """PostgreSQL's format_type(oid, typmod) for the types pgshim serves: ``character(2)``,
+    ``character varying(5)``, ``numeric(10,2)``."""
+    name = BY_OID[oid].sql_name
+    if typmod >= 4 and oid in (1042, 1043):
+        return f"{name}({typmod - 4})"
+    if typmod >= 4 and oid == 1700:
+        return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    return name
+
+
 def lookup(name_or_oid: str | int) -> PgType:
     """The type for an OID or a (case-insensitive) type name; KeyError if unknown."""
     if isinstance(name_or_oid, int):

@@ -282,6 +282,6 @@ def _commit_waiter_rows(app: Application) -> list[tuple]:
 def _collection_rows(app: Application) -> list[tuple]:
     return [
         (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
-         [pgtypes.BY_OID[c.type_oid].sql_name for c in rel.columns], rel.version)
+         [pgtypes.format_type(c.type_oid, c.typmod) for c in rel.columns], rel.version)
         for rel in app.relations.relations()
     ]  # fmt: skip

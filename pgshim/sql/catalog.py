@@ -180,7 +180,9 @@ class CollectionSource(Protocol):
     def table_name(self, name: str) -> str: ...
     def empty_tables(self, names: Iterable[str]) -> list[TempTable]: ...
     def check(self, names: Iterable[str], session: Any) -> None: ...
-    async def stage(self, cursor: Any, names: Iterable[str], session: Any, bound: Bound) -> None: ...
+    async def stage(
+        self, cursor: Any, names: Iterable[str], session: Any, bound: Bound
+    ) -> None: ...
 
 
 @dataclass
@@ -315,7 +317,7 @@ class Catalog:
             functions=frozenset(
                 [name for name in [*self._functions, *_MACROS] if not _is_internal(name)]
             ),
-            table_functions=frozenset(self._table_functions) | {"pg_get_publication_tables"},
+            table_functions=frozenset(self._table_functions) | _TABLE_MACROS,
             collections=collections.names() if collections else frozenset(),
             schema=collections.schema if collections else "public",
         )
@@ -411,9 +413,7 @@ class Catalog:
                 empty += self._collections.empty_tables(collections)
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
-        description = await self.engine.describe(
-            limited, engine_params, empty, bound, _pg_error
-        )
+        description = await self.engine.describe(limited, engine_params, empty, bound, _pg_error)
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
 
@@ -702,7 +702,9 @@ class Catalog:
         negated = operator.startswith("!")
         kind = _OPERATORS.get(operator.removeprefix("!") if negated else operator)
         if kind is None:
-            raise PgError("42883", f"operator does not exist: OPERATOR({node.args.get('operator')})")
+            raise PgError(
+                "42883", f"operator does not exist: OPERATOR({node.args.get('operator')})"
+            )
         combined = kind(this=left, expression=right)
         return exp.Not(this=combined) if negated else combined
 
@@ -872,9 +874,7 @@ class Catalog:
         for table in tree.find_all(exp.Table):
             if id(table) in collections and self._collections is not None:
                 columns = self._collections.columns(collections[id(table)])
-                sources[table.alias_or_name.lower()] = {
-                    name.lower(): oid for name, oid in columns
-                }
+                sources[table.alias_or_name.lower()] = {name.lower(): oid for name, oid in columns}
                 continue
             known = self._tables.get(table.name.lower())
             if known is not None:
@@ -1077,6 +1077,15 @@ _MACROS: dict[str, str] = {
     "pg_get_publication_tables": (
         "CREATE MACRO pg_get_publication_tables(p) AS TABLE "
         "SELECT relid, attrs, qual FROM pgshim_publication_rel WHERE pubname = p"
+    ),
+    # collections are plain tables: in no partition tree, so PostgreSQL answers no rows
+    "pg_partition_tree": (
+        "CREATE MACRO pg_partition_tree(r) AS TABLE SELECT CAST(r AS UINTEGER) AS relid,"
+        " CAST(NULL AS UINTEGER) AS parentrelid, true AS isleaf, 0 AS level WHERE false"
+    ),
+    "pg_partition_ancestors": (
+        "CREATE MACRO pg_partition_ancestors(r) AS TABLE "
+        "SELECT CAST(r AS UINTEGER) AS relid WHERE false"
     ),
     "pgshim_fn_regtype_name": (
         "CREATE MACRO pgshim_fn_regtype_name(t) AS "
@@ -1307,7 +1316,10 @@ _SPECIAL_FUNCTIONS: dict[type, str] = {
 
 _TABLE_FUNCTIONS: dict[str, list[tuple[str, int]]] = {
     "pg_get_publication_tables": [("relid", 26), ("attrs", 22), ("qual", 25)],
+    "pg_partition_tree": [("relid", 2205), ("parentrelid", 2205), ("isleaf", 16), ("level", 23)],
+    "pg_partition_ancestors": [("relid", 2205)],
 }
+_TABLE_MACROS = frozenset(_TABLE_FUNCTIONS)  # set-returning functions the engine runs
 
 _COLUMN_NAMES: dict[type, str] = {
     exp.CurrentTimestamp: "current_timestamp",
@@ -1463,50 +1475,106 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
     ],
     # statistics views (PostgreSQL 15's columns; pgshim/sql/statistics.py fills them)
     "pg_stat_database": [
-        ("datid", "oid"), ("datname", "name"), ("numbackends", "int4"), ("xact_commit", "int8"),
-        ("xact_rollback", "int8"), ("blks_read", "int8"), ("blks_hit", "int8"),
-        ("tup_returned", "int8"), ("tup_fetched", "int8"), ("tup_inserted", "int8"),
-        ("tup_updated", "int8"), ("tup_deleted", "int8"), ("conflicts", "int8"),
-        ("temp_files", "int8"), ("temp_bytes", "int8"), ("deadlocks", "int8"),
-        ("checksum_failures", "int8"), ("checksum_last_failure", "timestamptz"),
-        ("blk_read_time", "float8"), ("blk_write_time", "float8"), ("session_time", "float8"),
-        ("active_time", "float8"), ("idle_in_transaction_time", "float8"), ("sessions", "int8"),
-        ("sessions_abandoned", "int8"), ("sessions_fatal", "int8"), ("sessions_killed", "int8"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("numbackends", "int4"),
+        ("xact_commit", "int8"),
+        ("xact_rollback", "int8"),
+        ("blks_read", "int8"),
+        ("blks_hit", "int8"),
+        ("tup_returned", "int8"),
+        ("tup_fetched", "int8"),
+        ("tup_inserted", "int8"),
+        ("tup_updated", "int8"),
+        ("tup_deleted", "int8"),
+        ("conflicts", "int8"),
+        ("temp_files", "int8"),
+        ("temp_bytes", "int8"),
+        ("deadlocks", "int8"),
+        ("checksum_failures", "int8"),
+        ("checksum_last_failure", "timestamptz"),
+        ("blk_read_time", "float8"),
+        ("blk_write_time", "float8"),
+        ("session_time", "float8"),
+        ("active_time", "float8"),
+        ("idle_in_transaction_time", "float8"),
+        ("sessions", "int8"),
+        ("sessions_abandoned", "int8"),
+        ("sessions_fatal", "int8"),
+        ("sessions_killed", "int8"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_database_conflicts": [
-        ("datid", "oid"), ("datname", "name"), ("confl_tablespace", "int8"),
-        ("confl_lock", "int8"), ("confl_snapshot", "int8"), ("confl_bufferpin", "int8"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("confl_tablespace", "int8"),
+        ("confl_lock", "int8"),
+        ("confl_snapshot", "int8"),
+        ("confl_bufferpin", "int8"),
         ("confl_deadlock", "int8"),
     ],
     "pg_stat_bgwriter": [
-        ("checkpoints_timed", "int8"), ("checkpoints_req", "int8"),
-        ("checkpoint_write_time", "float8"), ("checkpoint_sync_time", "float8"),
-        ("buffers_checkpoint", "int8"), ("buffers_clean", "int8"), ("maxwritten_clean", "int8"),
-        ("buffers_backend", "int8"), ("buffers_backend_fsync", "int8"), ("buffers_alloc", "int8"),
+        ("checkpoints_timed", "int8"),
+        ("checkpoints_req", "int8"),
+        ("checkpoint_write_time", "float8"),
+        ("checkpoint_sync_time", "float8"),
+        ("buffers_checkpoint", "int8"),
+        ("buffers_clean", "int8"),
+        ("maxwritten_clean", "int8"),
+        ("buffers_backend", "int8"),
+        ("buffers_backend_fsync", "int8"),
+        ("buffers_alloc", "int8"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_archiver": [
-        ("archived_count", "int8"), ("last_archived_wal", "text"),
-        ("last_archived_time", "timestamptz"), ("failed_count", "int8"),
-        ("last_failed_wal", "text"), ("last_failed_time", "timestamptz"),
+        ("archived_count", "int8"),
+        ("last_archived_wal", "text"),
+        ("last_archived_time", "timestamptz"),
+        ("failed_count", "int8"),
+        ("last_failed_wal", "text"),
+        ("last_failed_time", "timestamptz"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_activity": [
-        ("datid", "oid"), ("datname", "name"), ("pid", "int4"), ("leader_pid", "int4"),
-        ("usesysid", "oid"), ("usename", "name"), ("application_name", "text"),
-        ("client_addr", "inet"), ("client_hostname", "text"), ("client_port", "int4"),
-        ("backend_start", "timestamptz"), ("xact_start", "timestamptz"),
-        ("query_start", "timestamptz"), ("state_change", "timestamptz"),
-        ("wait_event_type", "text"), ("wait_event", "text"), ("state", "text"),
-        ("backend_xid", "xid"), ("backend_xmin", "xid"), ("query_id", "int8"), ("query", "text"),
+        ("datid", "oid"),
+        ("datname", "name"),
+        ("pid", "int4"),
+        ("leader_pid", "int4"),
+        ("usesysid", "oid"),
+        ("usename", "name"),
+        ("application_name", "text"),
+        ("client_addr", "inet"),
+        ("client_hostname", "text"),
+        ("client_port", "int4"),
+        ("backend_start", "timestamptz"),
+        ("xact_start", "timestamptz"),
+        ("query_start", "timestamptz"),
+        ("state_change", "timestamptz"),
+        ("wait_event_type", "text"),
+        ("wait_event", "text"),
+        ("state", "text"),
+        ("backend_xid", "xid"),
+        ("backend_xmin", "xid"),
+        ("query_id", "int8"),
+        ("query", "text"),
         ("backend_type", "text"),
     ],
     "pg_locks": [
-        ("locktype", "text"), ("database", "oid"), ("relation", "oid"), ("page", "int4"),
-        ("tuple", "int2"), ("virtualxid", "text"), ("transactionid", "xid"), ("classid", "oid"),
-        ("objid", "oid"), ("objsubid", "int2"), ("virtualtransaction", "text"), ("pid", "int4"),
-        ("mode", "text"), ("granted", "bool"), ("fastpath", "bool"),
+        ("locktype", "text"),
+        ("database", "oid"),
+        ("relation", "oid"),
+        ("page", "int4"),
+        ("tuple", "int2"),
+        ("virtualxid", "text"),
+        ("transactionid", "xid"),
+        ("classid", "oid"),
+        ("objid", "oid"),
+        ("objsubid", "int2"),
+        ("virtualtransaction", "text"),
+        ("pid", "int4"),
+        ("mode", "text"),
+        ("granted", "bool"),
+        ("fastpath", "bool"),
         ("waitstart", "timestamptz"),
     ],
     # backs pg_get_publication_tables(pubname): one row per (publication, table)
@@ -1519,7 +1587,11 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
     # PostgreSQL 15's catalogs (all their columns) behind psql's and drivers' introspection
     **PG15_COLUMNS,
     # back pg_get_indexdef, pg_get_constraintdef and pg_get_function_result/arguments
-    "pgshim_index_definitions": [("indexrelid", "oid"), ("definition", "text"), ("columns", "_text")],
+    "pgshim_index_definitions": [
+        ("indexrelid", "oid"),
+        ("definition", "text"),
+        ("columns", "_text"),
+    ],
     "pgshim_constraint_definitions": [("oid", "oid"), ("definition", "text")],
     "pgshim_function_signatures": [("oid", "oid"), ("result", "text"), ("arguments", "text")],
 }

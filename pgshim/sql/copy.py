@@ -1,5 +1,6 @@
-"""``COPY table [(columns)] TO STDOUT [options]``: the statement and the COPY text, CSV and
-binary formats."""
+"""``COPY table [(columns)] TO STDOUT [options]`` and the query a PostgreSQL 15+ tablesync sends
+for a table published with a row filter, ``COPY (SELECT columns FROM [ONLY] table [WHERE
+filter]) TO STDOUT``: the statement and the COPY text, CSV and binary formats."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class CopyTarget:
     table: str
     columns: list[str] | None  # None: every column, in table order
     format: CopyFormat = CopyFormat()
+    where: ast.Node | None = None  # a row filter's expression (see pgshim.logical.rowfilter)
 
 
 def copy_target(node: ast.CopyStmt, superuser: bool) -> CopyTarget:
@@ -53,10 +55,50 @@ def copy_target(node: ast.CopyStmt, superuser: bool) -> CopyTarget:
             )
         raise PgError("0A000", f"pgshim does not COPY {what}: only COPY ... TO STDOUT")
     if node.relation is None:
-        raise PgError("0A000", "pgshim only supports COPY of a table")
+        return _query_target(node)
     columns = [part.sval for part in node.attlist] if node.attlist else None
     relation = node.relation
     return CopyTarget(relation.schemaname, relation.relname, columns, _format(node.options))
+
+
+def _query_target(node: ast.CopyStmt) -> CopyTarget:
+    """``COPY (SELECT a, b FROM [ONLY] t [WHERE expr]) TO STDOUT``: named columns of one table,
+    the rows an expression allows; any other query is refused."""
+    query = node.query
+    simple = (
+        isinstance(query, ast.SelectStmt)
+        and query.fromClause is not None
+        and len(query.fromClause) == 1
+        and isinstance(query.fromClause[0], ast.RangeVar)
+        and query.fromClause[0].alias is None
+        and all(
+            getattr(query, clause) is None
+            for clause in (
+                "distinctClause", "intoClause", "groupClause", "havingClause", "windowClause",
+                "valuesLists", "sortClause", "limitOffset", "limitCount", "lockingClause",
+                "withClause", "larg", "rarg",
+            )
+        )
+        and all(
+            isinstance(target, ast.ResTarget)
+            and target.name is None
+            and isinstance(target.val, ast.ColumnRef)
+            and len(target.val.fields) == 1
+            and isinstance(target.val.fields[0], ast.String)
+            for target in query.targetList or ()
+        )
+    )  # fmt: skip
+    if not simple:
+        raise PgError(
+            "0A000",
+            "pgshim only supports COPY of a table, or of SELECT columns FROM a table WHERE a "
+            "row filter",
+        )
+    relation = query.fromClause[0]
+    columns = [target.val.fields[0].sval for target in query.targetList or ()]
+    return CopyTarget(
+        relation.schemaname, relation.relname, columns, _format(node.options), query.whereClause
+    )
 
 
 def _format(options: Sequence[ast.DefElem] | None) -> CopyFormat:

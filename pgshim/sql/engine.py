@@ -216,9 +216,7 @@ class Engine:
         try:
             if stage is not None:
                 await stage(cursor)
-            cursor.description = await cursor.request(
-                ("open", sql, params, _as_sent(temp_tables))
-            )
+            cursor.description = await cursor.request(("open", sql, params, _as_sent(temp_tables)))
         except BaseException:
             cursor.close()
             raise
@@ -235,9 +233,7 @@ class Engine:
         """The result columns of ``sql`` (planned, not run: callers wrap it in LIMIT 0)."""
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
-            return await cursor.request(
-                ("describe", sql, params, _as_sent(temp_tables))
-            )
+            return await cursor.request(("describe", sql, params, _as_sent(temp_tables)))
         finally:
             cursor.release()
 

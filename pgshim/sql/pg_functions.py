@@ -163,6 +163,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("oid", "oid"), ("prpubid", "oid"), ("prrelid", "oid"), ("prqual", "text"),
         ("prattrs", "int2vector"),
     ],
+    "pg_subscription_rel": [
+        ("srsubid", "oid"), ("srrelid", "oid"), ("srsubstate", '"char"'), ("srsublsn", "pg_lsn"),
+    ],
     "pg_rewrite": [
         ("oid", "oid"), ("rulename", "name"), ("ev_class", "oid"), ("ev_type", '"char"'),
         ("ev_enabled", '"char"'), ("is_instead", "bool"), ("ev_qual", "text"),
@@ -227,6 +230,7 @@ RELATION_OIDS = {
     "pg_foreign_table": 3118, "pg_index": 2610, "pg_inherits": 2611, "pg_language": 2612,
     "pg_namespace": 2615, "pg_opclass": 2616, "pg_policy": 3256, "pg_proc": 1255,
     "pg_publication": 6104, "pg_publication_namespace": 6237, "pg_publication_rel": 6106,
+    "pg_subscription_rel": 6102,
     "pg_rewrite": 2618, "pg_roles": 12000, "pg_sequence": 2224, "pg_shdescription": 2396,
     "pg_statistic_ext": 3381, "pg_tablespace": 1213, "pg_trigger": 2620, "pg_type": 1247,
     "pg_user": 12014, "pg_range": 3541, "pg_settings": 12104, "pg_replication_slots": 12257,
@@ -250,9 +254,7 @@ def catalog_row(catalog: str, **values: object) -> tuple:
     unknown = set(values) - {name for name, _ in columns}
     if unknown:
         raise KeyError(f"{catalog} has no column {sorted(unknown)}")
-    return tuple(
-        values[name] if name in values else _DEFAULTS.get(kind) for name, kind in columns
-    )
+    return tuple(values[name] if name in values else _DEFAULTS.get(kind) for name, kind in columns)
 
 
 def _rows(catalog: str, items: Iterable[dict]) -> list[tuple]:
@@ -294,7 +296,7 @@ EMPTY_CATALOGS = (
     "pg_description", "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
     "pg_statistic_ext", "pg_sequence", "pg_enum", "pg_trigger", "pg_rewrite", "pg_depend",
     "pg_auth_members", "pg_extension", "pg_opclass", "pg_foreign_table",
-    "pg_publication_namespace",
+    "pg_publication_namespace", "pg_subscription_rel",
 )  # fmt: skip
 
 _ENCODINGS = {0: "SQL_ASCII", 6: "UTF8", 8: "LATIN1"}
@@ -386,6 +388,7 @@ def class_row(oid: int, name: str, namespace: int, kind: str, natts: int,
 
 # --- functions ------------------------------------------------------------------------------
 
+
 # DuckDB macros behind PostgreSQL's catalog functions, usable per row; each reads only the
 # catalog tables named in MACRO_TABLES (a query calling it gets their current rows)
 def _lookup(table: str, key: str, value: str, argument: str) -> str:
@@ -431,8 +434,7 @@ MACROS: dict[str, str] = {
         " ELSE pgshim_fn_type_name(t) END, '???') END"
     ),
     "obj_description": (
-        "CREATE MACRO obj_description(o) AS CAST(NULL AS VARCHAR),"
-        " (o, c) AS CAST(NULL AS VARCHAR)"
+        "CREATE MACRO obj_description(o) AS CAST(NULL AS VARCHAR), (o, c) AS CAST(NULL AS VARCHAR)"
     ),
     "col_description": "CREATE MACRO col_description(r, n) AS CAST(NULL AS VARCHAR)",
     "shobj_description": "CREATE MACRO shobj_description(o, c) AS CAST(NULL AS VARCHAR)",
@@ -442,7 +444,8 @@ MACROS: dict[str, str] = {
         + _lookup("pgshim_index_definitions", "indexrelid", "definition", "i")
         + ", (i, c, p) AS CASE WHEN c = 0 THEN "
         + _lookup("pgshim_index_definitions", "indexrelid", "definition", "i")
-        + " ELSE " + _lookup("pgshim_index_definitions", "indexrelid", "columns", "i")
+        + " ELSE "
+        + _lookup("pgshim_index_definitions", "indexrelid", "columns", "i")
         + "[c] END"
     ),
     "pg_get_constraintdef": (
@@ -487,12 +490,8 @@ MACROS: dict[str, str] = {
         " CASE WHEN i THEN ['pg_catalog', 'public'] ELSE ['public'] END"
     ),
     # every role may read every table and view pgshim serves, and connect to its databases
-    "has_table_privilege": (
-        "CREATE MACRO has_table_privilege(t, p) AS true, (u, t, p) AS true"
-    ),
-    "has_schema_privilege": (
-        "CREATE MACRO has_schema_privilege(s, p) AS true, (u, s, p) AS true"
-    ),
+    "has_table_privilege": ("CREATE MACRO has_table_privilege(t, p) AS true, (u, t, p) AS true"),
+    "has_schema_privilege": ("CREATE MACRO has_schema_privilege(s, p) AS true, (u, s, p) AS true"),
     "has_database_privilege": (
         "CREATE MACRO has_database_privilege(d, p) AS true, (u, d, p) AS true"
     ),
@@ -523,8 +522,7 @@ MACROS: dict[str, str] = {
     ),
     "array_upper": "CREATE MACRO array_upper(a, d) AS CASE WHEN d = 1 AND len(a) > 0"
     " THEN CAST(len(a) AS INTEGER) END",
-    "array_lower": "CREATE MACRO array_lower(a, d) AS CASE WHEN d = 1 AND len(a) > 0"
-    " THEN 1 END",
+    "array_lower": "CREATE MACRO array_lower(a, d) AS CASE WHEN d = 1 AND len(a) > 0 THEN 1 END",
     "pg_get_serial_sequence": "CREATE MACRO pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
     "pg_get_statisticsobjdef_columns": (
         "CREATE MACRO pg_get_statisticsobjdef_columns(o) AS CAST(NULL AS VARCHAR)"
@@ -557,8 +555,7 @@ MACROS: dict[str, str] = {
     ),
     "pgshim_fn_regnamespace_out": (
         "CREATE MACRO pgshim_fn_regnamespace_out(r) AS CASE WHEN r IS NULL THEN NULL ELSE"
-        " COALESCE(" + _lookup("pg_namespace", "oid", "nspname", "r")
-        + ", CAST(r AS VARCHAR)) END"
+        " COALESCE(" + _lookup("pg_namespace", "oid", "nspname", "r") + ", CAST(r AS VARCHAR)) END"
     ),
     "to_regclass": "CREATE MACRO to_regclass(n) AS pgshim_fn_regclass_in(n, false)",
 }
@@ -660,8 +657,10 @@ def _type_name(oid: int) -> str:
 
 def quote_ident(name: str) -> str:
     """PostgreSQL's quote_ident (without the keyword list: names pgshim serves are lower case)."""
-    plain = name and (name[0].isalpha() and name[0].islower() or name[0] == "_") and all(
-        ch.islower() or ch.isdigit() or ch == "_" for ch in name
+    plain = (
+        name
+        and (name[0].isalpha() and name[0].islower() or name[0] == "_")
+        and all(ch.islower() or ch.isdigit() or ch == "_" for ch in name)
     )
     return name if plain else '"' + name.replace('"', '""') + '"'
 

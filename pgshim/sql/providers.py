@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from zlib import crc32
 
-from pgshim.logical.publications import PublicationStore
+from pgshim.logical.publications import (
+    ALL_ACTIONS,
+    Publication,
+    PublicationStore,
+    TableItem,
+    parse_publish,
+    parse_table_name,
+)
 from pgshim.logical.transactions import Relation
 from pgshim.sql.pg_functions import (
     DEFAULT_TABLESPACE_OID,
@@ -19,6 +26,7 @@ from pgshim.sql.pg_functions import (
     class_row,
     quote_ident,
 )
+from pgshim.sql.publications import TableSpec, check_identity, table_items
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -152,15 +160,24 @@ class CatalogRows:
         ]
 
     def pg_publication_rel(self) -> list[tuple]:
+        """One row per table named by a publication (not FOR ALL TABLES): its column list
+        (attribute numbers) and row filter."""
         oids = {row[1]: row[0] for row in self.pg_publication()}
         by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
         rows = []
-        for pubname, schema, table, _ in self.publications.publication_table_rows(by_name.values()):
-            all_tables = any(p[0] == pubname and p[1] for p in self.publications.publication_rows())
-            if pubname in oids and not all_tables:
-                relid = by_name[(schema, table)].oid
-                rows.append(catalog_row("pg_publication_rel", oid=oids[pubname] * 1000 + relid % 1000,
-                                        prpubid=oids[pubname], prrelid=relid))  # fmt: skip
+        for publication in self.publications.list():
+            if publication.all_tables:
+                continue
+            for key in publication.tables:
+                relation = by_name.get(key)
+                if relation is None:
+                    continue
+                options = publication.table_options(relation)
+                rows.append(catalog_row(
+                    "pg_publication_rel", oid=oids[publication.name] * 1000 + relation.oid % 1000,
+                    prpubid=oids[publication.name], prrelid=relation.oid,
+                    prattrs=_attnums(relation, options.columns), prqual=options.row_filter,
+                ))  # fmt: skip
         return rows
 
     def pg_publication(self) -> list[tuple]:
@@ -182,20 +199,18 @@ class CatalogRows:
         ]
 
     def pg_publication_tables(self) -> list[tuple]:
-        return [
-            (pubname, schema, table, attnames, None)
-            for pubname, schema, table, attnames in self.publications.publication_table_rows(
-                self._relations()
-            )
-        ]
+        return self.publications.publication_table_rows(self._relations())
 
     def publication_rel(self) -> list[tuple]:
-        """Backs pg_get_publication_tables(pubname): every column of every published relation."""
+        """Backs pg_get_publication_tables(pubname): the published columns (all, or the column
+        list's) and row filter of every published relation."""
         by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
         rows = []
-        for pubname, schema, table, _ in self.publications.publication_table_rows(by_name.values()):
+        for pubname, schema, table, attnames, rowfilter in self.publications.publication_table_rows(
+            by_name.values()
+        ):
             rel = by_name[(schema, table)]
-            rows.append((pubname, rel.oid, list(range(1, len(rel.columns) + 1)), None))
+            rows.append((pubname, rel.oid, _attnums(rel, attnames), rowfilter))
         return rows
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
@@ -265,11 +280,25 @@ def user_rows(users: dict, session: object) -> list[tuple]:
     """pg_user: pg_roles' login roles under pg_user's column names."""
     return [
         catalog_row(
-            "pg_user", usename=row[0], usesysid=row[12], usecreatedb=row[4], usesuper=row[1],
-            userepl=row[6], usebypassrls=row[10], passwd="********",
+            "pg_user",
+            usename=row[0],
+            usesysid=row[12],
+            usecreatedb=row[4],
+            usesuper=row[1],
+            userepl=row[6],
+            usebypassrls=row[10],
+            passwd="********",
         )
         for row in role_rows(users, session)
     ]
+
+
+def _attnums(relation: Relation, columns: Iterable[str] | None) -> list[int] | None:
+    """The attribute numbers of ``columns`` (None: no column list), in the table's order."""
+    if columns is None:
+        return None
+    wanted = set(columns)
+    return [n for n, column in enumerate(relation.columns, start=1) if column.name in wanted]
 
 
 def _key_count(rel: Relation) -> int:
@@ -277,31 +306,72 @@ def _key_count(rel: Relation) -> int:
 
 
 class PublicationDDL:
-    """CREATE/ALTER/DROP PUBLICATION from the SQL session, applied to the publication store."""
+    """CREATE/ALTER/DROP PUBLICATION from the SQL session, applied to the publication store;
+    column lists and row filters are checked against the relations pgshim knows."""
 
-    def __init__(self, store: PublicationStore) -> None:
+    def __init__(
+        self, store: PublicationStore, relations: Callable[[], Iterable[Relation]] = list
+    ) -> None:
         self.store = store
+        self._relations = relations
+
+    def _find(self, schema: str, table: str) -> Relation | None:
+        for relation in self._relations():
+            if relation.schema == schema and relation.name == table:
+                return relation
+        return None
 
     def create(
-        self, name: str, all_tables: bool, tables: list[str], actions: set[str] | None
+        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
     ) -> None:
-        if actions is None:
-            self.store.create(name, all_tables=all_tables, tables=tables)
-        else:
-            self.store.create(
-                name, all_tables=all_tables, tables=tables, publish=", ".join(actions)
-            )
+        items = table_items(tables, self._find)
+        publish = ", ".join(ALL_ACTIONS) if actions is None else ", ".join(sorted(actions))
+        if self.store.find(name) is None:
+            check_identity(_draft(name, all_tables, items, publish), self._find)
+        self.store.create(name, all_tables=all_tables, tables=items, publish=publish)
 
-    def alter(self, name: str, action: str, tables: list[str], actions: set[str] | None) -> None:
-        publish = None if actions is None else ", ".join(actions)
+    def alter(
+        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
+    ) -> None:
+        publish = None if actions is None else ", ".join(sorted(actions))
+        if action == "drop":
+            self.store.alter(name, drop_tables=[spec.name for spec in tables])
+            return
+        items = table_items(tables, self._find)
+        before = self.store.find(name)
+        if before is None:
+            self.store.alter(name)  # its "does not exist"
+            return
+        kept = [] if action == "set" else _items_of(before)
+        draft = _draft(name, before.all_tables, kept + items, publish or ", ".join(before.actions))
+        check_identity(draft, self._find)
         if action == "add":
-            self.store.alter(name, add_tables=tables, publish=publish)
-        elif action == "drop":
-            self.store.alter(name, drop_tables=tables, publish=publish)
+            self.store.alter(name, add_tables=items)
         elif action == "set":
-            self.store.alter(name, set_tables=tables, publish=publish)
+            self.store.alter(name, set_tables=items)
         else:
             self.store.alter(name, publish=publish)
 
     def drop(self, name: str, if_exists: bool) -> None:
         self.store.drop(name, if_exists=if_exists)
+
+
+def _items_of(publication: Publication) -> list[TableItem]:
+    return [
+        (f"{schema}.{table}", publication.options[(schema, table)])
+        if (schema, table) in publication.options else f"{schema}.{table}"
+        for schema, table in publication.tables
+    ]  # fmt: skip
+
+
+def _draft(name: str, all_tables: bool, items: list[TableItem], publish: str) -> Publication:
+    """The publication as a command would leave it, to check before storing anything."""
+    options = {}
+    tables = []
+    for item in items:
+        table, table_options = (item, None) if isinstance(item, str) else item
+        key = parse_table_name(table)
+        tables.append(key)
+        if table_options is not None:
+            options[key] = table_options
+    return Publication(name, all_tables, parse_publish(publish), tuple(tables), options)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pglast import ast, enums
 from pglast.stream import RawStream
@@ -20,6 +20,9 @@ from pgshim.sql.catalog import Catalog
 from pgshim.sql.check import check_query
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
+
+if TYPE_CHECKING:
+    from pgshim.sql.publications import TableSpec
 
 
 @dataclass
@@ -40,10 +43,10 @@ class SessionInfo:
 
 class PublicationHandler(Protocol):
     def create(
-        self, name: str, all_tables: bool, tables: list[str], actions: set[str] | None
+        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
     ) -> None: ...
     def alter(
-        self, name: str, action: str, tables: list[str], actions: set[str] | None
+        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
     ) -> None: ...  # action: "add" | "set" | "drop" | "options"
     def drop(self, name: str, if_exists: bool) -> None: ...
 
@@ -342,7 +345,7 @@ class SqlSession:
                 self._lock_table(node)
             return CommandResult(tag)
         if kind is StatementKind.PUBLICATION:
-            return self._publication(stmt.text)
+            return self._publication(node)
         raise PgError("0A000", f"{tag} is not supported here")
 
     def _end_transaction(self) -> None:
@@ -444,10 +447,10 @@ class SqlSession:
 
     # --- publications ------------------------------------------------------------------------
 
-    def _publication(self, text: str) -> CommandResult:
-        from pgshim.sql.publications import parse_publication_ddl
+    def _publication(self, node: ast.Node) -> CommandResult:
+        from pgshim.sql.publications import publication_command
 
-        command = parse_publication_ddl(text)
+        command = publication_command(node)
         if self.publications is None:
             raise PgError("0A000", "publications are not supported by this server")
         if not self.info.is_superuser:
