@@ -148,7 +148,7 @@ class Application:
         )
         self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
-            self.relations.relations, self.publications, config.database
+            self.relations.relations, self.publications, config.database, self.version.major
         )
         self.sessions: dict[int, Session] = {}
         # SELECT over collections: their rows as of a snapshot, replayed from the spool
