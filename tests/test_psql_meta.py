@@ -182,3 +182,22 @@ def test_describe_is_fast_with_200_collections(tmp_path) -> None:
         assert elapsed < 2.0
     finally:
         server.stop()
+
+
+STATUS_VIEWS = ["pg_replication_slots", "pg_stat_replication", "pg_stat_replication_slots",
+                "pg_stat_activity", "pg_stat_database", "pg_stat_database_conflicts",
+                "pg_stat_bgwriter"]  # fmt: skip
+
+
+def test_status_views_have_the_versions_columns(servers: Servers) -> None:
+    """The same catalog query on both servers: each status view's columns and types."""
+    names = ", ".join(f"'{name}'" for name in STATUS_VIEWS)
+    query = (
+        "SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, NULL)"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+        f" WHERE c.relnamespace = 11 AND a.attnum > 0 AND c.relname IN ({names})"
+        " ORDER BY c.relname, a.attnum"
+    )
+    ours, theirs = servers.ours(query), servers.theirs(query)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout

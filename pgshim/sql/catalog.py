@@ -227,8 +227,8 @@ class Catalog:
             rows = self._with_own_views(name, rows)
         major = self.facts.version.major
         if name in catalog_versions.changed_catalogs(major):
-            columns = catalog_versions.catalog_columns(name, major)
-            rows = catalog_versions.adapt_rows(name, major, rows)
+            rows = catalog_versions.adapt_rows(name, major, columns, rows)
+            columns = catalog_versions.catalog_columns(name, major, columns)
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)

@@ -1,6 +1,7 @@
-"""The catalogs of PostgreSQL 16 to 18, as changes to the PostgreSQL 15 catalogs pgshim makes.
+"""The catalogs and statistics views of PostgreSQL 16 to 18, as changes to PostgreSQL 15's.
 
-pgshim builds catalog rows in PostgreSQL 15's layout (``pg_functions.PG15_COLUMNS``). When it
+pgshim builds catalog and view rows in PostgreSQL 15's layout (``pg_functions.PG15_COLUMNS``,
+``catalog.CATALOG_VIEWS``). When it
 presents a later version, a changed catalog gets that version's columns, in its order, and each
 row is rearranged by column name: renamed columns keep their values, new ones get what a fresh
 PostgreSQL of that version shows for a plain table.
@@ -36,6 +37,8 @@ CHANGES: dict[int, list[Change]] = {
         ),
         Change("pg_collation", add=[("collicurules", "text", "colliculocale")]),
         Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
+        Change("pg_stat_database_conflicts",
+               add=[("confl_active_logicalslot", "int8", "confl_deadlock")]),
     ],
     17: [
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
@@ -51,6 +54,12 @@ CHANGES: dict[int, list[Change]] = {
             values={"attstattarget": None},
         ),
         Change("pg_constraint", retype={"coninhcount": "int2"}),
+        Change(  # the checkpointer's counters went to pg_stat_checkpointer
+            "pg_stat_bgwriter",
+            drop=["checkpoints_timed", "checkpoints_req", "checkpoint_write_time",
+                  "checkpoint_sync_time", "buffers_checkpoint", "buffers_backend",
+                  "buffers_backend_fsync"],
+        ),
         Change(
             "pg_statistic_ext",
             move=[("stxstattarget", "stxkeys")],
@@ -73,6 +82,11 @@ CHANGES: dict[int, list[Change]] = {
         ),
         Change("pg_publication", add=[("pubgencols", '"char"', "pubviaroot")],
                values={"pubgencols": "n"}),
+        Change(
+            "pg_stat_database",
+            add=[("parallel_workers_to_launch", "int8", "sessions_killed"),
+                 ("parallel_workers_launched", "int8", "parallel_workers_to_launch")],
+        ),
     ],
 }  # fmt: skip
 
@@ -86,8 +100,8 @@ class _Layout:
     values: dict[str, object]
 
 
-def _layout(catalog: str, major: int) -> _Layout:
-    columns = list(PG15_COLUMNS[catalog])
+def _layout(catalog: str, major: int, base: list[tuple[str, str]]) -> _Layout:
+    columns = list(base)
     source = {name: name for name, _ in columns}
     values: dict[str, object] = {}
     for version in sorted(CHANGES):
@@ -124,21 +138,24 @@ def changed_catalogs(major: int) -> set[str]:
     return {c.catalog for version, changes in CHANGES.items() if version <= major for c in changes}
 
 
-def catalog_columns(catalog: str, major: int) -> list[tuple[str, str]]:
-    """The catalog's columns in PostgreSQL ``major``: name and type."""
-    return (
-        _layout(catalog, major).columns
-        if catalog in changed_catalogs(major)
-        else (PG15_COLUMNS[catalog])
-    )
+def catalog_columns(
+    catalog: str, major: int, base: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    """The catalog's columns in PostgreSQL ``major``: name and type (``base``: its columns in
+    PostgreSQL 15, by default ``PG15_COLUMNS``')."""
+    base = PG15_COLUMNS[catalog] if base is None else base
+    return _layout(catalog, major, base).columns if catalog in changed_catalogs(major) else base
 
 
 def adapt_rows(
-    catalog: str, major: int, rows: Callable[..., Iterable[tuple]]
+    catalog: str,
+    major: int,
+    base: list[tuple[str, str]],
+    rows: Callable[..., Iterable[tuple]],
 ) -> Callable[..., list[tuple]]:
-    """``rows`` (PostgreSQL 15's layout) rearranged for PostgreSQL ``major``."""
-    layout = _layout(catalog, major)
-    index = {name: i for i, (name, _) in enumerate(PG15_COLUMNS[catalog])}
+    """``rows`` (in ``base``, PostgreSQL 15's layout) rearranged for PostgreSQL ``major``."""
+    layout = _layout(catalog, major, base)
+    index = {name: i for i, (name, _) in enumerate(base)}
     picks = [
         (True, layout.values[name])
         if name in layout.values
