@@ -149,7 +149,7 @@ class Application:
         self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
             self.relations.relations, self.publications, config.database,
-            bootstrap_role(config.users),
+            owner=bootstrap_role(config.users), major=self.version.major,
         )  # fmt: skip
         self.sessions: dict[int, Session] = {}
         # SELECT over collections: their rows as of a snapshot, replayed from the spool

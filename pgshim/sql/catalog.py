@@ -23,7 +23,7 @@ from sqlglot.tokens import TokenType
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import gucs, information_schema, pg_functions, pg_settings
+from pgshim.sql import catalog_versions, gucs, information_schema, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
@@ -244,10 +244,15 @@ class Catalog:
         needs_session: bool = False,
     ) -> None:
         """A table whose rows come from `rows()` each time a query names it; with needs_session
-        the session running the query is passed (None outside a session)."""
-        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        the session running the query is passed (None outside a session). A catalog made in
+        PostgreSQL 15's layout gets the served version's (catalog_versions)."""
         if name in ("pg_class", "pg_attribute"):
             rows = self._with_own_views(name, rows)
+        major = self.facts.version.major
+        if name in catalog_versions.changed_catalogs(major):
+            rows = catalog_versions.adapt_rows(name, major, columns, rows)
+            columns = catalog_versions.catalog_columns(name, major, columns)
+        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it
@@ -671,6 +676,9 @@ class Catalog:
             tables_of = _variadic_publication_tables(node)
             if tables_of is not None:
                 return self._publication_tables_of(node, tables_of)
+            listed = _listed_table_macro(node)
+            if listed is not None:
+                return self._from_table_macro(node, listed)
             for projection in node.expressions:  # a regclass in the result prints its name
                 target = projection.this if isinstance(projection, exp.Alias) else projection
                 if isinstance(target, exp.Cast) and _reg_target(target) in _REG_OUTPUT:
@@ -735,6 +743,16 @@ class Catalog:
             .join("pg_publication AS pgshim_p", on="pgshim_p.pubname = r.pubname")
             .where(exp.column("pubname", "r").isin(query=chosen))
         )
+
+    def _from_table_macro(self, node: exp.Select, call: exp.Anonymous) -> exp.Expression:
+        """``SELECT srf(args)`` of a one-column set-returning function: its rows, in a column
+        named after it (psql 18's ``SELECT pg_partition_ancestors('16384')``)."""
+        name = call.name.lower()
+        column = _TABLE_FUNCTIONS[name][0][0]
+        projection = node.expressions[0]
+        alias = projection.alias if isinstance(projection, exp.Alias) else name
+        source = exp.Table(this=call.transform(self._rewrite_node))
+        return exp.select(exp.alias_(exp.column(column), alias)).from_(source)
 
     def _rewrite_operator(self, node: exp.Operator) -> exp.Expression:
         operator = str(node.args.get("operator") or "").lower().removeprefix("pg_catalog.")
@@ -905,6 +923,8 @@ class Catalog:
         return oid
 
     def _regclass(self, name: str) -> int:
+        if name.isdigit():  # regclassin takes an oid as it is
+            return int(name)
         parts = [part.strip('"') for part in name.split(".")]
         relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
         namespaces = self._namespaces()
@@ -1206,6 +1226,11 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pg_partition_tree(r) AS TABLE SELECT CAST(r AS UINTEGER) AS relid,"
         " CAST(NULL AS UINTEGER) AS parentrelid, true AS isleaf, 0 AS level WHERE false"
     ),
+    # pgshim has no extensions to install
+    "pg_available_extensions": (
+        "CREATE MACRO pg_available_extensions() AS TABLE SELECT CAST(NULL AS VARCHAR) AS name,"
+        " CAST(NULL AS VARCHAR) AS default_version, CAST(NULL AS VARCHAR) AS comment WHERE false"
+    ),
     "pg_partition_ancestors": (
         "CREATE MACRO pg_partition_ancestors(r) AS TABLE "
         "SELECT CAST(r AS UINTEGER) AS relid WHERE false"
@@ -1243,15 +1268,42 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pgshim_fn_pg_database_size(d) AS "
         "(SELECT COALESCE(max(size), 0) FROM pgshim_database_sizes WHERE datname = d)"
     ),
+    # roles pgshim has are superusers or not: a superuser has every role's privileges, any
+    # role its own (pg_read_all_stats and the like are no one's)
+    "pg_has_role": (
+        "CREATE MACRO pg_has_role(r, p) AS COALESCE((SELECT max(s.value) = 'on'"
+        " FROM pgshim_session_settings s WHERE s.name = 'is_superuser'), false)"
+        " OR r = (SELECT max(s.value) FROM pgshim_session_settings s"
+        " WHERE s.name = 'session_authorization')"
+    ),
 }
 # internal views the per-row macros read
 _MACRO_VIEWS: dict[str, list[str]] = {
     "current_setting": ["pgshim_session_settings"],
+    "pg_has_role": ["pgshim_session_settings"],
     "pg_database_size": ["pgshim_database_sizes"],
     "pg_get_publication_tables": ["pgshim_publication_rel"],  # in FROM too, not only LATERAL
 }
 _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro: exact numeric
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _listed_table_macro(node: exp.Select) -> exp.Anonymous | None:
+    """The call of ``SELECT srf(...)`` (nothing else, no FROM) to a one-column set-returning
+    function the engine runs, else None."""
+    if node.args.get("from_") is not None or len(node.expressions) != 1:
+        return None
+    call = node.expressions[0]
+    call = call.this if isinstance(call, exp.Alias) else call
+    if isinstance(call, exp.Dot) and call.this.name.lower() == "pg_catalog":
+        call = call.expression
+    if (
+        isinstance(call, exp.Anonymous)
+        and call.name.lower() in _TABLE_MACROS
+        and len(_TABLE_FUNCTIONS[call.name.lower()]) == 1
+    ):
+        return call
+    return None
 
 
 def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
@@ -1520,6 +1572,7 @@ _TABLE_FUNCTIONS: dict[str, list[tuple[str, int]]] = {
     "pg_get_publication_tables": [("relid", 26), ("attrs", 22), ("qual", 25)],
     "pg_partition_tree": [("relid", 2205), ("parentrelid", 2205), ("isleaf", 16), ("level", 23)],
     "pg_partition_ancestors": [("relid", 2205)],
+    "pg_available_extensions": [("name", 19), ("default_version", 25), ("comment", 25)],
 }
 _TABLE_MACROS = frozenset(_TABLE_FUNCTIONS)  # set-returning functions the engine runs
 

@@ -827,6 +827,7 @@ MACRO_SIGNATURES: dict[str, list[tuple[list[str], str]]] = {
     "has_table_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_schema_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_database_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
+    "pg_has_role": [(["name", "text"], "bool")],
     "pg_relation_is_publishable": [(["regclass"], "bool")],
     "pg_relation_size": [(["regclass"], "int8"), (["regclass", "text"], "int8")],
     "pg_table_size": [(["regclass"], "int8")],
