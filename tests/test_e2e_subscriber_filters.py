@@ -4,6 +4,7 @@ PostgreSQL 15's UPDATE semantics (into the filter -> INSERT, out of it -> DELETE
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -172,6 +173,19 @@ def test_publication_ddl_as_postgresql(spool, pgshim, pg_cluster) -> None:
     try:
         for statements in DDL_CASES:
             assert outcome(server.dsn(), statements) == outcome(pg_cluster.dsn(), statements)
+        # psql's \dRp+ lists the column list and the row filter as for PostgreSQL
+        create = (
+            "CREATE PUBLICATION p FOR TABLE members (rid, name) WHERE (age > 30 AND name <> 'x')"
+        )
+        footers = []
+        for dsn in (server.dsn(), pg_cluster.dsn()):
+            psql = subprocess.run(["psql", "-X", "-d", dsn, "-c", create, "-c", "\\dRp+ p",
+                                   "-c", "DROP PUBLICATION p"], capture_output=True, text=True)  # fmt: skip
+            footers.append(psql.stdout[psql.stdout.index("Tables:") :].splitlines()[:2])
+        assert footers[0] == footers[1]
+        assert footers[0][1].strip() == (
+            "\"public.members\" (rid, name) WHERE ((age > 30) AND (name <> 'x'::text))"
+        )
     finally:
         pg_cluster.psql("DROP TABLE members")
     # PostgreSQL refuses the UPDATE of a table whose column list misses the replica identity;
