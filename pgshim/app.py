@@ -35,7 +35,15 @@ from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.collections import CollectionTables, exported_position
-from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
+from pgshim.sql.copy import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    CopyTarget,
+    binary_row,
+    copy_target,
+    header_line,
+    text_row,
+)
 from pgshim.sql.engine import Engine
 from pgshim.sql.parse import StatementKind, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
@@ -43,6 +51,7 @@ from pgshim.sql.providers import CatalogRows, PublicationDDL
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
+from pgshim.versions import ServerVersion
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
 from pgshim.walsender.ahead import AheadKeys
@@ -77,6 +86,7 @@ class Application:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_at = datetime.now(UTC)
+        self.version = ServerVersion(config.server_version)
         self.conn = open_state(config.state_dir)
         self.system_identifier = system_identifier(self.conn)
         self.identity = IdentityMap(self.conn)
@@ -118,10 +128,18 @@ class Application:
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
         self.plugin_context = PluginContext(
-            publications=self.publications, history=self._history_from_start
+            publications=self.publications,
+            server_version_num=self.version.num,
+            history=self._history_from_start,
         )
         self.catalog = Catalog(
-            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
+            ServerFacts(
+                config.host,
+                config.port,
+                self.started_at,
+                lambda: self.source.end_pos,
+                version=self.version,
+            ),
             Engine(
                 memory_limit=f"{config.query_memory}MB",
                 workers=config.query_workers,
@@ -151,6 +169,8 @@ class Application:
             "wal_sender_timeout": _duration_setting(config.wal_sender_timeout),
             "statement_timeout": _duration_setting(config.statement_timeout),
             "port": str(config.port),
+            "server_version": self.version.setting,
+            "server_version_num": str(self.version.num),
         }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None
@@ -222,7 +242,7 @@ class Application:
 
     def create_slot(
         self, name: str, plugin: str, *, temporary: bool, two_phase: bool, pid: int,
-        from_oldest: bool = False,
+        from_oldest: bool = False, failover: bool = False,
     ) -> Slot:  # fmt: skip
         """A new slot starts at the current end of the spool, as in PostgreSQL; ``from_oldest``
         starts it before the oldest retained change so the consumer reads RedDB's history."""
@@ -232,6 +252,7 @@ class Application:
         slot = self.slots.create(
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+            failover=failover,
         )  # fmt: skip
         self.ahead.use(default_ahead_key(plugin))
         return slot
@@ -283,10 +304,14 @@ class Application:
                 if row_filter.matches([snapshot.rows[key].get(c.name) for c in relation.columns])
             ]
         fmt = target.format
-        lines = [header_line(names, fmt)] if fmt.header else []
-        lines += [text_row([snapshot.rows[key].get(n) for n in names], oids, fmt) for key in keys]
+        rows = [[snapshot.rows[key].get(n) for n in names] for key in keys]
+        if fmt.binary:
+            lines = [BINARY_HEADER, *(binary_row(row, oids) for row in rows), BINARY_TRAILER]
+        else:
+            lines = [header_line(names, fmt)] if fmt.header else []
+            lines += [text_row(row, oids, fmt) for row in rows]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(keys)}")
+        return CopyOutResult(columns, lines, f"COPY {len(keys)}", binary=fmt.binary)
 
     def _rewound(self, position: int, why: str) -> None:
         """The source goes back to ``position`` (a record came late, or was written again):

@@ -18,7 +18,7 @@ from pgshim.sql.privileges import check_slot_permissions, sees_details_of
 from pgshim.sql.providers import role_rows, user_rows
 from pgshim.sql.statistics import register_statistics_views
 from pgshim.walsender.replicas import REPLICA_COLUMNS
-from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, validate_slot_name
+from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, slot_columns, validate_slot_name
 from pgshim.walsender.sqldecoding import SqlDecoding
 
 if TYPE_CHECKING:
@@ -65,8 +65,11 @@ def register_status_views(app: Application) -> None:
         partial(_stat_replication, app),
         needs_session=True,
     )
+    major = app.version.major
     cat.register_view(
-        "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], app.slots.slot_rows
+        "pg_replication_slots",
+        [(name, pgtypes.lookup(oid).name) for name, oid in slot_columns(major)],
+        partial(app.slots.slot_rows, major),
     )
     cat.register_view("pgshim_slots", PGSHIM_SLOT_COLUMNS, app.slots.pgshim_slot_rows)
     cat.register_view("pgshim_spool", SPOOL_COLUMNS, partial(_spool_rows, app))

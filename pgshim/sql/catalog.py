@@ -27,11 +27,8 @@ from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
-
-SERVER_VERSION = "15.18"
-VERSION_STRING = (
-    f"PostgreSQL {SERVER_VERSION} (pgshim 0.1.0) on x86_64-pc-linux-gnu, compiled by Python, 64-bit"
-)
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
+from pgshim.versions import ServerVersion
 
 # PostgreSQL type -> DuckDB storage type. Types without a DuckDB twin get an otherwise unused
 # DuckDB type so that a result column's DuckDB type still tells its PostgreSQL type.
@@ -194,6 +191,7 @@ class ServerFacts:
     start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     current_lsn: Callable[[], int] = lambda: 0
     database_sizes: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
+    version: ServerVersion = DEFAULT_VERSION
 
 
 class Catalog:
@@ -618,6 +616,9 @@ class Catalog:
         "default", pg_catalog.pg_class.oid, regclass and regnamespace values (oids that print as
         names), PostgreSQL's array literals; None when the node is not one of them."""
         if isinstance(node, exp.Select):
+            tables_of = _variadic_publication_tables(node)
+            if tables_of is not None:
+                return self._publication_tables_of(node, tables_of)
             for projection in node.expressions:  # a regclass in the result prints its name
                 target = projection.this if isinstance(projection, exp.Alias) else projection
                 if isinstance(target, exp.Cast) and _reg_target(target) in _REG_OUTPUT:
@@ -673,6 +674,20 @@ class Catalog:
         if isinstance(node, exp.Cast):
             return self._rewrite_reg_cast(node)
         return None
+
+    def _publication_tables_of(self, node: exp.Select, names: exp.Expression) -> exp.Expression:
+        """``SELECT (pg_get_publication_tables(VARIADIC array_agg(x))).* FROM ... WHERE ...``
+        (PostgreSQL 16+ subscribers): the rows of every publication the query names, with
+        PostgreSQL 16's columns pubid, relid, attrs, qual."""
+        chosen = node.copy()
+        chosen.set("expressions", [names.copy()])
+        chosen = chosen.transform(self._rewrite_node)
+        return (
+            exp.select("pgshim_p.oid AS pubid", "r.relid", "r.attrs", "r.qual")
+            .from_("pgshim_publication_rel AS r")
+            .join("pg_publication AS pgshim_p", on="pgshim_p.pubname = r.pubname")
+            .where(exp.column("pubname", "r").isin(query=chosen))
+        )
 
     def _rewrite_operator(self, node: exp.Operator) -> exp.Expression:
         operator = str(node.args.get("operator") or "").lower().removeprefix("pg_catalog.")
@@ -976,7 +991,7 @@ class Catalog:
             return new, (new,), lambda: session.set_setting(name, value, bool(local))
 
         builtins: list[tuple[str, Callable[..., Any], list[str], str, bool]] = [
-            ("version", lambda: VERSION_STRING, [], "text", False),
+            ("version", lambda: facts.version.banner, [], "text", False),
             ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
             ("current_user", lambda s: s.user if s else "postgres", [], "name", True),
             ("session_user", lambda s: s.user if s else "postgres", [], "name", True),
@@ -1103,6 +1118,30 @@ _MACRO_VIEWS: dict[str, list[str]] = {
 }
 _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro: exact numeric
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
+    """The x of a select list that is only ``(pg_get_publication_tables(VARIADIC
+    array_agg(x))).*``, else None."""
+    if len(node.expressions) != 1:
+        return None
+    star = node.expressions[0]
+    if not (isinstance(star, exp.Dot) and isinstance(star.expression, exp.Star)):
+        return None
+    call = star.this
+    while isinstance(call, exp.Paren):
+        call = call.this
+    if isinstance(call, exp.Dot) and call.this.name.lower() == "pg_catalog":
+        call = call.expression
+    if not (
+        isinstance(call, exp.Anonymous)
+        and call.name.lower() == "pg_get_publication_tables"
+        and len(call.expressions) == 1
+        and isinstance(call.expressions[0], exp.Variadic)
+        and isinstance(call.expressions[0].this, exp.ArrayAgg)
+    ):
+        return None
+    return call.expressions[0].this.this
 
 
 def _macro_tables(tree: exp.Expression) -> set[str]:

@@ -1,9 +1,10 @@
 """``COPY table [(columns)] TO STDOUT [options]`` and the query a PostgreSQL 15+ tablesync sends
 for a table published with a row filter, ``COPY (SELECT columns FROM [ONLY] table [WHERE
-filter]) TO STDOUT``: the statement and the COPY text/CSV formats."""
+filter]) TO STDOUT``: the statement and the COPY text, CSV and binary formats."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,10 @@ from pglast import ast
 from pgshim import pgtypes
 from pgshim.errors import PgError
 
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + _INT32.pack(0) + _INT32.pack(0)
+BINARY_TRAILER = _INT16.pack(-1)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -23,6 +28,7 @@ class CopyFormat:
     header: bool = False
     quote: str = '"'
     escape: str = '"'
+    binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +112,16 @@ def _format(options: Sequence[ast.DefElem] | None) -> CopyFormat:
     if unknown:
         raise PgError("0A000", f'COPY option "{sorted(unknown)[0]}" is not supported by pgshim')
     kind = (values.get("format") or "text").lower()
-    if kind not in ("text", "csv"):
-        raise PgError("0A000", f'COPY format "{kind}" is not supported by pgshim')
+    if kind not in ("text", "csv", "binary"):
+        raise PgError("22023", f'COPY format "{kind}" not recognized')
+    if kind == "binary":
+        for name in ("delimiter", "null", "header"):
+            if name in values:
+                raise PgError("42601", f"cannot specify {name.upper()} in BINARY mode")
+        if "quote" in values or "escape" in values:
+            option = "quote" if "quote" in values else "escape"
+            raise PgError("0A000", f"COPY {option} available only in CSV mode")
+        return CopyFormat(binary=True)
     csv = kind == "csv"
     if not csv and ("quote" in values or "escape" in values):
         option = "quote" if "quote" in values else "escape"
@@ -169,6 +183,19 @@ def text_row(
                 escaped = escaped.replace(fmt.delimiter, "\\" + fmt.delimiter)
             fields.append(escaped)
     return (fmt.delimiter.join(fields) + "\n").encode()
+
+
+def binary_row(values: Sequence[object], type_oids: Sequence[int]) -> bytes:
+    """One tuple of the binary COPY format: the field count, then each field's length (-1 for
+    NULL) and its binary send representation."""
+    parts = [_INT16.pack(len(values))]
+    for value, oid in zip(values, type_oids, strict=True):
+        if value is None:
+            parts.append(_INT32.pack(-1))
+        else:
+            data = pgtypes.binary_send(oid, value)
+            parts.append(_INT32.pack(len(data)) + data)
+    return b"".join(parts)
 
 
 def _csv_field(text: str, fmt: CopyFormat) -> str:
