@@ -70,6 +70,8 @@ ALLOWED = [
     "score > 1.5",
     "score > 1",
     "age::numeric > 30.5",
+    "score::int = 2",
+    "score::int = -3",
     "age > 1::bigint",
     "NOT active",
     "active IS NOT FALSE",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from pglast import ast, enums, parse_sql
@@ -724,7 +724,7 @@ def _cast_allowed(source: str, target: str) -> bool:
 
 def _converter(family: str) -> Callable[[Value], Value]:
     if family == _INT:
-        return lambda v: int(Decimal(v).to_integral_value()) if not isinstance(v, int) else v
+        return _to_int
     if family == _NUM:
         return lambda v: (
             v if isinstance(v, Decimal) else Decimal(repr(v) if isinstance(v, float) else v)
@@ -732,6 +732,15 @@ def _converter(family: str) -> Callable[[Value], Value]:
     if family == _FLOAT:
         return float
     return lambda v: v
+
+
+def _to_int(value: Value) -> int:
+    """PostgreSQL's casts to integers: numeric rounds half away from zero, float half to even."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value)
+    return int(Decimal(value).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _arithmetic(op: str, family: str) -> Callable[[Value, Value], Value]:
