@@ -14,7 +14,7 @@ from typing import Any
 
 from pgshim import pgtypes
 
-INTERNAL_PREFIX = "pgshim_is_"
+INTERNAL_PREFIX = "pgshim_infoschema_"
 SCHEMA = "information_schema"
 _SCHEMA_OID = 13000  # pg_namespace oid of information_schema in PostgreSQL 15 clusters
 _SYSTEM_OID_LIMIT = 10000  # PostgreSQL's system catalogs (tables) have oids below this
