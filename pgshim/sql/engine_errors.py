@@ -263,7 +263,21 @@ _KIND_STATES = {
     "InterruptException": "57014",
     "PermissionException": "42501",
     "OutOfMemoryException": "53200",
+    "TypeMismatchException": "42804",
+    "InvalidTypeException": "42804",
+    "ValueOutOfRangeException": "22003",
+    "SyntaxException": "42601",
+    "ParameterNotResolvedException": "42P18",
+    "ParameterNotAllowedException": "42P02",
+    "ConstraintException": "23000",
+    "DependencyException": "2BP01",
+    "TransactionException": "25000",
+    "SequenceException": "2200H",
+    "IOException": "58030",
+    "InternalException": "XX000",  # the engine's own failure, as PostgreSQL's elog(ERROR)
+    "FatalException": "XX000",
 }
+_UNKNOWN_KIND = "42000"  # a kind not listed: most likely the query's, found in analysing it
 _PREFIX = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 
 
@@ -283,7 +297,7 @@ def translate(error: Exception) -> PgError:
             return rule.build(found)
     message = _PREFIX.sub("", text).rstrip("!").strip()
     message = message[:1].lower() + message[1:] if message[1:2].islower() else message
-    return PgError(_KIND_STATES.get(kind, "XX000"), message or "internal error")
+    return PgError(_KIND_STATES.get(kind, _UNKNOWN_KIND), message or "internal error")
 
 
 # --- positions -----------------------------------------------------------------------------------
