@@ -4,7 +4,10 @@ PostgreSQL resolves every name while it analyses a query, before anything runs, 
 unknown or ambiguous one with its position and, where a name is close to one it knows, a hint.
 This walk does the same over pglast's tree wherever the columns in reach are known (pgshim's
 views, the collections, CTEs and subqueries whose output names are plain); where they are not, it
-stays silent and the engine's error is translated instead (engine_errors.py).
+stays silent and the engine's error is translated instead (engine_errors.py). Where the types are
+certain (a column's, a number's, a cast's) it also refuses what PostgreSQL's analysis refuses but
+the engine would cast implicitly: an operator between kinds of types that have none, a condition
+that is not boolean, a set operation's columns of kinds no type holds both of.
 """
 
 from __future__ import annotations
