@@ -355,16 +355,17 @@ def test_current_schemas_follow_the_search_path(server, pg_cluster) -> None:
             assert _answer(ours, query) == _answer(theirs, query), path
 
 
-def test_any_takes_an_untyped_array_parameter(server, pg_cluster) -> None:
+@pytest.mark.parametrize(("quantified", "kinds"), [("= ANY", ["v", "m"]), ("<> ALL", ["r", "m"])])
+def test_any_takes_an_untyped_array_parameter(server, pg_cluster, quantified, kinds) -> None:
     """x = ANY($1) with $1 of unknown type (psycopg 3's list of str): an array of x's type."""
-    query = "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = ANY($1)"
+    query = f"SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind {quantified}($1)"
     query += " AND c.relname IN ('pg_replication_slots', 'pg_settings') ORDER BY 1"
     described = []
     for dsn in (server.dsn(), pg_cluster.dsn()):
         with psycopg.connect(dsn) as conn:
             conn.pgconn.prepare(b"any_kinds", query.encode())
             described.append(conn.pgconn.describe_prepared(b"any_kinds").param_type(0))
-            found = conn.execute(query.replace("$1", "%s"), [["v", "m"]]).fetchall()
+            found = conn.execute(query.replace("$1", "%s"), [kinds]).fetchall()
             assert found == [("pg_replication_slots",), ("pg_settings",)]
     assert described[0] == described[1] == 1002  # "char"[]
 

@@ -1632,11 +1632,14 @@ def _figure_colname(node: exp.Expression) -> tuple[str, int]:
 
 
 def _any_operand(parameter: exp.Expression) -> exp.Expression | None:
-    """The other operand of the comparison whose ANY(...) is the parameter."""
+    """The other operand of the comparison whose ANY(...) or ALL(...) is the parameter."""
     node = parameter.parent
     while isinstance(node, exp.Paren):
         node = node.parent
-    if not isinstance(node, exp.Any) or not isinstance(node.parent, exp.Binary):
+    quantified = isinstance(node, exp.Any) or (
+        isinstance(node, exp.Anonymous) and node.name.lower() == "all"  # sqlglot's ALL(...)
+    )
+    if not quantified or not isinstance(node.parent, exp.Binary):
         return None
     comparison = node.parent
     return comparison.left if comparison.right is node else comparison.right
