@@ -102,13 +102,32 @@ class _ForkServer:
         # the code the server runs, wherever it was imported from (not the working directory)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         path = os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            cwd="/",
-            env={**os.environ, "PYTHONPATH": path},
-        )
+        started: list[subprocess.Popen] = []
+        ready = threading.Event()
+
+        def keeper() -> None:
+            """Start the fork server and live as long as it does: it dies with the thread that
+            started it (PR_SET_PDEATHSIG), which must not be a pool's thread that may end."""
+            try:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
+                        pass_fds=(theirs.fileno(),),
+                        cwd="/",
+                        env={**os.environ, "PYTHONPATH": path},
+                    )
+                )
+            finally:
+                ready.set()
+            started[0].wait()
+
+        threading.Thread(target=keeper, name="pgshim-sql-fork-server", daemon=True).start()
+        ready.wait()
         theirs.close()
+        if not started:
+            ours.close()
+            raise EngineError("ProtocolError", "the engine's fork server did not start")
+        self._proc = started[0]
         self._control = ours
 
 
