@@ -27,6 +27,7 @@ from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
+from pgshim.sql.result_cache import deterministic, macro_names
 from pgshim.sql.results import ColumnDesc, RowsResult
 from pgshim.sql.shared_tables import Derived
 
@@ -382,7 +383,9 @@ class Catalog:
                 await source.stage(cursor, collections, session, bound)
 
         engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
-        staging = {"stage": stage} if stage is not None else {}
+        staging: dict[str, Any] = {"stage": stage} if stage is not None else {}
+        if not effects and deterministic(executable, _MACRO_NAMES):
+            staging["deterministic"] = True
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
             _pg_error, **staging,
@@ -1099,6 +1102,7 @@ _MACROS: dict[str, str] = {
         "(SELECT COALESCE(max(size), 0) FROM pgshim_database_sizes WHERE datname = d)"
     ),
 }
+_MACRO_NAMES = macro_names(_MACROS.values())
 # internal views the per-row macros read
 _MACRO_VIEWS: dict[str, list[str]] = {
     "current_setting": ["pgshim_session_settings"],
