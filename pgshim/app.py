@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.rowfilter import compile_filter
 from pgshim.logical.snapshot import Snapshot
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
@@ -33,14 +35,23 @@ from pgshim.spool.watch import SpoolWatcher
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.collections import CollectionTables, exported_position
-from pgshim.sql.copy import CopyTarget, copy_target, header_line, text_row
+from pgshim.sql.copy import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    CopyTarget,
+    binary_row,
+    copy_target,
+    header_line,
+    text_row,
+)
 from pgshim.sql.engine import Engine
-from pgshim.sql.parse import StatementKind, parse_statement, split_statements
+from pgshim.sql.parse import StatementKind, in_message, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
-from pgshim.sql.providers import CatalogRows, PublicationDDL
+from pgshim.sql.providers import CatalogRows, PublicationDDL, bootstrap_role
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
+from pgshim.versions import ServerVersion
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
 from pgshim.walsender.ahead import AheadKeys
@@ -75,6 +86,7 @@ class Application:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_at = datetime.now(UTC)
+        self.version = ServerVersion(config.server_version)
         self.conn = open_state(config.state_dir)
         self.system_identifier = system_identifier(self.conn)
         self.identity = IdentityMap(self.conn)
@@ -115,19 +127,30 @@ class Application:
         self.replicas = ReplicaRegistry(self.conn)
         if self.link.forwarder is not None:
             self.replicas.on_ack = self.link.forwarder.note
-        self.plugin_context = PluginContext(publications=self.publications)
+        self.plugin_context = PluginContext(
+            publications=self.publications,
+            server_version_num=self.version.num,
+            history=self._history_from_start,
+        )
         self.catalog = Catalog(
-            ServerFacts(config.host, config.port, self.started_at, lambda: self.source.end_pos),
+            ServerFacts(
+                config.host,
+                config.port,
+                self.started_at,
+                lambda: self.source.end_pos,
+                version=self.version,
+            ),
             Engine(
                 memory_limit=f"{config.query_memory}MB",
                 workers=config.query_workers,
                 max_processes=config.max_connections,
             ),
         )
-        self.publications_ddl = PublicationDDL(self.publications)
+        self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
-            self.relations.relations, self.publications, config.database
-        )
+            self.relations.relations, self.publications, config.database,
+            owner=bootstrap_role(config.users), major=self.version.major,
+        )  # fmt: skip
         self.sessions: dict[int, Session] = {}
         # SELECT over collections: their rows as of a snapshot, replayed from the spool
         self.collections = CollectionTables(
@@ -147,6 +170,8 @@ class Application:
             "wal_sender_timeout": _duration_setting(config.wal_sender_timeout),
             "statement_timeout": _duration_setting(config.statement_timeout),
             "port": str(config.port),
+            "server_version": self.version.setting,
+            "server_version_num": str(self.version.num),
         }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None
@@ -218,7 +243,7 @@ class Application:
 
     def create_slot(
         self, name: str, plugin: str, *, temporary: bool, two_phase: bool, pid: int,
-        from_oldest: bool = False,
+        from_oldest: bool = False, failover: bool = False,
     ) -> Slot:  # fmt: skip
         """A new slot starts at the current end of the spool, as in PostgreSQL; ``from_oldest``
         starts it before the oldest retained change so the consumer reads RedDB's history."""
@@ -228,9 +253,13 @@ class Application:
         slot = self.slots.create(
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+            failover=failover,
         )  # fmt: skip
         self.ahead.use(default_ahead_key(plugin))
         return slot
+
+    def _history_from_start(self) -> Iterable[object]:
+        return self.source.history(0)
 
     def _end_now(self) -> int:
         self.source.ingest()
@@ -267,14 +296,23 @@ class Application:
             if not snapshot.apply(tx):
                 break
         oids = [types[name] for name in names]
+        keys = sorted(snapshot.rows)
+        if target.where is not None:
+            row_filter = compile_filter(target.where, relation.columns, relation.name)
+            keys = [
+                key
+                for key in keys
+                if row_filter.matches([snapshot.rows[key].get(c.name) for c in relation.columns])
+            ]
         fmt = target.format
-        lines = [header_line(names, fmt)] if fmt.header else []
-        lines += [
-            text_row([snapshot.rows[key].get(n) for n in names], oids, fmt)
-            for key in sorted(snapshot.rows)
-        ]
+        rows = [[snapshot.rows[key].get(n) for n in names] for key in keys]
+        if fmt.binary:
+            lines = [BINARY_HEADER, *(binary_row(row, oids) for row in rows), BINARY_TRAILER]
+        else:
+            lines = [header_line(names, fmt)] if fmt.header else []
+            lines += [text_row(row, oids, fmt) for row in rows]
         columns = [ColumnDesc(name, oid) for name, oid in zip(names, oids, strict=True)]
-        return CopyOutResult(columns, lines, f"COPY {len(snapshot.rows)}")
+        return CopyOutResult(columns, lines, f"COPY {len(keys)}", binary=fmt.binary)
 
     def _rewound(self, position: int, why: str) -> None:
         """The source goes back to ``position`` (a record came late, or was written again):
@@ -343,6 +381,7 @@ class Session:
                 server_settings=app.server_settings,
                 is_superuser=role.superuser,
                 rolreplication=role.replication,
+                read_only=info.database != app.config.database,
             ),
             app.publications_ddl,
         )
@@ -387,8 +426,9 @@ class Session:
             imported = self.sql.transaction_snapshot()  # SET TRANSACTION SNAPSHOT
             snapshot_pos = self.snapshot_pos if imported is None else imported
             return await self.app.copy_out(target, snapshot_pos, self.sql.bound())
-        except PgError:
+        except PgError as error:
             self.sql.fail()
+            in_message(error, stmt)
             raise
 
     async def prepare(self, stmt: str | commands.Command, param_oids: list[int]) -> Prepared:
@@ -396,7 +436,11 @@ class Session:
             raise PgError(
                 "08P01", "extended query protocol not supported in a replication connection"
             )
-        return await self.sql.prepare(stmt, param_oids)
+        try:
+            return await self.sql.prepare(stmt, param_oids)
+        except PgError as error:
+            in_message(error, stmt)
+            raise
 
     async def execute(self, prepared: Prepared, params: list[Any]) -> Any:
         return await self.sql.execute_prepared(prepared, params)

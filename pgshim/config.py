@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgshim.versions import MINOR_RELEASES
+
 AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
 LOG_FORMATS = ("text", "json")
 ENV_PREFIX = "PGSHIM_"
@@ -111,6 +113,8 @@ class Config:
     source: str | None = None  # grpc://HOST:PORT: stream from a RedDB primary instead of a spool
     reddb_http: str | None = None  # RedDB's HTTP base URL, for declared column schemas
     metrics_port: int | None = None
+    # the PostgreSQL major version pgshim presents itself as: 15, 16, 17 or 18
+    server_version: int = 15
 
     def declared_columns(self) -> dict[str, list[dict[str, Any]]]:
         """``[collections.NAME] columns = [{name, type, source}]``, validated at load time."""
@@ -285,6 +289,9 @@ def _validate(config: Config) -> None:
         raise ConfigError("new_slot_position", "must be end or oldest")
     if "{slot}" not in config.replica_id_format:
         raise ConfigError("replica_id_format", "must contain {slot}")
+    if config.server_version not in MINOR_RELEASES:
+        versions = ", ".join(str(major) for major in MINOR_RELEASES)
+        raise ConfigError("server_version", f"must be one of {versions}")
     _validate_collections(config.collections)
     _read_token_file(config)
 

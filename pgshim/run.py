@@ -16,6 +16,7 @@ from typing import Any
 
 from pgshim.config import Config, ConfigError, secret_file_warning
 from pgshim.logging_setup import configure_logging
+from pgshim.versions import DEFAULT_MAJOR, MINOR_RELEASES
 
 log = logging.getLogger("pgshim")
 
@@ -35,6 +36,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("text", "json"))
     parser.add_argument("--log-level")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--server-version",
+        type=int,
+        choices=sorted(MINOR_RELEASES),
+        help=f"the PostgreSQL major version to present (default {DEFAULT_MAJOR})",
+    )
 
 
 def add_server_commands(commands: argparse._SubParsersAction) -> None:
@@ -88,6 +95,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "log_format": args.log_format,
         "log_level": args.log_level,
         "metrics_port": args.metrics_port,
+        "server_version": args.server_version,
         **extra,
     }
     return Config.load(args.config, overrides=overrides)
@@ -145,7 +153,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"pgshim: configuration error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: ok")
-    for name in ("host", "port", "database", "spool", "state_dir", "log_format", "metrics_port"):
+    for name in (
+        "host",
+        "port",
+        "database",
+        "spool",
+        "state_dir",
+        "log_format",
+        "metrics_port",
+        "server_version",
+    ):
         print(f"  {name} = {getattr(config, name)!r}")
     for name, user in sorted(config.users.items()):
         role = ", superuser" if user.superuser else ", replication" if user.replication else ""

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from pgshim import __version__
 from pgshim.config import Config, is_loopback_host, validate_security
 from pgshim.errors import PgError
 from pgshim.sql.results import CopyBothStream
+from pgshim.versions import ServerVersion
 from pgshim.wire import events as ev
 from pgshim.wire import messages as msg
 from pgshim.wire.auth import Authenticator, CredentialStore, TrustAuthenticator
@@ -29,7 +29,6 @@ from pgshim.wire.query import ExtendedQuery, write_result
 
 log = logging.getLogger("pgshim.server")
 
-SERVER_VERSION = f"15.18 (pgshim {__version__})"
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
 READ_HIGH_WATER = 1024 * 1024
@@ -504,8 +503,7 @@ class Session:
             credential = await asyncio.to_thread(credentials.compute, request.user, user)
         return credential.authenticator(request.user)
 
-    @staticmethod
-    def _initial_parameters(info: ConnectionInfo) -> list[tuple[str, str]]:
+    def _initial_parameters(self, info: ConnectionInfo) -> list[tuple[str, str]]:
         return [
             ("application_name", info.application_name),
             ("client_encoding", "UTF8"),
@@ -516,7 +514,7 @@ class Session:
             ("IntervalStyle", "postgres"),
             ("is_superuser", "on" if info.is_superuser else "off"),
             ("server_encoding", "UTF8"),
-            ("server_version", SERVER_VERSION),
+            ("server_version", ServerVersion(self.config.server_version).setting),
             ("session_authorization", info.user),
             ("standard_conforming_strings", "on"),
             ("TimeZone", "Etc/UTC"),

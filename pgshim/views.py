@@ -15,10 +15,10 @@ from pgshim.plugins import check_plugin, default_ahead_key
 from pgshim.reddb.link.wiring import FORWARD_COLUMNS
 from pgshim.sql.catalog import CATALOG_VIEWS
 from pgshim.sql.privileges import check_slot_permissions, sees_details_of
-from pgshim.sql.providers import role_rows, user_rows
+from pgshim.sql.providers import authid_rows, role_rows, user_rows
 from pgshim.sql.statistics import register_statistics_views
 from pgshim.walsender.replicas import REPLICA_COLUMNS
-from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, validate_slot_name
+from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, slot_columns, validate_slot_name
 from pgshim.walsender.sqldecoding import SqlDecoding
 
 if TYPE_CHECKING:
@@ -65,8 +65,11 @@ def register_status_views(app: Application) -> None:
         partial(_stat_replication, app),
         needs_session=True,
     )
+    major = app.version.major
     cat.register_view(
-        "pg_replication_slots", CATALOG_VIEWS["pg_replication_slots"], app.slots.slot_rows
+        "pg_replication_slots",
+        [(name, pgtypes.lookup(oid).name) for name, oid in slot_columns(major)],
+        partial(app.slots.slot_rows, major),
     )
     cat.register_view("pgshim_slots", PGSHIM_SLOT_COLUMNS, app.slots.pgshim_slot_rows)
     cat.register_view("pgshim_spool", SPOOL_COLUMNS, partial(_spool_rows, app))
@@ -79,7 +82,8 @@ def register_status_views(app: Application) -> None:
     cat.register_view("pgshim_output_formats", OUTPUT_FORMAT_COLUMNS, app.ahead.rows)
     for name, rows in app.catalog_rows.providers().items():
         cat.register_view(name, CATALOG_VIEWS[name], rows)
-    for name, roles in (("pg_roles", role_rows), ("pg_user", user_rows)):
+    roles_by_view = {"pg_roles": role_rows, "pg_user": user_rows, "pg_authid": authid_rows}
+    for name, roles in roles_by_view.items():
         cat.register_view(
             name, CATALOG_VIEWS[name], partial(roles, app.config.users), needs_session=True
         )
@@ -279,6 +283,6 @@ def _commit_waiter_rows(app: Application) -> list[tuple]:
 def _collection_rows(app: Application) -> list[tuple]:
     return [
         (rel.schema, rel.name, rel.oid, [c.name for c in rel.columns],
-         [pgtypes.BY_OID[c.type_oid].sql_name for c in rel.columns], rel.version)
+         [pgtypes.format_type(c.type_oid, c.typmod) for c in rel.columns], rel.version)
         for rel in app.relations.relations()
     ]  # fmt: skip

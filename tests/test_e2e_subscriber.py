@@ -60,11 +60,13 @@ def subscriber(tmp_path: Path):
     cluster.stop()
 
 
-def wait_until_equal(subscriber: PgCluster, expected: list[str], timeout: float = 60) -> None:
+def wait_until_equal(
+    subscriber: PgCluster, expected: list[str], timeout: float = 60, table: str = "users"
+) -> None:
     deadline = time.monotonic() + timeout
     rows: list[str] = []
     while time.monotonic() < deadline:
-        out = subscriber.psql(f"SELECT {USERS_COLUMNS} FROM users ORDER BY rid")
+        out = subscriber.psql(f"SELECT {USERS_COLUMNS} FROM {table} ORDER BY rid")
         rows = out.splitlines() if out else []
         if rows == expected:
             return

@@ -24,8 +24,8 @@ def test_create_alter_drop_and_persist() -> None:
     assert not reopened.resolve(["p"]).includes(ORDERS, "I")
     assert reopened.publication_rows() == [("p", False, False, True, False, False)]
     assert reopened.publication_table_rows([USERS, ORDERS]) == [
-        ("p", "public", "users", ["rid", "name"]),
-        ("p", "public", "orders", ["rid"]),
+        ("p", "public", "users", ["rid", "name"], None),
+        ("p", "public", "orders", ["rid"], None),
     ]
     store.drop("p")
     with pytest.raises(PgError) as error:

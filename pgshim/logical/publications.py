@@ -2,15 +2,17 @@
 
 CREATE/ALTER/DROP PUBLICATION semantics over a small sqlite schema (``publications`` and
 ``publication_tables``). Tables are stored as (schema, name) and may name collections that have
-not produced a record yet. A configured default publication is created FOR ALL TABLES when
-absent.
+not produced a record yet; each with its column list and row filter (the filter's text as
+pgshim.logical.rowfilter prints it), when given. A configured default publication is created
+FOR ALL TABLES when absent.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Relation
@@ -21,11 +23,29 @@ DEFAULT_SCHEMA = "public"
 
 
 @dataclass(frozen=True, slots=True)
+class TableOptions:
+    """A published table's column list and row filter (None: every column, every row)."""
+
+    columns: tuple[str, ...] | None = None
+    row_filter: str | None = None
+
+
+NO_OPTIONS = TableOptions()
+TableItem = str | tuple[str, TableOptions]
+
+
+@dataclass(frozen=True, slots=True)
 class Publication:
     name: str
     all_tables: bool
     actions: frozenset[str]
     tables: tuple[tuple[str, str], ...]
+    options: dict[tuple[str, str], TableOptions] = field(default_factory=dict)
+
+    def table_options(self, relation: Relation) -> TableOptions:
+        if self.all_tables:
+            return NO_OPTIONS
+        return self.options.get((relation.schema, relation.name), NO_OPTIONS)
 
     def includes(self, relation: Relation, action: str) -> bool:
         action_name = ACTION_BY_CODE.get(action, action)
@@ -46,6 +66,36 @@ class PublicationFilter:
             publication.all_tables or (relation.schema, relation.name) in publication.tables
             for publication in self.publications
         )
+
+    def column_list(self, relation: Relation) -> tuple[str, ...] | None:
+        """The columns sent of ``relation`` (None: all); as PostgreSQL 15, every publication
+        of the table must have the same list (none, or naming every column, means all)."""
+        every = tuple(column.name for column in relation.columns)
+        lists = set()
+        for publication in self.publications:
+            if publication.all_tables or (relation.schema, relation.name) in publication.tables:
+                columns = publication.table_options(relation).columns
+                lists.add(None if columns is None or set(columns) >= set(every) else columns)
+        if len(lists) > 1:
+            raise PgError(
+                "0A000",
+                f'cannot use different column lists for table "{relation.schema}.'
+                f'{relation.name}" in different publications',
+            )
+        return lists.pop() if lists else None
+
+    def row_filters(self, relation: Relation, action: str) -> list[str] | None:
+        """The row filters of the publications that publish ``action`` on ``relation``, to be
+        OR-ed; None when one of them has none (every row is published)."""
+        texts: list[str] = []
+        for publication in self.publications:
+            if publication.includes(relation, action):
+                text = publication.table_options(relation).row_filter
+                if text is None:
+                    return None
+                if text not in texts:
+                    texts.append(text)
+        return texts or None
 
 
 def parse_publish(publish: str) -> frozenset[str]:
@@ -81,6 +131,10 @@ class PublicationStore:
             " pubname TEXT NOT NULL, schemaname TEXT NOT NULL, tablename TEXT NOT NULL,"
             " PRIMARY KEY (pubname, schemaname, tablename))"
         )
+        known = {row[1] for row in conn.execute("PRAGMA table_info(publication_tables)")}
+        for column in ("attnames", "rowfilter"):  # added in a later version
+            if column not in known:
+                conn.execute(f"ALTER TABLE publication_tables ADD COLUMN {column} TEXT")
         conn.commit()
         self._cache: dict[str, Publication] | None = None
         self.generation = 0  # bumped by every change, so readers can cache what they resolved
@@ -90,16 +144,24 @@ class PublicationStore:
     def _publications(self) -> dict[str, Publication]:
         if self._cache is None:
             tables: dict[str, list[tuple[str, str]]] = {}
-            for pubname, schema, table in self._conn.execute(
-                "SELECT pubname, schemaname, tablename FROM publication_tables ORDER BY rowid"
+            options: dict[str, dict[tuple[str, str], TableOptions]] = {}
+            for pubname, schema, table, attnames, rowfilter in self._conn.execute(
+                "SELECT pubname, schemaname, tablename, attnames, rowfilter"
+                " FROM publication_tables ORDER BY rowid"
             ):
                 tables.setdefault(pubname, []).append((schema, table))
+                if attnames is not None or rowfilter is not None:
+                    columns = None if attnames is None else tuple(json.loads(attnames))
+                    options.setdefault(pubname, {})[(schema, table)] = TableOptions(
+                        columns, rowfilter
+                    )
             self._cache = {
                 name: Publication(
                     name,
                     bool(all_tables),
                     parse_publish(publish),
                     tuple(tables.get(name, ())),
+                    options.get(name, {}),
                 )
                 for name, all_tables, publish in self._conn.execute(
                     "SELECT name, all_tables, publish FROM publications ORDER BY rowid"
@@ -124,7 +186,7 @@ class PublicationStore:
         name: str,
         *,
         all_tables: bool = False,
-        tables: Iterable[str] = (),
+        tables: Iterable[TableItem] = (),
         publish: str = ", ".join(ALL_ACTIONS),
     ) -> Publication:
         if self.find(name) is not None:
@@ -141,9 +203,9 @@ class PublicationStore:
         self,
         name: str,
         *,
-        add_tables: Iterable[str] = (),
+        add_tables: Iterable[TableItem] = (),
         drop_tables: Iterable[str] = (),
-        set_tables: Iterable[str] | None = None,
+        set_tables: Iterable[TableItem] | None = None,
         publish: str | None = None,
     ) -> Publication:
         publication = self._require(name)
@@ -160,6 +222,13 @@ class PublicationStore:
             self._conn.execute(
                 "UPDATE publications SET publish = ? WHERE name = ?", (publish, name)
             )
+        for item in add_tables:
+            schema, tablename = parse_table_name(item if isinstance(item, str) else item[0])
+            if (schema, tablename) in publication.tables:
+                self._invalidate()
+                raise PgError(
+                    "42710", f'relation "{tablename}" is already member of publication "{name}"'
+                )
         if set_tables is not None:
             self._conn.execute("DELETE FROM publication_tables WHERE pubname = ?", (name,))
             self._insert_tables(name, set_tables)
@@ -198,24 +267,33 @@ class PublicationStore:
 
     def publication_table_rows(
         self, relations: Iterable[Relation]
-    ) -> list[tuple[str, str, str, list[str]]]:
-        """pg_publication_tables: (pubname, schemaname, tablename, attnames) per known relation."""
+    ) -> list[tuple[str, str, str, list[str], str | None]]:
+        """pg_publication_tables: (pubname, schemaname, tablename, attnames, rowfilter) per
+        known relation; attnames are the column list's, in the table's order."""
         known = list(relations)
         rows = []
         for publication in self.list():
             for relation in known:
                 if publication.all_tables or (relation.schema, relation.name) in publication.tables:
-                    attnames = [column.name for column in relation.columns]
-                    rows.append((publication.name, relation.schema, relation.name, attnames))
+                    options = publication.table_options(relation)
+                    attnames = [
+                        column.name
+                        for column in relation.columns
+                        if options.columns is None or column.name in options.columns
+                    ]
+                    rows.append((publication.name, relation.schema, relation.name, attnames,
+                                 options.row_filter))  # fmt: skip
         return rows
 
-    def _insert_tables(self, name: str, tables: Iterable[str]) -> None:
-        for table in tables:
+    def _insert_tables(self, name: str, tables: Iterable[TableItem]) -> None:
+        for item in tables:
+            table, options = (item, NO_OPTIONS) if isinstance(item, str) else item
             schema, tablename = parse_table_name(table)
+            columns = None if options.columns is None else json.dumps(list(options.columns))
             self._conn.execute(
-                "INSERT OR IGNORE INTO publication_tables (pubname, schemaname, tablename)"
-                " VALUES (?, ?, ?)",
-                (name, schema, tablename),
+                "INSERT OR IGNORE INTO publication_tables"
+                " (pubname, schemaname, tablename, attnames, rowfilter) VALUES (?, ?, ?, ?, ?)",
+                (name, schema, tablename, columns, options.row_filter),
             )
         self._invalidate()
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from pgshim import pgtypes
 from pgshim.logical.transactions import Column, Relation
+from pgshim.reddb.values import value_typmod
 
 FIRST_RELATION_OID = 16384
 KEY_COLUMN = "rid"
@@ -295,16 +296,19 @@ class RelationRegistry:
         grew = False
         for position, field in enumerate(fields):
             value_oid = field.value.type_oid if field.value.value is not None else TEXT_OID
+            typmod = value_typmod(field.value.type_code) if field.value.value is not None else -1
             if field.name is None:
                 if position in known_positions:
                     continue
-                relation.columns.append(Column(f"c{position + 1}", value_oid))
+                relation.columns.append(Column(f"c{position + 1}", value_oid, typmod))
                 sources.append(ColumnSource(None, position))
                 known_positions.add(position)
             else:
                 if field.name in known_names:
                     continue
-                relation.columns.append(Column(column_name_for_field(field.name), value_oid))
+                relation.columns.append(
+                    Column(column_name_for_field(field.name), value_oid, typmod)
+                )
                 sources.append(ColumnSource(field.name, None))
                 known_names.add(field.name)
             grew = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -21,6 +21,8 @@ class PluginContext:
     publications: PublicationStore | None = None
     server_version_num: int = 150018
     schema: str = "public"
+    # the retained transactions from the first (for what a row was before a change)
+    history: Callable[[], Iterable[object]] | None = None
 
 
 class OutputPlugin(Protocol):

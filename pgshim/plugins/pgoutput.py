@@ -1,11 +1,16 @@
-"""pgoutput: PostgreSQL's binary logical replication protocol (versions 1 to 4).
+"""pgoutput: PostgreSQL's binary logical replication protocol (versions 1 to 4; 3 when pgshim
+presents PostgreSQL 15, whose pgoutput also knows neither ``origin`` nor ``streaming 'parallel'``).
+
+Transactions are sent once committed, never streamed: ``streaming`` (and ``parallel``) is
+accepted, and no Stream Start/Stop/Commit/Abort message is ever needed.
 
 Per transaction with at least one published change: Begin (sent lazily, dataStart = the first
 published change), Relation before a relation's first change in this session and again when
 its version changes or after a TRUNCATE (dataStart 0/0), the changes, Commit (dataStart =
 end_lsn). Transactions without a published change produce nothing; the walsender sends a
 keepalive instead. The Begin/change/Commit bytes are shared between sessions through
-``tx.encoded``; Relation messages and publication filtering are per session.
+``tx.encoded``; Relation messages and publication filtering are per session, and so are the
+changes of relations published with a column list or a row filter (see published_rows).
 """
 
 from __future__ import annotations
@@ -21,9 +26,18 @@ from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, cached
+from pgshim.plugins.published_rows import (
+    OldRows,
+    TableShape,
+    apply,
+    published_action,
+    table_shape,
+)
 
 MIN_PROTO_VERSION = 1
 MAX_PROTO_VERSION = 4
+PG15_MAX_PROTO_VERSION = 3
+PG16_NUM = 160000
 STREAM_PROTO_VERSION = 2
 TWO_PHASE_PROTO_VERSION = 3
 PARALLEL_PROTO_VERSION = 4
@@ -57,16 +71,18 @@ def commit_message(tx: Transaction) -> bytes:
     )
 
 
-def relation_message(relation: Relation) -> bytes:
+def relation_message(relation: Relation, columns: list[Column] | None = None) -> bytes:
+    """The Relation message, with every column or those of a column list."""
+    columns = relation.columns if columns is None else columns
     parts = [
         b"R",
         _UINT32.pack(relation.oid),
         _cstring(relation.schema),
         _cstring(relation.name),
         relation.replident.encode(),
-        _INT16.pack(len(relation.columns)),
+        _INT16.pack(len(columns)),
     ]
-    for column in relation.columns:
+    for column in columns:
         flags = 1 if column.is_key or relation.replident == "f" else 0
         parts.append(bytes([flags]) + _cstring(column.name))
         parts.append(_UINT32.pack(column.type_oid) + _INT32.pack(column.typmod))
@@ -126,6 +142,29 @@ def change_message(change: RowChange, *, binary: bool) -> bytes:
     if change.action == "T":
         return b"T" + _UINT32.pack(1) + b"\x00" + relid
     raise ValueError(f"unknown change action {change.action!r}")
+
+
+def shaped_change_message(
+    change: RowChange, action: str, shape: TableShape, old: list | None, *, binary: bool
+) -> bytes:
+    """A change as ``action`` (an UPDATE can become an INSERT or a DELETE) with the shape's
+    columns only."""
+    relation = change.relation
+    relid = _UINT32.pack(relation.oid)
+    columns = shape.columns
+    if action == "T":
+        return b"T" + _UINT32.pack(1) + b"\x00" + relid
+    if action == "D":
+        row = change.key if change.action == "D" else (old or change.key or change.new or [])
+        key = shape.project(_key_only(relation.columns, row or []))
+        return b"D" + relid + b"K" + tuple_data(columns, key, binary=binary)
+    new = shape.project(change.new or [])
+    if binary:
+        data = tuple_data(columns, new, binary=True)
+    else:
+        texts = change.new_texts()
+        data = text_tuple_data(len(columns), shape.project(texts) if texts else [])
+    return (b"I" if action == "I" else b"U") + relid + b"N" + data
 
 
 def _key_only(columns: list[Column], values: list[Any]) -> list[Any]:
@@ -231,6 +270,7 @@ class PgOutputPlugin:
         self.streaming: bool | str = False
         self.two_phase = False
         self.origin = "any"
+        self.pg15 = ctx.server_version_num < PG16_NUM
         for option, value in options.items():
             self._set_option(option, value)
         self._validate()
@@ -240,6 +280,8 @@ class PgOutputPlugin:
         self._filter: PublicationFilter | None = None
         self._generation: int | None = -1  # nothing resolved yet
         self._included_cache: dict[tuple[int, int, str], bool] = {}
+        self._shapes: dict[tuple[int, int], TableShape] = {}
+        self._old_rows = OldRows(ctx.history)
 
     def _set_option(self, option: str, value: str | None) -> None:
         if option == "proto_version":
@@ -258,6 +300,8 @@ class PgOutputPlugin:
             self.binary = def_get_boolean(option, value)
         elif option == "messages":
             self.messages = def_get_boolean(option, value)
+        elif option == "streaming" and self.pg15:
+            self.streaming = def_get_boolean(option, value)
         elif option == "streaming":
             if value is not None and value.lower() == "parallel":
                 self.streaming = "parallel"
@@ -270,7 +314,7 @@ class PgOutputPlugin:
                     ) from None
         elif option == "two_phase":
             self.two_phase = def_get_boolean(option, value)
-        elif option == "origin":
+        elif option == "origin" and not self.pg15:
             origin = (value or "").lower()
             if origin not in ("none", "any"):
                 raise PgError("22023", f'unrecognized origin value: "{value}"')
@@ -280,16 +324,17 @@ class PgOutputPlugin:
 
     def _validate(self) -> None:
         version = self.proto_version
-        if version > MAX_PROTO_VERSION:
+        highest = PG15_MAX_PROTO_VERSION if self.pg15 else MAX_PROTO_VERSION
+        supports = "we only support" if self.pg15 else "server only supports"
+        if version > highest:
             raise PgError(
                 "0A000",
-                f"client sent proto_version={version} but server only supports protocol "
-                f"{MAX_PROTO_VERSION} or lower",
+                f"client sent proto_version={version} but {supports} protocol {highest} or lower",
             )
         if version < MIN_PROTO_VERSION:
             raise PgError(
                 "0A000",
-                f"client sent proto_version={version} but server only supports protocol "
+                f"client sent proto_version={version} but {supports} protocol "
                 f"{MIN_PROTO_VERSION} or higher",
             )
         if self.publication_names is None:
@@ -328,7 +373,16 @@ class PgOutputPlugin:
             self._filter = store.resolve(names)
             self._generation = generation
             self._included_cache = {}
+            self._shapes = {}
         return self._included_cache
+
+    def _shape(self, relation: Relation) -> TableShape:
+        key = (relation.oid, relation.version)
+        shape = self._shapes.get(key)
+        if shape is None:
+            assert self._filter is not None
+            shape = self._shapes[key] = table_shape(self._filter, relation)
+        return shape
 
     def takes_ahead(self, actions: list[tuple[Relation, str]]) -> bool:
         """Output rendered ahead has every change and no Relation message: it is this session's
@@ -337,6 +391,8 @@ class PgOutputPlugin:
         publications = self._filter
         for relation, action in actions:
             if action == "T" or self._sent_versions.get(relation.oid) != relation.version:
+                return False
+            if not self._shape(relation).plain:
                 return False
             key = (relation.oid, relation.version, action)
             wanted = included.get(key)
@@ -352,25 +408,44 @@ class PgOutputPlugin:
         assert self.cache_key is not None
         shared = cached(tx, self.cache_key, lambda: self._shared(tx))
         out: list[Message] = []
-        for change in shared.changes:
+        for index, change in enumerate(shared.changes):
             relation = change.relation
+            shape = self._shape(relation)
+            payload = change.payload
+            sent_key: object = relation.version
+            if not shape.plain:
+                payload = self._shaped(tx.changes[index], shape, tx)
+                sent_key = (relation.version, tuple(shape.indexes or ()))
+            else:
+                self._old_rows.forget(relation)
             key = (relation.oid, relation.version, change.action)
             wanted = included.get(key)
             if wanted is None:
                 wanted = included[key] = publications.includes(relation, change.action)
-            if not wanted:
+            if not wanted or payload is None:
                 continue
             if not out:
                 out.append((change.pos, shared.begin))
-            if self._sent_versions.get(relation.oid) != relation.version:
-                out.append((0, relation_message(relation)))
-                self._sent_versions[relation.oid] = relation.version
-            out.append((change.pos, change.payload))
+            if self._sent_versions.get(relation.oid) != sent_key:
+                out.append((0, relation_message(relation, shape.columns)))
+                self._sent_versions[relation.oid] = sent_key  # type: ignore[assignment]
+            out.append((change.pos, payload))
             if change.action == "T":
                 self._sent_versions.pop(relation.oid, None)
         if out:
             out.append((tx.end_pos, shared.commit))
         return out
+
+    def _shaped(self, change: RowChange, shape: TableShape, tx: Transaction) -> bytes | None:
+        """The change as published with a column list or row filter (None: not published);
+        the old rows are kept up to date whether it is published or not."""
+        old = None
+        if shape.needs_old_rows:
+            old = apply(self._old_rows.rows_of(change.relation, tx), change)
+        action = published_action(shape, change, old)
+        if action is None:
+            return None
+        return shaped_change_message(change, action, shape, old, binary=self.binary)
 
     def _shared(self, tx: Transaction) -> _SharedTransaction:
         changes = [

@@ -147,6 +147,13 @@ _FIXED_ASCII = {37: 2, 38: 3, 39: 2, 40: 5, 41: 3}
 _PLAIN_STR = frozenset({14, 15, 19, 20, 46, 49, 50})
 
 
+def value_typmod(code: int) -> int:
+    """The type modifier of a column of this value type: the length of the fixed-length ASCII
+    codes (Country2 is character(2), Lang5 character varying(5)), -1 for the others."""
+    size = _FIXED_ASCII.get(code)
+    return -1 if size is None else size + 4  # PostgreSQL's VARHDRSZ + length
+
+
 def value_type(code: int) -> ValueType:
     try:
         return _TYPES[code]

@@ -1,7 +1,10 @@
-"""``COPY table [(columns)] TO STDOUT [options]``: the statement and the COPY text/CSV formats."""
+"""``COPY table [(columns)] TO STDOUT [options]`` and the query a PostgreSQL 15+ tablesync sends
+for a table published with a row filter, ``COPY (SELECT columns FROM [ONLY] table [WHERE
+filter]) TO STDOUT``: the statement and the COPY text, CSV and binary formats."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +13,10 @@ from pglast import ast
 from pgshim import pgtypes
 from pgshim.errors import PgError
 
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + _INT32.pack(0) + _INT32.pack(0)
+BINARY_TRAILER = _INT16.pack(-1)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -21,6 +28,7 @@ class CopyFormat:
     header: bool = False
     quote: str = '"'
     escape: str = '"'
+    binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +37,7 @@ class CopyTarget:
     table: str
     columns: list[str] | None  # None: every column, in table order
     format: CopyFormat = CopyFormat()
+    where: ast.Node | None = None  # a row filter's expression (see pgshim.logical.rowfilter)
 
 
 def copy_target(node: ast.CopyStmt, superuser: bool) -> CopyTarget:
@@ -46,10 +55,50 @@ def copy_target(node: ast.CopyStmt, superuser: bool) -> CopyTarget:
             )
         raise PgError("0A000", f"pgshim does not COPY {what}: only COPY ... TO STDOUT")
     if node.relation is None:
-        raise PgError("0A000", "pgshim only supports COPY of a table")
+        return _query_target(node)
     columns = [part.sval for part in node.attlist] if node.attlist else None
     relation = node.relation
     return CopyTarget(relation.schemaname, relation.relname, columns, _format(node.options))
+
+
+def _query_target(node: ast.CopyStmt) -> CopyTarget:
+    """``COPY (SELECT a, b FROM [ONLY] t [WHERE expr]) TO STDOUT``: named columns of one table,
+    the rows an expression allows; any other query is refused."""
+    query = node.query
+    simple = (
+        isinstance(query, ast.SelectStmt)
+        and query.fromClause is not None
+        and len(query.fromClause) == 1
+        and isinstance(query.fromClause[0], ast.RangeVar)
+        and query.fromClause[0].alias is None
+        and all(
+            getattr(query, clause) is None
+            for clause in (
+                "distinctClause", "intoClause", "groupClause", "havingClause", "windowClause",
+                "valuesLists", "sortClause", "limitOffset", "limitCount", "lockingClause",
+                "withClause", "larg", "rarg",
+            )
+        )
+        and all(
+            isinstance(target, ast.ResTarget)
+            and target.name is None
+            and isinstance(target.val, ast.ColumnRef)
+            and len(target.val.fields) == 1
+            and isinstance(target.val.fields[0], ast.String)
+            for target in query.targetList or ()
+        )
+    )  # fmt: skip
+    if not simple:
+        raise PgError(
+            "0A000",
+            "pgshim only supports COPY of a table, or of SELECT columns FROM a table WHERE a "
+            "row filter",
+        )
+    relation = query.fromClause[0]
+    columns = [target.val.fields[0].sval for target in query.targetList or ()]
+    return CopyTarget(
+        relation.schemaname, relation.relname, columns, _format(node.options), query.whereClause
+    )
 
 
 def _format(options: Sequence[ast.DefElem] | None) -> CopyFormat:
@@ -63,8 +112,16 @@ def _format(options: Sequence[ast.DefElem] | None) -> CopyFormat:
     if unknown:
         raise PgError("0A000", f'COPY option "{sorted(unknown)[0]}" is not supported by pgshim')
     kind = (values.get("format") or "text").lower()
-    if kind not in ("text", "csv"):
-        raise PgError("0A000", f'COPY format "{kind}" is not supported by pgshim')
+    if kind not in ("text", "csv", "binary"):
+        raise PgError("22023", f'COPY format "{kind}" not recognized')
+    if kind == "binary":
+        for name in ("delimiter", "null", "header"):
+            if name in values:
+                raise PgError("42601", f"cannot specify {name.upper()} in BINARY mode")
+        if "quote" in values or "escape" in values:
+            option = "quote" if "quote" in values else "escape"
+            raise PgError("0A000", f"COPY {option} available only in CSV mode")
+        return CopyFormat(binary=True)
     csv = kind == "csv"
     if not csv and ("quote" in values or "escape" in values):
         option = "quote" if "quote" in values else "escape"
@@ -126,6 +183,19 @@ def text_row(
                 escaped = escaped.replace(fmt.delimiter, "\\" + fmt.delimiter)
             fields.append(escaped)
     return (fmt.delimiter.join(fields) + "\n").encode()
+
+
+def binary_row(values: Sequence[object], type_oids: Sequence[int]) -> bytes:
+    """One tuple of the binary COPY format: the field count, then each field's length (-1 for
+    NULL) and its binary send representation."""
+    parts = [_INT16.pack(len(values))]
+    for value, oid in zip(values, type_oids, strict=True):
+        if value is None:
+            parts.append(_INT32.pack(-1))
+        else:
+            data = pgtypes.binary_send(oid, value)
+            parts.append(_INT32.pack(len(data)) + data)
+    return b"".join(parts)
 
 
 def _csv_field(text: str, fmt: CopyFormat) -> str:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from zlib import crc32
 
-from pgshim.logical.publications import PublicationStore
+from pgshim.errors import PgError
+from pgshim.logical.publications import (
+    ALL_ACTIONS,
+    Publication,
+    PublicationStore,
+    TableItem,
+    parse_publish,
+    parse_table_name,
+)
 from pgshim.logical.transactions import Relation
 from pgshim.sql.pg_functions import (
     DEFAULT_TABLESPACE_OID,
@@ -19,6 +27,8 @@ from pgshim.sql.pg_functions import (
     class_row,
     quote_ident,
 )
+from pgshim.sql.privileges import INSUFFICIENT_PRIVILEGE, is_superuser
+from pgshim.sql.publications import TableSpec, check_identity, table_items
 from pgshim.sql.shared_tables import Derived
 
 PG_CATALOG_OID = 11
@@ -28,6 +38,9 @@ DATABASE_OID = 5
 INDEX_OID_OFFSET = 1_000_000  # a relation's primary key index: relid + offset
 PUBLICATION_OID_BASE = 17_000
 CONSTRAINT_OID_OFFSET = 2_000_000  # a relation's primary key constraint: relid + offset
+# PostgreSQL 18's NOT NULL constraint of key column n: relid + offset + (n - 1) * stride
+NOT_NULL_OID_OFFSET = 3_000_000
+NOT_NULL_OID_STRIDE = 100_000_000
 _INT8_BTREE_OPCLASS = 3124  # int8_ops
 # (oid, name, datistemplate, datallowconn); the configured database has DATABASE_OID, the oid
 # PostgreSQL gives "postgres", so "postgres" gets the first oid of a user database when apart
@@ -51,10 +64,14 @@ class CatalogRows:
         relations: Callable[[], Iterable[Relation]],
         publications: PublicationStore,
         database: str,
+        owner: str = "postgres",
+        major: int = 15,
     ) -> None:
         self._relations = relations
         self.publications = publications
         self.database = database
+        self.owner = owner  # the bootstrap role's name (see bootstrap_role)
+        self.major = major  # the PostgreSQL version served
         self._providers: dict[str, Callable[[], list[tuple]]] | None = None
 
     def pg_database(self) -> list[tuple]:
@@ -71,10 +88,14 @@ class CatalogRows:
         return rows
 
     def pg_namespace(self) -> list[tuple]:
+        """Every schema belongs to the bootstrap role; public has PostgreSQL 15's privileges of
+        public (usage for everyone, which pg_dump expects), the others the default ones."""
         names = {"pg_catalog", "public"} | {rel.schema for rel in self._relations()}
+        owner = acl_role(self.owner)
+        public = [f"{owner}=UC/{owner}", f"=U/{owner}"]
         return [
             catalog_row("pg_namespace", oid=namespace_oid(name), nspname=name,
-                        nspowner=SUPERUSER_OID)
+                        nspowner=SUPERUSER_OID, nspacl=public if name == "public" else None)
             for name in sorted(names)
         ]  # fmt: skip
 
@@ -115,7 +136,8 @@ class CatalogRows:
         return rows
 
     def pg_constraint(self) -> list[tuple]:
-        """Each collection's primary key (on rid)."""
+        """Each collection's primary key (on rid); from PostgreSQL 18 on also the NOT NULL
+        constraint of each key column."""
         rows = []
         for rel in self._relations():
             keys = [n for n, column in enumerate(rel.columns, start=1) if column.is_key]
@@ -126,7 +148,26 @@ class CatalogRows:
                 confdeltype=" ", confmatchtype=" ", conislocal=True, connoinherit=True,
                 conkey=keys,
             ))  # fmt: skip
+            rows += [
+                catalog_row(
+                    "pg_constraint", oid=oid, conname=f"{rel.name}_{column}_not_null",
+                    connamespace=namespace_oid(rel.schema), contype="n", convalidated=True,
+                    conrelid=rel.oid, confupdtype=" ", confdeltype=" ", confmatchtype=" ",
+                    conislocal=True, conkey=[attnum],
+                )
+                for oid, attnum, column in self._not_null(rel)
+            ]  # fmt: skip
         return rows
+
+    def _not_null(self, rel: Relation) -> list[tuple[int, int, str]]:
+        """(oid, attnum, column) of the NOT NULL constraints PostgreSQL 18 keeps in pg_constraint."""
+        if self.major < 18:
+            return []
+        return [
+            (rel.oid + NOT_NULL_OID_OFFSET + (n - 1) * NOT_NULL_OID_STRIDE, n, column.name)
+            for n, column in enumerate(rel.columns, start=1)
+            if column.is_key
+        ]
 
     def index_definitions(self) -> list[tuple]:
         """pg_get_indexdef's text of each primary key index, and its columns."""
@@ -142,27 +183,33 @@ class CatalogRows:
         return rows
 
     def constraint_definitions(self) -> list[tuple]:
-        """pg_get_constraintdef's text of each primary key."""
-        return [
-            (
-                rel.oid + CONSTRAINT_OID_OFFSET,
-                "PRIMARY KEY ("
-                + ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
-                + ")",
-            )
-            for rel in self._relations()
-        ]
+        """pg_get_constraintdef's text of each primary key (and NOT NULL constraint)."""
+        rows = []
+        for rel in self._relations():
+            keys = ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
+            rows.append((rel.oid + CONSTRAINT_OID_OFFSET, f"PRIMARY KEY ({keys})"))
+            rows += [(oid, f"NOT NULL {quote_ident(name)}") for oid, _, name in self._not_null(rel)]
+        return rows
 
     def pg_publication_rel(self) -> list[tuple]:
+        """One row per table named by a publication (not FOR ALL TABLES): its column list
+        (attribute numbers) and row filter."""
         oids = {row[1]: row[0] for row in self.pg_publication()}
         by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
         rows = []
-        for pubname, schema, table, _ in self.publications.publication_table_rows(by_name.values()):
-            all_tables = any(p[0] == pubname and p[1] for p in self.publications.publication_rows())
-            if pubname in oids and not all_tables:
-                relid = by_name[(schema, table)].oid
-                rows.append(catalog_row("pg_publication_rel", oid=oids[pubname] * 1000 + relid % 1000,
-                                        prpubid=oids[pubname], prrelid=relid))  # fmt: skip
+        for publication in self.publications.list():
+            if publication.all_tables:
+                continue
+            for key in publication.tables:
+                relation = by_name.get(key)
+                if relation is None:
+                    continue
+                options = publication.table_options(relation)
+                rows.append(catalog_row(
+                    "pg_publication_rel", oid=oids[publication.name] * 1000 + relation.oid % 1000,
+                    prpubid=oids[publication.name], prrelid=relation.oid,
+                    prattrs=_attnums(relation, options.columns), prqual=options.row_filter,
+                ))  # fmt: skip
         return rows
 
     def pg_publication(self) -> list[tuple]:
@@ -184,20 +231,18 @@ class CatalogRows:
         ]
 
     def pg_publication_tables(self) -> list[tuple]:
-        return [
-            (pubname, schema, table, attnames, None)
-            for pubname, schema, table, attnames in self.publications.publication_table_rows(
-                self._relations()
-            )
-        ]
+        return self.publications.publication_table_rows(self._relations())
 
     def publication_rel(self) -> list[tuple]:
-        """Backs pg_get_publication_tables(pubname): every column of every published relation."""
+        """Backs pg_get_publication_tables(pubname): the published columns (all, or the column
+        list's) and row filter of every published relation."""
         by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
         rows = []
-        for pubname, schema, table, _ in self.publications.publication_table_rows(by_name.values()):
+        for pubname, schema, table, attnames, rowfilter in self.publications.publication_table_rows(
+            by_name.values()
+        ):
             rel = by_name[(schema, table)]
-            rows.append((pubname, rel.oid, list(range(1, len(rel.columns) + 1)), None))
+            rows.append((pubname, rel.oid, _attnums(rel, attnames), rowfilter))
         return rows
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
@@ -247,6 +292,22 @@ def database_row(oid: int, name: str, owner: int, encoding: int, collate: str, c
     )  # fmt: skip
 
 
+def bootstrap_role(users: dict) -> str:
+    """The name of the bootstrap role (oid 10, the owner of every object): "postgres" when it
+    is a configured user or no users are configured, else the first superuser."""
+    if not users or "postgres" in users:
+        return "postgres"
+    superusers = sorted(name for name, user in users.items() if user.superuser)
+    return (superusers or sorted(users))[0]
+
+
+def acl_role(name: str) -> str:
+    """A role's name as an aclitem shows it (double quotes unless letters, digits and _)."""
+    if name and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def role_rows(users: dict, session: object) -> list[tuple]:
     """pg_roles: the configured users (superuser and replication as configured; a superuser
     has every attribute, as PostgreSQL's bootstrap role), or with no [users] the bootstrap role
@@ -259,8 +320,7 @@ def role_rows(users: dict, session: object) -> list[tuple]:
         user = getattr(getattr(session, "info", None), "user", None)
         if user:
             declared.setdefault(user, (True, True))
-    superusers = sorted(name for name, (su, _) in declared.items() if su)
-    owner = "postgres" if "postgres" in declared else (superusers or sorted(declared))[0]
+    owner = bootstrap_role(users)
     taken = {SUPERUSER_OID}
     rows = []
     for name in sorted(declared):
@@ -281,15 +341,52 @@ def role_rows(users: dict, session: object) -> list[tuple]:
     return rows
 
 
+def authid_rows(users: dict, session: object) -> list[tuple]:
+    """pg_authid, which only a superuser may read: pg_roles' roles, with no password (pgshim
+    shows no secret in SQL: pg_dumpall dumps the roles without their passwords)."""
+    if not is_superuser(session):
+        raise PgError(INSUFFICIENT_PRIVILEGE, "permission denied for table pg_authid")
+    return [
+        catalog_row(
+            "pg_authid",
+            oid=row[12],
+            rolname=row[0],
+            rolsuper=row[1],
+            rolinherit=row[2],
+            rolcreaterole=row[3],
+            rolcreatedb=row[4],
+            rolcanlogin=row[5],
+            rolreplication=row[6],
+            rolbypassrls=row[10],
+            rolconnlimit=row[7],
+        )
+        for row in role_rows(users, session)
+    ]
+
+
 def user_rows(users: dict, session: object) -> list[tuple]:
     """pg_user: pg_roles' login roles under pg_user's column names."""
     return [
         catalog_row(
-            "pg_user", usename=row[0], usesysid=row[12], usecreatedb=row[4], usesuper=row[1],
-            userepl=row[6], usebypassrls=row[10], passwd="********",
+            "pg_user",
+            usename=row[0],
+            usesysid=row[12],
+            usecreatedb=row[4],
+            usesuper=row[1],
+            userepl=row[6],
+            usebypassrls=row[10],
+            passwd="********",
         )
         for row in role_rows(users, session)
     ]
+
+
+def _attnums(relation: Relation, columns: Iterable[str] | None) -> list[int] | None:
+    """The attribute numbers of ``columns`` (None: no column list), in the table's order."""
+    if columns is None:
+        return None
+    wanted = set(columns)
+    return [n for n, column in enumerate(relation.columns, start=1) if column.name in wanted]
 
 
 def _key_count(rel: Relation) -> int:
@@ -297,31 +394,72 @@ def _key_count(rel: Relation) -> int:
 
 
 class PublicationDDL:
-    """CREATE/ALTER/DROP PUBLICATION from the SQL session, applied to the publication store."""
+    """CREATE/ALTER/DROP PUBLICATION from the SQL session, applied to the publication store;
+    column lists and row filters are checked against the relations pgshim knows."""
 
-    def __init__(self, store: PublicationStore) -> None:
+    def __init__(
+        self, store: PublicationStore, relations: Callable[[], Iterable[Relation]] = list
+    ) -> None:
         self.store = store
+        self._relations = relations
+
+    def _find(self, schema: str, table: str) -> Relation | None:
+        for relation in self._relations():
+            if relation.schema == schema and relation.name == table:
+                return relation
+        return None
 
     def create(
-        self, name: str, all_tables: bool, tables: list[str], actions: set[str] | None
+        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
     ) -> None:
-        if actions is None:
-            self.store.create(name, all_tables=all_tables, tables=tables)
-        else:
-            self.store.create(
-                name, all_tables=all_tables, tables=tables, publish=", ".join(actions)
-            )
+        items = table_items(tables, self._find)
+        publish = ", ".join(ALL_ACTIONS) if actions is None else ", ".join(sorted(actions))
+        if self.store.find(name) is None:
+            check_identity(_draft(name, all_tables, items, publish), self._find)
+        self.store.create(name, all_tables=all_tables, tables=items, publish=publish)
 
-    def alter(self, name: str, action: str, tables: list[str], actions: set[str] | None) -> None:
-        publish = None if actions is None else ", ".join(actions)
+    def alter(
+        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
+    ) -> None:
+        publish = None if actions is None else ", ".join(sorted(actions))
+        if action == "drop":
+            self.store.alter(name, drop_tables=[spec.name for spec in tables])
+            return
+        items = table_items(tables, self._find)
+        before = self.store.find(name)
+        if before is None:
+            self.store.alter(name)  # its "does not exist"
+            return
+        kept = [] if action == "set" else _items_of(before)
+        draft = _draft(name, before.all_tables, kept + items, publish or ", ".join(before.actions))
+        check_identity(draft, self._find)
         if action == "add":
-            self.store.alter(name, add_tables=tables, publish=publish)
-        elif action == "drop":
-            self.store.alter(name, drop_tables=tables, publish=publish)
+            self.store.alter(name, add_tables=items)
         elif action == "set":
-            self.store.alter(name, set_tables=tables, publish=publish)
+            self.store.alter(name, set_tables=items)
         else:
             self.store.alter(name, publish=publish)
 
     def drop(self, name: str, if_exists: bool) -> None:
         self.store.drop(name, if_exists=if_exists)
+
+
+def _items_of(publication: Publication) -> list[TableItem]:
+    return [
+        (f"{schema}.{table}", publication.options[(schema, table)])
+        if (schema, table) in publication.options else f"{schema}.{table}"
+        for schema, table in publication.tables
+    ]  # fmt: skip
+
+
+def _draft(name: str, all_tables: bool, items: list[TableItem], publish: str) -> Publication:
+    """The publication as a command would leave it, to check before storing anything."""
+    options = {}
+    tables = []
+    for item in items:
+        table, table_options = (item, None) if isinstance(item, str) else item
+        key = parse_table_name(table)
+        tables.append(key)
+        if table_options is not None:
+            options[key] = table_options
+    return Publication(name, all_tables, parse_publish(publish), tuple(tables), options)

@@ -1,19 +1,43 @@
-"""CREATE / ALTER / DROP PUBLICATION: parsed here, carried out by the server's PublicationHandler."""
+"""CREATE / ALTER / DROP PUBLICATION: read from pglast's tree, carried out by the server's
+PublicationHandler (which checks column lists and row filters against the tables)."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pglast import ast, enums
+
 from pgshim.errors import PgError
+from pgshim.logical.publications import (
+    Publication,
+    TableItem,
+    TableOptions,
+    parse_table_name,
+)
+from pgshim.logical.rowfilter import compile_filter
+from pgshim.logical.transactions import Relation
 
 if TYPE_CHECKING:
     from pgshim.sql.session import PublicationHandler
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
-_QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
 _ACTIONS = {"insert", "update", "delete", "truncate"}
+_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+_ALTER_ACTIONS = {
+    enums.AlterPublicationAction.AP_AddObjects: "add",
+    enums.AlterPublicationAction.AP_SetObjects: "set",
+    enums.AlterPublicationAction.AP_DropObjects: "drop",
+}
+
+
+@dataclass
+class TableSpec:
+    """One ``TABLE name [(columns)] [WHERE (expr)]`` of a publication command."""
+
+    name: str  # "schema.table" or "table"
+    columns: list[str] | None = None
+    where: ast.Node | None = None
 
 
 @dataclass
@@ -21,7 +45,7 @@ class PublicationCommand:
     verb: str  # "create" | "alter" | "drop"
     name: str
     all_tables: bool = False
-    tables: list[str] | None = None
+    tables: list[TableSpec] = field(default_factory=list)
     actions: set[str] | None = None  # None: not given (defaults / unchanged)
     alter_action: str = ""  # "add" | "set" | "drop" | "options"
     if_exists: bool = False
@@ -32,44 +56,51 @@ class PublicationCommand:
 
     def apply(self, handler: PublicationHandler) -> None:
         if self.verb == "create":
-            handler.create(self.name, self.all_tables, self.tables or [], self.actions)
+            handler.create(self.name, self.all_tables, self.tables, self.actions)
         elif self.verb == "alter":
-            handler.alter(self.name, self.alter_action, self.tables or [], self.actions)
+            handler.alter(self.name, self.alter_action, self.tables, self.actions)
         else:
             handler.drop(self.name, self.if_exists)
 
 
-def _ident(text: str) -> str:
-    text = text.strip()
-    if text.startswith('"'):
-        return text[1:-1].replace('""', '"')
-    return text.lower()
-
-
-def _qualified(text: str) -> str:
-    parts = re.findall(_IDENT, text)
-    return ".".join(_ident(part) for part in parts)
-
-
-def _table_list(text: str) -> list[str]:
+def _tables(objects: tuple | None, *, dropping: bool = False) -> list[TableSpec]:
     tables = []
-    for item in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", text):
-        item = re.sub(r"^\s*(TABLE|ONLY)\s+", "", item.strip(), flags=re.IGNORECASE)
-        item = re.sub(r"^\s*ONLY\s+", "", item, flags=re.IGNORECASE).rstrip(" *")
-        if not re.fullmatch(_QUALIFIED, item.strip()):
-            raise PgError("0A000", f"publication table item not supported: {item.strip()}")
-        tables.append(_qualified(item))
+    for spec in objects or ():
+        if spec.pubobjtype != enums.PublicationObjSpecType.PUBLICATIONOBJ_TABLE:
+            raise PgError(
+                "0A000", "pgshim publications publish tables: TABLES IN SCHEMA is not supported"
+            )
+        table = spec.pubtable
+        relation = table.relation
+        name = (
+            f"{relation.schemaname}.{relation.relname}" if relation.schemaname else relation.relname
+        )
+        columns = [part.sval for part in table.columns] if table.columns else None
+        if dropping and table.whereClause is not None:
+            raise PgError(
+                "42601", "cannot use a WHERE clause when removing a table from a publication"
+            )
+        if dropping and columns is not None:
+            raise PgError(
+                "42601", "column list must not be specified in ALTER PUBLICATION ... DROP"
+            )
+        tables.append(TableSpec(name, columns, table.whereClause))
     return tables
 
 
-def _with_options(text: str | None) -> set[str] | None:
-    if not text:
-        return None
+def _with_options(options: tuple | None) -> set[str] | None:
     actions: set[str] | None = None
-    for option in re.findall(r"(\w+)\s*(?:=\s*('(?:[^']|'')*'|\w+))?", text):
-        key, value = option[0].lower(), option[1].strip("'")
+    seen: set[str] = set()
+    for option in options or ():
+        key = option.defname.lower()
+        if key in seen:
+            raise PgError("42601", "conflicting or redundant options")
+        seen.add(key)
+        value = getattr(option.arg, "sval", None)
+        if value is None and option.arg is not None:
+            value = str(getattr(option.arg, "ival", getattr(option.arg, "boolval", "")))
         if key == "publish":
-            actions = {part.strip().lower() for part in value.split(",") if part.strip()}
+            actions = {part.strip().lower() for part in (value or "").split(",") if part.strip()}
             unknown = actions - _ACTIONS
             if unknown:
                 raise PgError(
@@ -81,47 +112,97 @@ def _with_options(text: str | None) -> set[str] | None:
     return actions
 
 
-_CREATE = re.compile(
-    rf"CREATE\s+PUBLICATION\s+({_IDENT})"
-    r"(?:\s+FOR\s+(ALL\s+TABLES|TABLE\s+(.+?)))?"
-    r"(?:\s+WITH\s*\((.*)\))?",
-    re.IGNORECASE | re.DOTALL,
-)
-_ALTER = re.compile(
-    rf"ALTER\s+PUBLICATION\s+({_IDENT})\s+"
-    r"(?:(ADD|SET|DROP)\s+TABLE\s+(.+)|SET\s*\((.*)\))",
-    re.IGNORECASE | re.DOTALL,
-)
-_DROP = re.compile(
-    rf"DROP\s+PUBLICATION\s+(IF\s+EXISTS\s+)?({_IDENT}(?:\s*,\s*{_IDENT})*)(?:\s+(CASCADE|RESTRICT))?",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def parse_publication_ddl(stmt: str) -> PublicationCommand:
-    text = stmt.strip().rstrip(";").strip()
-    if match := _CREATE.fullmatch(text):
-        name, target, tables, options = match.groups()
-        all_tables = bool(target) and target.upper().startswith("ALL")
+def publication_command(node: ast.Node) -> PublicationCommand:
+    """The command a CREATE / ALTER / DROP PUBLICATION statement's tree stands for."""
+    if isinstance(node, ast.CreatePublicationStmt):
         return PublicationCommand(
             "create",
-            _ident(name),
-            all_tables=all_tables,
-            tables=_table_list(tables) if tables else [],
-            actions=_with_options(options),
+            node.pubname,
+            all_tables=bool(node.for_all_tables),
+            tables=_tables(node.pubobjects),
+            actions=_with_options(node.options),
         )
-    if match := _ALTER.fullmatch(text):
-        name, action, tables, options = match.groups()
-        if action:
+    if isinstance(node, ast.AlterPublicationStmt):
+        if node.options:
             return PublicationCommand(
-                "alter", _ident(name), tables=_table_list(tables), alter_action=action.lower()
+                "alter", node.pubname, actions=_with_options(node.options), alter_action="options"
             )
+        action = _ALTER_ACTIONS[node.action]
         return PublicationCommand(
-            "alter", _ident(name), actions=_with_options(options), alter_action="options"
+            "alter",
+            node.pubname,
+            tables=_tables(node.pubobjects, dropping=action == "drop"),
+            alter_action=action,
         )
-    if match := _DROP.fullmatch(text):
-        names = [_ident(part) for part in re.findall(_IDENT, match.group(2))]
-        if len(names) != 1:
-            raise PgError("0A000", "dropping several publications at once is not supported")
-        return PublicationCommand("drop", names[0], if_exists=bool(match.group(1)))
-    raise PgError("42601", f"syntax error in publication command: {text[:60]}")
+    names = [part.sval for part in node.objects]
+    if len(names) != 1:
+        raise PgError("0A000", "dropping several publications at once is not supported")
+    return PublicationCommand("drop", names[0], if_exists=bool(node.missing_ok))
+
+
+def table_items(
+    specs: list[TableSpec],
+    find: Callable[[str, str], Relation | None],
+    default_schema: str = "public",
+) -> list[TableItem]:
+    """What the store keeps of each table: its name, and its column list and row filter
+    checked against the table as PostgreSQL checks them (a table with either must exist)."""
+    items: list[TableItem] = []
+    seen: dict[tuple[str, str], TableSpec] = {}
+    for spec in specs:
+        schema, table = parse_table_name(spec.name, default_schema)
+        earlier = seen.get((schema, table))
+        if earlier is not None:
+            if spec.columns is not None or earlier.columns is not None:
+                raise PgError("42710", f'conflicting or redundant column lists for table "{table}"')
+            if spec.where is not None or earlier.where is not None:
+                raise PgError(
+                    "42710", f'conflicting or redundant WHERE clauses for table "{table}"'
+                )
+            continue
+        seen[(schema, table)] = spec
+        if spec.columns is None and spec.where is None:
+            items.append(spec.name)
+            continue
+        relation = find(schema, table)
+        if relation is None:
+            raise PgError("42P01", f'relation "{spec.name}" does not exist')
+        names = {column.name for column in relation.columns}
+        columns = None
+        if spec.columns is not None:
+            for position, name in enumerate(spec.columns):
+                if name in _SYSTEM_COLUMNS:
+                    raise PgError(
+                        "42P10", f'cannot use system column "{name}" in publication column list'
+                    )
+                if name not in names:
+                    raise PgError("42703", f'column "{name}" of relation "{table}" does not exist')
+                if name in spec.columns[:position]:
+                    raise PgError("42710", f'duplicate column "{name}" in publication column list')
+            columns = tuple(spec.columns)
+        row_filter = None
+        if spec.where is not None:
+            row_filter = compile_filter(spec.where, relation.columns, table).text
+        items.append((f"{schema}.{table}", TableOptions(columns, row_filter)))
+    return items
+
+
+def check_identity(publication: Publication, find: Callable[[str, str], Relation | None]) -> None:
+    """A publication that publishes updates or deletes sends each row's replica identity: its
+    column lists must cover it. PostgreSQL refuses the UPDATE or DELETE on the table itself;
+    pgshim cannot refuse RedDB's writes, so it refuses the publication."""
+    if not publication.actions & {"update", "delete"}:
+        return
+    for (schema, table), options in publication.options.items():
+        relation = find(schema, table)
+        if relation is None or options.columns is None:
+            continue
+        missing = [c.name for c in relation.columns if c.is_key and c.name not in options.columns]
+        if missing:
+            raise PgError(
+                "42P10",
+                f'cannot publish UPDATE or DELETE of table "{table}" with this column list',
+                detail="Column list used by the publication does not cover the replica identity.",
+                hint=f'Add column "{missing[0]}" to the column list, or publish only inserts '
+                "(WITH (publish = 'insert, truncate')).",
+            )

@@ -52,11 +52,13 @@ class Prepared:
 
 @dataclass
 class CopyOutResult:
-    """`COPY ... TO STDOUT`: rows are complete COPY text lines (with their newline)."""
+    """`COPY ... TO STDOUT`: rows are complete COPY text lines (with their newline), or the
+    binary format's header, tuples and trailer."""
 
     columns: list[ColumnDesc]
     rows: Iterable[bytes]
     tag: str
+    binary: bool = False
 
 
 class CopyBothStream:

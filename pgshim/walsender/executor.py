@@ -94,6 +94,8 @@ class ReplicationExecutor:
                 "CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') must not be called inside a transaction",
             )
         assert command.plugin is not None
+        if command.failover and self.app.version.major < 17:
+            raise PgError("XX000", "unrecognized option: failover")
         check_plugin(command.plugin)
         slot = self.app.create_slot(
             command.name,
@@ -101,6 +103,7 @@ class ReplicationExecutor:
             temporary=command.temporary,
             two_phase=command.two_phase,
             pid=session.info.pid,
+            failover=command.failover,
         )
         if command.snapshot == "use":
             session.snapshot_pos = slot.confirmed_flush
@@ -133,8 +136,18 @@ class ReplicationExecutor:
         return RowsResult(columns, [(None, None, None)], "READ_REPLICATION_SLOT")
 
     async def _AlterSlot(self, command: cmd.AlterSlot) -> CommandResult:
-        if self.app.slots.get(command.name) is None:
-            raise PgError("42704", f'replication slot "{command.name}" does not exist')
+        major = self.app.version.major
+        if major < 17:  # a command PostgreSQL 17 brought: before it, SQL that does not parse
+            raise PgError("42601", 'syntax error at or near "ALTER_REPLICATION_SLOT"')
+        known = ("failover", "two_phase") if major >= 18 else ("failover",)
+        flags: dict[str, bool] = {}
+        for name, value in command.options:
+            if name not in known:
+                raise PgError("XX000", f"unrecognized option: {name}")
+            if name in flags:
+                raise PgError("42601", "conflicting or redundant options")
+            flags[name] = cmd.option_boolean(name, value)
+        self.app.slots.alter(command.name, pid=self.session.info.pid, **flags)
         return CommandResult("ALTER_REPLICATION_SLOT")
 
     async def _BaseBackup(self, _: cmd.BaseBackup) -> CommandResult:
@@ -165,6 +178,8 @@ class ReplicationExecutor:
         try:
             if slot.lost:
                 raise lost_slot_error(slot)
+            if getattr(plugin, "two_phase", False):
+                app.slots.enable_two_phase(slot.name, slot.confirmed_flush)
             app.ahead.use(plugin.ahead_key)
             # a requested start in the future streams from the end of what exists: never
             # advertised, never confirmed, so later changes are not skipped

@@ -62,6 +62,8 @@ _ADDED_COLUMNS = {
     "lost_after": "INTEGER",  # an invalidated slot: changes after this position are lost
     "invalidation_reason": "TEXT",
     "invalidated_time": "TEXT",
+    "failover": "INTEGER",  # PostgreSQL 17's FAILOVER (shown, kept; pgshim has no standbys)
+    "two_phase_at": "INTEGER",  # where two-phase decoding was enabled
 }
 
 # pg_replication_slots (PG15): column name and type oid
@@ -82,6 +84,23 @@ SLOT_COLUMNS: list[tuple[str, int]] = [
     ("safe_wal_size", 20),
     ("two_phase", 16),
 ]
+# what later PostgreSQL versions show after (or instead of) PostgreSQL 15's last column
+_LATER_SLOT_COLUMNS: dict[int, list[tuple[str, int]]] = {
+    16: [("two_phase", 16), ("conflicting", 16)],
+    17: [
+        ("two_phase", 16), ("inactive_since", 1184), ("conflicting", 16),
+        ("invalidation_reason", 25), ("failover", 16), ("synced", 16),
+    ],
+    18: [
+        ("two_phase", 16), ("two_phase_at", 3220), ("inactive_since", 1184),
+        ("conflicting", 16), ("invalidation_reason", 25), ("failover", 16), ("synced", 16),
+    ],
+}  # fmt: skip
+
+
+def slot_columns(major: int) -> list[tuple[str, int]]:
+    """pg_replication_slots' columns in PostgreSQL ``major``: name and type oid."""
+    return SLOT_COLUMNS[:-1] + _LATER_SLOT_COLUMNS.get(major, SLOT_COLUMNS[-1:])
 
 
 @dataclass(slots=True)
@@ -113,6 +132,9 @@ class Slot:
     lost_after: int | None = None  # changes after this position may be missing
     invalidated_time: datetime | None = None
     stats: SlotStats = field(default_factory=SlotStats)  # in memory only
+    failover: bool = False
+    two_phase_at: int | None = None  # where two-phase decoding was enabled
+    inactive_since: datetime | None = None  # when it was last released (in memory only)
 
     @property
     def active(self) -> bool:
@@ -181,9 +203,13 @@ class SlotStore:
         add_missing_columns(conn, "slots", _ADDED_COLUMNS)
         for row in conn.execute(
             "SELECT name, plugin, database, two_phase, confirmed_flush, restart_pos, created_at, "
-            "lost_after, invalidation_reason, invalidated_time FROM slots ORDER BY name"
+            "lost_after, invalidation_reason, invalidated_time, failover, two_phase_at "
+            "FROM slots ORDER BY name"
         ):
-            name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row
+            name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row[
+                :10
+            ]
+            failover, two_phase_at = row[10:]
             self._slots[name] = Slot(
                 name=name,
                 plugin=plugin,
@@ -196,6 +222,9 @@ class SlotStore:
                 invalidation_reason=reason,
                 lost_after=None if lost_after is None else _from_sql(lost_after),
                 invalidated_time=None if at is None else datetime.fromisoformat(at),
+                failover=bool(failover),
+                two_phase_at=None if two_phase_at is None else _from_sql(two_phase_at),
+                inactive_since=datetime.now(UTC),
             )
 
     # --- lookup -----------------------------------------------------------------------------------
@@ -206,9 +235,9 @@ class SlotStore:
     def list(self) -> list[Slot]:
         return [self._slots[name] for name in sorted(self._slots)]
 
-    def slot_rows(self) -> list[tuple]:
+    def slot_rows(self, major: int = 15) -> list[tuple]:
         """pg_replication_slots rows for every slot (see :func:`slot_rows`)."""
-        return slot_rows(self.list(), {self.database: self.datoid})
+        return slot_rows(self.list(), {self.database: self.datoid}, major)
 
     def pgshim_slot_rows(self) -> list[tuple]:
         """pgshim_slots rows (:data:`PGSHIM_SLOT_COLUMNS`): with the reason a slot was lost."""
@@ -239,6 +268,7 @@ class SlotStore:
         confirmed_flush: int,
         restart_pos: int,
         pid: int | None = None,
+        failover: bool = False,
     ) -> Slot:
         """Create a slot; a temporary one needs the creating session's ``pid``, which then owns it."""
         if temporary and pid is None:
@@ -246,6 +276,8 @@ class SlotStore:
         validate_slot_name(name)
         if name in self._slots:
             raise PgError("42710", f'replication slot "{name}" already exists')
+        if failover and temporary:
+            raise _temporary_failover_error()
         if len(self._slots) >= self.max_slots:
             raise PgError(
                 "53400",
@@ -262,13 +294,17 @@ class SlotStore:
             restart_pos=restart_pos,
             created_at=datetime.now(UTC),
             active_pid=pid if temporary else None,
+            failover=failover,
+            two_phase_at=confirmed_flush if two_phase else None,
+            inactive_since=None if temporary else datetime.now(UTC),
         )
         if not temporary:
             try:
                 with transaction(self._conn):
                     self._conn.execute(
                         "INSERT INTO slots (name, plugin, database, two_phase, confirmed_flush, "
-                        "restart_pos, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "restart_pos, created_at, failover, two_phase_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             name,
                             plugin,
@@ -277,6 +313,8 @@ class SlotStore:
                             _to_sql(confirmed_flush),
                             _to_sql(restart_pos),
                             slot.created_at.isoformat(),
+                            int(failover),
+                            None if slot.two_phase_at is None else _to_sql(slot.two_phase_at),
                         ),
                     )
             except sqlite3.Error as exc:  # a full disk: no slot, PostgreSQL's error
@@ -343,8 +381,55 @@ class SlotStore:
         if slot.temporary:
             return
         slot.active_pid = None
+        slot.inactive_since = datetime.now(UTC)
         self.flush_dirty()
         self._notify_released()
+
+    def alter(
+        self, name: str, *, pid: int, failover: bool | None = None, two_phase: bool | None = None
+    ) -> Slot:
+        """ALTER_REPLICATION_SLOT: change FAILOVER and TWO_PHASE of a slot no other session
+        uses; stored before it answers."""
+        slot = self._require(name)
+        if slot.active_pid is not None and slot.active_pid != pid:
+            raise _active_error(slot)
+        if failover and slot.temporary:
+            raise _temporary_failover_error()
+        new_failover = slot.failover if failover is None else failover
+        new_two_phase = slot.two_phase if two_phase is None else two_phase
+        two_phase_at = slot.two_phase_at
+        if new_two_phase and not slot.two_phase:
+            two_phase_at = slot.confirmed_flush
+        self._store_flags(slot, new_failover, new_two_phase, two_phase_at)
+        return slot
+
+    def enable_two_phase(self, name: str, position: int) -> None:
+        """A stream asked for two-phase decoding (pgoutput's two_phase): from now on the slot
+        has it, as PostgreSQL's CreateDecodingContext sets it at ``position``."""
+        slot = self._require(name)
+        if not slot.two_phase:
+            self._store_flags(slot, slot.failover, True, position)
+
+    def _store_flags(
+        self, slot: Slot, failover: bool, two_phase: bool, two_phase_at: int | None
+    ) -> None:
+        if not slot.temporary:
+            try:
+                with transaction(self._conn):
+                    self._conn.execute(
+                        "UPDATE slots SET failover = ?, two_phase = ?, two_phase_at = ? "
+                        "WHERE name = ?",
+                        (
+                            int(failover),
+                            int(two_phase),
+                            None if two_phase_at is None else _to_sql(two_phase_at),
+                            slot.name,
+                        ),
+                    )
+            except sqlite3.Error as exc:
+                raise write_error(exc) from None
+            self._sync()
+        slot.failover, slot.two_phase, slot.two_phase_at = failover, two_phase, two_phase_at
 
     def release_all(self, pid: int) -> None:
         """Session end (however it ends): release every slot ``pid`` holds and drop the
@@ -524,32 +609,47 @@ class SlotStore:
         ]
 
 
-def slot_rows(slots: Iterable[Slot], database_oids: Mapping[str, int]) -> list[tuple]:
-    """pg_replication_slots rows in :data:`SLOT_COLUMNS` order (Python values; pg_lsn as int)."""
-    return [
-        (
-            slot.name,
-            slot.plugin,
-            "logical",
-            database_oids.get(slot.database),
-            slot.database,
-            slot.temporary,
-            slot.active,
-            slot.active_pid,
-            None,
-            None,
-            None if slot.lost else slot.restart_pos,  # PostgreSQL: NULL once the slot is lost
-            slot.confirmed_flush,
-            _wal_status(slot),
-            None,
-            slot.two_phase,
-        )
-        for slot in slots
-    ]
+def slot_rows(
+    slots: Iterable[Slot], database_oids: Mapping[str, int], major: int = 15
+) -> list[tuple]:
+    """pg_replication_slots rows in :func:`slot_columns` order for PostgreSQL ``major`` (Python
+    values; pg_lsn as int)."""
+    names = [name for name, _ in slot_columns(major)]
+    rows = []
+    for slot in slots:
+        values = {
+            "slot_name": slot.name,
+            "plugin": slot.plugin,
+            "slot_type": "logical",
+            "datoid": database_oids.get(slot.database),
+            "database": slot.database,
+            "temporary": slot.temporary,
+            "active": slot.active,
+            "active_pid": slot.active_pid,
+            "xmin": None,
+            "catalog_xmin": None,
+            "restart_lsn": None if slot.lost else slot.restart_pos,  # NULL once it is lost
+            "confirmed_flush_lsn": slot.confirmed_flush,
+            "wal_status": _wal_status(slot),
+            "safe_wal_size": None,
+            "two_phase": slot.two_phase,
+            "two_phase_at": slot.two_phase_at if slot.two_phase else None,
+            "inactive_since": None if slot.active else slot.inactive_since,
+            "conflicting": False,  # lost for want of changes, as PostgreSQL's wal_removed
+            "invalidation_reason": "wal_removed" if slot.lost else None,
+            "failover": slot.failover,
+            "synced": False,
+        }
+        rows.append(tuple(values[name] for name in names))
+    return rows
 
 
 def _wal_status(slot: Slot) -> str:
     return "lost" if slot.lost else "reserved"
+
+
+def _temporary_failover_error() -> PgError:
+    return PgError("22023", "cannot enable failover for a temporary replication slot")
 
 
 def _active_error(slot: Slot) -> PgError:

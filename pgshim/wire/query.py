@@ -10,7 +10,14 @@ from pgshim.sql.results import CommandResult, CopyOutResult, Prepared, RowSource
 from pgshim.wire import events as ev
 from pgshim.wire import messages as msg
 from pgshim.wire.handler import SessionHandler
-from pgshim.wire.render import TEXT, decode_params, encode_row, expand_formats, row_description
+from pgshim.wire.render import (
+    BINARY,
+    TEXT,
+    decode_params,
+    encode_row,
+    expand_formats,
+    row_description,
+)
 
 
 class Writer(Protocol):
@@ -64,7 +71,8 @@ async def write_result(out: Writer, result: RowsResult | CommandResult | CopyOut
             sent, _ = await write_streamed(out, result.rows, oids, [TEXT] * len(oids))
             out.write(msg.command_complete(f"{result.tag} {sent}"))
     elif isinstance(result, CopyOutResult):
-        out.write(msg.copy_out_response([TEXT] * len(result.columns)))
+        kind = BINARY if result.binary else TEXT
+        out.write(msg.copy_out_response([kind] * len(result.columns), int(result.binary)))
         for line in result.rows:
             await out.write_large(msg.copy_data(line))
         out.write(msg.copy_done())
@@ -239,7 +247,9 @@ class ExtendedQuery:
         if not isinstance(result.rows, list):
             if portal.position:
                 result.rows.restart_clock()  # each Execute has its own statement_timeout
-            sent, more = await write_streamed(self.out, result.rows, oids, formats, max(max_rows, 0))
+            sent, more = await write_streamed(
+                self.out, result.rows, oids, formats, max(max_rows, 0)
+            )
             portal.position += sent
             if more:
                 self.out.write(msg.portal_suspended())

@@ -1,0 +1,181 @@
+"""Real PostgreSQL 15 and 18 subscribers against pgshim presenting the same major version
+(``server_version``), with the CREATE SUBSCRIPTION options each version has (origin and
+failover are PostgreSQL 16's and 17's), checked row by row
+and value by value after live inserts, updates and deletes.
+
+One pgshim and one subscriber cluster per version serve every case of that version; each case
+has a collection (and subscriber table) of its own and drops its subscription at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pgcluster import PgCluster, pg18_bindir, pg_bindir
+from server_proc import PgshimServer
+from spoolkit import SpoolKit
+from test_e2e_subscriber import (
+    USERS_DDL,
+    apply_errors,
+    expected_text,
+    user_values,
+    wait_until_equal,
+)
+
+pytestmark = [pytest.mark.timeout(300)]
+
+BINDIRS = {15: pg_bindir, 18: pg18_bindir}
+
+
+class Setup:
+    """A spool, the pgshim serving it as PostgreSQL ``major``, and a subscriber of that version."""
+
+    def __init__(self, base: Path, major: int) -> None:
+        bindir = BINDIRS[major]()
+        if bindir is None:
+            pytest.skip(f"PostgreSQL {major} binaries are not available")
+        self.major = major
+        self.kit = SpoolKit(base / "data.rdb.logical.wal")
+        self.server = PgshimServer(
+            self.kit.path, base / "state", args=("--server-version", str(major))
+        ).start()
+        self.subscriber = PgCluster(base / "sub", bindir=bindir).start()
+        self.rows: dict[str, dict[int, dict[str, object]]] = {}
+
+    def insert(self, table: str, i: int) -> int:
+        _, rid = self.kit.insert(table, **user_values(i))
+        self.rows.setdefault(table, {})[rid] = user_values(i)
+        return rid
+
+    def update(self, table: str, rid: int, **values: object) -> None:
+        self.kit.update(table, rid, **values)
+        self.rows[table][rid] |= values
+
+    def delete(self, table: str, rid: int) -> None:
+        self.kit.delete(table, rid)
+        del self.rows[table][rid]
+
+    def wait_equal(self, table: str) -> None:
+        mine = self.rows.get(table, {})
+        expected = [expected_text(rid, mine[rid]) for rid in sorted(mine)]
+        wait_until_equal(self.subscriber, expected, table=table)
+
+    def slot(self, name: str, columns: str) -> str:
+        return self.server.psql(
+            f"SELECT {columns} FROM pg_replication_slots WHERE slot_name = '{name}'"
+        )
+
+    def close(self) -> None:
+        self.subscriber.stop()
+        self.server.stop()
+        self.kit.close()
+
+
+@pytest.fixture(scope="module")
+def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Setup]]:
+    made: dict[int, Setup] = {}
+
+    def get(major: int) -> Setup:
+        if major not in made:
+            made[major] = Setup(tmp_path_factory.mktemp(f"pg{major}"), major)
+        return made[major]
+
+    yield _Lazy(get)  # type: ignore[misc]
+    for setup in made.values():
+        setup.close()
+
+
+class _Lazy(dict):
+    def __init__(self, make) -> None:  # noqa: ANN001
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, major: int) -> Setup:
+        return self._make(major)
+
+
+CASES = [
+    (15, "copy_data = true, binary = true"),
+    (15, "copy_data = false, binary = true, two_phase = true"),  # not with streaming in 15
+    (15, "copy_data = true, streaming = on"),
+    (18, "copy_data = true"),
+    (18, "copy_data = false, binary = true, streaming = parallel, two_phase = true, failover = true"),
+    (18, "copy_data = true, binary = true, streaming = parallel, origin = any, two_phase = true"),
+    (18, "copy_data = false, streaming = on, origin = none, failover = true"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("major", "options"), CASES)
+def test_subscriber_with_options(setups, major: int, options: str) -> None:
+    setup: Setup = setups[major]
+    index = CASES.index((major, options))
+    table, name = f"users_{index}", f"sub_{index}"
+    copy_data = "copy_data = true" in options
+    setup.subscriber.psql(USERS_DDL.replace("TABLE users", f"TABLE {table}"))
+    history = [setup.insert(table, i) for i in range(1, 4)]  # before the subscription
+    if not copy_data:
+        setup.rows[table] = {}  # the subscriber never sees these
+    setup.server.psql(f"CREATE PUBLICATION pub_{index} FOR TABLE {table}")
+    setup.subscriber.psql(
+        f"CREATE SUBSCRIPTION {name} CONNECTION 'host=127.0.0.1 port={setup.server.port}"
+        f" user=postgres dbname=reddb' PUBLICATION pub_{index} WITH ({options})"
+    )
+    live = [setup.insert(table, i) for i in range(4, 10)]
+    setup.update(table, live[0], name="renamed", visits=-1)
+    setup.update(table, live[0], score=0.25)
+    setup.delete(table, live[1])
+    if copy_data:
+        setup.update(table, history[0], name="history changed")
+        setup.delete(table, history[1])
+    setup.wait_equal(table)
+
+    expected_flags = _flags(major, options)
+    deadline = time.monotonic() + 30  # two_phase pending until the tables are synchronised
+    while setup.slot(name, expected_flags[0]) != expected_flags[1] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert setup.slot(name, expected_flags[0]) == expected_flags[1]
+
+    if index in (0, 3):  # a dropped connection, then a pgshim killed and restarted
+        setup.subscriber.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_subscription"
+            f" WHERE subname = '{name}' AND pid IS NOT NULL"
+        )
+        more = [setup.insert(table, i) for i in range(10, 14)]
+        setup.server.kill()
+        setup.server.start()
+        setup.update(table, more[0], visits=77)
+        setup.delete(table, more[1])
+        setup.insert(table, 14)
+        setup.wait_equal(table)
+    if major >= 17 and "failover = true" in options:  # ALTER_REPLICATION_SLOT
+        setup.subscriber.psql(f"ALTER SUBSCRIPTION {name} DISABLE")
+        _wait_inactive(setup, name)
+        setup.subscriber.psql(f"ALTER SUBSCRIPTION {name} SET (failover = false)")
+        if "two_phase = true" in options:
+            setup.subscriber.psql(f"ALTER SUBSCRIPTION {name} SET (two_phase = false)")
+        assert setup.slot(name, "failover, two_phase") == "f|f"
+        setup.subscriber.psql(f"ALTER SUBSCRIPTION {name} ENABLE")
+        setup.insert(table, 20)
+        setup.wait_equal(table)
+
+    assert apply_errors(setup.subscriber) == []
+    setup.subscriber.psql(f"DROP SUBSCRIPTION {name}")
+    assert setup.slot(name, "count(*)") == "0"
+
+
+def _flags(major: int, options: str) -> tuple[str, str]:
+    """The columns of the subscription's slot the options set, and their values."""
+    two_phase = "t" if "two_phase = true" in options else "f"
+    if major < 17:
+        return "two_phase", two_phase
+    failover = "t" if "failover = true" in options else "f"
+    return "two_phase, failover, synced", f"{two_phase}|{failover}|f"
+
+
+def _wait_inactive(setup: Setup, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while setup.slot(name, "active") != "f" and time.monotonic() < deadline:
+        time.sleep(0.1)
