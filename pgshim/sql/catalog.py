@@ -30,6 +30,7 @@ from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
+from pgshim.sql.result_cache import deterministic, macro_names
 from pgshim.sql.results import ColumnDesc, RowsResult
 from pgshim.sql.shared_tables import Derived
 from pgshim.sql.system_columns import replace_system_columns
@@ -431,7 +432,9 @@ class Catalog:
                 await source.stage(cursor, collections, session, bound)
 
         engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
-        staging = {"stage": stage} if stage is not None else {}
+        staging: dict[str, Any] = {"stage": stage} if stage is not None else {}
+        if not effects and deterministic(executable, _MACRO_NAMES):
+            staging["deterministic"] = True
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
             translate, **staging,
@@ -1277,6 +1280,7 @@ _MACROS: dict[str, str] = {
         " WHERE s.name = 'session_authorization')"
     ),
 }
+_MACRO_NAMES = macro_names(_MACROS.values())
 # internal views the per-row macros read
 _MACRO_VIEWS: dict[str, list[str]] = {
     "current_setting": ["pgshim_session_settings"],
