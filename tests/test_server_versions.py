@@ -35,6 +35,13 @@ def test_the_served_version_everywhere(spool, pgshim, major: int) -> None:
         assert [column.name for column in slots.description][-1] == (
             "two_phase" if major == 15 else "conflicting" if major == 16 else "synced"
         )
+        # a parameter PostgreSQL 17 added (pg_dump 18 sets it) exists from 17 on
+        if major >= 17:
+            conn.execute("SET transaction_timeout = '5s'")
+            assert conn.execute("SHOW transaction_timeout").fetchone() == ("5s",)
+        else:
+            with pytest.raises(psycopg.errors.UndefinedObject, match="transaction_timeout"):
+                conn.execute("SET transaction_timeout = 0")
     replication = psycopg.connect(server.dsn(replication="database"), autocommit=True)
     with replication:
         assert replication.info.server_version == num
