@@ -29,11 +29,12 @@ def _psql(
     )  # fmt: skip
 
 
-def create_like(server_psql, pg: PgCluster) -> None:
-    """PostgreSQL tables with the columns pgshim shows for its collections (rid the key)."""
+def create_like(server_psql, pg: PgCluster, dbname: str = "reddb") -> None:
+    """PostgreSQL tables with the columns pgshim shows for its collections (rid the key), in a
+    new database."""
     rows = server_psql("SELECT tablename, columns, types FROM pgshim_collections")
-    statements = ["CREATE DATABASE reddb"]
-    pg.psql(statements[0])
+    pg.psql(f"DROP DATABASE IF EXISTS {dbname}")
+    pg.psql(f"CREATE DATABASE {dbname}")
     for line in rows.splitlines():
         table, columns, types = line.split("|")
         names = columns.strip("{}").split(",")
@@ -42,7 +43,7 @@ def create_like(server_psql, pg: PgCluster) -> None:
             f'"{name}" {kind}' + (" PRIMARY KEY" if name == "rid" else "")
             for name, kind in zip(names, kinds, strict=True)
         )
-        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname="reddb")
+        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname=dbname)
 
 
 def _split_array(text: str) -> list[str]:
