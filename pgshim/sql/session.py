@@ -194,8 +194,8 @@ class SqlSession:
         if lowered in _CANONICAL:
             return _CANONICAL[lowered]
         guc = gucs.lookup(lowered)
-        if guc is not None:
-            return guc.name
+        if guc is not None and (guc.since == 15 or guc.name in self._settings):
+            return guc.name  # a later version's parameter only when that version is served
         if lowered in (key.lower() for key in self._settings):
             return next(key for key in self._settings if key.lower() == lowered)
         if must_exist and "." not in lowered:
