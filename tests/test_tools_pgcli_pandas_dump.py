@@ -244,6 +244,49 @@ def test_pg_dump_schema_only(server, pg_cluster, version: str, options: list[str
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
 
 
+# what pg_dump reads besides the catalogs' rows, and its edges
+PG_DUMP_READS = [
+    "SELECT k, acldefault(k::\"char\", 10) FROM"
+    " unnest(ARRAY['c','r','s','d','f','l','L','n','t','F','S','T','p']) AS k",
+    "SELECT acldefault('r', 0), acldefault('n', NULL)",
+    "SELECT n, quote_ident(n) FROM unnest(ARRAY['users', 'Users', 'order', 'a b', 'x\"y', '_x1',"
+    " '1x', 'user', 'name', 'between', 'é', '']) AS n",
+    "SELECT x, quote_literal(x) FROM unnest(ARRAY['it''s', E'back\\\\slash', NULL, '']) AS x",
+    "SELECT array_remove(ARRAY['a','b','a'], 'a'), array_remove(NULL::text[], 'a')",
+    "SELECT '{16385,16392}'::pg_catalog.oid[], '{}'::pg_catalog.int4[],"
+    " '{{1,2},{3,4}}'::pg_catalog.int8[], '{a,\"b c\",NULL}'::pg_catalog.text[]",
+    "SELECT '{1,x}'::pg_catalog.int4[]",
+    "SELECT '{1'::pg_catalog.int4[]",
+    "SELECT 'public'::regnamespace, 'pg_catalog'::regnamespace::oid",
+    "SELECT 'nope'::regnamespace",
+    "SELECT option_name, option_value FROM pg_options_to_table(ARRAY['a=1','b=x=y','c'])",
+    "SELECT DISTINCT tableoid FROM pg_class",
+    "SELECT c.tableoid, n.tableoid, c.tableoid::regclass FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace LIMIT 1",
+    "SELECT (SELECT x.tableoid FROM pg_am y LIMIT 1) FROM pg_type x LIMIT 1",
+    "SELECT tableoid FROM pg_class, pg_namespace LIMIT 1",
+    "WITH t AS (SELECT 7 AS tableoid) SELECT tableoid FROM t",
+    "SELECT tableoid FROM (SELECT 8 AS tableoid FROM pg_am) AS s LIMIT 1",
+    "SELECT pg_tablespace_location(1663), pg_tablespace_location(NULL)",
+    "SELECT amhandler::regproc FROM pg_am WHERE amname = 'heap'",
+    "SELECT pg_get_triggerdef(0), pg_get_triggerdef(0, true)",
+    "SELECT obj_description(2200, 'pg_namespace'), obj_description(11, 'pg_namespace')",
+]
+
+
+def _answer(dsn: str, query: str) -> object:
+    with psycopg.connect(dsn) as conn:
+        try:
+            return conn.execute(query).fetchall()
+        except psycopg.Error as error:
+            return error.sqlstate, error.diag.message_primary
+
+
+def test_what_pg_dump_reads_answers_like_postgresql(server, pg_cluster) -> None:
+    for query in PG_DUMP_READS:
+        assert _answer(server.dsn(), query) == _answer(pg_cluster.dsn(), query), query
+
+
 @pytest.mark.parametrize("version", ["15", "18"])
 @pytest.mark.parametrize("mode", ["--globals-only", "--roles-only"])
 def test_pg_dumpall_globals(server, pg_cluster, version: str, mode: str) -> None:

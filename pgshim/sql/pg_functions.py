@@ -372,7 +372,10 @@ def _rows(catalog: str, items: Iterable[dict]) -> list[tuple]:
 # --- rows that do not depend on pgshim's state -----------------------------------------------
 
 STATIC_ROWS: dict[str, list[tuple]] = {
-    "pg_description": [(PUBLIC_OID, RELATION_OIDS["pg_namespace"], 0, "standard public schema")],
+    "pg_description": [
+        (PG_CATALOG_OID, RELATION_OIDS["pg_namespace"], 0, "system catalog schema"),
+        (PUBLIC_OID, RELATION_OIDS["pg_namespace"], 0, "standard public schema"),
+    ],
     "pg_am": _rows("pg_am", [
         {"oid": 2, "amname": "heap", "amhandler": "heap_tableam_handler", "amtype": "t"},
         {"oid": 403, "amname": "btree", "amhandler": "bthandler", "amtype": "i"},
@@ -399,7 +402,7 @@ STATIC_ROWS: dict[str, list[tuple]] = {
     ]),
 }  # fmt: skip
 
-# catalogs pgshim has nothing for: no comments (but the public schema's), defaults,
+# catalogs pgshim has nothing for: no comments (but the two schemas'), defaults,
 # inheritance, policies, statistics, sequences, enums, triggers, rules, extensions (no PL/pgSQL:
 # pgshim runs no procedural code), subscriptions, foreign data, security labels; nor does it
 # list PostgreSQL's built-in operators, operator families, casts, conversions and text search
@@ -517,12 +520,13 @@ _DEFAULT_RIGHTS = {
 
 
 def _default_acl(public: str, owner: str) -> str:
-    """acldefault's aclitem[] (as text[]) for the owner oid ``o``."""
+    """acldefault's aclitem[] (as text[]) for the owner oid ``o`` (as grantee, 0 is PUBLIC)."""
     items = []
     if public:
         items.append(f"'={public}/' || pgshim_fn_acl_role(o)")
     if owner:
-        items.append(f"pgshim_fn_acl_role(o) || '={owner}/' || pgshim_fn_acl_role(o)")
+        grantee = "CASE WHEN o = 0 THEN '' ELSE pgshim_fn_acl_role(o) END"
+        items.append(f"{grantee} || '={owner}/' || pgshim_fn_acl_role(o)")
     return f"CAST([{', '.join(items)}] AS VARCHAR[])"
 
 
@@ -723,9 +727,9 @@ MACROS: dict[str, str] = {
         + " ELSE error('unrecognized objtype abbreviation: ' || t) END"
     ),
     "pgshim_fn_acl_role": (
-        "CREATE MACRO pgshim_fn_acl_role(r) AS CASE WHEN r = 0 THEN '' ELSE COALESCE("
+        "CREATE MACRO pgshim_fn_acl_role(r) AS COALESCE("
         + _lookup("pg_roles", "oid", _quoted("rolname", "[A-Za-z0-9_]+"), "r")
-        + ", CAST(r AS VARCHAR)) END"
+        + ", CAST(r AS VARCHAR))"
     ),
     "quote_ident": (
         "CREATE MACRO quote_ident(s) AS "
