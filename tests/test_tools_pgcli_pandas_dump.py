@@ -260,6 +260,30 @@ def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: lis
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
 
 
+def test_pg_dump_restores_into_postgresql(dump_server, pg_cluster) -> None:
+    """A whole dump by pg_dump 15 (the collections' rows too) restored by psql into PostgreSQL
+    15 holds what pgshim answers to SELECT."""
+    ours = subprocess.run(
+        [str(pg_bindir() / "pg_dump"), "-d", "reddb"], env=dump_server.env_for_clients(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    db = "dump_restored"
+    pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
+    pg_cluster.psql(f"CREATE DATABASE {db}")
+    restored = subprocess.run(
+        [str(pg_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+         str(pg_cluster.port), "-U", pg_cluster.superuser, "-d", db],
+        input=ours.stdout, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    with psycopg.connect(dump_server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
+        for table in ("users", "orders", "user"):
+            query = f'SELECT * FROM public."{table}" ORDER BY rid'
+            rows = mine.execute(query).fetchall()
+            assert rows and pg.execute(query).fetchall() == rows, table
+
+
 # what pg_dump reads besides the catalogs' rows, and its edges
 PG_DUMP_READS = [
     'SELECT k, acldefault(k::"char", 10) FROM'

@@ -178,6 +178,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("lanpltrusted", "bool"), ("lanplcallfoid", "oid"), ("laninline", "oid"),
         ("lanvalidator", "oid"), ("lanacl", "_text"),
     ],
+    "pg_largeobject_metadata": [
+        ("oid", "oid"), ("lomowner", "oid"), ("lomacl", "_text"),
+    ],
     "pg_namespace": [
         ("oid", "oid"), ("nspname", "name"), ("nspowner", "oid"), ("nspacl", "_text"),
     ],
@@ -198,6 +201,11 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
     "pg_parameter_acl": [
         ("oid", "oid"), ("parname", "text"), ("paracl", "_text"),
+    ],
+    "pg_partitioned_table": [
+        ("partrelid", "oid"), ("partstrat", '"char"'), ("partnatts", "int2"),
+        ("partdefid", "oid"), ("partattrs", "int2vector"), ("partclass", "oidvector"),
+        ("partcollation", "oidvector"), ("partexprs", "text"),
     ],
     "pg_policy": [
         ("oid", "oid"), ("polname", "name"), ("polrelid", "oid"), ("polcmd", '"char"'),
@@ -338,7 +346,8 @@ RELATION_OIDS = {
     "pg_operator": 2617, "pg_opfamily": 2753, "pg_seclabels": 12099, "pg_subscription": 6100,
     "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
     "pg_ts_template": 3764, "pg_authid": 1260, "pg_db_role_setting": 2964,
-    "pg_parameter_acl": 6243, "pg_shseclabel": 3592,
+    "pg_parameter_acl": 6243, "pg_shseclabel": 3592, "pg_partitioned_table": 3350,
+    "pg_largeobject_metadata": 2995,
 }  # fmt: skip
 # those of them that are views in PostgreSQL (the others are tables, with system columns)
 PG_VIEWS = frozenset({
@@ -404,8 +413,9 @@ STATIC_ROWS: dict[str, list[tuple]] = {
 
 # catalogs pgshim has nothing for: no comments (but the two schemas'), defaults,
 # inheritance, policies, statistics, sequences, enums, triggers, rules, extensions (no PL/pgSQL:
-# pgshim runs no procedural code), subscriptions, foreign data, security labels; nor does it
-# list PostgreSQL's built-in operators, operator families, casts, conversions and text search
+# pgshim runs no procedural code), subscriptions, foreign data, security labels, partitions,
+# large objects; nor does it list PostgreSQL's built-in operators, operator families, casts,
+# conversions and text search
 EMPTY_CATALOGS = (
     "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
     "pg_statistic_ext", "pg_sequence", "pg_enum", "pg_trigger", "pg_rewrite", "pg_depend",
@@ -415,6 +425,7 @@ EMPTY_CATALOGS = (
     "pg_foreign_server", "pg_init_privs", "pg_operator", "pg_opfamily", "pg_seclabels",
     "pg_subscription", "pg_transform", "pg_ts_config", "pg_ts_dict", "pg_ts_parser",
     "pg_ts_template", "pg_db_role_setting", "pg_parameter_acl", "pg_shseclabel",
+    "pg_partitioned_table", "pg_largeobject_metadata",
 )  # fmt: skip
 
 _ENCODINGS = {0: "SQL_ASCII", 6: "UTF8", 8: "LATIN1"}
