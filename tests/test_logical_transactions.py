@@ -177,3 +177,21 @@ def test_empty_transaction_carries_its_error() -> None:
         [],
         ["LSN 4: bad json"],
     )
+
+
+def test_fixed_length_text_columns_keep_their_length() -> None:
+    """Country2 is character(2), Currency character(3), Lang5 character varying(5): a
+    subscriber creating its table from these types takes their values (not character(1))."""
+    from pgshim import pgtypes
+
+    builder, decoder, registry, conn = make_builder()
+    fields = [
+        Field("country", TypedValue(37, 1042, "DE")),
+        Field("currency", TypedValue(41, 1042, "EUR")),
+        Field("lang", TypedValue(40, 1043, "pt-BR")),
+        Field("note", text("x")),
+    ]
+    builder.build([record(1, "insert", 1, decoder.add(entity(1, fields)))])
+    for relation in (registry.get("users"), RelationRegistry(conn).get("users")):
+        types = [pgtypes.format_type(c.type_oid, c.typmod) for c in relation.columns]
+        assert types == ["bigint", "character(2)", "character(3)", "character varying(5)", "text"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from pglast import ast, enums, parse_sql
@@ -76,6 +76,7 @@ class _Expr:
     text: str  # as pg_get_expr prints it
     oid: int = 0  # the PostgreSQL type, when known
     const: bool = False
+    node: object = None  # a literal's node, to place errors about it
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,16 @@ def parse_filter(text: str, columns: Sequence[Column], table: str) -> RowFilter:
 
 
 def _position(node: object) -> int | None:
+    """Where PostgreSQL places an error about ``node``: its leftmost token (a cast's operand,
+    an operator's left side)."""
     location = getattr(node, "location", None)
-    return location + 1 if isinstance(location, int) and location >= 0 else None
+    here = location + 1 if isinstance(location, int) and location >= 0 else None
+    inner = getattr(node, "arg", None) if isinstance(node, ast.TypeCast) else None
+    if inner is not None:
+        left = _position(inner)
+        if left is not None and (here is None or left < here):
+            return left
+    return here
 
 
 def _type_name(expr: _Expr) -> str:
@@ -177,7 +186,11 @@ def _parse_bool(text: str) -> bool | None:
 
 
 def _cast_text(value: Value, oid: int) -> str:
-    return f"{_literal(pgtypes.text_out(oid, value))}::{pgtypes.BY_OID[oid].sql_name}"
+    return f"{_literal(pgtypes.text_out(oid, value))}::{_cast_name(oid)}"
+
+
+def _cast_name(oid: int) -> str:
+    return "bpchar" if oid == 1042 else pgtypes.BY_OID[oid].sql_name  # format_type(oid, -1)
 
 
 class _Compiler:
@@ -248,7 +261,7 @@ class _Compiler:
         if isinstance(value, ast.Boolean):
             return _const(bool(value.boolval), _BOOL, "true" if value.boolval else "false", 16)
         if isinstance(value, ast.String):
-            return _const(value.sval, _UNKNOWN, _literal(value.sval))
+            return _Expr(lambda row: value.sval, _UNKNOWN, _literal(value.sval), 0, True, node)
         raise _refuse(node)
 
     def _ParamRef(self, node: ast.ParamRef) -> _Expr:
@@ -270,7 +283,7 @@ class _Compiler:
             value = _coerce_text(inner.run(()), target, node)
             return _const(value, family, _cast_text(value, target), target)
         if inner.const and inner.family == _NULL:
-            return _const(None, family, f"NULL::{pgtypes.BY_OID[target].sql_name}", target)
+            return _const(None, family, f"NULL::{_cast_name(target)}", target)
         if not _cast_allowed(inner.family, family):
             raise _refuse(node)  # a cast through text (CoerceViaIO): not a simple expression
         convert = _converter(family)
@@ -282,9 +295,8 @@ class _Compiler:
 
         if inner.const:
             value = cast(())
-            text = f"({inner.text})::{pgtypes.BY_OID[target].sql_name}"
-            return _const(value, family, text, target)
-        return _Expr(cast, family, f"({inner.text})::{pgtypes.BY_OID[target].sql_name}", target)
+            return _const(value, family, f"({inner.text})::{_cast_name(target)}", target)
+        return _Expr(cast, family, f"({inner.text})::{_cast_name(target)}", target)
 
     def _CollateClause(self, node: ast.CollateClause) -> _Expr:
         inner = self.expr(node.arg)
@@ -395,13 +407,11 @@ class _Compiler:
         if other.family == _OTHER:  # compared with the column's text output
             return _const(literal.run(()), _OTHER, literal.text, 25)
         oid = other.oid or {_INT: 23, _NUM: 1700, _FLOAT: 701, _BOOL: 16}.get(other.family, 25)
-        value = _coerce_text(literal.run(()), oid, node)
+        value = _coerce_text(literal.run(()), oid, literal.node or node)
         if other.family in (_INT, _NUM):
             text = pgtypes.text_out(oid, value)
         elif oid == 16:
             text = "true" if value else "false"
-        elif oid == 1042:
-            text = f"{_literal(str(value))}::bpchar"
         else:
             text = _cast_text(value, oid)
         return _const(value, other.family, text, oid)
@@ -714,7 +724,7 @@ def _cast_allowed(source: str, target: str) -> bool:
 
 def _converter(family: str) -> Callable[[Value], Value]:
     if family == _INT:
-        return lambda v: int(Decimal(v).to_integral_value()) if not isinstance(v, int) else v
+        return _to_int
     if family == _NUM:
         return lambda v: (
             v if isinstance(v, Decimal) else Decimal(repr(v) if isinstance(v, float) else v)
@@ -722,6 +732,15 @@ def _converter(family: str) -> Callable[[Value], Value]:
     if family == _FLOAT:
         return float
     return lambda v: v
+
+
+def _to_int(value: Value) -> int:
+    """PostgreSQL's casts to integers: numeric rounds half away from zero, float half to even."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value)
+    return int(Decimal(value).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _arithmetic(op: str, family: str) -> Callable[[Value, Value], Value]:

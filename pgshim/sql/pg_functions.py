@@ -238,6 +238,11 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "pg_subscription_rel": [
         ("srsubid", "oid"), ("srrelid", "oid"), ("srsubstate", '"char"'), ("srsublsn", "pg_lsn"),
     ],
+    "pg_range": [
+        ("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid"),
+        ("rngcollation", "oid"), ("rngsubopc", "oid"), ("rngcanonical", "text"),
+        ("rngsubdiff", "text"),
+    ],
     "pg_rewrite": [
         ("oid", "oid"), ("rulename", "name"), ("ev_class", "oid"), ("ev_type", '"char"'),
         ("ev_enabled", '"char"'), ("is_instead", "bool"), ("ev_qual", "text"),
@@ -442,7 +447,7 @@ def _storage(pg_type: pgtypes.PgType) -> tuple[bool, str, str]:
         return False, "d" if pg_type.typlen >= 8 else "c", "p"
     if pg_type.oid == 1700:
         return False, "i", "m"
-    return False, "d" if pg_type.category == "A" else "i", "x"
+    return False, "d" if pg_type.category in ("A", "P") else "i", "x"
 
 
 def type_collation(pg_type: pgtypes.PgType) -> int:
@@ -453,15 +458,15 @@ def type_collation(pg_type: pgtypes.PgType) -> int:
 
 def pg_type_rows() -> list[tuple]:
     """pg_type for the types pgshim knows, all in pg_catalog."""
-    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.category == "A"}
+    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.sql_name.endswith("[]")}
     rows = []
     for t in pgtypes.BY_OID.values():
         byval, align, storage = _storage(t)
-        is_array = t.category == "A" and t.oid not in (22, 30)
+        is_array = t.sql_name.endswith("[]")  # not int2vector and oidvector
         rows.append(catalog_row(
             "pg_type", oid=t.oid, typname=t.name, typnamespace=PG_CATALOG_OID,
             typowner=BOOTSTRAP_ROLE_OID, typlen=t.typlen, typbyval=byval,
-            typtype="p" if t.oid in (2278, 705) else "b", typcategory=t.category,
+            typtype="p" if t.category == "P" or t.oid == 705 else "b", typcategory=t.category,
             typispreferred=t.oid in (25, 701, 1184, 16), typisdefined=True, typdelim=",",
             typsubscript="array_subscript_handler" if is_array else "-",
             typelem=t.elem_oid, typarray=arrays.get(t.oid, 0),
@@ -655,7 +660,7 @@ MACROS: dict[str, str] = {
     "to_regnamespace": (
         "CREATE MACRO to_regnamespace(n) AS " + _lookup("pg_namespace", "nspname", "oid", "n")
     ),
-    "current_schemas": (
+    "pgshim_fn_current_schemas": (  # per row: for the default search path
         "CREATE MACRO pgshim_fn_current_schemas(i) AS"
         " CASE WHEN i THEN ['pg_catalog', 'public'] ELSE ['public'] END"
     ),
@@ -834,10 +839,10 @@ MACRO_SIGNATURES: dict[str, list[tuple[list[str], str]]] = {
     "to_regtype": [(["text"], "regtype")],
     "to_regclass": [(["text"], "regclass")],
     "to_regnamespace": [(["text"], "regnamespace")],
-    "current_schemas": [(["bool"], "name[]")],
     "has_table_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_schema_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_database_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
+    "pg_has_role": [(["name", "text"], "bool")],
     "pg_relation_is_publishable": [(["regclass"], "bool")],
     "pg_relation_size": [(["regclass"], "int8"), (["regclass", "text"], "int8")],
     "pg_table_size": [(["regclass"], "int8")],

@@ -29,6 +29,7 @@ from pgshim.sql.pg_functions import (
 )
 from pgshim.sql.privileges import INSUFFICIENT_PRIVILEGE, is_superuser
 from pgshim.sql.publications import TableSpec, check_identity, table_items
+from pgshim.sql.shared_tables import Derived
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -37,6 +38,9 @@ DATABASE_OID = 5
 INDEX_OID_OFFSET = 1_000_000  # a relation's primary key index: relid + offset
 PUBLICATION_OID_BASE = 17_000
 CONSTRAINT_OID_OFFSET = 2_000_000  # a relation's primary key constraint: relid + offset
+# PostgreSQL 18's NOT NULL constraint of key column n: relid + offset + (n - 1) * stride
+NOT_NULL_OID_OFFSET = 3_000_000
+NOT_NULL_OID_STRIDE = 100_000_000
 _INT8_BTREE_OPCLASS = 3124  # int8_ops
 # (oid, name, datistemplate, datallowconn); the configured database has DATABASE_OID, the oid
 # PostgreSQL gives "postgres", so "postgres" gets the first oid of a user database when apart
@@ -61,11 +65,14 @@ class CatalogRows:
         publications: PublicationStore,
         database: str,
         owner: str = "postgres",
+        major: int = 15,
     ) -> None:
         self._relations = relations
         self.publications = publications
         self.database = database
         self.owner = owner  # the bootstrap role's name (see bootstrap_role)
+        self.major = major  # the PostgreSQL version served
+        self._providers: dict[str, Callable[[], list[tuple]]] | None = None
 
     def pg_database(self) -> list[tuple]:
         """The configured database and PostgreSQL's own (connected to for status: psql -l,
@@ -129,7 +136,8 @@ class CatalogRows:
         return rows
 
     def pg_constraint(self) -> list[tuple]:
-        """Each collection's primary key (on rid)."""
+        """Each collection's primary key (on rid); from PostgreSQL 18 on also the NOT NULL
+        constraint of each key column."""
         rows = []
         for rel in self._relations():
             keys = [n for n, column in enumerate(rel.columns, start=1) if column.is_key]
@@ -140,7 +148,26 @@ class CatalogRows:
                 confdeltype=" ", confmatchtype=" ", conislocal=True, connoinherit=True,
                 conkey=keys,
             ))  # fmt: skip
+            rows += [
+                catalog_row(
+                    "pg_constraint", oid=oid, conname=f"{rel.name}_{column}_not_null",
+                    connamespace=namespace_oid(rel.schema), contype="n", convalidated=True,
+                    conrelid=rel.oid, confupdtype=" ", confdeltype=" ", confmatchtype=" ",
+                    conislocal=True, conkey=[attnum],
+                )
+                for oid, attnum, column in self._not_null(rel)
+            ]  # fmt: skip
         return rows
+
+    def _not_null(self, rel: Relation) -> list[tuple[int, int, str]]:
+        """(oid, attnum, column) of the NOT NULL constraints PostgreSQL 18 keeps in pg_constraint."""
+        if self.major < 18:
+            return []
+        return [
+            (rel.oid + NOT_NULL_OID_OFFSET + (n - 1) * NOT_NULL_OID_STRIDE, n, column.name)
+            for n, column in enumerate(rel.columns, start=1)
+            if column.is_key
+        ]
 
     def index_definitions(self) -> list[tuple]:
         """pg_get_indexdef's text of each primary key index, and its columns."""
@@ -156,16 +183,13 @@ class CatalogRows:
         return rows
 
     def constraint_definitions(self) -> list[tuple]:
-        """pg_get_constraintdef's text of each primary key."""
-        return [
-            (
-                rel.oid + CONSTRAINT_OID_OFFSET,
-                "PRIMARY KEY ("
-                + ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
-                + ")",
-            )
-            for rel in self._relations()
-        ]
+        """pg_get_constraintdef's text of each primary key (and NOT NULL constraint)."""
+        rows = []
+        for rel in self._relations():
+            keys = ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
+            rows.append((rel.oid + CONSTRAINT_OID_OFFSET, f"PRIMARY KEY ({keys})"))
+            rows += [(oid, f"NOT NULL {quote_ident(name)}") for oid, _, name in self._not_null(rel)]
+        return rows
 
     def pg_publication_rel(self) -> list[tuple]:
         """One row per table named by a publication (not FOR ALL TABLES): its column list
@@ -222,6 +246,24 @@ class CatalogRows:
         return rows
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
+        """The row providers, each computing its rows again only after the relations or the
+        publications changed (the rows are read by many queries, and change seldom)."""
+        if self._providers is None:
+            self._providers = {
+                name: Derived(rows, self._state) for name, rows in self._computed().items()
+            }
+        return self._providers
+
+    def _state(self) -> tuple:
+        """What the rows derive from, by value: every relation's name, columns and replica
+        identity, and the publications' generation."""
+        return self.publications.generation, [
+            (rel.oid, rel.schema, rel.name, rel.replident, rel.version,
+             [(c.name, c.type_oid, c.typmod, c.is_key) for c in rel.columns])
+            for rel in self._relations()
+        ]  # fmt: skip
+
+    def _computed(self) -> dict[str, Callable[[], list[tuple]]]:
         return {
             "pg_database": lambda: [database_row(*row) for row in self.pg_database()],
             "pg_namespace": self.pg_namespace,
