@@ -315,7 +315,7 @@ PG_DUMP_READS = [
 ]
 
 
-def _answer(dsn: str, query: str) -> object:
+def _rows_or_error(dsn: str, query: str) -> object:
     with psycopg.connect(dsn) as conn:
         try:
             return conn.execute(query).fetchall()
@@ -325,7 +325,8 @@ def _answer(dsn: str, query: str) -> object:
 
 def test_what_pg_dump_reads_answers_like_postgresql(server, pg_cluster) -> None:
     for query in PG_DUMP_READS:
-        assert _answer(server.dsn(), query) == _answer(pg_cluster.dsn(), query), query
+        ours, theirs = (_rows_or_error(dsn, query) for dsn in (server.dsn(), pg_cluster.dsn()))
+        assert ours == theirs, query
 
 
 @pytest.mark.parametrize("version", ["15", "18"])
