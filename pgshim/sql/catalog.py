@@ -117,6 +117,8 @@ def pg_oid_of_duck(type_name: str) -> int:
         return _PG_OF_DUCK[type_name]
     if type_name.startswith("DECIMAL"):
         return 1700
+    if type_name.endswith("[][]"):  # PostgreSQL's arrays of any dimension have one type
+        return pg_oid_of_duck(type_name[:-2])
     if type_name.endswith("[]"):
         elem = pg_oid_of_duck(type_name[:-2])
         array = next(
@@ -840,9 +842,13 @@ class Catalog:
         if target is None:
             return node
         if _is_array_type(target) and isinstance(inner, exp.Literal) and inner.is_string:
+            value = _array_in(target, inner.this)
+            depth, first = 1, value  # the engine's lists have a type per dimension
+            while first and isinstance(first[0], list):
+                depth, first = depth + 1, first[0]
             return exp.Cast(
-                this=_array_literal(_array_in(target, inner.this)),
-                to=exp.DataType.build(duck_type(target), dialect="duckdb"),
+                this=_array_literal(value),
+                to=exp.DataType.build(duck_type(target) + "[]" * (depth - 1), dialect="duckdb"),
             )
         if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
             return inner
@@ -922,7 +928,7 @@ class Catalog:
     def _regnamespace(self, name: str) -> int:
         oid = self._namespaces().get(name.strip('"'))
         if oid is None:
-            raise PgError("42704", f'schema "{name}" does not exist')
+            raise PgError("3F000", f'schema "{name}" does not exist')
         return oid
 
     def _regclass(self, name: str) -> int:
@@ -1513,9 +1519,22 @@ def _is_array_type(oid: int) -> bool:
 def _array_in(oid: int, text: str) -> list:
     """PostgreSQL's text form of an array ('{1,2}') read as the array type ``oid``."""
     try:
-        return pgtypes.text_in(oid, text)
+        items = pgtypes.text_in(1009, text)  # the structure, elements as text
     except (ValueError, IndexError, AssertionError):
         raise PgError("22P02", f'malformed array literal: "{text}"') from None
+    element = pgtypes.BY_OID[pgtypes.BY_OID[oid].elem_oid]
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(inner) for inner in item]
+        try:
+            return None if item is None else pgtypes.text_in(element.oid, item)
+        except ValueError:
+            raise PgError(
+                "22P02", f'invalid input syntax for type {element.sql_name}: "{item}"'
+            ) from None
+
+    return convert(items)
 
 
 def _array_literal(value: list) -> exp.Expression:
