@@ -274,6 +274,7 @@ class PgOutputPlugin:
         self._generation: int | None = -1  # nothing resolved yet
         self._included_cache: dict[tuple[int, int, str], bool] = {}
         self._shapes: dict[tuple[int, int], TableShape] = {}
+        self._shaped = False
         self._old_rows = OldRows(ctx.history)
 
     def _set_option(self, option: str, value: str | None) -> None:
@@ -364,6 +365,10 @@ class PgOutputPlugin:
             self._generation = generation
             self._included_cache = {}
             self._shapes = {}
+            # column lists and row filters: without any, every change takes the shared path
+            self._shaped = any(p.options for p in self._filter.publications)
+            if not self._shaped:
+                self._old_rows = OldRows(self.ctx.history)
         return self._included_cache
 
     def _shape(self, relation: Relation) -> TableShape:
@@ -382,7 +387,7 @@ class PgOutputPlugin:
         for relation, action in actions:
             if action == "T" or self._sent_versions.get(relation.oid) != relation.version:
                 return False
-            if not self._shape(relation).plain:
+            if self._shaped and not self._shape(relation).plain:
                 return False
             key = (relation.oid, relation.version, action)
             wanted = included.get(key)
@@ -400,14 +405,17 @@ class PgOutputPlugin:
         out: list[Message] = []
         for index, change in enumerate(shared.changes):
             relation = change.relation
-            shape = self._shape(relation)
-            payload = change.payload
+            payload: bytes | None = change.payload
             sent_key: object = relation.version
-            if not shape.plain:
-                payload = self._shaped(tx.changes[index], shape, tx)
-                sent_key = (relation.version, tuple(shape.indexes or ()))
-            else:
-                self._old_rows.forget(relation)
+            columns = None
+            if self._shaped:
+                shape = self._shape(relation)
+                if not shape.plain:
+                    payload = self._shaped_change(tx.changes[index], shape, tx)
+                    sent_key = (relation.version, tuple(shape.indexes or ()))
+                    columns = shape.columns
+                else:
+                    self._old_rows.forget(relation)
             key = (relation.oid, relation.version, change.action)
             wanted = included.get(key)
             if wanted is None:
@@ -417,7 +425,7 @@ class PgOutputPlugin:
             if not out:
                 out.append((change.pos, shared.begin))
             if self._sent_versions.get(relation.oid) != sent_key:
-                out.append((0, relation_message(relation, shape.columns)))
+                out.append((0, relation_message(relation, columns)))
                 self._sent_versions[relation.oid] = sent_key  # type: ignore[assignment]
             out.append((change.pos, payload))
             if change.action == "T":
@@ -426,7 +434,7 @@ class PgOutputPlugin:
             out.append((tx.end_pos, shared.commit))
         return out
 
-    def _shaped(self, change: RowChange, shape: TableShape, tx: Transaction) -> bytes | None:
+    def _shaped_change(self, change: RowChange, shape: TableShape, tx: Transaction) -> bytes | None:
         """The change as published with a column list or row filter (None: not published);
         the old rows are kept up to date whether it is published or not."""
         old = None
