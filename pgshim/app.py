@@ -45,9 +45,9 @@ from pgshim.sql.copy import (
     text_row,
 )
 from pgshim.sql.engine import Engine
-from pgshim.sql.parse import StatementKind, parse_statement, split_statements
+from pgshim.sql.parse import StatementKind, in_message, parse_statement, split_statements
 from pgshim.sql.privileges import role_of
-from pgshim.sql.providers import CatalogRows, PublicationDDL
+from pgshim.sql.providers import CatalogRows, PublicationDDL, bootstrap_role
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
 from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
@@ -148,8 +148,9 @@ class Application:
         )
         self.publications_ddl = PublicationDDL(self.publications, self.relations.relations)
         self.catalog_rows = CatalogRows(
-            self.relations.relations, self.publications, config.database
-        )
+            self.relations.relations, self.publications, config.database,
+            owner=bootstrap_role(config.users), major=self.version.major,
+        )  # fmt: skip
         self.sessions: dict[int, Session] = {}
         # SELECT over collections: their rows as of a snapshot, replayed from the spool
         self.collections = CollectionTables(
@@ -380,6 +381,7 @@ class Session:
                 server_settings=app.server_settings,
                 is_superuser=role.superuser,
                 rolreplication=role.replication,
+                read_only=info.database != app.config.database,
             ),
             app.publications_ddl,
         )
@@ -424,8 +426,9 @@ class Session:
             imported = self.sql.transaction_snapshot()  # SET TRANSACTION SNAPSHOT
             snapshot_pos = self.snapshot_pos if imported is None else imported
             return await self.app.copy_out(target, snapshot_pos, self.sql.bound())
-        except PgError:
+        except PgError as error:
             self.sql.fail()
+            in_message(error, stmt)
             raise
 
     async def prepare(self, stmt: str | commands.Command, param_oids: list[int]) -> Prepared:
@@ -433,7 +436,11 @@ class Session:
             raise PgError(
                 "08P01", "extended query protocol not supported in a replication connection"
             )
-        return await self.sql.prepare(stmt, param_oids)
+        try:
+            return await self.sql.prepare(stmt, param_oids)
+        except PgError as error:
+            in_message(error, stmt)
+            raise
 
     async def execute(self, prepared: Prepared, params: list[Any]) -> Any:
         return await self.sql.execute_prepared(prepared, params)

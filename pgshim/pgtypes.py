@@ -58,7 +58,10 @@ _SCALARS: list[tuple[int, str, str, int, str, int]] = [
     (1700, "numeric", "numeric", -1, "N", 1231),
     (2205, "regclass", "regclass", 4, "N", 2210),
     (2206, "regtype", "regtype", 4, "N", 2211),
+    (2249, "record", "record", -1, "P", 2287),
+    (2277, "anyarray", "anyarray", -1, "P", 0),
     (2278, "void", "void", 4, "P", 0),
+    (2279, "trigger", "trigger", 4, "P", 0),
     (2950, "uuid", "uuid", 16, "U", 2951),
     (3220, "pg_lsn", "pg_lsn", 8, "U", 3221),
     (3802, "jsonb", "jsonb", -1, "U", 3807),
@@ -99,8 +102,11 @@ def _build_registry() -> dict[int, PgType]:
     types: dict[int, PgType] = {}
     for oid, name, sql_name, typlen, category, array_oid in _SCALARS:
         types[oid] = PgType(oid, name, sql_name, typlen, category, _SCALAR_ELEMS.get(oid, 0))
-        if array_oid:
-            types[array_oid] = PgType(array_oid, "_" + name, sql_name + "[]", -1, "A", oid)
+        if array_oid:  # an array of a pseudo-type (record[]) is a pseudo-type too
+            array_category = "P" if category == "P" else "A"
+            types[array_oid] = PgType(
+                array_oid, "_" + name, sql_name + "[]", -1, array_category, oid
+            )
     types[INT2VECTOR] = PgType(INT2VECTOR, "int2vector", "int2vector", -1, "A", INT2)
     types[OIDVECTOR] = PgType(OIDVECTOR, "oidvector", "oidvector", -1, "A", OID)
     return types
@@ -589,7 +595,7 @@ _BINARY_SEND: dict[int, Callable[[object], bytes]] = {
     OID: lambda v: struct.pack(">I", v),
     XID: lambda v: struct.pack(">I", v),
     REGCLASS: lambda v: struct.pack(">I", v),
-    REGTYPE: lambda v: struct.pack(">I", v),
+    REGTYPE: lambda v: struct.pack(">I", lookup(v).oid if isinstance(v, str) else v),
     FLOAT4: lambda v: struct.pack(">f", v),
     FLOAT8: lambda v: struct.pack(">d", v),
     NUMERIC: _numeric_send,

@@ -15,7 +15,7 @@ from pgshim.plugins import check_plugin, default_ahead_key
 from pgshim.reddb.link.wiring import FORWARD_COLUMNS
 from pgshim.sql.catalog import CATALOG_VIEWS
 from pgshim.sql.privileges import check_slot_permissions, sees_details_of
-from pgshim.sql.providers import role_rows, user_rows
+from pgshim.sql.providers import authid_rows, role_rows, user_rows
 from pgshim.sql.statistics import register_statistics_views
 from pgshim.walsender.replicas import REPLICA_COLUMNS
 from pgshim.walsender.slots import PGSHIM_SLOT_COLUMNS, slot_columns, validate_slot_name
@@ -82,7 +82,8 @@ def register_status_views(app: Application) -> None:
     cat.register_view("pgshim_output_formats", OUTPUT_FORMAT_COLUMNS, app.ahead.rows)
     for name, rows in app.catalog_rows.providers().items():
         cat.register_view(name, CATALOG_VIEWS[name], rows)
-    for name, roles in (("pg_roles", role_rows), ("pg_user", user_rows)):
+    roles_by_view = {"pg_roles": role_rows, "pg_user": user_rows, "pg_authid": authid_rows}
+    for name, roles in roles_by_view.items():
         cat.register_view(
             name, CATALOG_VIEWS[name], partial(roles, app.config.users), needs_session=True
         )

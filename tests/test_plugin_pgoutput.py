@@ -44,13 +44,13 @@ def tx_with(changes, begin=0x1DB9BE0, commit=0x1DB9C68, end=0x1DB9C98, xid=826):
     )
 
 
-def context(*tables: str) -> PluginContext:
+def context(*tables: str, version_num: int = 150018) -> PluginContext:
     store = PublicationStore(sqlite3.connect(":memory:"))
     if tables:
         store.create("pub1", tables=tables)
     else:
         store.create("pub1", all_tables=True)
-    return PluginContext(publications=store)
+    return PluginContext(publications=store, server_version_num=version_num)
 
 
 def start(ctx=None, **options):
@@ -158,6 +158,44 @@ def test_sessions_with_same_options_share_encoding(monkeypatch) -> None:
     assert len(calls) == 1
 
 
+PG15_OPTION_ERRORS = [
+    (
+        {"proto_version": "4"},
+        "0A000",
+        "client sent proto_version=4 but we only support protocol 3 or lower",
+    ),
+    (
+        {"proto_version": "0"},
+        "0A000",
+        "client sent proto_version=0 but we only support protocol 1 or higher",
+    ),
+    ({"streaming": "parallel"}, "42601", "streaming requires a Boolean value"),
+    ({"origin": "none"}, "XX000", "unrecognized pgoutput option: origin"),
+]
+
+
+@pytest.mark.parametrize(("options", "state", "message"), PG15_OPTION_ERRORS)
+def test_option_errors_of_postgresql_15(options, state, message) -> None:
+    base = {"proto_version": "3", "publication_names": "pub1", **options}
+    with pytest.raises(PgError) as error:
+        load_plugin("pgoutput", base, context())
+    assert (error.value.sqlstate, error.value.message) == (state, message)
+
+
+@pytest.mark.parametrize("version_num", [160014, 170010, 180006])
+def test_postgresql_16_options(version_num: int) -> None:
+    """What PostgreSQL 16+ subscribers send: protocol 4, parallel streaming, origin."""
+    options = {"streaming": "parallel", "origin": "none", "two_phase": "on", "binary": "true"}
+    plugin = load_plugin(
+        "pgoutput",
+        {"proto_version": "4", "publication_names": '"pub1"', **options},
+        context(version_num=version_num),
+    )
+    assert (plugin.streaming, plugin.origin, plugin.two_phase, plugin.binary) == (
+        "parallel", "none", True, True
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("options", "state", "message"),
     [
@@ -197,7 +235,7 @@ def test_option_errors(options, state, message) -> None:
     base = {"proto_version": "3", "publication_names": "pub1", **options}
     base = {k: v for k, v in base.items() if not (k == "publication_names" and v is None)}
     with pytest.raises(PgError) as error:
-        load_plugin("pgoutput", base, context())
+        load_plugin("pgoutput", base, context(version_num=180006))
     assert (error.value.sqlstate, error.value.message) == (state, message)
 
 

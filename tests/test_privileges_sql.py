@@ -70,3 +70,18 @@ def test_copy_of_a_collection_needs_replication_or_superuser(server, user, allow
             with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="table users"):
                 cur.copy_expert("COPY users TO STDOUT", out)
             assert out.getvalue() == ""
+
+
+def test_pg_authid_is_the_superusers_and_shows_no_password(server) -> None:
+    root, bob = connect(server, "root"), connect(server, "bob")
+    assert run(root, "SELECT rolname, rolsuper, rolpassword FROM pg_authid ORDER BY 1") == [
+        ("alice", False, None), ("bob", False, None), ("root", True, None),
+    ]  # fmt: skip
+    with pytest.raises(
+        psycopg2.errors.InsufficientPrivilege, match="permission denied for table pg_authid"
+    ):
+        run(bob, "SELECT rolname FROM pg_authid")
+    # the bootstrap role (here root) owns public, which everyone may use
+    assert run(bob, "SELECT nspacl FROM pg_namespace WHERE nspname = 'public'") == [
+        (["root=UC/root", "=U/root"],)
+    ]

@@ -1,7 +1,8 @@
-"""psql 15's backslash commands against pgshim answer like a PostgreSQL 15 holding the same
-tables: both servers get the same collections (PostgreSQL's tables made from pgshim_collections)
-and each command's output is compared, with what must differ normalised (sizes, owners of
-PostgreSQL's own objects, descriptions PostgreSQL ships)."""
+"""psql 15's and psql 18's backslash commands against pgshim presenting that version answer like
+a PostgreSQL of that version holding the same tables: both servers get the same collections
+(PostgreSQL's tables made from pgshim_collections) and each command's output is compared, with
+what must differ normalised (sizes, owners of PostgreSQL's own objects, descriptions PostgreSQL
+ships)."""
 
 from __future__ import annotations
 
@@ -10,26 +11,30 @@ import subprocess
 import time
 
 import pytest
-from pgcluster import PgCluster, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir
 
+from pgshim.sql.catalog_versions import catalog_columns
 from pgshim.sql.pg_functions import PG15_COLUMNS, SUBSTITUTED_TYPES
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def _psql(port: int, command: str, dbname: str = "reddb") -> subprocess.CompletedProcess[str]:
+def _psql(
+    port: int, command: str, dbname: str = "reddb", bindir=None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(pg_bindir() / "psql"), "-X", "-A", "-h", "127.0.0.1", "-p", str(port), "-U",
+        [str((bindir or pg_bindir()) / "psql"), "-X", "-A", "-h", "127.0.0.1", "-p", str(port), "-U",
          "postgres", "-d", dbname, "-c", command],
         capture_output=True, text=True, timeout=60, env={"PGCONNECT_TIMEOUT": "10"},
     )  # fmt: skip
 
 
-def create_like(server_psql, pg: PgCluster) -> None:
-    """PostgreSQL tables with the columns pgshim shows for its collections (rid the key)."""
+def create_like(server_psql, pg: PgCluster, dbname: str = "reddb") -> None:
+    """PostgreSQL tables with the columns pgshim shows for its collections (rid the key), in a
+    new database."""
     rows = server_psql("SELECT tablename, columns, types FROM pgshim_collections")
-    statements = ["CREATE DATABASE reddb"]
-    pg.psql(statements[0])
+    pg.psql(f"DROP DATABASE IF EXISTS {dbname}")
+    pg.psql(f"CREATE DATABASE {dbname}")
     for line in rows.splitlines():
         table, columns, types = line.split("|")
         names = columns.strip("{}").split(",")
@@ -38,7 +43,7 @@ def create_like(server_psql, pg: PgCluster) -> None:
             f'"{name}" {kind}' + (" PRIMARY KEY" if name == "rid" else "")
             for name, kind in zip(names, kinds, strict=True)
         )
-        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname="reddb")
+        pg.psql(f'CREATE TABLE "{table}" ({defs})', dbname=dbname)
 
 
 def _split_array(text: str) -> list[str]:
@@ -54,10 +59,25 @@ def _split_array(text: str) -> list[str]:
     return [*items, current]
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    if pg_bindir() is None:
-        pytest.skip("PostgreSQL server binaries are not installed")
+class Servers:
+    """pgshim presenting PostgreSQL ``major`` and a real one of that version, same tables."""
+
+    def __init__(self, server, pg: PgCluster, major: int) -> None:
+        self.server, self.pg, self.major, self.bindir = server, pg, major, pg.bindir
+
+    def ours(self, command: str) -> subprocess.CompletedProcess[str]:
+        return _psql(self.server.port, command, bindir=self.bindir)
+
+    def theirs(self, command: str) -> subprocess.CompletedProcess[str]:
+        return _psql(self.pg.port, command, bindir=self.bindir)
+
+
+@pytest.fixture(scope="module", params=[15, 18])
+def servers(tmp_path_factory, request):
+    major = request.param
+    bindir = pg_bindir() if major == 15 else pg18_bindir()
+    if bindir is None:
+        pytest.skip(f"PostgreSQL {major} binaries are not available")
     import datetime as dt
     import uuid
     from decimal import Decimal
@@ -65,21 +85,21 @@ def servers(tmp_path_factory):
     from server_proc import PgshimServer
     from spoolkit import SpoolKit
 
-    base = tmp_path_factory.mktemp("psqlmeta")
+    base = tmp_path_factory.mktemp(f"psqlmeta{major}")
     kit = SpoolKit(base / "data.rdb.logical.wal")
     kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
                data={"a": 1}, uid=uuid.uuid4(), amount=Decimal("1.5"),
                ts=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
     kit.insert("orders", item="x", qty=2)
     kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
-    pg = PgCluster(base / "pg").start()
+    server = PgshimServer(kit.path, base / "state", args=("--server-version", str(major))).start()
+    pg = PgCluster(base / "pg", bindir=bindir).start()
     try:
         create_like(server.psql, pg)
         for port in (server.port, pg.port):
-            done = _psql(port, "CREATE PUBLICATION pub FOR TABLE users")
+            done = _psql(port, "CREATE PUBLICATION pub FOR TABLE users", bindir=bindir)
             assert done.returncode == 0, done.stderr
-        yield server, pg
+        yield Servers(server, pg, major)
     finally:
         pg.stop()
         server.stop()
@@ -87,38 +107,38 @@ def servers(tmp_path_factory):
 
 def _normalise(command: str, text: str) -> str:
     if command.startswith("\\l+"):  # sizes and PostgreSQL's descriptions of its databases
-        text = re.sub(r"\|-?\d+ (bytes|kB|MB|GB|TB|PB)\|pg_default\|[^\n]*", "|SIZE|pg_default|", text)
+        text = re.sub(
+            r"\|-?\d+ (bytes|kB|MB|GB|TB|PB)\|pg_default\|[^\n]*", "|SIZE|pg_default|", text
+        )
     lines = text.splitlines()
     if command == "\\dn":  # PostgreSQL 15's public schema belongs to pg_database_owner
         lines = [line.replace("|pg_database_owner", "|postgres") for line in lines]
     return "\n".join(lines)
 
 
-COMMANDS = ["\\dt", "\\dv", "\\d users", "\\d+ users", "\\d orders", "\\dn", "\\l", "\\l+",
+COMMANDS = ["\\d", "\\dt", "\\dv", "\\d users", "\\d+ users", "\\d orders", "\\dn", "\\l", "\\l+",
             "\\du", "\\dRp+", "\\df", "\\di"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_backslash_command_answers_like_postgresql(servers, command: str) -> None:
-    server, pg = servers
-    ours, theirs = _psql(server.port, command), _psql(pg.port, command)
+def test_backslash_command_answers_like_postgresql(servers: Servers, command: str) -> None:
+    ours, theirs = servers.ours(command), servers.theirs(command)
     assert ours.returncode == 0 and ours.stderr == theirs.stderr, ours.stderr
     assert theirs.returncode == 0, theirs.stderr
     assert _normalise(command, ours.stdout) == _normalise(command, theirs.stdout)
 
 
-def test_dx_lists_no_extensions(servers) -> None:
+def test_dx_lists_no_extensions(servers: Servers) -> None:
     """pgshim runs no procedural code: no plpgsql (PostgreSQL lists it)."""
-    server, pg = servers
-    ours = _psql(server.port, "\\dx")
+    ours = servers.ours("\\dx")
     assert ours.returncode == 0 and not ours.stderr, ours.stderr
     assert "(0 rows)" in ours.stdout
-    assert "plpgsql" in _psql(pg.port, "\\dx").stdout
+    assert "plpgsql" in servers.theirs("\\dx").stdout
 
 
-def test_catalog_columns_are_postgresql_15s(servers) -> None:
-    """Each catalog pgshim serves has PostgreSQL 15's columns, in order, with its types."""
-    _, pg = servers
+def test_catalog_columns_are_the_versions(servers: Servers) -> None:
+    """Each catalog pgshim serves has the served version's columns, in order, with its types."""
+    pg = servers.pg
     names = ", ".join(f"'{name}'" for name in PG15_COLUMNS)
     text = pg.psql(
         "SELECT c.relname, a.attname, format_type(a.atttypid, NULL) FROM pg_class c"
@@ -132,8 +152,11 @@ def test_catalog_columns_are_postgresql_15s(servers) -> None:
     from pgshim import pgtypes
 
     ours = {
-        name: [(column, pgtypes.lookup(kind).sql_name) for column, kind in columns]
-        for name, columns in PG15_COLUMNS.items()
+        name: [
+            (column, pgtypes.lookup(kind).sql_name)
+            for column, kind in catalog_columns(name, servers.major)
+        ]
+        for name in PG15_COLUMNS
     }
     assert ours == theirs
 
@@ -160,3 +183,22 @@ def test_describe_is_fast_with_200_collections(tmp_path) -> None:
         assert elapsed < 2.0
     finally:
         server.stop()
+
+
+STATUS_VIEWS = ["pg_replication_slots", "pg_stat_replication", "pg_stat_replication_slots",
+                "pg_stat_activity", "pg_stat_database", "pg_stat_database_conflicts",
+                "pg_stat_bgwriter"]  # fmt: skip
+
+
+def test_status_views_have_the_versions_columns(servers: Servers) -> None:
+    """The same catalog query on both servers: each status view's columns and types."""
+    names = ", ".join(f"'{name}'" for name in STATUS_VIEWS)
+    query = (
+        "SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, NULL)"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+        f" WHERE c.relnamespace = 11 AND a.attnum > 0 AND c.relname IN ({names})"
+        " ORDER BY c.relname, a.attnum"
+    )
+    ours, theirs = servers.ours(query), servers.theirs(query)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout

@@ -259,7 +259,10 @@ ENGINE_SURFACE = [
     ("RESET memory_limit", "42704"),
     ("SELECT set_config('memory_limit', '64GB', false)", "42704"),
     ("SHOW memory_limit", "42704"),
-    ("SELECT * FROM information_schema.tables", "42P01"),
+    ("SELECT * FROM pgshim_is_tables", "42P01"),  # information_schema's views: by that name only
+    ("SELECT * FROM tables", "42P01"),
+    ("SELECT * FROM pg_catalog.tables", "42P01"),
+    ("SELECT * FROM information_schema.pg_type", "42P01"),
     ("SELECT * FROM duckdb_settings", "42P01"),
     ("SELECT * FROM main.pg_type", "42P01"),
     ("SELECT * FROM memory.main.pg_type", "42P01"),
@@ -310,7 +313,8 @@ def test_pg_settings_and_cte_shadowing_show_nothing_of_the_engine(server) -> Non
             conn, "WITH duckdb_settings AS (SELECT 1 AS x) SELECT x FROM duckdb_settings"
         ) == [(1,)]
         assert rows(conn, "TABLE pg_namespace") == [
-            (11, "pg_catalog", 10, None), (2200, "public", 10, None)
+            (11, "pg_catalog", 10, None),
+            (2200, "public", 10, ["postgres=UC/postgres", "=U/postgres"]),
         ]
         assert rows(conn, "VALUES (1, 'a'), (2, 'b')") == [(1, "a"), (2, "b")]
     finally:

@@ -148,7 +148,7 @@ def snapshot(catalog: Catalog) -> tuple:
     the fixture allows one) through the engine itself, past every check."""
 
     async def read(sql: str) -> list[tuple]:
-        cursor = await catalog.engine.open(sql, [], [], Bound(), catalog_module._pg_error)
+        cursor = await catalog.engine.open(sql, [], [], Bound(), catalog_module.translate)
         rows = await cursor.fetch(10_000)
         cursor.close()
         return rows

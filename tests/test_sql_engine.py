@@ -10,8 +10,8 @@ import pytest
 
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound
-from pgshim.sql.catalog import _pg_error
 from pgshim.sql.engine import Engine, TempTable
+from pgshim.sql.engine_errors import translate
 
 
 def engine(workers: int = 2, memory: str = "64MB") -> Engine:
@@ -21,7 +21,7 @@ def engine(workers: int = 2, memory: str = "64MB") -> Engine:
 
 
 async def rows(made: Engine, sql: str, timeout_ms: float = 0, params: list | None = None) -> list:
-    cursor = await made.open(sql, params or [], [], Bound(timeout_ms).start(), _pg_error)
+    cursor = await made.open(sql, params or [], [], Bound(timeout_ms).start(), translate)
     fetched = await cursor.fetch(100_000)
     cursor.close()
     return fetched
@@ -54,7 +54,7 @@ def test_waiting_for_a_process_counts_against_the_deadline() -> None:
     made = engine(workers=1)
 
     async def main() -> None:
-        busy = await made.open("SELECT * FROM range(10) r", [], [], Bound().start(), _pg_error)
+        busy = await made.open("SELECT * FROM range(10) r", [], [], Bound().start(), translate)
         try:
             with pytest.raises(PgError) as caught:
                 await rows(made, "SELECT 1", timeout_ms=200)

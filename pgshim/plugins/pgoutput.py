@@ -1,4 +1,8 @@
-"""pgoutput: PostgreSQL's binary logical replication protocol (versions 1 to 4).
+"""pgoutput: PostgreSQL's binary logical replication protocol (versions 1 to 4; 3 when pgshim
+presents PostgreSQL 15, whose pgoutput also knows neither ``origin`` nor ``streaming 'parallel'``).
+
+Transactions are sent once committed, never streamed: ``streaming`` (and ``parallel``) is
+accepted, and no Stream Start/Stop/Commit/Abort message is ever needed.
 
 Per transaction with at least one published change: Begin (sent lazily, dataStart = the first
 published change), Relation before a relation's first change in this session and again when
@@ -32,6 +36,8 @@ from pgshim.plugins.published_rows import (
 
 MIN_PROTO_VERSION = 1
 MAX_PROTO_VERSION = 4
+PG15_MAX_PROTO_VERSION = 3
+PG16_NUM = 160000
 STREAM_PROTO_VERSION = 2
 TWO_PHASE_PROTO_VERSION = 3
 PARALLEL_PROTO_VERSION = 4
@@ -264,6 +270,7 @@ class PgOutputPlugin:
         self.streaming: bool | str = False
         self.two_phase = False
         self.origin = "any"
+        self.pg15 = ctx.server_version_num < PG16_NUM
         for option, value in options.items():
             self._set_option(option, value)
         self._validate()
@@ -294,6 +301,8 @@ class PgOutputPlugin:
             self.binary = def_get_boolean(option, value)
         elif option == "messages":
             self.messages = def_get_boolean(option, value)
+        elif option == "streaming" and self.pg15:
+            self.streaming = def_get_boolean(option, value)
         elif option == "streaming":
             if value is not None and value.lower() == "parallel":
                 self.streaming = "parallel"
@@ -306,7 +315,7 @@ class PgOutputPlugin:
                     ) from None
         elif option == "two_phase":
             self.two_phase = def_get_boolean(option, value)
-        elif option == "origin":
+        elif option == "origin" and not self.pg15:
             origin = (value or "").lower()
             if origin not in ("none", "any"):
                 raise PgError("22023", f'unrecognized origin value: "{value}"')
@@ -316,16 +325,17 @@ class PgOutputPlugin:
 
     def _validate(self) -> None:
         version = self.proto_version
-        if version > MAX_PROTO_VERSION:
+        highest = PG15_MAX_PROTO_VERSION if self.pg15 else MAX_PROTO_VERSION
+        supports = "we only support" if self.pg15 else "server only supports"
+        if version > highest:
             raise PgError(
                 "0A000",
-                f"client sent proto_version={version} but server only supports protocol "
-                f"{MAX_PROTO_VERSION} or lower",
+                f"client sent proto_version={version} but {supports} protocol {highest} or lower",
             )
         if version < MIN_PROTO_VERSION:
             raise PgError(
                 "0A000",
-                f"client sent proto_version={version} but server only supports protocol "
+                f"client sent proto_version={version} but {supports} protocol "
                 f"{MIN_PROTO_VERSION} or higher",
             )
         if self.publication_names is None:

@@ -7,6 +7,7 @@ PostgreSQL's names and types back (declared view column types, declared function
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable
@@ -17,16 +18,21 @@ from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import TokenType
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
-from pgshim.sql import pg_functions, pg_settings
+from pgshim.sql import catalog_versions, gucs, information_schema, pg_functions, pg_settings
 from pgshim.sql.bounds import Bound
 from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
+from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.results import ColumnDesc, RowsResult
+from pgshim.sql.shared_tables import Derived
+from pgshim.sql.system_columns import replace_system_columns
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 from pgshim.versions import ServerVersion
 
@@ -127,6 +133,18 @@ def pg_type_oid(type_name: str) -> int:
         raise PgError("42704", f'type "{type_name}" does not exist') from None
 
 
+class _PostgresTypes(Postgres):
+    """PostgreSQL's dialect with oid, regclass, regtype, ... read as type names like any other
+    (sqlglot's own tokens for them cannot take [] after them: regtype[])."""
+
+    class Tokenizer(Postgres.Tokenizer):
+        KEYWORDS = {
+            word: token
+            for word, token in Postgres.Tokenizer.KEYWORDS.items()
+            if token != TokenType.OBJECT_IDENTIFIER
+        }
+
+
 class SessionContext(Protocol):
     """What catalog functions need from the session running the query."""
 
@@ -207,7 +225,13 @@ class Catalog:
         self._configured = False  # the engine knows the tables and macros
         self._session: SessionContext | None = None
         self._collections: CollectionSource | None = None
+        self._lsn_names: frozenset[str] | None = None  # see _lsn_columns
+        # pg_class and pg_attribute rows of the views, computed again when one is registered
+        self._view_rows = Derived(
+            lambda: pg_functions.view_rows(self._own_views()), self._own_views
+        )
         self._register_builtins()
+        information_schema.register(self)
 
     # --- registration ---------------------------------------------------------------------
 
@@ -220,13 +244,19 @@ class Catalog:
         needs_session: bool = False,
     ) -> None:
         """A table whose rows come from `rows()` each time a query names it; with needs_session
-        the session running the query is passed (None outside a session)."""
-        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
+        the session running the query is passed (None outside a session). A catalog made in
+        PostgreSQL 15's layout gets the served version's (catalog_versions)."""
         if name in ("pg_class", "pg_attribute"):
             rows = self._with_own_views(name, rows)
+        major = self.facts.version.major
+        if name in catalog_versions.changed_catalogs(major):
+            rows = catalog_versions.adapt_rows(name, major, columns, rows)
+            columns = catalog_versions.catalog_columns(name, major, columns)
+        declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it
+            self._lsn_names = None
 
     def register_function(
         self,
@@ -262,6 +292,7 @@ class Catalog:
         declared = [(column, pg_type_oid(type_name)) for column, type_name in columns]
         with self._lock:
             self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
+            self._lsn_names = None
 
     def register_collections(self, collections: CollectionSource) -> None:
         """Tables whose rows a query loads into its engine process before it runs (the
@@ -274,15 +305,17 @@ class Catalog:
         """pg_class and pg_attribute list pgshim's catalog and status views too (in pg_catalog)."""
 
         def with_views(*session: Any) -> list[tuple]:
-            views = {
-                view: table.columns
-                for view, table in list(self._tables.items())
-                if not _is_internal(view)
-            }
-            classes, attributes = pg_functions.view_rows(views)
+            classes, attributes = self._view_rows()
             return [*rows(*session), *(classes if name == "pg_class" else attributes)]
 
         return with_views
+
+    def _own_views(self) -> dict[str, list[tuple[str, int]]]:
+        return {
+            view: table.columns
+            for view, table in list(self._tables.items())
+            if not _is_internal(view)
+        }
 
     def _proc_rows(self) -> tuple[list[tuple], list[tuple]]:
         """pg_proc and the printed signatures: every function pgshim defines."""
@@ -314,7 +347,34 @@ class Catalog:
             table_functions=frozenset(self._table_functions) | _TABLE_MACROS,
             collections=collections.names() if collections else frozenset(),
             schema=collections.schema if collections else "public",
+            information_schema=frozenset(information_schema.VIEWS),
         )
+
+    def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, int], ...] | None:
+        """The columns (name, type oid) of a relation a query may read, as check.py finds it
+        (see resolve.py)."""
+        if schema == information_schema.SCHEMA and name in information_schema.VIEWS:
+            return tuple(self._tables[information_schema.internal_name(name)].columns)
+        table = self._tables.get(name.lower())
+        if schema in (None, "pg_catalog") and table is not None and not _is_internal(name):
+            return tuple(table.columns)
+        collections = self._collections
+        if (
+            collections is not None
+            and schema in (None, collections.schema)
+            and name in collections.names()
+        ):
+            return tuple(collections.columns(name))
+        return None
+
+    def rows_of(self, name: str, session: Any) -> list[dict[str, Any]]:
+        """The current rows of a catalog table, as dicts (for views defined over others)."""
+        table = self._tables.get(name)
+        if table is None:
+            return []
+        produced = table.rows(session) if table.needs_session else table.rows()
+        names = [column for column, _ in table.columns]
+        return [dict(zip(names, row, strict=False)) for row in produced]
 
     def _collection_refs(self, tree: exp.Expression) -> dict[int, str]:
         """The table references that name a collection (id of the node -> collection): in the
@@ -374,7 +434,7 @@ class Catalog:
         staging = {"stage": stage} if stage is not None else {}
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
-            _pg_error, **staging,
+            translate, **staging,
         )  # fmt: skip
         columns = self._columns(tree, cursor.description)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
@@ -407,7 +467,7 @@ class Catalog:
                 empty += self._collections.empty_tables(collections)
         engine_params = _used_params(probe, [None] * len(inferred))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
-        description = await self.engine.describe(limited, engine_params, empty, bound, _pg_error)
+        description = await self.engine.describe(limited, engine_params, empty, bound, translate)
         columns = self._columns(tree, description)
         return inferred, effects.visible(columns)
 
@@ -475,20 +535,11 @@ class Catalog:
     # --- parsing and rewriting ----------------------------------------------------------------
 
     def _parse(self, sql: str) -> exp.Expression:
-        try:
-            tree = sqlglot.parse_one(sql, read="postgres")
-        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
-            raise PgError(
-                "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
-            ) from None
-        if tree is None:
-            raise PgError("42601", "syntax error")
-        for node in tree.find_all(exp.Parameter, exp.Placeholder):
-            # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
-            # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
-            if not (isinstance(node, exp.Parameter) and str(node.this.this).isdigit()):
-                raise PgError("0A000", f"pgshim cannot run this query: {node.sql('postgres')}")
-        return tree
+        """The query's tree, of its own: parsed once per text (tools send the same catalog
+        queries again and again), copied for each query."""
+        if len(sql) > _CACHED_TEXT:
+            return _parse_text(sql)
+        return _parsed(sql).copy()
 
     def _rewrite(
         self, tree: exp.Expression, params: list, evaluate: bool, computed: dict[int, list[tuple]]
@@ -500,6 +551,7 @@ class Catalog:
         self._call_index = calls
         self._collection_nodes = self._collection_refs(tree)
         self._collection_tables: set[str] = set()
+        replace_system_columns(tree, _CATALOG_TABLES)
         return tree.transform(self._rewrite_node, copy=False)
 
     def _call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
@@ -533,7 +585,7 @@ class Catalog:
 
     def _call_table(self, node: exp.Table) -> exp.Expression:
         """A set-returning function's rows go to the engine as a temporary table."""
-        function = self._from_function(node.this.name.lower())
+        function = self._from_function(node.this.name.lower(), node.alias)
         index = self._call_index[id(node)]
         name = f"pgshim_rows_{index}"
         self._temp_tables[name] = (function, self._computed.get(index, []))
@@ -548,13 +600,16 @@ class Catalog:
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
 
-    def _from_function(self, name: str) -> _TableFunction:
+    def _from_function(self, name: str, alias: str = "") -> _TableFunction:
         """The set-returning function, or the scalar one in FROM: a one-row table whose column
-        is named after the function (a record's fields for one returning a record)."""
+        is named after the function, or its alias (a record's fields for one returning a
+        record)."""
         if name in self._table_functions:
             return self._table_functions[name]
         scalar = self._functions[name]
-        return _TableFunction(name, scalar.fn, scalar.columns or [(name, scalar.return_oid)])
+        return _TableFunction(
+            name, scalar.fn, scalar.columns or [(alias or name, scalar.return_oid)]
+        )
 
     def _constant(self, function: str, arg: exp.Expression) -> Any:
         node = arg
@@ -604,6 +659,8 @@ class Catalog:
             return node
         if isinstance(node, exp.Cast):
             return self._rewrite_cast(node)
+        if isinstance(node, exp.Div):  # PostgreSQL's: integers divide to an integer, x/0 fails
+            return exp.IntDiv(this=node.this, expression=node.expression)
         special = _SPECIAL_FUNCTIONS.get(type(node))
         if special is not None:
             return self._call(special, [])
@@ -619,6 +676,9 @@ class Catalog:
             tables_of = _variadic_publication_tables(node)
             if tables_of is not None:
                 return self._publication_tables_of(node, tables_of)
+            listed = _listed_table_macro(node)
+            if listed is not None:
+                return self._from_table_macro(node, listed)
             for projection in node.expressions:  # a regclass in the result prints its name
                 target = projection.this if isinstance(projection, exp.Alias) else projection
                 if isinstance(target, exp.Cast) and _reg_target(target) in _REG_OUTPUT:
@@ -652,11 +712,6 @@ class Catalog:
                 node.set("db", None)
                 return node
             return None
-        if isinstance(node, exp.CurrentSchemas):
-            arg = node.this if node.this is not None else exp.Boolean(this=False)
-            return exp.Anonymous(
-                this=_internal("current_schemas"), expressions=[arg.transform(self._rewrite_node)]
-            )
         if isinstance(node, exp.Anonymous) and node.name.lower() == "json_build_object":
             return exp.Anonymous(
                 this="json_object",
@@ -688,6 +743,16 @@ class Catalog:
             .join("pg_publication AS pgshim_p", on="pgshim_p.pubname = r.pubname")
             .where(exp.column("pubname", "r").isin(query=chosen))
         )
+
+    def _from_table_macro(self, node: exp.Select, call: exp.Anonymous) -> exp.Expression:
+        """``SELECT srf(args)`` of a one-column set-returning function: its rows, in a column
+        named after it (psql 18's ``SELECT pg_partition_ancestors('16384')``)."""
+        name = call.name.lower()
+        column = _TABLE_FUNCTIONS[name][0][0]
+        projection = node.expressions[0]
+        alias = projection.alias if isinstance(projection, exp.Alias) else name
+        source = exp.Table(this=call.transform(self._rewrite_node))
+        return exp.select(exp.alias_(exp.column(column), alias)).from_(source)
 
     def _rewrite_operator(self, node: exp.Operator) -> exp.Expression:
         operator = str(node.args.get("operator") or "").lower().removeprefix("pg_catalog.")
@@ -725,9 +790,14 @@ class Catalog:
                     this=_internal("regclass_in"), expressions=[value, exp.Boolean(this=True)]
                 )
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        if target == 4089 and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Literal.number(self._regnamespace(inner.this))
         if target == 4089:
             value = inner.transform(self._rewrite_node)
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
+        if target == 24:  # regproc: only ever shown (pg_dump), so its name at once
+            value = inner.transform(self._rewrite_node)
+            return exp.Anonymous(this=_internal("regproc_out"), expressions=[value])
         return None
 
     def _rewrite_cast(self, node: exp.Cast) -> exp.Expression:
@@ -738,9 +808,17 @@ class Catalog:
                 this=_internal("regtype_name"),
                 expressions=[exp.Literal.number(pg_type_oid(inner.this))],
             )
-        if target == 2206:
+        if target == 26 and isinstance(inner, exp.Cast) and _cast_target(inner) == 2206:
+            # a regtype's oid: the value before it became a name ('text'::regtype::oid)
+            value = inner.this
+            if isinstance(value, exp.Literal) and value.is_string:
+                value = exp.Literal.number(pg_type_oid(value.this))
+            node.set("this", value)
+            return self._rewrite_cast(node)
+        if target in (2206, 2211):  # regtype, regtype[]: the engine holds their names
             inner = inner.transform(self._rewrite_node)
-            return exp.Anonymous(this=_internal("regtype_name"), expressions=[inner])
+            macro = "regtype_name" if target == 2206 else "regtype_names"
+            return exp.Anonymous(this=_internal(macro), expressions=[inner])
         if target in (25, 1043) and self._is_lsn(inner):
             # DuckDB would print the number: PostgreSQL prints pg_lsn as X/Y
             # the transform does not descend into a replaced node: rewrite the operand here
@@ -758,6 +836,11 @@ class Catalog:
                 raise PgError("22P02", str(error)) from None
         if target is None:
             return node
+        if _is_array_type(target) and isinstance(inner, exp.Literal) and inner.is_string:
+            return exp.Cast(
+                this=_array_literal(_array_in(target, inner.this)),
+                to=exp.DataType.build(duck_type(target), dialect="duckdb"),
+            )
         if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
             return inner
         node.set("to", exp.DataType.build(duck_type(target), dialect="duckdb"))
@@ -809,23 +892,42 @@ class Catalog:
         if isinstance(node, exp.Sub | exp.Add):  # pg_lsn +/- numeric
             return self._is_lsn(node.left) != self._is_lsn(node.right)
         if isinstance(node, exp.Column):
-            return any(
-                column == node.name and oid == 3220
-                for table in [*self._tables.values(), *self._table_functions.values()]
-                for column, oid in table.columns
-            )
+            return node.name in self._lsn_columns()
         if isinstance(node, exp.Anonymous):
             function = self._functions.get(node.name.lower())
             return function is not None and function.return_oid == 3220
         return False
 
-    def _regclass(self, name: str) -> int:
-        parts = [part.strip('"') for part in name.split(".")]
-        relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
+    def _lsn_columns(self) -> frozenset[str]:
+        """The names of the pg_lsn columns of the views and set-returning functions."""
+        if self._lsn_names is None:
+            self._lsn_names = frozenset(
+                column
+                for table in [*self._tables.values(), *self._table_functions.values()]
+                for column, oid in table.columns
+                if oid == 3220
+            )
+        return self._lsn_names
+
+    def _namespaces(self) -> dict[str, int]:
         namespaces = {"pg_catalog": 11, "public": 2200}
         table = self._tables.get("pg_namespace")
         for row in table.rows() if table and not table.needs_session else []:
             namespaces[row[1]] = row[0]
+        return namespaces
+
+    def _regnamespace(self, name: str) -> int:
+        oid = self._namespaces().get(name.strip('"'))
+        if oid is None:
+            raise PgError("42704", f'schema "{name}" does not exist')
+        return oid
+
+    def _regclass(self, name: str) -> int:
+        if name.isdigit():  # regclassin takes an oid as it is
+            return int(name)
+        parts = [part.strip('"') for part in name.split(".")]
+        relname, schema = parts[-1], (parts[-2] if len(parts) > 1 else None)
+        namespaces = self._namespaces()
         wanted = {namespaces.get(schema, -1)} if schema else {11, 2200}
         table = self._tables.get("pg_class")
         for row in table.rows() if table else []:
@@ -856,7 +958,10 @@ class Catalog:
             elif has_star:
                 declared = _unique_source_type(sources, duck_name)
             oid = physical
-            if declared is not None and duck_type(declared) == duck_type(physical):
+            if declared is not None and (
+                duck_type(declared) == duck_type(physical)
+                or _HELD_AS_NAMES.get(declared) == duck_type_code.upper()
+            ):
                 oid = declared
             typlen = pgtypes.BY_OID[oid].typlen if oid in pgtypes.BY_OID else -1
             columns.append(ColumnDesc(name, oid, typlen))
@@ -870,9 +975,25 @@ class Catalog:
                 columns = self._collections.columns(collections[id(table)])
                 sources[table.alias_or_name.lower()] = {name.lower(): oid for name, oid in columns}
                 continue
+            if isinstance(table.this, exp.Anonymous) and (
+                table.this.name.lower() in self._functions
+                or table.this.name.lower() in self._table_functions
+            ):
+                function = self._from_function(table.this.name.lower(), table.alias)
+                sources[table.alias_or_name.lower()] = dict(function.columns)
+                continue
             known = self._tables.get(table.name.lower())
             if known is not None:
                 sources[table.alias_or_name.lower()] = dict(known.columns)
+        for unnest in tree.find_all(exp.Unnest):  # unnest(array) in FROM: its elements
+            if isinstance(unnest.parent, exp.From | exp.Join) and len(unnest.expressions) == 1:
+                declared = self._declared_type(unnest.expressions[0], sources)
+                array = pgtypes.BY_OID.get(declared or 0)
+                if array is not None and array.category == "A":
+                    alias = unnest.args.get("alias")
+                    names = alias.columns if alias is not None else []
+                    column = (names[0].name if names else unnest.alias) or "unnest"
+                    sources[unnest.alias.lower() or "unnest"] = {column.lower(): array.elem_oid}
         for lateral in tree.find_all(exp.Lateral):
             function = lateral.this
             if isinstance(function, exp.Anonymous) and function.name.lower() in _TABLE_FUNCTIONS:
@@ -915,6 +1036,8 @@ class Catalog:
             elif isinstance(parent, exp.Binary):
                 other = parent.left if parent.right is parameter else parent.right
                 oids[index] = self._declared_type(other, sources) or 0
+            elif _any_operand(parameter) is not None:  # x = ANY($1): an array of x's type
+                oids[index] = _array_oid(self._declared_type(_any_operand(parameter), sources))
         return [oid or 25 for oid in oids]
 
     # --- DuckDB --------------------------------------------------------------------------------
@@ -927,22 +1050,26 @@ class Catalog:
     def _ensure_db(self) -> None:
         if not self._configured:
             # the engine's own tables hold the rows of now: enough for the static ones (types)
-            # and for macros and planning; queries bring fresh copies of what they read
+            # and for macros and planning; queries bring fresh versions of what they read
             tables = [
-                _temp_table(table.name, table.columns, [] if table.needs_session else table.rows())
+                _temp_table(table.name, table.columns, [] if table.needs_session else table.rows(),
+                            shared=not table.needs_session)
                 for table in self._tables.values()
-            ]
+            ]  # fmt: skip
             self.engine.configure(tables, _MACROS.values())
             self._configured = True
 
     def _view_tables(self, tree: exp.Expression) -> list[TempTable]:
         """The current rows of every view the query reads (and of those the macros it calls
-        read), for the query's own temporary copies: nothing a query sees is shared."""
+        read): the query's own temporary copies of the views whose rows depend on the session,
+        versions of the shared tables of the others (see shared_tables.py)."""
         tables = []
         for name in self._referenced_views(tree):
             table = self._tables[name]
-            produced = table.rows(self._session) if table.needs_session else table.rows()
-            tables.append(_temp_table(name, table.columns, produced))
+            if table.needs_session:
+                tables.append(_temp_table(name, table.columns, table.rows(self._session)))
+            else:
+                tables.append(_temp_table(name, table.columns, table.rows(), shared=True))
         return tables
 
     def _referenced_views(self, tree: exp.Expression) -> list[str]:
@@ -959,6 +1086,27 @@ class Catalog:
         return sorted(name for name in names if name in self._tables)
 
     # --- built-ins ------------------------------------------------------------------------------
+
+    def _current_schemas(self, session: SessionContext | None, implicit: bool) -> list[str]:
+        """The search path's schemas that exist, each once, pg_catalog first unless listed
+        (with implicit true), as PostgreSQL's current_schemas() answers."""
+        path = session.get_setting("search_path") if session is not None else '"$user", public'
+        user = session.user if session is not None else "postgres"
+        namespaces = self._tables["pg_namespace"]
+        rows = namespaces.rows(session) if namespaces.needs_session else namespaces.rows()
+        existing = {row[1] for row in rows}
+        schemas: list[str] = []
+        for item in gucs.search_path_schemas(path):
+            name = user if item == "$user" else item
+            if name in existing and name not in schemas:
+                schemas.append(name)
+        if implicit and "pg_catalog" not in schemas:
+            schemas.insert(0, "pg_catalog")
+        return schemas
+
+    def _current_schema(self, session: SessionContext | None) -> str | None:
+        schemas = self._current_schemas(session, False)
+        return schemas[0] if schemas else None
 
     def _register_builtins(self) -> None:
         facts = self.facts
@@ -995,7 +1143,8 @@ class Catalog:
             ("current_database", lambda s: s.database if s else "postgres", [], "name", True),
             ("current_user", lambda s: s.user if s else "postgres", [], "name", True),
             ("session_user", lambda s: s.user if s else "postgres", [], "name", True),
-            ("current_schema", lambda: "public", [], "name", False),
+            ("current_schema", self._current_schema, [], "name", True),
+            ("current_schemas", self._current_schemas, ["bool"], "name[]", True),
             ("pg_backend_pid", lambda s: s.pid if s else 0, [], "int4", True),
             ("pg_is_in_recovery", lambda: False, [], "bool", False),
             ("inet_server_addr", lambda: facts.server_addr, [], "inet", False),
@@ -1029,7 +1178,7 @@ class Catalog:
             CATALOG_VIEWS["pgshim_function_signatures"],
             lambda: self._proc_rows()[1],
         )
-        for name in ("pg_roles", "pg_user"):  # without a server: the bootstrap role
+        for name in ("pg_roles", "pg_user", "pg_authid"):  # without a server: the bootstrap role
             self.register_view(
                 name, CATALOG_VIEWS[name], partial(_bootstrap_role, name), needs_session=True
             )
@@ -1077,6 +1226,11 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pg_partition_tree(r) AS TABLE SELECT CAST(r AS UINTEGER) AS relid,"
         " CAST(NULL AS UINTEGER) AS parentrelid, true AS isleaf, 0 AS level WHERE false"
     ),
+    # pgshim has no extensions to install
+    "pg_available_extensions": (
+        "CREATE MACRO pg_available_extensions() AS TABLE SELECT CAST(NULL AS VARCHAR) AS name,"
+        " CAST(NULL AS VARCHAR) AS default_version, CAST(NULL AS VARCHAR) AS comment WHERE false"
+    ),
     "pg_partition_ancestors": (
         "CREATE MACRO pg_partition_ancestors(r) AS TABLE "
         "SELECT CAST(r AS UINTEGER) AS relid WHERE false"
@@ -1084,6 +1238,11 @@ _MACROS: dict[str, str] = {
     "pgshim_fn_regtype_name": (
         "CREATE MACRO pgshim_fn_regtype_name(t) AS "
         "(SELECT sql_name FROM pgshim_type_names WHERE oid = t)"
+    ),
+    "pgshim_fn_regtype_names": (
+        "CREATE MACRO pgshim_fn_regtype_names(a) AS (SELECT list_transform(a, lambda t:"
+        " COALESCE(pgshim_m[t], CAST(t AS VARCHAR))) FROM"
+        " (SELECT map(list(oid), list(sql_name)) AS pgshim_m FROM pgshim_type_names))"
     ),
     "pgshim_fn_lsn_text": (
         "CREATE MACRO pgshim_fn_lsn_text(x) AS "
@@ -1109,15 +1268,42 @@ _MACROS: dict[str, str] = {
         "CREATE MACRO pgshim_fn_pg_database_size(d) AS "
         "(SELECT COALESCE(max(size), 0) FROM pgshim_database_sizes WHERE datname = d)"
     ),
+    # roles pgshim has are superusers or not: a superuser has every role's privileges, any
+    # role its own (pg_read_all_stats and the like are no one's)
+    "pg_has_role": (
+        "CREATE MACRO pg_has_role(r, p) AS COALESCE((SELECT max(s.value) = 'on'"
+        " FROM pgshim_session_settings s WHERE s.name = 'is_superuser'), false)"
+        " OR r = (SELECT max(s.value) FROM pgshim_session_settings s"
+        " WHERE s.name = 'session_authorization')"
+    ),
 }
 # internal views the per-row macros read
 _MACRO_VIEWS: dict[str, list[str]] = {
     "current_setting": ["pgshim_session_settings"],
+    "pg_has_role": ["pgshim_session_settings"],
     "pg_database_size": ["pgshim_database_sizes"],
     "pg_get_publication_tables": ["pgshim_publication_rel"],  # in FROM too, not only LATERAL
 }
 _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro: exact numeric
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _listed_table_macro(node: exp.Select) -> exp.Anonymous | None:
+    """The call of ``SELECT srf(...)`` (nothing else, no FROM) to a one-column set-returning
+    function the engine runs, else None."""
+    if node.args.get("from_") is not None or len(node.expressions) != 1:
+        return None
+    call = node.expressions[0]
+    call = call.this if isinstance(call, exp.Alias) else call
+    if isinstance(call, exp.Dot) and call.this.name.lower() == "pg_catalog":
+        call = call.expression
+    if (
+        isinstance(call, exp.Anonymous)
+        and call.name.lower() in _TABLE_MACROS
+        and len(_TABLE_FUNCTIONS[call.name.lower()]) == 1
+    ):
+        return call
+    return None
 
 
 def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
@@ -1144,28 +1330,63 @@ def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
     return call.expressions[0].this.this
 
 
+_CACHED_TEXT = 16_384  # longer texts are parsed each time (the cache holds a few trees)
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed(sql: str) -> exp.Expression:
+    return _parse_text(sql)
+
+
+def _parse_text(sql: str) -> exp.Expression:
+    try:
+        tree = sqlglot.parse_one(sql, read=_PostgresTypes)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
+        raise PgError(
+            "0A000", f"pgshim cannot run this query: {str(error).splitlines()[0]}"
+        ) from None
+    if tree is None:
+        raise PgError("42601", "syntax error")
+    for node in list(tree.find_all(exp.CurrentSchemas)):  # a server function like others
+        args = [node.this] if node.this is not None else []
+        node.replace(exp.Anonymous(this="current_schemas", expressions=args))
+    for node in tree.find_all(exp.Table):  # check.py let through only views it has
+        if node.db.lower() == information_schema.SCHEMA and not node.catalog:
+            node.set("db", None)
+            node.set("this", exp.to_identifier(information_schema.internal_name(node.name)))
+    for node in tree.find_all(exp.Parameter, exp.Placeholder):
+        # only $n means a parameter to PostgreSQL (check.py saw the same text); anything
+        # else the rewrite took for one (a slice's ":name") it cannot run as PostgreSQL would
+        if not (isinstance(node, exp.Parameter) and str(node.this.this).isdigit()):
+            raise PgError("0A000", f"pgshim cannot run this query: {node.sql('postgres')}")
+    return tree
+
+
 def _macro_tables(tree: exp.Expression) -> set[str]:
     """The catalog tables read by the catalog macros a query calls."""
     called = {node.name.lower() for node in tree.find_all(exp.Anonymous)}
     if tree.find(exp.Cast) is not None:
         called.update(("pgshim_fn_regclass_in", "pgshim_fn_regclass_out"))
         called.add("pgshim_fn_regnamespace_out")
+    if any(_reg_target(cast) == 24 for cast in tree.find_all(exp.Cast)):
+        called.add("pgshim_fn_regproc_out")
     return {table for name in called for table in pg_functions.MACRO_TABLES.get(name, ())}
 
 
 def _bootstrap_role(catalog: str, session: Any) -> list[tuple]:
-    """pg_roles / pg_user of a catalog without a server (views.py registers the configured
-    users): the session's user, a superuser."""
-    from pgshim.sql.providers import role_rows, user_rows
+    """pg_roles / pg_user / pg_authid of a catalog without a server (views.py registers the
+    configured users): the session's user, a superuser."""
+    from pgshim.sql.providers import authid_rows, role_rows, user_rows
 
-    return (role_rows if catalog == "pg_roles" else user_rows)({}, session)
+    rows = {"pg_roles": role_rows, "pg_user": user_rows, "pg_authid": authid_rows}[catalog]
+    return rows({}, session)
 
 
 def _proc_type_oid(name: str) -> int:
     try:
         return pgtypes.lookup(name).oid
     except KeyError:
-        return {"record": 2249, "anyarray": 2277, "regnamespace": 4089}.get(name, 25)
+        return {"regnamespace": 4089}.get(name, 25)
 
 
 def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
@@ -1182,10 +1403,14 @@ def _like_escape(node: exp.Expression) -> list[exp.Expression] | None:
 
 
 def _reg_target(node: exp.Cast) -> int | None:
-    """_cast_target, knowing regnamespace too."""
-    if node.to.sql("postgres").lower().replace("pg_catalog.", "") == "regnamespace":
-        return 4089
+    """_cast_target, knowing regnamespace and regproc too."""
+    name = node.to.sql("postgres").lower().replace("pg_catalog.", "")
+    if name in _CATALOG_TYPE_OIDS:
+        return _CATALOG_TYPE_OIDS[name]
     return _cast_target(node)
+
+
+_CATALOG_TYPE_OIDS = {"regnamespace": 4089, "regproc": 24}
 
 
 def _collation_name(node: exp.Collate) -> str:
@@ -1193,6 +1418,8 @@ def _collation_name(node: exp.Collate) -> str:
     return (collation.name if isinstance(collation, exp.Column) else collation.sql()).strip('"')
 
 
+# regtype values the engine holds as the types' names (see _rewrite_cast)
+_HELD_AS_NAMES = {2206: "VARCHAR", 2211: "VARCHAR[]"}
 _DEFAULT_COLLATIONS = {"default", "C", "POSIX"}
 # regclass / regnamespace -> the macro printing a value's name
 _REG_OUTPUT = {2205: "regclass_out", 4089: "regnamespace_out"}
@@ -1205,9 +1432,16 @@ _OPERATORS: dict[str, type[exp.Expression]] = {
 
 def _is_internal(name: str) -> bool:
     """Tables and macros that serve the rewrite; queries cannot name them."""
-    return name.startswith(("pgshim_fn_", "pgshim_rows_")) or name in _INTERNAL_TABLES
+    prefixes = ("pgshim_fn_", "pgshim_rows_", information_schema.INTERNAL_PREFIX)
+    return name.startswith(prefixes) or name in _INTERNAL_TABLES
 
 
+# PostgreSQL's catalog tables (not views) pgshim serves: their rows have a tableoid
+_CATALOG_TABLES = {
+    name: oid
+    for name, oid in pg_functions.RELATION_OIDS.items()
+    if name not in pg_functions.PG_VIEWS
+}
 _INTERNAL_TABLES = pg_functions.INTERNAL_TABLES | {
     "pgshim_type_names", "pgshim_publication_rel", "pgshim_session_settings",
     "pgshim_database_sizes",
@@ -1244,10 +1478,13 @@ def _no_constant(*_args: Any) -> None:
     raise PgError("XX000", "evaluated by the engine (see _ENGINE_EVALUATED)")
 
 
-def _temp_table(name: str, columns: list[tuple[str, int]], rows: Iterable[tuple]) -> TempTable:
+def _temp_table(
+    name: str, columns: list[tuple[str, int]], rows: Iterable[tuple], shared: bool = False
+) -> TempTable:
     return TempTable(
-        name, [(column, duck_type(oid)) for column, oid in columns], [tuple(row) for row in rows]
-    )
+        name, [(column, duck_type(oid)) for column, oid in columns], [tuple(row) for row in rows],
+        shared,
+    )  # fmt: skip
 
 
 def _literal(value: Any) -> exp.Expression:
@@ -1259,7 +1496,30 @@ def _literal(value: Any) -> exp.Expression:
         return exp.Literal.number(value)
     if isinstance(value, datetime):
         return exp.Literal.string(value.isoformat())
+    if isinstance(value, list):
+        return exp.Array(expressions=[_literal(item) for item in value])
     return exp.Literal.string(str(value))
+
+
+def _is_array_type(oid: int) -> bool:
+    pg_type = pgtypes.BY_OID.get(oid)
+    return pg_type is not None and pg_type.category == "A" and oid not in (22, 30)
+
+
+def _array_in(oid: int, text: str) -> list:
+    """PostgreSQL's text form of an array ('{1,2}') read as the array type ``oid``."""
+    try:
+        return pgtypes.text_in(oid, text)
+    except (ValueError, IndexError, AssertionError):
+        raise PgError("22P02", f'malformed array literal: "{text}"') from None
+
+
+def _array_literal(value: list) -> exp.Expression:
+    """The engine's list of a parsed array (nested for more dimensions)."""
+    return exp.Array(
+        expressions=[_array_literal(item) if isinstance(item, list) else _literal(item)
+                     for item in value]
+    )  # fmt: skip
 
 
 def _value_literal(value: Any) -> exp.Expression:
@@ -1312,6 +1572,7 @@ _TABLE_FUNCTIONS: dict[str, list[tuple[str, int]]] = {
     "pg_get_publication_tables": [("relid", 26), ("attrs", 22), ("qual", 25)],
     "pg_partition_tree": [("relid", 2205), ("parentrelid", 2205), ("isleaf", 16), ("level", 23)],
     "pg_partition_ancestors": [("relid", 2205)],
+    "pg_available_extensions": [("name", 19), ("default_version", 25), ("comment", 25)],
 }
 _TABLE_MACROS = frozenset(_TABLE_FUNCTIONS)  # set-returning functions the engine runs
 
@@ -1339,65 +1600,60 @@ def _column_name(projection: exp.Expression) -> str | None:
     """PostgreSQL's FigureColname."""
     if isinstance(projection, exp.Alias):
         return projection.alias
-    node = projection
+    return _figure_colname(projection)[0]
+
+
+def _figure_colname(node: exp.Expression) -> tuple[str, int]:
+    """A column's name and how strongly it holds (PostgreSQL's FigureColnameInternal: 2 for
+    a column's or function's name, 1 for a cast's type or "case", 0 for none)."""
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
         node = node.expression
     if isinstance(node, exp.Column):
-        return node.name
+        return node.name, 2
     if isinstance(node, exp.Cast):
-        inner = _column_name(node.this)
-        if inner != "?column?":
-            return inner
+        name, strength = _figure_colname(node.this)
+        if strength > 1:
+            return name, strength
         target = _cast_target(node)
-        return pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()
+        return (pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()), 1
     if isinstance(node, exp.Case):
         default = node.args.get("default")
-        name = _column_name(default) if default is not None else "?column?"
-        return name if name != "?column?" else "case"
+        name, strength = _figure_colname(default) if default is not None else ("", 0)
+        return (name, strength) if strength > 1 else ("case", 1)
     if type(node) in _COLUMN_NAMES:
-        return _COLUMN_NAMES[type(node)]
+        return _COLUMN_NAMES[type(node)], 2
     if isinstance(node, exp.Anonymous):
-        return node.name.lower()
+        return node.name.lower(), 2
     if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Unary):
-        return node.sql_name().lower()
-    return "?column?"
+        return node.sql_name().lower(), 2
+    return "?column?", 0
+
+
+def _any_operand(parameter: exp.Expression) -> exp.Expression | None:
+    """The other operand of the comparison whose ANY(...) is the parameter."""
+    node = parameter.parent
+    while isinstance(node, exp.Paren):
+        node = node.parent
+    if not isinstance(node, exp.Any) or not isinstance(node.parent, exp.Binary):
+        return None
+    comparison = node.parent
+    return comparison.left if comparison.right is node else comparison.right
+
+
+def _array_oid(elem_oid: int | None) -> int:
+    """The array type of a type (0 when it has none)."""
+    return next(
+        (t.oid for t in pgtypes.BY_OID.values()
+         if t.category == "A" and t.elem_oid == elem_oid and t.oid not in (22, 30)),
+        0,
+    )  # fmt: skip
 
 
 def _unique_source_type(sources: dict[str, dict[str, int]], column: str) -> int | None:
     found = [columns[column] for columns in sources.values() if column in columns]
     return found[0] if len(found) == 1 else None
-
-
-def _pg_error(error: Exception) -> PgError:
-    text = str(error)
-    kind = getattr(error, "kind", type(error).__name__)  # an EngineError names DuckDB's class
-    if kind == "OutOfMemoryException":
-        return PgError(
-            "53200",
-            "out of memory",
-            detail=f"The query exceeds query_memory: {text.splitlines()[0]}",
-        )
-    if kind == "PermissionException":
-        return PgError("42501", "permission denied")
-    if "unrecognized configuration parameter" in text:  # current_setting() evaluated per row
-        return PgError("42704", text.splitlines()[0].split("Error: ", 1)[-1])
-    if "does not exist" in text and "Table" in text:
-        return PgError("42P01", text.splitlines()[0])
-    if "Referenced column" in text or "not found in FROM clause" in text:
-        return PgError("42703", text.splitlines()[0])
-    if "Type with name" in text and "does not exist" in text:
-        return PgError("42704", text.splitlines()[0])
-    if "Scalar Function" in text and "does not exist" in text:
-        return PgError("42883", text.splitlines()[0])
-    if kind in ("ParserException",):
-        return PgError("42601", text.splitlines()[0])
-    if kind in ("ConversionException", "InvalidInputException"):
-        return PgError("22P02", text.splitlines()[0])
-    if kind == "BinderException":
-        return PgError("42804", text.splitlines()[0])
-    return PgError("XX000", text.splitlines()[0])
 
 
 # PostgreSQL 15 catalog views with their exact column types; rows come from the server's providers.
@@ -1453,7 +1709,6 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
         ("total_bytes", "int8"),
         ("stats_reset", "timestamptz"),
     ],
-    "pg_range": [("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid")],
     "pg_publication_tables": [
         ("pubname", "name"),
         ("schemaname", "name"),

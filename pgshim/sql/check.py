@@ -47,7 +47,8 @@ ENGINE_FUNCTIONS = frozenset({
 })  # fmt: skip
 
 # Types of the catalog pgshim serves beyond pgtypes: regnamespace (an oid printing a schema name)
-CATALOG_TYPES = frozenset({"regnamespace"})
+# and regproc (a function's, as pg_dump reads it)
+CATALOG_TYPES = frozenset({"regnamespace", "regproc"})
 
 # Set-returning built-ins the engine streams only as FROM items: elsewhere it builds the whole
 # series as one list first, outside its memory limit and deaf to interrupts.
@@ -67,6 +68,14 @@ _DML_TAGS = {
 }
 CATALOG_SCHEMAS = (None, "pg_catalog")
 
+# Functions that change the server's state (its replication slots): refused, as writes, in a
+# session that may change nothing (see check_no_writes)
+WRITING_FUNCTIONS = frozenset({
+    "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+    "pgshim_create_history_slot", "pg_logical_slot_get_changes",
+    "pg_logical_slot_get_binary_changes", "pg_replication_slot_advance",
+})  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
@@ -77,6 +86,7 @@ class Names:
     table_functions: frozenset[str]  # set-returning functions pgshim defines (FROM only)
     collections: frozenset[str] = frozenset()  # tables of the collections (names as they are)
     schema: str = "public"  # the schema the collections are in
+    information_schema: frozenset[str] = frozenset()  # its views (information_schema.<name>)
 
 
 def check_query(node: ast.SelectStmt, names: Names) -> int:
@@ -86,6 +96,27 @@ def check_query(node: ast.SelectStmt, names: Names) -> int:
     checker = _Checker(names)
     checker.visit(node, frozenset())
     return checker.max_param
+
+
+def check_no_writes(node: ast.Node) -> None:
+    """PostgreSQL's error for a read-only transaction if the query calls a writing function."""
+    for call in _calls(node):
+        parts = [part.sval for part in call.funcname]
+        if parts[-1].lower() in WRITING_FUNCTIONS and (len(parts) == 1 or parts[0] == "pg_catalog"):
+            raise _read_only(f"{parts[-1].lower()}()")
+
+
+def _calls(node: object) -> Iterator[ast.FuncCall]:
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _calls(item)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    if isinstance(node, ast.FuncCall):
+        yield node
+    for child in _children(node):
+        yield from _calls(child)
 
 
 class _Checker:
@@ -152,6 +183,12 @@ class _Checker:
             return
         if (
             node.catalogname is None
+            and node.schemaname == "information_schema"
+            and name in self.names.information_schema
+        ):
+            return
+        if (
+            node.catalogname is None
             and node.schemaname in (None, self.names.schema)
             and name in self.names.collections
         ):
@@ -186,7 +223,7 @@ class _Checker:
                     hint=f"Write SELECT ... FROM {name}(...) AS t(x).",
                 )
             return
-        arg_types = ", ".join(_arg_type(arg) for arg in node.args or ())
+        arg_types = ", ".join(arg_type(arg) for arg in node.args or ())
         raise PgError(
             "42883",
             f"function {'.'.join(parts)}({arg_types}) does not exist",
@@ -225,7 +262,7 @@ def _check_type(node: ast.TypeName) -> None:
         raise PgError("42704", f'type "{".".join(parts)}" does not exist')
 
 
-def _arg_type(arg: object) -> str:
+def arg_type(arg: object) -> str:
     if isinstance(arg, ast.A_Const):
         value = arg.val
         if isinstance(value, ast.Integer):

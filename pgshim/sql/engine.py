@@ -32,6 +32,7 @@ from typing import Any
 
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, timed_out
+from pgshim.sql.shared_tables import SharedTables, Stamped
 
 IDLE_AHEAD = 2  # processes kept started for the next queries
 # what an engine process may hold beyond query_memory: the interpreter, DuckDB, its buffers
@@ -43,11 +44,13 @@ _UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 @dataclass(frozen=True, slots=True)
 class TempTable:
     """Rows a query reads as a table of its own: a view's current rows or a set-returning
-    function's result."""
+    function's result; or, ``shared``, the current rows of a view every session sees alike,
+    which the engine processes keep between queries (see shared_tables.py)."""
 
     name: str
     columns: list[tuple[str, str]]  # (name, engine type)
     rows: list[tuple]
+    shared: bool = False
 
 
 class EngineError(Exception):
@@ -115,7 +118,7 @@ _FORK_SERVER = _ForkServer()
 class _Process:
     """One engine process and its socket; used by one query at a time."""
 
-    def __init__(self, memory_limit: str, setup: dict) -> None:
+    def __init__(self, memory_limit: str, setup: dict, tables: dict[str, int]) -> None:
         ours, theirs = socket.socketpair()
         try:
             self.pid = _FORK_SERVER.fork(theirs, _bytes(memory_limit) + PROCESS_OVERHEAD)
@@ -123,6 +126,7 @@ class _Process:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.dead = False
+        self.tables = tables  # the version of each shared table this process holds
         if self.request(setup) != ("ready",):
             self.kill()
             raise EngineError("ProtocolError", "the engine process did not start")
@@ -155,7 +159,7 @@ class _Process:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def _as_sent(tables: Iterable[TempTable]) -> list[tuple]:
+def _as_sent(tables: Iterable[TempTable | Stamped]) -> list[tuple]:
     """Tables as an engine process takes them: plain tuples (it unpickles no class of ours)."""
     return [(t.name, t.columns, t.rows) for t in tables]
 
@@ -177,6 +181,7 @@ class Engine:
         # session has a backend; only ``workers`` of them compute at a time (the _io pool)
         self.max_processes = max(max_processes or workers, workers)
         self._setup: dict | None = None
+        self.shared = SharedTables()
         self._idle: list[_Process] = []
         self._live = 0
         self._free = threading.Condition()
@@ -191,11 +196,14 @@ class Engine:
 
     def configure(self, tables: Sequence[TempTable], macros: Iterable[str]) -> None:
         """pgshim's own tables (their rows as of now: enough for the static ones and for
-        planning; queries bring fresh copies of what they read) and macros, for every engine
-        process started from now on."""
+        planning; queries bring fresh versions of what they read) and macros, for every engine
+        process started from now on (with the newest version of each shared table)."""
+        for table in tables:
+            if table.shared:
+                self.shared.stamp(table.name, table.columns, table.rows)
         self._setup = {
             "memory_limit": self.memory_limit,
-            "tables": _as_sent(tables),
+            "tables": _as_sent(table for table in tables if not table.shared),
             "macros": list(macros),
         }
         self._waits.submit(self._prewarm)
@@ -209,14 +217,16 @@ class Engine:
         to_pg_error: Callable[[Exception], PgError],
         stage: Callable[[EngineCursor], Awaitable[None]] | None = None,
     ) -> EngineCursor:
-        """Run ``sql`` in a process of its own, after creating its temporary tables; the rows
-        are fetched with EngineCursor.fetch, and the process is the query's until it is closed.
-        ``stage`` may load more tables first, a chunk at a time (EngineCursor.stage)."""
+        """Run ``sql`` in a process of its own, after creating its temporary tables (and
+        bringing its shared tables to the versions of their rows given); the rows are fetched
+        with EngineCursor.fetch, and the process is the query's until it is closed. ``stage``
+        may load more tables first, a chunk at a time (EngineCursor.stage)."""
+        shared, own = self._split(temp_tables)
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
             if stage is not None:
                 await stage(cursor)
-            cursor.description = await cursor.request(("open", sql, params, _as_sent(temp_tables)))
+            cursor.description = await self._request(cursor, "open", sql, params, shared, own)
         except BaseException:
             cursor.close()
             raise
@@ -231,11 +241,39 @@ class Engine:
         to_pg_error: Callable[[Exception], PgError],
     ) -> list[tuple[str, str]]:
         """The result columns of ``sql`` (planned, not run: callers wrap it in LIMIT 0)."""
+        shared, own = self._split(temp_tables)
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
-            return await cursor.request(("describe", sql, params, _as_sent(temp_tables)))
+            return await self._request(cursor, "describe", sql, params, shared, own)
         finally:
             cursor.release()
+
+    def _split(self, tables: Sequence[TempTable]) -> tuple[list[Stamped], list[TempTable]]:
+        """The shared tables as versions of the rows given (taken now, before the query waits
+        for a process), and the query's own tables."""
+        shared = [self.shared.stamp(t.name, t.columns, t.rows) for t in tables if t.shared]
+        return shared, [table for table in tables if not table.shared]
+
+    async def _request(
+        self,
+        cursor: EngineCursor,
+        op: str,
+        sql: str,
+        params: list,
+        shared: list[Stamped],
+        own: list[TempTable],
+    ) -> Any:
+        """Open or describe ``sql`` in the cursor's process, sending the versions of the shared
+        tables it lacks and the query's own tables."""
+        held = cursor.process.tables
+        replaced = self.shared.to_send(held, shared)
+        own_sent = _as_sent(own)
+        self.shared.counted(own_sent)
+        for table in replaced:  # unknown until the process answers (it may fail half way)
+            held.pop(table.name, None)
+        description = await cursor.request((op, sql, params, own_sent, _as_sent(replaced)))
+        held.update({table.name: table.version for table in replaced})
+        return description
 
     async def _acquire(self, bound: Bound) -> _Process:
         loop = asyncio.get_running_loop()
@@ -272,7 +310,9 @@ class Engine:
     def _start(self) -> _Process:
         try:
             assert self._setup is not None, "configure() the engine first"
-            return _Process(self.memory_limit, self._setup)
+            newest = self.shared.newest()
+            setup = {**self._setup, "tables": self._setup["tables"] + _as_sent(newest)}
+            return _Process(self.memory_limit, setup, {t.name: t.version for t in newest})
         except BaseException:
             with self._free:
                 self._live -= 1

@@ -155,10 +155,12 @@ def run(conn: Any, limit: int) -> None:
                         create_table(staged, step[1], step[2], step[3])
                 answer = ("ok", None)
             elif op in ("open", "describe"):
-                _, sql, params, temp_tables = message
+                _, sql, params, temp_tables, shared_tables = message
                 if cursor is not None:
                     cursor.close()
                 cursor, staged = staged or db.cursor(), None
+                for name, columns, rows in shared_tables:  # a newer version of the rows
+                    create_table(cursor, name, columns, rows, temporary=False)
                 for name, columns, rows in temp_tables:
                     create_table(cursor, name, columns, rows)
                 cursor.execute(sql, params)

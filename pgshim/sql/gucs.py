@@ -69,6 +69,30 @@ def parse(guc: Guc, value: str) -> str:
     return value
 
 
+def split_list(value: str) -> list[str]:
+    """A list setting's items (SET gave them joined by ', '; set_config gives the text)."""
+    items, current, quoted = [], "", False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip() or items:
+        items.append(current.strip())
+    return [item for item in items if item]
+
+
+def search_path_schemas(value: str) -> list[str]:
+    """The schema names a search_path value lists, unquoted ("$user" stays as it is)."""
+    return [
+        item[1:-1].replace('""', '"') if len(item) >= 2 and item[0] == item[-1] == '"' else item
+        for item in split_list(value)
+    ]
+
+
 def parse_bool(value: str) -> bool | None:
     """PostgreSQL's parse_bool: true/false/yes/no/on/off/1/0 and unique prefixes."""
     text = value.strip().lower()

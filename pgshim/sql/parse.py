@@ -7,10 +7,11 @@ stages see of a statement is its syntax tree and the text pglast prints back fro
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 from pglast import ast, enums, parse_sql, parser
@@ -42,6 +43,7 @@ class Statement:
     tag: str  # CommandComplete tag for commands ("SET", "BEGIN", "DISCARD ALL", ...)
     node: ast.Node
     text: str  # the statement printed back from its tree
+    source: str = ""  # the statement as the client wrote it (error positions point into it)
 
 
 T = TypeVar("T")
@@ -108,10 +110,31 @@ _DROP_TAGS = {
 }
 
 
+class Piece(str):
+    """One statement's text in a Query message, and where it starts there (in characters):
+    PostgreSQL's error positions count from the message's start."""
+
+    offset: int
+
+    def __new__(cls, text: str, offset: int) -> Piece:
+        piece = super().__new__(cls, text)
+        piece.offset = offset
+        return piece
+
+
 def split_statements(sql: str) -> list[str]:
     """The statements of a Query message, delimited by PostgreSQL's parser, which also checks
     the syntax of all of them before any runs; [] for an empty query string."""
-    return list(_guarded(parser.split, sql))
+    sql = str(sql)  # pglast takes exactly str, not a Piece
+    slices = _guarded(partial(parser.split, only_slices=True), sql)
+    return [Piece(sql[part], part.start) for part in slices]
+
+
+def in_message(error: PgError, statement: str) -> PgError:
+    """The error with its position counted from the start of the statement's message."""
+    if error.position is not None and isinstance(statement, Piece):
+        error.position += statement.offset
+    return error
 
 
 def parse_statement(text: str) -> Statement:
@@ -134,10 +157,10 @@ def _parse_cached(text: str) -> Statement:
 
 
 def _parse(text: str) -> Statement:
-    raws = _guarded(parse_sql, text)
+    raws = _guarded(parse_sql, str(text))  # pglast takes exactly str, not a Piece
     if len(raws) != 1:
         raise PgError("42601", "cannot insert multiple commands into a prepared statement")
-    return _guarded(_classify, raws[0].stmt)
+    return dataclasses.replace(_guarded(_classify, raws[0].stmt), source=str(text))
 
 
 def _guarded(function: Callable[[Any], T], argument: Any) -> T:
@@ -146,6 +169,8 @@ def _guarded(function: Callable[[Any], T], argument: Any) -> T:
         return function(argument)
     except ParseError as error:
         message, index = error.args if len(error.args) == 2 else (str(error), None)
+        if index is None and str(message).endswith("at end of input"):
+            index = len(argument)
         raise PgError("42601", message, position=None if index is None else index + 1) from None
     except RecursionError:
         raise stack_depth_exceeded() from None

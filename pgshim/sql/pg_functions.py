@@ -9,8 +9,11 @@ catalog and status views as views in pg_catalog. Owners are the bootstrap role (
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Iterable
 from zlib import crc32
+
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 from pgshim import pgtypes
 
@@ -18,6 +21,7 @@ PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
 BOOTSTRAP_ROLE_OID = 10
 DEFAULT_TABLESPACE_OID = 1663
+GLOBAL_TABLESPACE_OID = 1664
 HEAP_AM_OID = 2
 BTREE_AM_OID = 403
 DEFAULT_COLLATION_OID = 100
@@ -39,6 +43,15 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "pg_am": [
         ("oid", "oid"), ("amname", "name"), ("amhandler", "text"), ("amtype", '"char"'),
     ],
+    "pg_amop": [
+        ("oid", "oid"), ("amopfamily", "oid"), ("amoplefttype", "oid"), ("amoprighttype", "oid"),
+        ("amopstrategy", "int2"), ("amoppurpose", '"char"'), ("amopopr", "oid"),
+        ("amopmethod", "oid"), ("amopsortfamily", "oid"),
+    ],
+    "pg_amproc": [
+        ("oid", "oid"), ("amprocfamily", "oid"), ("amproclefttype", "oid"),
+        ("amprocrighttype", "oid"), ("amprocnum", "int2"), ("amproc", "text"),
+    ],
     "pg_attrdef": [
         ("oid", "oid"), ("adrelid", "oid"), ("adnum", "int2"), ("adbin", "text"),
     ],
@@ -52,8 +65,18 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("attinhcount", "int4"), ("attcollation", "oid"), ("attacl", "_text"),
         ("attoptions", "_text"), ("attfdwoptions", "_text"), ("attmissingval", "text"),
     ],
+    "pg_authid": [
+        ("oid", "oid"), ("rolname", "name"), ("rolsuper", "bool"), ("rolinherit", "bool"),
+        ("rolcreaterole", "bool"), ("rolcreatedb", "bool"), ("rolcanlogin", "bool"),
+        ("rolreplication", "bool"), ("rolbypassrls", "bool"), ("rolconnlimit", "int4"),
+        ("rolpassword", "text"), ("rolvaliduntil", "timestamptz"),
+    ],
     "pg_auth_members": [
         ("roleid", "oid"), ("member", "oid"), ("grantor", "oid"), ("admin_option", "bool"),
+    ],
+    "pg_cast": [
+        ("oid", "oid"), ("castsource", "oid"), ("casttarget", "oid"), ("castfunc", "oid"),
+        ("castcontext", '"char"'), ("castmethod", '"char"'),
     ],
     "pg_class": [
         ("oid", "oid"), ("relname", "name"), ("relnamespace", "oid"), ("reltype", "oid"),
@@ -84,12 +107,24 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("conppeqop", "_oid"), ("conffeqop", "_oid"), ("confdelsetcols", "_int2"),
         ("conexclop", "_oid"), ("conbin", "text"),
     ],
+    "pg_conversion": [
+        ("oid", "oid"), ("conname", "name"), ("connamespace", "oid"), ("conowner", "oid"),
+        ("conforencoding", "int4"), ("contoencoding", "int4"), ("conproc", "text"),
+        ("condefault", "bool"),
+    ],
     "pg_database": [
         ("oid", "oid"), ("datname", "name"), ("datdba", "oid"), ("encoding", "int4"),
         ("datlocprovider", '"char"'), ("datistemplate", "bool"), ("datallowconn", "bool"),
         ("datconnlimit", "int4"), ("datfrozenxid", "xid"), ("datminmxid", "xid"),
         ("dattablespace", "oid"), ("datcollate", "text"), ("datctype", "text"),
         ("daticulocale", "text"), ("datcollversion", "text"), ("datacl", "_text"),
+    ],
+    "pg_db_role_setting": [
+        ("setdatabase", "oid"), ("setrole", "oid"), ("setconfig", "_text"),
+    ],
+    "pg_default_acl": [
+        ("oid", "oid"), ("defaclrole", "oid"), ("defaclnamespace", "oid"),
+        ("defaclobjtype", '"char"'), ("defaclacl", "_text"),
     ],
     "pg_depend": [
         ("classid", "oid"), ("objid", "oid"), ("objsubid", "int4"), ("refclassid", "oid"),
@@ -101,10 +136,22 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "pg_enum": [
         ("oid", "oid"), ("enumtypid", "oid"), ("enumsortorder", "float4"), ("enumlabel", "name"),
     ],
+    "pg_event_trigger": [
+        ("oid", "oid"), ("evtname", "name"), ("evtevent", "name"), ("evtowner", "oid"),
+        ("evtfoid", "oid"), ("evtenabled", '"char"'), ("evttags", "_text"),
+    ],
     "pg_extension": [
         ("oid", "oid"), ("extname", "name"), ("extowner", "oid"), ("extnamespace", "oid"),
         ("extrelocatable", "bool"), ("extversion", "text"), ("extconfig", "_oid"),
         ("extcondition", "_text"),
+    ],
+    "pg_foreign_data_wrapper": [
+        ("oid", "oid"), ("fdwname", "name"), ("fdwowner", "oid"), ("fdwhandler", "oid"),
+        ("fdwvalidator", "oid"), ("fdwacl", "_text"), ("fdwoptions", "_text"),
+    ],
+    "pg_foreign_server": [
+        ("oid", "oid"), ("srvname", "name"), ("srvowner", "oid"), ("srvfdw", "oid"),
+        ("srvtype", "text"), ("srvversion", "text"), ("srvacl", "_text"), ("srvoptions", "_text"),
     ],
     "pg_foreign_table": [
         ("ftrelid", "oid"), ("ftserver", "oid"), ("ftoptions", "_text"),
@@ -122,6 +169,10 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("inhrelid", "oid"), ("inhparent", "oid"), ("inhseqno", "int4"),
         ("inhdetachpending", "bool"),
     ],
+    "pg_init_privs": [
+        ("objoid", "oid"), ("classoid", "oid"), ("objsubid", "int4"), ("privtype", '"char"'),
+        ("initprivs", "_text"),
+    ],
     "pg_language": [
         ("oid", "oid"), ("lanname", "name"), ("lanowner", "oid"), ("lanispl", "bool"),
         ("lanpltrusted", "bool"), ("lanplcallfoid", "oid"), ("laninline", "oid"),
@@ -134,6 +185,19 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("oid", "oid"), ("opcmethod", "oid"), ("opcname", "name"), ("opcnamespace", "oid"),
         ("opcowner", "oid"), ("opcfamily", "oid"), ("opcintype", "oid"), ("opcdefault", "bool"),
         ("opckeytype", "oid"),
+    ],
+    "pg_operator": [
+        ("oid", "oid"), ("oprname", "name"), ("oprnamespace", "oid"), ("oprowner", "oid"),
+        ("oprkind", '"char"'), ("oprcanmerge", "bool"), ("oprcanhash", "bool"), ("oprleft", "oid"),
+        ("oprright", "oid"), ("oprresult", "oid"), ("oprcom", "oid"), ("oprnegate", "oid"),
+        ("oprcode", "text"), ("oprrest", "text"), ("oprjoin", "text"),
+    ],
+    "pg_opfamily": [
+        ("oid", "oid"), ("opfmethod", "oid"), ("opfname", "name"), ("opfnamespace", "oid"),
+        ("opfowner", "oid"),
+    ],
+    "pg_parameter_acl": [
+        ("oid", "oid"), ("parname", "text"), ("paracl", "_text"),
     ],
     "pg_policy": [
         ("oid", "oid"), ("polname", "name"), ("polrelid", "oid"), ("polcmd", '"char"'),
@@ -166,6 +230,11 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "pg_subscription_rel": [
         ("srsubid", "oid"), ("srrelid", "oid"), ("srsubstate", '"char"'), ("srsublsn", "pg_lsn"),
     ],
+    "pg_range": [
+        ("rngtypid", "oid"), ("rngsubtype", "oid"), ("rngmultitypid", "oid"),
+        ("rngcollation", "oid"), ("rngsubopc", "oid"), ("rngcanonical", "text"),
+        ("rngsubdiff", "text"),
+    ],
     "pg_rewrite": [
         ("oid", "oid"), ("rulename", "name"), ("ev_class", "oid"), ("ev_type", '"char"'),
         ("ev_enabled", '"char"'), ("is_instead", "bool"), ("ev_qual", "text"),
@@ -178,9 +247,16 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("rolvaliduntil", "timestamptz"), ("rolbypassrls", "bool"), ("rolconfig", "_text"),
         ("oid", "oid"),
     ],
+    "pg_seclabels": [
+        ("objoid", "oid"), ("classoid", "oid"), ("objsubid", "int4"), ("objtype", "text"),
+        ("objnamespace", "oid"), ("objname", "text"), ("provider", "text"), ("label", "text"),
+    ],
     "pg_sequence": [
         ("seqrelid", "oid"), ("seqtypid", "oid"), ("seqstart", "int8"), ("seqincrement", "int8"),
         ("seqmax", "int8"), ("seqmin", "int8"), ("seqcache", "int8"), ("seqcycle", "bool"),
+    ],
+    "pg_shseclabel": [
+        ("objoid", "oid"), ("classoid", "oid"), ("provider", "text"), ("label", "text"),
     ],
     "pg_shdescription": [
         ("objoid", "oid"), ("classoid", "oid"), ("description", "text"),
@@ -190,9 +266,19 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("stxowner", "oid"), ("stxstattarget", "int4"), ("stxkeys", "int2vector"),
         ("stxkind", "_char"), ("stxexprs", "text"),
     ],
+    "pg_subscription": [
+        ("oid", "oid"), ("subdbid", "oid"), ("subskiplsn", "pg_lsn"), ("subname", "name"),
+        ("subowner", "oid"), ("subenabled", "bool"), ("subbinary", "bool"), ("substream", "bool"),
+        ("subtwophasestate", '"char"'), ("subdisableonerr", "bool"), ("subconninfo", "text"),
+        ("subslotname", "name"), ("subsynccommit", "text"), ("subpublications", "_text"),
+    ],
     "pg_tablespace": [
         ("oid", "oid"), ("spcname", "name"), ("spcowner", "oid"), ("spcacl", "_text"),
         ("spcoptions", "_text"),
+    ],
+    "pg_transform": [
+        ("oid", "oid"), ("trftype", "oid"), ("trflang", "oid"), ("trffromsql", "text"),
+        ("trftosql", "text"),
     ],
     "pg_trigger": [
         ("oid", "oid"), ("tgrelid", "oid"), ("tgparentid", "oid"), ("tgname", "name"),
@@ -201,6 +287,22 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("tgdeferrable", "bool"), ("tginitdeferred", "bool"), ("tgnargs", "int2"),
         ("tgattr", "int2vector"), ("tgargs", "bytea"), ("tgqual", "text"), ("tgoldtable", "name"),
         ("tgnewtable", "name"),
+    ],
+    "pg_ts_config": [
+        ("oid", "oid"), ("cfgname", "name"), ("cfgnamespace", "oid"), ("cfgowner", "oid"),
+        ("cfgparser", "oid"),
+    ],
+    "pg_ts_dict": [
+        ("oid", "oid"), ("dictname", "name"), ("dictnamespace", "oid"), ("dictowner", "oid"),
+        ("dicttemplate", "oid"), ("dictinitoption", "text"),
+    ],
+    "pg_ts_parser": [
+        ("oid", "oid"), ("prsname", "name"), ("prsnamespace", "oid"), ("prsstart", "text"),
+        ("prstoken", "text"), ("prsend", "text"), ("prsheadline", "text"), ("prslextype", "text"),
+    ],
+    "pg_ts_template": [
+        ("oid", "oid"), ("tmplname", "name"), ("tmplnamespace", "oid"), ("tmplinit", "text"),
+        ("tmpllexize", "text"),
     ],
     "pg_type": [
         ("oid", "oid"), ("typname", "name"), ("typnamespace", "oid"), ("typowner", "oid"),
@@ -235,8 +337,19 @@ RELATION_OIDS = {
     "pg_statistic_ext": 3381, "pg_tablespace": 1213, "pg_trigger": 2620, "pg_type": 1247,
     "pg_user": 12014, "pg_range": 3541, "pg_settings": 12104, "pg_replication_slots": 12257,
     "pg_stat_replication": 12227, "pg_stat_replication_slots": 12262,
-    "pg_publication_tables": 12068,
+    "pg_publication_tables": 12068, "pg_amop": 2602, "pg_amproc": 2603, "pg_cast": 2605,
+    "pg_conversion": 2607, "pg_default_acl": 826, "pg_event_trigger": 3466,
+    "pg_foreign_data_wrapper": 2328, "pg_foreign_server": 1417, "pg_init_privs": 3394,
+    "pg_operator": 2617, "pg_opfamily": 2753, "pg_seclabels": 12099, "pg_subscription": 6100,
+    "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
+    "pg_ts_template": 3764, "pg_authid": 1260, "pg_db_role_setting": 2964,
+    "pg_parameter_acl": 6243, "pg_shseclabel": 3592,
 }  # fmt: skip
+# those of them that are views in PostgreSQL (the others are tables, with system columns)
+PG_VIEWS = frozenset({
+    "pg_roles", "pg_user", "pg_settings", "pg_replication_slots", "pg_stat_replication",
+    "pg_stat_replication_slots", "pg_publication_tables", "pg_seclabels",
+})  # fmt: skip
 
 
 def relation_oid(name: str) -> int:
@@ -264,6 +377,7 @@ def _rows(catalog: str, items: Iterable[dict]) -> list[tuple]:
 # --- rows that do not depend on pgshim's state -----------------------------------------------
 
 STATIC_ROWS: dict[str, list[tuple]] = {
+    "pg_description": [(PUBLIC_OID, RELATION_OIDS["pg_namespace"], 0, "standard public schema")],
     "pg_am": _rows("pg_am", [
         {"oid": 2, "amname": "heap", "amhandler": "heap_tableam_handler", "amtype": "t"},
         {"oid": 403, "amname": "btree", "amhandler": "bthandler", "amtype": "i"},
@@ -275,8 +389,8 @@ STATIC_ROWS: dict[str, list[tuple]] = {
         {"oid": 14, "lanname": "sql", "lanowner": 10, "lanpltrusted": True, "lanvalidator": 2248},
     ]),
     "pg_tablespace": _rows("pg_tablespace", [
-        {"oid": 1663, "spcname": "pg_default", "spcowner": 10},
-        {"oid": 1664, "spcname": "pg_global", "spcowner": 10},
+        {"oid": DEFAULT_TABLESPACE_OID, "spcname": "pg_default", "spcowner": 10},
+        {"oid": GLOBAL_TABLESPACE_OID, "spcname": "pg_global", "spcowner": 10},
     ]),
     "pg_collation": _rows("pg_collation", [
         {"oid": 100, "collname": "default", "collnamespace": 11, "collowner": 10,
@@ -290,13 +404,19 @@ STATIC_ROWS: dict[str, list[tuple]] = {
     ]),
 }  # fmt: skip
 
-# catalogs pgshim has nothing for: no comments, defaults, inheritance, policies, statistics,
-# sequences, enums, triggers, rules, extensions (no PL/pgSQL: pgshim runs no procedural code)
+# catalogs pgshim has nothing for: no comments (but the public schema's), defaults,
+# inheritance, policies, statistics, sequences, enums, triggers, rules, extensions (no PL/pgSQL:
+# pgshim runs no procedural code), subscriptions, foreign data, security labels; nor does it
+# list PostgreSQL's built-in operators, operator families, casts, conversions and text search
 EMPTY_CATALOGS = (
-    "pg_description", "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
+    "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
     "pg_statistic_ext", "pg_sequence", "pg_enum", "pg_trigger", "pg_rewrite", "pg_depend",
     "pg_auth_members", "pg_extension", "pg_opclass", "pg_foreign_table",
-    "pg_publication_namespace", "pg_subscription_rel",
+    "pg_publication_namespace", "pg_subscription_rel", "pg_amop", "pg_amproc", "pg_cast",
+    "pg_conversion", "pg_default_acl", "pg_event_trigger", "pg_foreign_data_wrapper",
+    "pg_foreign_server", "pg_init_privs", "pg_operator", "pg_opfamily", "pg_seclabels",
+    "pg_subscription", "pg_transform", "pg_ts_config", "pg_ts_dict", "pg_ts_parser",
+    "pg_ts_template", "pg_db_role_setting", "pg_parameter_acl", "pg_shseclabel",
 )  # fmt: skip
 
 _ENCODINGS = {0: "SQL_ASCII", 6: "UTF8", 8: "LATIN1"}
@@ -313,7 +433,7 @@ def _storage(pg_type: pgtypes.PgType) -> tuple[bool, str, str]:
         return False, "d" if pg_type.typlen >= 8 else "c", "p"
     if pg_type.oid == 1700:
         return False, "i", "m"
-    return False, "d" if pg_type.category == "A" else "i", "x"
+    return False, "d" if pg_type.category in ("A", "P") else "i", "x"
 
 
 def type_collation(pg_type: pgtypes.PgType) -> int:
@@ -324,15 +444,15 @@ def type_collation(pg_type: pgtypes.PgType) -> int:
 
 def pg_type_rows() -> list[tuple]:
     """pg_type for the types pgshim knows, all in pg_catalog."""
-    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.category == "A"}
+    arrays = {t.elem_oid: t.oid for t in pgtypes.BY_OID.values() if t.sql_name.endswith("[]")}
     rows = []
     for t in pgtypes.BY_OID.values():
         byval, align, storage = _storage(t)
-        is_array = t.category == "A" and t.oid not in (22, 30)
+        is_array = t.sql_name.endswith("[]")  # not int2vector and oidvector
         rows.append(catalog_row(
             "pg_type", oid=t.oid, typname=t.name, typnamespace=PG_CATALOG_OID,
             typowner=BOOTSTRAP_ROLE_OID, typlen=t.typlen, typbyval=byval,
-            typtype="p" if t.oid in (2278, 705) else "b", typcategory=t.category,
+            typtype="p" if t.category == "P" or t.oid == 705 else "b", typcategory=t.category,
             typispreferred=t.oid in (25, 701, 1184, 16), typisdefined=True, typdelim=",",
             typsubscript="array_subscript_handler" if is_array else "-",
             typelem=t.elem_oid, typarray=arrays.get(t.oid, 0),
@@ -388,6 +508,37 @@ def class_row(oid: int, name: str, namespace: int, kind: str, natts: int,
 
 # --- functions ------------------------------------------------------------------------------
 
+# keywords quote_ident quotes: all but the unreserved ones
+_QUOTED_KEYWORDS = frozenset(RESERVED_KEYWORDS | COL_NAME_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS)
+_LOWER = frozenset(string.ascii_lowercase)
+
+# acldefault: PostgreSQL 15's privileges of each kind of object before any GRANT, as (those of
+# PUBLIC, those of the owner)
+_DEFAULT_RIGHTS = {
+    "c": ("", ""), "r": ("", "arwdDxt"), "s": ("", "rwU"), "d": ("Tc", "CTc"), "f": ("X", "X"),
+    "l": ("U", "U"), "L": ("", "rw"), "n": ("", "UC"), "t": ("", "C"), "F": ("", "U"),
+    "S": ("", "U"), "T": ("U", "U"), "p": ("", "sA"),
+}  # fmt: skip
+
+
+def _default_acl(public: str, owner: str) -> str:
+    """acldefault's aclitem[] (as text[]) for the owner oid ``o``."""
+    items = []
+    if public:
+        items.append(f"'={public}/' || pgshim_fn_acl_role(o)")
+    if owner:
+        items.append(f"pgshim_fn_acl_role(o) || '={owner}/' || pgshim_fn_acl_role(o)")
+    return f"CAST([{', '.join(items)}] AS VARCHAR[])"
+
+
+def _quoted(name: str, plain: str, also: str = "") -> str:
+    """``name`` as is when it fully matches the regular expression ``plain`` (and ``also``
+    holds), else in double quotes (inner ones doubled)."""
+    return (
+        f"CASE WHEN regexp_full_match({name}, '{plain}'){also} THEN {name}"
+        f" ELSE '\"' || replace({name}, '\"', '\"\"') || '\"' END"
+    )
+
 
 # DuckDB macros behind PostgreSQL's catalog functions, usable per row; each reads only the
 # catalog tables named in MACRO_TABLES (a query calling it gets their current rows)
@@ -434,7 +585,16 @@ MACROS: dict[str, str] = {
         " ELSE pgshim_fn_type_name(t) END, '???') END"
     ),
     "obj_description": (
-        "CREATE MACRO obj_description(o) AS CAST(NULL AS VARCHAR), (o, c) AS CAST(NULL AS VARCHAR)"
+        "CREATE MACRO obj_description(o) AS CAST(NULL AS VARCHAR), (o, c) AS "
+        + _lookup(
+            "pg_description",
+            "CAST(objoid AS VARCHAR) || '/' || CAST(classoid AS VARCHAR) || '/' ||"
+            " CAST(objsubid AS VARCHAR)",
+            "description",
+            "CAST(o AS VARCHAR) || '/' || CAST(CASE c "
+            + " ".join(f"WHEN '{name}' THEN {oid}" for name, oid in sorted(RELATION_OIDS.items()))
+            + " END AS VARCHAR) || '/0'",
+        )
     ),
     "col_description": "CREATE MACRO col_description(r, n) AS CAST(NULL AS VARCHAR)",
     "shobj_description": "CREATE MACRO shobj_description(o, c) AS CAST(NULL AS VARCHAR)",
@@ -485,7 +645,7 @@ MACROS: dict[str, str] = {
     "to_regnamespace": (
         "CREATE MACRO to_regnamespace(n) AS " + _lookup("pg_namespace", "nspname", "oid", "n")
     ),
-    "current_schemas": (
+    "pgshim_fn_current_schemas": (  # per row: for the default search path
         "CREATE MACRO pgshim_fn_current_schemas(i) AS"
         " CASE WHEN i THEN ['pg_catalog', 'public'] ELSE ['public'] END"
     ),
@@ -558,10 +718,69 @@ MACROS: dict[str, str] = {
         " COALESCE(" + _lookup("pg_namespace", "oid", "nspname", "r") + ", CAST(r AS VARCHAR)) END"
     ),
     "to_regclass": "CREATE MACRO to_regclass(n) AS pgshim_fn_regclass_in(n, false)",
+    # what pg_dump reads of privileges, options and names
+    "acldefault": (
+        "CREATE MACRO acldefault(t, o) AS CASE WHEN t IS NULL OR o IS NULL THEN NULL"
+        + "".join(
+            f" WHEN t = '{kind}' THEN " + _default_acl(public, owner)
+            for kind, (public, owner) in _DEFAULT_RIGHTS.items()
+        )
+        + " ELSE error('unrecognized objtype abbreviation: ' || t) END"
+    ),
+    "pgshim_fn_acl_role": (
+        "CREATE MACRO pgshim_fn_acl_role(r) AS CASE WHEN r = 0 THEN '' ELSE COALESCE("
+        + _lookup("pg_roles", "oid", _quoted("rolname", "[A-Za-z0-9_]+"), "r")
+        + ", CAST(r AS VARCHAR)) END"
+    ),
+    "quote_ident": (
+        "CREATE MACRO quote_ident(s) AS "
+        + _quoted(
+            "s",
+            "[a-z_][a-z0-9_]*",
+            " AND s NOT IN (" + ", ".join(f"'{word}'" for word in sorted(_QUOTED_KEYWORDS)) + ")",
+        )
+    ),
+    "quote_literal": (
+        "CREATE MACRO quote_literal(v) AS CASE WHEN v IS NULL THEN NULL"
+        " WHEN contains(CAST(v AS VARCHAR), '\\') THEN 'E''' || replace(replace("
+        "CAST(v AS VARCHAR), '\\', '\\\\'), '''', '''''') || ''''"
+        " ELSE '''' || replace(CAST(v AS VARCHAR), '''', '''''') || '''' END"
+    ),
+    "pg_options_to_table": (
+        "CREATE MACRO pg_options_to_table(o) AS TABLE SELECT"
+        " CASE WHEN strpos(x, '=') > 0 THEN substr(x, 1, strpos(x, '=') - 1) ELSE x END"
+        " AS option_name,"
+        " CASE WHEN strpos(x, '=') > 0 THEN substr(x, strpos(x, '=') + 1) END AS option_value"
+        " FROM unnest(o) AS pgshim_o(x)"
+    ),
+    "array_remove": (
+        "CREATE MACRO array_remove(a, e) AS list_filter(a, lambda x: x IS DISTINCT FROM e)"
+    ),
+    # pgshim's tablespaces are PostgreSQL's built-in ones: in the data directory
+    "pg_tablespace_location": (
+        "CREATE MACRO pg_tablespace_location(t) AS CASE WHEN t IS NULL THEN NULL"
+        f" WHEN t IN ({DEFAULT_TABLESPACE_OID}, {GLOBAL_TABLESPACE_OID}) THEN ''"
+        " ELSE error('could not stat file \"pg_tblspc/' || CAST(t AS VARCHAR)"
+        " || '\": No such file or directory') END"
+    ),
+    # pgshim has no triggers (pg_trigger is empty): NULL, as PostgreSQL for an unknown oid
+    "pg_get_triggerdef": (
+        "CREATE MACRO pg_get_triggerdef(t) AS CAST(NULL AS VARCHAR),"
+        " (t, p) AS CAST(NULL AS VARCHAR)"
+    ),
+    # regproc: a function's name (its oid in pg_proc, "-" for none); a column that holds the
+    # name already (SUBSTITUTED_TYPES) keeps it
+    "pgshim_fn_regproc_out": (
+        "CREATE MACRO pgshim_fn_regproc_out(p) AS CASE WHEN p IS NULL THEN NULL"
+        " WHEN CAST(p AS VARCHAR) = '0' THEN '-' ELSE COALESCE("
+        + _lookup("pg_proc", "oid", "proname", "TRY_CAST(p AS UINTEGER)")
+        + ", CAST(p AS VARCHAR)) END"
+    ),
 }
 
 MACRO_TABLES: dict[str, tuple[str, ...]] = {
     "pg_get_userbyid": ("pg_roles",),
+    "obj_description": ("pg_description",),
     "format_type": ("pgshim_type_names",),
     "pg_table_is_visible": ("pg_class",),
     "pg_type_is_visible": ("pg_type",),
@@ -578,6 +797,9 @@ MACRO_TABLES: dict[str, tuple[str, ...]] = {
     "pgshim_fn_regclass_in": ("pg_class", "pg_namespace"),
     "pgshim_fn_regclass_out": ("pg_class", "pg_namespace"),
     "pgshim_fn_regnamespace_out": ("pg_namespace",),
+    "acldefault": ("pg_roles",),
+    "pgshim_fn_acl_role": ("pg_roles",),
+    "pgshim_fn_regproc_out": ("pg_proc",),
 }
 
 # (argument types, result type) of each macro, for pg_proc (one row per overload)
@@ -602,10 +824,10 @@ MACRO_SIGNATURES: dict[str, list[tuple[list[str], str]]] = {
     "to_regtype": [(["text"], "regtype")],
     "to_regclass": [(["text"], "regclass")],
     "to_regnamespace": [(["text"], "regnamespace")],
-    "current_schemas": [(["bool"], "name[]")],
     "has_table_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_schema_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
     "has_database_privilege": [(["text", "text"], "bool"), (["name", "text", "text"], "bool")],
+    "pg_has_role": [(["name", "text"], "bool")],
     "pg_relation_is_publishable": [(["regclass"], "bool")],
     "pg_relation_size": [(["regclass"], "int8"), (["regclass", "text"], "int8")],
     "pg_table_size": [(["regclass"], "int8")],
@@ -616,6 +838,12 @@ MACRO_SIGNATURES: dict[str, list[tuple[list[str], str]]] = {
     "array_lower": [(["anyarray", "int4"], "int4")],
     "pg_get_serial_sequence": [(["text", "text"], "text")],
     "pg_get_statisticsobjdef_columns": [(["oid"], "text")],
+    "acldefault": [(['"char"', "oid"], "_text")],
+    "quote_ident": [(["text"], "text")],
+    "quote_literal": [(["text"], "text")],
+    "array_remove": [(["anyarray", "text"], "anyarray")],
+    "pg_get_triggerdef": [(["oid"], "text"), (["oid", "bool"], "text")],
+    "pg_tablespace_location": [(["oid"], "text")],
 }
 
 
@@ -656,11 +884,12 @@ def _type_name(oid: int) -> str:
 
 
 def quote_ident(name: str) -> str:
-    """PostgreSQL's quote_ident (without the keyword list: names pgshim serves are lower case)."""
+    """PostgreSQL's quote_ident."""
     plain = (
-        name
-        and (name[0].isalpha() and name[0].islower() or name[0] == "_")
-        and all(ch.islower() or ch.isdigit() or ch == "_" for ch in name)
+        bool(name)
+        and (name[0] in _LOWER or name[0] == "_")
+        and all(ch in _LOWER or ch in string.digits or ch == "_" for ch in name)
+        and name not in _QUOTED_KEYWORDS
     )
     return name if plain else '"' + name.replace('"', '""') + '"'
 

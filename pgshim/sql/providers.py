@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from zlib import crc32
 
+from pgshim.errors import PgError
 from pgshim.logical.publications import (
     ALL_ACTIONS,
     Publication,
@@ -26,7 +27,9 @@ from pgshim.sql.pg_functions import (
     class_row,
     quote_ident,
 )
+from pgshim.sql.privileges import INSUFFICIENT_PRIVILEGE, is_superuser
 from pgshim.sql.publications import TableSpec, check_identity, table_items
+from pgshim.sql.shared_tables import Derived
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -35,6 +38,9 @@ DATABASE_OID = 5
 INDEX_OID_OFFSET = 1_000_000  # a relation's primary key index: relid + offset
 PUBLICATION_OID_BASE = 17_000
 CONSTRAINT_OID_OFFSET = 2_000_000  # a relation's primary key constraint: relid + offset
+# PostgreSQL 18's NOT NULL constraint of key column n: relid + offset + (n - 1) * stride
+NOT_NULL_OID_OFFSET = 3_000_000
+NOT_NULL_OID_STRIDE = 100_000_000
 _INT8_BTREE_OPCLASS = 3124  # int8_ops
 # (oid, name, datistemplate, datallowconn); the configured database has DATABASE_OID, the oid
 # PostgreSQL gives "postgres", so "postgres" gets the first oid of a user database when apart
@@ -58,10 +64,15 @@ class CatalogRows:
         relations: Callable[[], Iterable[Relation]],
         publications: PublicationStore,
         database: str,
+        owner: str = "postgres",
+        major: int = 15,
     ) -> None:
         self._relations = relations
         self.publications = publications
         self.database = database
+        self.owner = owner  # the bootstrap role's name (see bootstrap_role)
+        self.major = major  # the PostgreSQL version served
+        self._providers: dict[str, Callable[[], list[tuple]]] | None = None
 
     def pg_database(self) -> list[tuple]:
         """The configured database and PostgreSQL's own (connected to for status: psql -l,
@@ -77,10 +88,14 @@ class CatalogRows:
         return rows
 
     def pg_namespace(self) -> list[tuple]:
+        """Every schema belongs to the bootstrap role; public has PostgreSQL 15's privileges of
+        public (usage for everyone, which pg_dump expects), the others the default ones."""
         names = {"pg_catalog", "public"} | {rel.schema for rel in self._relations()}
+        owner = acl_role(self.owner)
+        public = [f"{owner}=UC/{owner}", f"=U/{owner}"]
         return [
             catalog_row("pg_namespace", oid=namespace_oid(name), nspname=name,
-                        nspowner=SUPERUSER_OID)
+                        nspowner=SUPERUSER_OID, nspacl=public if name == "public" else None)
             for name in sorted(names)
         ]  # fmt: skip
 
@@ -121,7 +136,8 @@ class CatalogRows:
         return rows
 
     def pg_constraint(self) -> list[tuple]:
-        """Each collection's primary key (on rid)."""
+        """Each collection's primary key (on rid); from PostgreSQL 18 on also the NOT NULL
+        constraint of each key column."""
         rows = []
         for rel in self._relations():
             keys = [n for n, column in enumerate(rel.columns, start=1) if column.is_key]
@@ -132,7 +148,26 @@ class CatalogRows:
                 confdeltype=" ", confmatchtype=" ", conislocal=True, connoinherit=True,
                 conkey=keys,
             ))  # fmt: skip
+            rows += [
+                catalog_row(
+                    "pg_constraint", oid=oid, conname=f"{rel.name}_{column}_not_null",
+                    connamespace=namespace_oid(rel.schema), contype="n", convalidated=True,
+                    conrelid=rel.oid, confupdtype=" ", confdeltype=" ", confmatchtype=" ",
+                    conislocal=True, conkey=[attnum],
+                )
+                for oid, attnum, column in self._not_null(rel)
+            ]  # fmt: skip
         return rows
+
+    def _not_null(self, rel: Relation) -> list[tuple[int, int, str]]:
+        """(oid, attnum, column) of the NOT NULL constraints PostgreSQL 18 keeps in pg_constraint."""
+        if self.major < 18:
+            return []
+        return [
+            (rel.oid + NOT_NULL_OID_OFFSET + (n - 1) * NOT_NULL_OID_STRIDE, n, column.name)
+            for n, column in enumerate(rel.columns, start=1)
+            if column.is_key
+        ]
 
     def index_definitions(self) -> list[tuple]:
         """pg_get_indexdef's text of each primary key index, and its columns."""
@@ -148,16 +183,13 @@ class CatalogRows:
         return rows
 
     def constraint_definitions(self) -> list[tuple]:
-        """pg_get_constraintdef's text of each primary key."""
-        return [
-            (
-                rel.oid + CONSTRAINT_OID_OFFSET,
-                "PRIMARY KEY ("
-                + ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
-                + ")",
-            )
-            for rel in self._relations()
-        ]
+        """pg_get_constraintdef's text of each primary key (and NOT NULL constraint)."""
+        rows = []
+        for rel in self._relations():
+            keys = ", ".join(quote_ident(c.name) for c in rel.columns if c.is_key)
+            rows.append((rel.oid + CONSTRAINT_OID_OFFSET, f"PRIMARY KEY ({keys})"))
+            rows += [(oid, f"NOT NULL {quote_ident(name)}") for oid, _, name in self._not_null(rel)]
+        return rows
 
     def pg_publication_rel(self) -> list[tuple]:
         """One row per table named by a publication (not FOR ALL TABLES): its column list
@@ -214,6 +246,24 @@ class CatalogRows:
         return rows
 
     def providers(self) -> dict[str, Callable[[], list[tuple]]]:
+        """The row providers, each computing its rows again only after the relations or the
+        publications changed (the rows are read by many queries, and change seldom)."""
+        if self._providers is None:
+            self._providers = {
+                name: Derived(rows, self._state) for name, rows in self._computed().items()
+            }
+        return self._providers
+
+    def _state(self) -> tuple:
+        """What the rows derive from, by value: every relation's name, columns and replica
+        identity, and the publications' generation."""
+        return self.publications.generation, [
+            (rel.oid, rel.schema, rel.name, rel.replident, rel.version,
+             [(c.name, c.type_oid, c.typmod, c.is_key) for c in rel.columns])
+            for rel in self._relations()
+        ]  # fmt: skip
+
+    def _computed(self) -> dict[str, Callable[[], list[tuple]]]:
         return {
             "pg_database": lambda: [database_row(*row) for row in self.pg_database()],
             "pg_namespace": self.pg_namespace,
@@ -242,6 +292,22 @@ def database_row(oid: int, name: str, owner: int, encoding: int, collate: str, c
     )  # fmt: skip
 
 
+def bootstrap_role(users: dict) -> str:
+    """The name of the bootstrap role (oid 10, the owner of every object): "postgres" when it
+    is a configured user or no users are configured, else the first superuser."""
+    if not users or "postgres" in users:
+        return "postgres"
+    superusers = sorted(name for name, user in users.items() if user.superuser)
+    return (superusers or sorted(users))[0]
+
+
+def acl_role(name: str) -> str:
+    """A role's name as an aclitem shows it (double quotes unless letters, digits and _)."""
+    if name and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def role_rows(users: dict, session: object) -> list[tuple]:
     """pg_roles: the configured users (superuser and replication as configured; a superuser
     has every attribute, as PostgreSQL's bootstrap role), or with no [users] the bootstrap role
@@ -254,8 +320,7 @@ def role_rows(users: dict, session: object) -> list[tuple]:
         user = getattr(getattr(session, "info", None), "user", None)
         if user:
             declared.setdefault(user, (True, True))
-    superusers = sorted(name for name, (su, _) in declared.items() if su)
-    owner = "postgres" if "postgres" in declared else (superusers or sorted(declared))[0]
+    owner = bootstrap_role(users)
     taken = {SUPERUSER_OID}
     rows = []
     for name in sorted(declared):
@@ -274,6 +339,29 @@ def role_rows(users: dict, session: object) -> list[tuple]:
             rolbypassrls=superuser, oid=oid,
         ))  # fmt: skip
     return rows
+
+
+def authid_rows(users: dict, session: object) -> list[tuple]:
+    """pg_authid, which only a superuser may read: pg_roles' roles, with no password (pgshim
+    shows no secret in SQL: pg_dumpall dumps the roles without their passwords)."""
+    if not is_superuser(session):
+        raise PgError(INSUFFICIENT_PRIVILEGE, "permission denied for table pg_authid")
+    return [
+        catalog_row(
+            "pg_authid",
+            oid=row[12],
+            rolname=row[0],
+            rolsuper=row[1],
+            rolinherit=row[2],
+            rolcreaterole=row[3],
+            rolcreatedb=row[4],
+            rolcanlogin=row[5],
+            rolreplication=row[6],
+            rolbypassrls=row[10],
+            rolconnlimit=row[7],
+        )
+        for row in role_rows(users, session)
+    ]
 
 
 def user_rows(users: dict, session: object) -> list[tuple]:

@@ -7,7 +7,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Protocol
 
 from pglast import ast, enums
@@ -17,8 +17,10 @@ from pgshim.errors import PgError
 from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
-from pgshim.sql.check import check_query
+from pgshim.sql.check import check_no_writes, check_query
+from pgshim.sql.engine_errors import EngineQueryError, place
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
+from pgshim.sql.resolve import check_references, column_owner
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ class SessionInfo:
     server_settings: dict[str, str] = field(default_factory=dict)  # what the server runs with
     is_superuser: bool = True  # the role's attributes, as pg_roles shows them
     rolreplication: bool = True
+    read_only: bool = False  # a status-only database (postgres, template1): nothing changes
 
 
 class PublicationHandler(Protocol):
@@ -285,15 +288,24 @@ class SqlSession:
         if stmt.kind is StatementKind.QUERY:
             try:
                 used = check_query(stmt.node, self.catalog.names())
+                check_references(stmt.node, self.catalog.relation_columns)
             except RecursionError:
                 raise stack_depth_exceeded() from None
-            oids, columns = await self.catalog.describe(
-                stmt.text, param_oids + [0] * (used - len(param_oids)), self.bound()
-            )
+            try:
+                oids, columns = await self.catalog.describe(
+                    stmt.text, param_oids + [0] * (used - len(param_oids)), self.bound()
+                )
+            except EngineQueryError as error:
+                raise self._placed(error, stmt) from None
             return Prepared(stmt, oids, columns)
         if stmt.kind is StatementKind.SHOW:
             return Prepared(stmt, list(param_oids), self._show_columns(stmt.node.name))
         return Prepared(stmt, list(param_oids), None)
+
+    def _placed(self, error: EngineQueryError, stmt: Statement) -> PgError:
+        """An engine error with PostgreSQL's position and names (see engine_errors.py)."""
+        owner = partial(column_owner, stmt.node, self.catalog.relation_columns)
+        return place(error, stmt.node, stmt.source, owner)
 
     async def execute_prepared(
         self, prepared: Prepared, params: list
@@ -304,10 +316,16 @@ class SqlSession:
         kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
             used = check_query(node, self.catalog.names())
+            if self.info.read_only:
+                check_no_writes(node)
+            check_references(node, self.catalog.relation_columns)
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
             self._queried = self._queried or self.tx_status == "T"
-            return await self.catalog.query(stmt.text, params, self, self.bound())
+            try:
+                return await self.catalog.query(stmt.text, params, self, self.bound())
+            except EngineQueryError as error:
+                raise self._placed(error, stmt) from None
         if kind is StatementKind.SHOW:
             return self._show(node.name)
         if kind is StatementKind.SET:
@@ -345,6 +363,8 @@ class SqlSession:
                 self._lock_table(node)
             return CommandResult(tag)
         if kind is StatementKind.PUBLICATION:
+            if self.info.read_only:
+                raise PgError("25006", f"cannot execute {tag} in a read-only transaction")
             return self._publication(node)
         raise PgError("0A000", f"{tag} is not supported here")
 
@@ -545,7 +565,7 @@ def _normalize(name: str, value: str) -> str:
     if name == "TimeZone":
         return _time_zone(value)
     if name == "search_path":
-        return ", ".join(_quote_schema(item) for item in _split_list(value))
+        return ", ".join(_quote_schema(item) for item in gucs.split_list(value))
     guc = gucs.lookup(name)
     if guc is not None:
         value = gucs.parse(guc, value)  # PostgreSQL refuses a bad value at SET, not later
@@ -577,22 +597,6 @@ def _zone_names() -> dict[str, str]:
 
 
 _OFFSET_ZONE = re.compile(r"(?i)(utc|gmt)?\s*[-+]?\d{1,2}(:\d{2}(:\d{2})?)?")
-
-
-def _split_list(value: str) -> list[str]:
-    """A list setting's items (SET gave them joined by ', '; set_config gives the text)."""
-    items, current, quoted = [], "", False
-    for char in value:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            items.append(current.strip())
-            current = ""
-        else:
-            current += char
-    if current.strip() or items:
-        items.append(current.strip())
-    return [item for item in items if item]
 
 
 def _quote_schema(item: str) -> str:

@@ -1,0 +1,125 @@
+"""information_schema answers tools' queries as a PostgreSQL 15 holding the same tables does (its
+tables made from pgshim_collections, rid the primary key): the same rows, columns and types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+from pgcluster import PgCluster
+from server_proc import PgshimServer
+from spoolkit import SpoolKit
+from test_psql_meta import create_like
+
+from pgshim.sql.information_schema import VIEWS
+
+pytestmark = pytest.mark.timeout(180)
+
+DATABASE = "reddb"  # PostgreSQL's copy of pgshim's tables, under pgshim's database name
+
+QUERIES = [
+    "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+    " WHERE table_schema = 'public' ORDER BY 2",
+    "SELECT * FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 3",
+    "SELECT table_name, column_name, ordinal_position, data_type, udt_name, is_nullable,"
+    " column_default, character_maximum_length, numeric_precision, numeric_scale"
+    " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 3",
+    "SELECT * FROM information_schema.columns WHERE table_schema = 'public'"
+    " ORDER BY table_name, ordinal_position",
+    # SQLAlchemy's and many ORMs' primary key lookup
+    "SELECT tc.constraint_name, tc.table_name, kcu.column_name, kcu.ordinal_position"
+    " FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu"
+    " ON tc.constraint_name = kcu.constraint_name AND tc.table_schema = kcu.table_schema"
+    " WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = 'public' ORDER BY 2",
+    "SELECT * FROM information_schema.table_constraints WHERE table_schema = 'public'"
+    " AND constraint_type <> 'CHECK' ORDER BY constraint_name",
+    "SELECT constraint_type, count(*) FROM information_schema.table_constraints"
+    " WHERE table_schema = 'public' GROUP BY 1 ORDER BY 1",
+    "SELECT * FROM information_schema.key_column_usage WHERE table_schema = 'public'"
+    " ORDER BY constraint_name, ordinal_position",
+    "SELECT * FROM information_schema.constraint_column_usage WHERE table_schema = 'public'"
+    " ORDER BY constraint_name",
+    "SELECT * FROM information_schema.referential_constraints",
+    "SELECT * FROM information_schema.character_sets",
+    "SELECT schema_name FROM information_schema.schemata"
+    " WHERE schema_name IN ('public', 'pg_catalog', 'information_schema') ORDER BY 1",
+    "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema ="
+    " 'pg_catalog' AND table_name IN ('pg_class', 'pg_stat_activity', 'pg_type', 'pg_roles')"
+    " ORDER BY 1",
+    "SELECT table_schema, table_name, check_option, is_updatable FROM information_schema.views"
+    " WHERE table_name IN ('pg_stat_activity', 'pg_replication_slots', 'pg_roles') ORDER BY 2",
+    "SELECT table_name, column_name, data_type, ordinal_position FROM information_schema.columns"
+    " WHERE table_schema = 'pg_catalog' AND table_name = 'pg_replication_slots' ORDER BY 4",
+    "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
+    " AND table_schema = 'public' AND is_nullable = 'NO'",
+]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster):
+    base = tmp_path_factory.mktemp("infoschema")
+    kit = SpoolKit(base / "data.rdb.logical.wal")
+    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
+               data={"a": 1}, uid=uuid.uuid4(), amount=Decimal("1.5"),
+               ts=dt.datetime.now(dt.UTC), blob=b"x", tags=["a", "b"])  # fmt: skip
+    kit.insert("orders", item="x", qty=2)
+    kit.close()
+    server = PgshimServer(kit.path, base / "state").start()
+    try:
+        create_like(server.psql, pg_cluster, DATABASE)
+        yield server, pg_cluster
+    finally:
+        server.stop()
+        pg_cluster.psql(f"DROP DATABASE IF EXISTS {DATABASE}")
+
+
+def _answer(dsn: str, sql: str) -> tuple[list, list]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(sql)
+        columns = [(column.name, column.type_code) for column in cur.description or ()]
+        return columns, cur.fetchall()
+
+
+@pytest.mark.parametrize("sql", QUERIES)
+def test_answers_like_postgresql(servers, sql: str) -> None:
+    server, pg = servers
+    ours, theirs = _answer(server.dsn(), sql), _answer(pg.dsn(DATABASE), sql)
+    assert ours[0] == theirs[0]  # names and type oids
+    assert ours[1] == theirs[1]
+    assert theirs[1] or "referential" in sql, "the query must find something"
+
+
+def test_views_have_postgresql_15s_columns(servers) -> None:
+    """Each view pgshim defines has PostgreSQL 15's columns in order, domains as base types."""
+    _, pg = servers
+    names = ", ".join(f"'{name}'" for name in VIEWS)
+    sql = (
+        "SELECT c.relname, a.attname, coalesce(nullif(t.typbasetype, 0), a.atttypid)::regtype"
+        " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+        " JOIN pg_type t ON t.oid = a.atttypid"
+        f" WHERE c.relnamespace = 'information_schema'::regnamespace AND c.relname IN ({names})"
+        " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
+    )
+    _, rows = _answer(pg.dsn(DATABASE), sql)
+    theirs: dict[str, list[tuple[str, str]]] = {}
+    for relname, column, kind in rows:
+        theirs.setdefault(relname, []).append((column, kind))
+    from pgshim import pgtypes
+
+    ours = {
+        name: [(column, pgtypes.lookup(kind).sql_name) for column, kind in columns]
+        for name, columns in VIEWS.items()
+    }
+    assert ours == theirs
+
+
+def test_the_engines_own_information_schema_is_not_reachable(servers) -> None:
+    server, _ = servers
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for sql in ("SELECT * FROM information_schema.duckdb_tables",
+                    "SELECT * FROM information_schema.sequences", "SELECT * FROM tables"):  # fmt: skip
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                conn.execute(sql)
