@@ -218,3 +218,27 @@ def test_insert_delete_and_column_list() -> None:
     assert table.project([1, "x", 3, "DE"]) == [1, "x"]
     # a publication that does not publish updates has no update filter
     assert shape("age > 30", "insert").filters["U"] is None
+
+
+def test_old_rows_replay_the_history_before_the_first_streamed_change() -> None:
+    from pgshim.logical.transactions import Transaction
+    from pgshim.plugins.published_rows import OldRows
+
+    def tx(n: int, *changes: RowChange) -> Transaction:
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        return Transaction(n, n, n, n * 10, n * 10 + 5, n * 10 + 9, now, list(changes), [])
+
+    def row(rid: int, age: int) -> list:
+        return [rid, "x", age, None, None, None, None]
+
+    history = [
+        tx(1, RowChange("I", USERS, row(1, 40), None, 10, 1)),
+        tx(2, RowChange("I", USERS, row(2, 20), None, 20, 2)),
+        tx(3, RowChange("U", USERS, row(1, 45), None, 30, 3)),
+        tx(4, RowChange("D", USERS, None, row(2, 0), 40, 4)),
+        tx(5, RowChange("U", USERS, row(1, 10), None, 50, 5)),
+    ]
+    old_rows = OldRows(lambda: iter(history))
+    rows = old_rows.rows_of(USERS, history[4])  # what the stream starting at tx 5 needs
+    assert rows == {1: row(1, 45)}
+    assert published_action(shape("age > 30"), history[4].changes[0], rows[1]) == "D"
