@@ -61,7 +61,11 @@ def test_show(session: SqlSession) -> None:
 def test_show_all(session: SqlSession) -> None:
     result = run_sql(session, "SHOW ALL")
     assert [c.name for c in result.columns] == ["name", "setting", "description"]
-    assert ("wal_segment_size", "16MB", "Shows the size of write ahead log segments.") in result.rows
+    assert (
+        "wal_segment_size",
+        "16MB",
+        "Shows the size of write ahead log segments.",
+    ) in result.rows
 
 
 def test_unknown_parameter(session: SqlSession) -> None:
