@@ -16,7 +16,7 @@ changes of relations published with a column list or a row filter (see published
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,15 +24,11 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
+from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, cached
-from pgshim.plugins.published_rows import (
-    OldRows,
-    TableShape,
-    apply,
-    published_action,
-    table_shape,
-)
+from pgshim.plugins.published_rows import OldRows, TableShape, published_action, table_shape
+from pgshim.sql.bounds import Bound
 
 MIN_PROTO_VERSION = 1
 MAX_PROTO_VERSION = 4
@@ -282,7 +278,7 @@ class PgOutputPlugin:
         self._included_cache: dict[tuple[int, int, str], bool] = {}
         self._shapes: dict[tuple[int, int], TableShape] = {}
         self._shaped = False
-        self._old_rows = OldRows(ctx.history)
+        self._old_rows = OldRows(ctx.history, ctx.old_rows_budget)
 
     def _set_option(self, option: str, value: str | None) -> None:
         if option == "proto_version":
@@ -378,7 +374,7 @@ class PgOutputPlugin:
             # column lists and row filters: without any, every change takes the shared path
             self._shaped = any(p.options for p in self._filter.publications)
             if not self._shaped:
-                self._old_rows = OldRows(self.ctx.history)
+                self._old_rows = OldRows(self.ctx.history, self.ctx.old_rows_budget)
         return self._included_cache
 
     def _shape(self, relation: Relation) -> TableShape:
@@ -406,6 +402,38 @@ class PgOutputPlugin:
             if not wanted:
                 return False
         return True
+
+    async def prepare(
+        self, items: Sequence[Transaction | AheadChunk], sent: int, bound: Bound
+    ) -> None:
+        """Before ``items`` (the ones ending after ``sent``) are encoded: replay, in paced steps,
+        the old rows of the relations among them whose row filters need them and that have none
+        kept yet, up to the first item with a change of one of them (none of those before it has
+        one, so the rows are what ``encode`` would replay there at once)."""
+        self._included()
+        if not self._shaped:
+            return
+        missing: dict[int, Relation] = {}
+        upto = 0
+        for item in items:
+            if item.end_pos <= sent:
+                continue
+            if type(item) is AheadChunk:
+                relations = [relation for relation, _ in item.ahead.actions]
+                position = max(item.after_pos, sent)
+            else:
+                relations = [change.relation for change in item.changes]  # type: ignore[union-attr]
+                position = item.commit_pos  # type: ignore[union-attr]
+            for relation in relations:
+                if (
+                    relation.oid not in missing
+                    and self._shape(relation).needs_old_rows
+                    and not self._old_rows.kept(relation)
+                ):
+                    upto = upto if missing else position
+                    missing[relation.oid] = relation
+        if missing:
+            await self._old_rows.rebuild(missing, upto, bound)
 
     def encode(self, tx: Transaction) -> list[Message]:
         included = self._included()
@@ -449,7 +477,7 @@ class PgOutputPlugin:
         the old rows are kept up to date whether it is published or not."""
         old = None
         if shape.needs_old_rows:
-            old = apply(self._old_rows.rows_of(change.relation, tx), change)
+            old = self._old_rows.take(change, tx)
         action = published_action(shape, change, old)
         if action is None:
             return None
