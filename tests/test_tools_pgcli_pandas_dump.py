@@ -324,7 +324,8 @@ CATALOG_QUERIES = [
     " COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[] FROM pg_proc"
     " WHERE proname IN ('format_type', 'pg_get_userbyid', 'current_schemas', 'array_upper')"
     " AND prorettype::regtype != 'trigger'::regtype ORDER BY 1",
-    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text",
+    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text,"
+    " (SELECT count(*) FROM pg_namespace WHERE nspname = 'public')",
     "SELECT oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray, typalign"
     " FROM pg_type WHERE typname IN ('record', '_record', 'anyarray', 'trigger', 'void')"
     " ORDER BY oid",

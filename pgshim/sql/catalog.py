@@ -1618,6 +1618,8 @@ def _figure_colname(node: exp.Expression) -> tuple[str, int]:
             return name, strength
         target = _cast_target(node)
         return (pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()), 1
+    if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select):
+        return _column_name(node.this.expressions[0]) or "?column?", 2  # (SELECT x ...)
     if isinstance(node, exp.Case):
         default = node.args.get("default")
         name, strength = _figure_colname(default) if default is not None else ("", 0)
