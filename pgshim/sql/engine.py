@@ -256,7 +256,7 @@ class Engine:
                 for t in own
             ]
             key = ResultCache.key(sql, params, versions)
-            kept = self.results.get(key)
+            kept = None if key is None else self.results.get(key)
             if kept is not None:
                 return KeptRows(*kept)
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
