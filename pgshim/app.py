@@ -132,6 +132,7 @@ class Application:
             publications=self.publications,
             server_version_num=self.version.num,
             history=self._history_from_start,
+            old_rows_budget=config.query_memory * 1024 * 1024,
         )
         self.catalog = Catalog(
             ServerFacts(

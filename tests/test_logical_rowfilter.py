@@ -218,3 +218,106 @@ def test_insert_delete_and_column_list() -> None:
     assert table.project([1, "x", 3, "DE"]) == [1, "x"]
     # a publication that does not publish updates has no update filter
     assert shape("age > 30", "insert").filters["U"] is None
+
+
+def test_old_rows_replay_the_history_before_the_first_streamed_change() -> None:
+    from pgshim.logical.transactions import Transaction
+    from pgshim.plugins.published_rows import OldRows
+
+    def tx(n: int, *changes: RowChange) -> Transaction:
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        return Transaction(n, n, n, n * 10, n * 10 + 5, n * 10 + 9, now, list(changes), [])
+
+    def row(rid: int, age: int) -> list:
+        return [rid, "x", age, None, None, None, None]
+
+    history = [
+        tx(1, RowChange("I", USERS, row(1, 40), None, 10, 1)),
+        tx(2, RowChange("I", USERS, row(2, 20), None, 20, 2)),
+        tx(3, RowChange("U", USERS, row(1, 45), None, 30, 3)),
+        tx(4, RowChange("D", USERS, None, row(2, 0), 40, 4)),
+        tx(5, RowChange("U", USERS, row(1, 10), None, 50, 5)),
+    ]
+    old_rows = OldRows(lambda: iter(history))
+    rows = old_rows.rows_of(USERS, history[4])  # what the stream starting at tx 5 needs
+    assert rows == {1: row(1, 45)}
+    assert published_action(shape("age > 30"), history[4].changes[0], rows[1]) == "D"
+
+
+def _history(count: int) -> list:
+    from pgshim.logical.transactions import Transaction
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return [
+        Transaction(
+            n,
+            n,
+            n,
+            n * 10,
+            n * 10 + 5,
+            n * 10 + 9,
+            now,
+            [
+                RowChange(
+                    "I" if n <= 3 else "U",
+                    USERS,
+                    [n % 3 + 1, "x" * 20, n, None, None, None, None],
+                    None,
+                    n * 10,
+                    n,
+                )
+            ],
+            [],
+        )  # fmt: skip
+        for n in range(1, count + 1)
+    ]
+
+
+def test_old_rows_rebuilt_in_paced_steps_are_the_synchronous_replay() -> None:
+    import asyncio
+
+    from pgshim.plugins.published_rows import OldRows
+    from pgshim.sql.bounds import Bound
+
+    history = _history(1000)
+    at_once = OldRows(lambda: iter(history))
+    expected = at_once.rows_of(USERS, history[990])
+    paced = OldRows(lambda: iter(history))
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    async def rebuild() -> None:
+        counter = asyncio.ensure_future(count_turns())
+        await paced.rebuild({USERS.oid: USERS}, history[990].commit_pos, Bound())
+        counter.cancel()
+
+    asyncio.run(rebuild())
+    assert paced.kept(USERS) and paced.rows_of(USERS, history[990]) == expected
+    assert turns >= 2  # the other task ran between the steps (at once: never)
+    assert paced.used == at_once.used > 0
+
+
+def test_old_rows_are_bounded_and_a_stopped_replay_keeps_nothing() -> None:
+    from pgshim.plugins.published_rows import OldRows, row_bytes
+
+    history = _history(50)
+    row = history[0].changes[0].new
+    old_rows = OldRows(lambda: iter(history), budget=3 * row_bytes(row))
+    old_rows.rows_of(USERS, history[-1])  # three ids: within the budget
+    assert old_rows.used == 3 * row_bytes(row)
+    old_rows.take(RowChange("D", USERS, None, [1, None, None, None, None, None, None], 0, 0))
+    assert old_rows.used == 2 * row_bytes(row)
+    with pytest.raises(PgError) as caught:  # a fourth, larger row is one too many
+        old_rows.take(RowChange("I", USERS, [9, "y" * 100, 1, None, None, None, None], None, 0, 0))
+    assert caught.value.sqlstate == "53200"
+
+    stopped = OldRows(lambda: iter(history))
+    replay = stopped._replay({USERS.oid: USERS}, history[-1].commit_pos)
+    next(replay)
+    replay.close()
+    assert not stopped.kept(USERS) and stopped.used == 0

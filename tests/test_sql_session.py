@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pglast import ast, parse_sql
 from sqlkit import prepare, run_sql
 
 from pgshim.errors import PgError
 from pgshim.sql.catalog import Catalog
+from pgshim.sql.publications import TableSpec
 from pgshim.sql.results import CommandResult, RowsResult
 from pgshim.sql.session import DEFAULT_SETTINGS, SessionInfo, SqlSession
 
@@ -59,7 +61,11 @@ def test_show(session: SqlSession) -> None:
 def test_show_all(session: SqlSession) -> None:
     result = run_sql(session, "SHOW ALL")
     assert [c.name for c in result.columns] == ["name", "setting", "description"]
-    assert ("wal_segment_size", "16MB", "Shows the size of write ahead log segments.") in result.rows
+    assert (
+        "wal_segment_size",
+        "16MB",
+        "Shows the size of write ahead log segments.",
+    ) in result.rows
 
 
 def test_unknown_parameter(session: SqlSession) -> None:
@@ -172,6 +178,10 @@ class FakePublications:
         self.calls.append(("drop", name, if_exists))
 
 
+def _where(expression: str) -> ast.Node:
+    return parse_sql(f"SELECT WHERE {expression}")[0].stmt.whereClause
+
+
 @pytest.mark.parametrize(
     ("stmt", "tag", "call"),
     [
@@ -183,28 +193,36 @@ class FakePublications:
         (
             'CREATE PUBLICATION "My Pub" FOR TABLE a, public.B, "Q"',
             "CREATE PUBLICATION",
-            ("create", "My Pub", False, ["a", "public.b", "Q"], None),
+            ("create", "My Pub", False, [TableSpec("a"), TableSpec("public.b"), TableSpec("Q")],
+             None),
         ),
         (
             "create publication p for table t with (publish = 'insert, update')",
             "CREATE PUBLICATION",
-            ("create", "p", False, ["t"], {"insert", "update"}),
+            ("create", "p", False, [TableSpec("t")], {"insert", "update"}),
+        ),
+        (
+            "CREATE PUBLICATION p FOR TABLE t (b, \"A\") WHERE (b > 1), u WHERE (c IS NULL)",
+            "CREATE PUBLICATION",
+            ("create", "p", False,
+             [TableSpec("t", ["b", "A"], _where("b > 1")), TableSpec("u", None, _where("c IS NULL"))],
+             None),
         ),
         ("CREATE PUBLICATION empty", "CREATE PUBLICATION", ("create", "empty", False, [], None)),
         (
             "ALTER PUBLICATION p ADD TABLE s_extra",
             "ALTER PUBLICATION",
-            ("alter", "p", "add", ["s_extra"], None),
+            ("alter", "p", "add", [TableSpec("s_extra")], None),
         ),
         (
-            "ALTER PUBLICATION p SET TABLE a, b",
+            "ALTER PUBLICATION p SET TABLE a, b (x)",
             "ALTER PUBLICATION",
-            ("alter", "p", "set", ["a", "b"], None),
+            ("alter", "p", "set", [TableSpec("a"), TableSpec("b", ["x"])], None),
         ),
         (
             "ALTER PUBLICATION p DROP TABLE a",
             "ALTER PUBLICATION",
-            ("alter", "p", "drop", ["a"], None),
+            ("alter", "p", "drop", [TableSpec("a")], None),
         ),
         (
             "ALTER PUBLICATION p SET (publish = 'delete')",
@@ -214,7 +232,7 @@ class FakePublications:
         ("DROP PUBLICATION p", "DROP PUBLICATION", ("drop", "p", False)),
         ("DROP PUBLICATION IF EXISTS p", "DROP PUBLICATION", ("drop", "p", True)),
     ],
-)
+)  # fmt: skip
 def test_publication_ddl(catalog: Catalog, stmt: str, tag: str, call: tuple) -> None:
     handler = FakePublications()
     session = SqlSession(catalog, SessionInfo(), publications=handler)

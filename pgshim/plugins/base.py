@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -10,7 +10,9 @@ from pgshim.errors import PgError
 
 if TYPE_CHECKING:
     from pgshim.logical.publications import PublicationStore
+    from pgshim.logical.source import AheadChunk
     from pgshim.logical.transactions import Relation, Transaction
+    from pgshim.sql.bounds import Bound
 
 Message = tuple[int, bytes]
 T = TypeVar("T")
@@ -23,6 +25,7 @@ class PluginContext:
     schema: str = "public"
     # the retained transactions from the first (for what a row was before a change)
     history: Callable[[], Iterable[object]] | None = None
+    old_rows_budget: int | None = None  # bytes a session may keep of those rows
 
 
 class OutputPlugin(Protocol):
@@ -32,6 +35,13 @@ class OutputPlugin(Protocol):
     ahead_key: str | None  # names this output when it can be rendered ahead (walsender.ahead)
 
     def startup(self) -> list[Message]: ...
+
+    async def prepare(
+        self, items: Sequence[Transaction | AheadChunk], sent: int, bound: Bound
+    ) -> None:
+        """Before ``items`` are encoded, the work that takes long (in paced steps: ``encode``
+        runs at once, on the event loop)."""
+        ...
 
     def encode(self, tx: Transaction) -> list[Message]: ...
 
@@ -82,6 +92,11 @@ class SharedOutputPlugin:
 
     def takes_ahead(self, actions: list[tuple[Relation, str]]) -> bool:
         return True
+
+    async def prepare(
+        self, items: Sequence[Transaction | AheadChunk], sent: int, bound: Bound
+    ) -> None:
+        return None
 
     def encode(self, tx: Transaction) -> list[Message]:
         return cached(tx, self.cache_key, lambda: self.render(tx))

@@ -16,7 +16,7 @@ changes of relations published with a column list or a row filter (see published
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,15 +24,16 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
+from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, cached
 from pgshim.plugins.published_rows import (
     OldRows,
     TableShape,
-    apply,
     published_action,
     table_shape,
 )
+from pgshim.sql.bounds import Bound
 from pgshim.wire import messages as wire
 
 MIN_PROTO_VERSION = 1
@@ -298,7 +299,8 @@ class PgOutputPlugin:
         self._generation: int | None = -1  # nothing resolved yet
         self._included_cache: dict[tuple[int, int, str], bool] = {}
         self._shapes: dict[tuple[int, int], TableShape] = {}
-        self._old_rows = OldRows(ctx.history)
+        self._shaped = False
+        self._old_rows = OldRows(ctx.history, ctx.old_rows_budget)
 
     def _set_option(self, option: str, value: str | None) -> None:
         if option == "proto_version":
@@ -397,6 +399,10 @@ class PgOutputPlugin:
             self._generation = generation
             self._included_cache = {}
             self._shapes = {}
+            # column lists and row filters: without any, every change takes the shared path
+            self._shaped = any(p.options for p in self._filter.publications)
+            if not self._shaped:
+                self._old_rows = OldRows(self.ctx.history, self.ctx.old_rows_budget)
         return self._included_cache
 
     def _shape(self, relation: Relation) -> TableShape:
@@ -415,7 +421,7 @@ class PgOutputPlugin:
         for relation, action in actions:
             if action == "T" or self._sent_versions.get(relation.oid) != relation.version:
                 return False
-            if not self._shape(relation).plain:
+            if self._shaped and not self._shape(relation).plain:
                 return False
             key = (relation.oid, relation.version, action)
             wanted = included.get(key)
@@ -425,6 +431,38 @@ class PgOutputPlugin:
                 return False
         return True
 
+    async def prepare(
+        self, items: Sequence[Transaction | AheadChunk], sent: int, bound: Bound
+    ) -> None:
+        """Before ``items`` (the ones ending after ``sent``) are encoded: replay, in paced steps,
+        the old rows of the relations among them whose row filters need them and that have none
+        kept yet, up to the first item with a change of one of them (none of those before it has
+        one, so the rows are what ``encode`` would replay there at once)."""
+        self._included()
+        if not self._shaped:
+            return
+        missing: dict[int, Relation] = {}
+        upto = 0
+        for item in items:
+            if item.end_pos <= sent:
+                continue
+            if type(item) is AheadChunk:
+                relations = [relation for relation, _ in item.ahead.actions]
+                position = max(item.after_pos, sent)
+            else:
+                relations = [change.relation for change in item.changes]  # type: ignore[union-attr]
+                position = item.commit_pos  # type: ignore[union-attr]
+            for relation in relations:
+                if (
+                    relation.oid not in missing
+                    and self._shape(relation).needs_old_rows
+                    and not self._old_rows.kept(relation)
+                ):
+                    upto = upto if missing else position
+                    missing[relation.oid] = relation
+        if missing:
+            await self._old_rows.rebuild(missing, upto, bound)
+
     def encode(self, tx: Transaction) -> list[Message]:
         included = self._included()
         publications = self._filter
@@ -433,14 +471,17 @@ class PgOutputPlugin:
         out: list[Message] = []
         for index, change in enumerate(shared.changes):
             relation = change.relation
-            shape = self._shape(relation)
-            payload = change.payload
+            payload: bytes | None = change.payload
             sent_key: object = relation.version
-            if not shape.plain:
-                payload = self._shaped(tx.changes[index], shape, tx)
-                sent_key = (relation.version, tuple(shape.indexes or ()))
-            else:
-                self._old_rows.forget(relation)
+            columns = None
+            if self._shaped:
+                shape = self._shape(relation)
+                if not shape.plain:
+                    payload = self._shaped_change(tx.changes[index], shape, tx)
+                    sent_key = (relation.version, tuple(shape.indexes or ()))
+                    columns = shape.columns
+                else:
+                    self._old_rows.forget(relation)
             key = (relation.oid, relation.version, change.action)
             wanted = included.get(key)
             if wanted is None:
@@ -450,7 +491,7 @@ class PgOutputPlugin:
             if not out:
                 out.append((change.pos, shared.begin))
             if self._sent_versions.get(relation.oid) != sent_key:
-                out.append((0, relation_message(relation, shape.columns)))
+                out.append((0, relation_message(relation, columns)))
                 self._sent_versions[relation.oid] = sent_key  # type: ignore[assignment]
             out.append((change.pos, payload))
             if change.action == "T":
@@ -459,12 +500,12 @@ class PgOutputPlugin:
             out.append((tx.end_pos, shared.commit))
         return out
 
-    def _shaped(self, change: RowChange, shape: TableShape, tx: Transaction) -> bytes | None:
+    def _shaped_change(self, change: RowChange, shape: TableShape, tx: Transaction) -> bytes | None:
         """The change as published with a column list or row filter (None: not published);
         the old rows are kept up to date whether it is published or not."""
         old = None
         if shape.needs_old_rows:
-            old = apply(self._old_rows.rows_of(change.relation, tx), change)
+            old = self._old_rows.take(change, tx)
         action = published_action(shape, change, old)
         if action is None:
             return None

@@ -288,7 +288,7 @@ class SqlSession:
         if stmt.kind is StatementKind.QUERY:
             try:
                 used = check_query(stmt.node, self.catalog.names())
-                check_references(stmt.node, self.catalog.relation_columns)
+                check_references(stmt.node, self.catalog.relation_columns, stmt.source)
             except RecursionError:
                 raise stack_depth_exceeded() from None
             try:
@@ -318,7 +318,7 @@ class SqlSession:
             used = check_query(node, self.catalog.names())
             if self.info.read_only:
                 check_no_writes(node)
-            check_references(node, self.catalog.relation_columns)
+            check_references(node, self.catalog.relation_columns, stmt.source)
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
             self._queried = self._queried or self.tx_status == "T"

@@ -123,6 +123,7 @@ class SqlDecoding:
                 if upto_lsn is not None and tx.commit_pos >= upto_lsn:
                     break
                 sent_txns += 1
+                await plugin.prepare([tx], 0, bound)
                 for data_start, payload in plugin.encode(tx):
                     rows.append((data_start, tx.xid, payload if binary else payload.decode()))
                     budget -= len(payload) + ROW_OVERHEAD

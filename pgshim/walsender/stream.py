@@ -33,6 +33,7 @@ from pgshim.logical.source import AheadChunk, ChangeSource
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
 from pgshim.plugins.base import SharedOutputPlugin
+from pgshim.sql.bounds import Bound
 from pgshim.sql.results import CopyBothStream
 from pgshim.walsender.ahead import chunk_messages
 from pgshim.wire import events as ev
@@ -204,6 +205,7 @@ class ReplicationStream(CopyBothStream):
         self.on_end: Callable[[], None] | None = None
         self.replica_id = ""
         self._history = None
+        self._bound = _StreamBound(ended=self._check_ended)
         self._batch_limit = FIRST_BATCH_TRANSACTIONS
         # the one future an idle session awaits: new data, a client message or a cancel sets it
         self._waiter: asyncio.Future[None] | None = None
@@ -359,6 +361,8 @@ class ReplicationStream(CopyBothStream):
 
     async def _send_batch(self, batch: list[Transaction | AheadChunk], io: StreamIO) -> None:
         state = self.state
+        await state.plugin.prepare(batch, state.sent, self._bound)
+        self._check_ended()
         out: list[bytes | memoryview] = []
         done = state.encode(batch, out, FLUSH_BYTES)
         while done < len(batch):
@@ -435,6 +439,16 @@ class ReplicationStream(CopyBothStream):
             timer.cancel()
             self.source.unlisten(self._wake)
             self._waiter = None
+
+
+@dataclass
+class _StreamBound(Bound):
+    """A stream's long steps have no statement timeout; they stop when the stream is ended."""
+
+    ended: Callable[[], None] = lambda: None
+
+    def check(self) -> None:
+        self.ended()
 
 
 class _StreamEnd(Exception):
