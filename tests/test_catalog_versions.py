@@ -34,3 +34,12 @@ def test_postgresql_15_is_unchanged() -> None:
     assert changed_catalogs(15) == set()
     assert all(catalog_columns(name, 15) == columns for name, columns in PG15_COLUMNS.items())
     assert changed_catalogs(16) < changed_catalogs(17) < changed_catalogs(18)
+
+
+def test_every_layout_names_each_column_once() -> None:
+    from pgshim.sql.catalog import CATALOG_VIEWS
+
+    for major in (16, 17, 18):
+        for catalog in changed_catalogs(major):
+            names = [name for name, _ in catalog_columns(catalog, major, CATALOG_VIEWS[catalog])]
+            assert len(names) == len(set(names)), (catalog, major)

@@ -29,14 +29,6 @@ class Change:
 # major -> the changes that version made (None after: the first column)
 CHANGES: dict[int, list[Change]] = {
     16: [
-        Change(  # substream: 'f', 't' or 'p' (parallel)
-            "pg_subscription",
-            retype={"substream": '"char"'},
-            add=[("subpasswordrequired", "bool", "subdisableonerr"),
-                 ("subrunasowner", "bool", "subpasswordrequired"),
-                 ("suborigin", "text", "subpublications")],
-            values={"subpasswordrequired": True, "suborigin": "any"},
-        ),
         Change(
             "pg_auth_members",
             add=[("oid", "oid", None), ("inherit_option", "bool", "admin_option"),
@@ -57,7 +49,6 @@ CHANGES: dict[int, list[Change]] = {
         ),
     ],
     17: [
-        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
         Change(
             "pg_database",
