@@ -167,7 +167,9 @@ def test_subscriber_with_options(setups, major: int, options: str) -> None:
         setup.insert(table, 20)
         setup.wait_equal(table)
 
-    assert apply_errors(setup.subscriber) == []
+    # while pgshim was down the apply worker may have found no one to connect to
+    errors = apply_errors(setup.subscriber)
+    assert [e for e in errors if "could not connect to the publisher" not in e] == []
     if missing:
         assert (
             f'WARNING:  skipped loading publication "gone_{index}"' in setup.subscriber.log_text()
