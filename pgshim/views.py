@@ -87,9 +87,11 @@ def register_status_views(app: Application) -> None:
         cat.register_view(
             name, CATALOG_VIEWS[name], partial(roles, app.config.users), needs_session=True
         )
+    # PostgreSQL 17 added failover
+    create_args = ["name", "name", "boolean", "boolean"] + (["boolean"] if major >= 17 else [])
     cat.register_function(
         "pg_create_logical_replication_slot", partial(_sql_create_slot, app),
-        ["name", "name", "boolean", "boolean"], "text", needs_session=True,
+        create_args, "text", needs_session=True,
         plan=partial(_plan_create_slot, app), columns=SLOT_RECORD,
     )  # fmt: skip
     cat.register_function(
@@ -129,6 +131,7 @@ def _plan_create_slot(
     plugin: str | None,
     temporary: bool | None = False,
     two_phase: bool | None = False,
+    failover: bool | None = False,
     *,
     from_oldest: bool = False,
 ) -> tuple[str | None, tuple, Callable[[], None]]:
@@ -140,6 +143,8 @@ def _plan_create_slot(
         return None, (None, None), _nothing
     check_plugin(plugin)
     validate_slot_name(name)
+    if failover and temporary:
+        raise PgError("22023", "cannot enable failover for a temporary replication slot")
     created, dropped = planned.setdefault("created", set()), planned.setdefault("dropped", set())
     if name in created or (app.slots.get(name) is not None and name not in dropped):
         raise PgError("42710", f'replication slot "{name}" already exists')
@@ -159,6 +164,7 @@ def _plan_create_slot(
         app.slots.create(
             name, plugin, temporary=bool(temporary), two_phase=bool(two_phase),
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
+            failover=bool(failover),
         )  # fmt: skip
         app.ahead.use(default_ahead_key(plugin))
 
@@ -195,6 +201,7 @@ def _sql_create_slot(
     plugin: str,
     temporary: bool = False,
     two_phase: bool = False,
+    failover: bool = False,
     *,
     from_oldest: bool = False,
 ) -> str:
@@ -206,6 +213,7 @@ def _sql_create_slot(
     slot = app.create_slot(
         name, plugin, temporary=bool(temporary), two_phase=bool(two_phase),
         pid=session.pid, from_oldest=from_oldest,  # type: ignore[attr-defined]
+        failover=bool(failover),
     )  # fmt: skip
     return f"({slot.name},{pgtypes.format_lsn(slot.confirmed_flush)})"
 

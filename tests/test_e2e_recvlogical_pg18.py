@@ -108,3 +108,14 @@ def test_postgresql_15_has_no_failover(spool, pgshim) -> None:
         server, "CREATE_REPLICATION_SLOT f LOGICAL test_decoding (FAILOVER)"
     )
     assert "unrecognized option: failover" in explicit.stderr
+
+
+def test_sql_slot_function_takes_failover_from_17(spool, pgshim) -> None:
+    server = pgshim(spool.path, "--server-version", "18")
+    server.psql("SELECT pg_create_logical_replication_slot('f', 'pgoutput', false, true, true)")
+    assert server.psql("SELECT two_phase, failover FROM pg_replication_slots") == "t|t"
+    temporary = server.run(
+        "psql", "-X", "-c",
+        "SELECT pg_create_logical_replication_slot('t', 'pgoutput', true, false, true)",
+    )  # fmt: skip
+    assert "cannot enable failover for a temporary replication slot" in temporary.stderr

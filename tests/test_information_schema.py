@@ -55,6 +55,11 @@ QUERIES = [
     " WHERE table_schema = 'pg_catalog' AND table_name = 'pg_replication_slots' ORDER BY 4",
     "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
     " AND table_schema = 'public' AND is_nullable = 'NO'",
+    "SELECT routine_schema, routine_name, routine_type, data_type, type_udt_schema,"
+    " type_udt_name, routine_body, external_language, dtd_identifier, parameter_style,"
+    " sql_data_access, schema_level_routine, max_dynamic_result_sets, security_type"
+    " FROM information_schema.routines WHERE routine_name IN ('version', 'pg_backend_pid',"
+    " 'pg_is_in_recovery', 'pg_current_wal_lsn', 'pg_get_userbyid', 'format_type') ORDER BY 2",
 ]
 
 

@@ -243,3 +243,21 @@ def test_publication_names_list_syntax() -> None:
     assert po.split_identifier_list('"pub1", Pub2 ,"a""b"') == ["pub1", "pub2", 'a"b']
     assert po.split_identifier_list("a,,b") is None
     assert po.split_identifier_list('"open') is None
+
+
+def test_missing_publication_is_skipped_with_a_warning_from_postgresql_18() -> None:
+    tx = tx_with([RowChange("I", s_pk(), [1, "a", None, None], None, 0x100, 1)])
+    options = {"proto_version": "4", "publication_names": '"pub1","gone"'}
+    plugin = load_plugin("pgoutput", options, context(version_num=180006))
+    assert [payload[:1] for _, payload in plugin.encode(tx)] == [b"B", b"R", b"I", b"C"]
+    assert len(plugin.warnings) == 1
+    assert b'skipped loading publication "gone"' in plugin.warnings[0]
+    assert b"The publication does not exist at this point in the WAL." in plugin.warnings[0]
+    plugin.warnings.clear()
+    plugin.encode(tx)
+    assert plugin.warnings == []  # once per loading of the publications
+    with pytest.raises(PgError) as error:  # PostgreSQL 15 to 17: an error
+        load_plugin("pgoutput", {**options, "proto_version": "3"}, context()).encode(tx)
+    assert (error.value.sqlstate, error.value.message) == (
+        "42704", 'publication "gone" does not exist'
+    )  # fmt: skip

@@ -259,7 +259,7 @@ ENGINE_SURFACE = [
     ("RESET memory_limit", "42704"),
     ("SELECT set_config('memory_limit', '64GB', false)", "42704"),
     ("SHOW memory_limit", "42704"),
-    ("SELECT * FROM pgshim_is_tables", "42P01"),  # information_schema's views: by that name only
+    ("SELECT * FROM pgshim_infoschema_tables", "42P01"),  # information_schema: by that name only
     ("SELECT * FROM tables", "42P01"),
     ("SELECT * FROM pg_catalog.tables", "42P01"),
     ("SELECT * FROM information_schema.pg_type", "42P01"),

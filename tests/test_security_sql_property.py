@@ -130,9 +130,9 @@ def setup():
     recorder = Recorder()
     original_open = engine_module.Engine.open
 
-    async def recording_open(self, sql, params, temp_tables, bound, to_pg_error):  # noqa: ANN001, ANN202
+    async def recording_open(self, sql, params, temp_tables, bound, to_pg_error, **options):  # noqa: ANN001, ANN003, ANN202
         recorder.statements.append(sql)
-        return await original_open(self, sql, params, temp_tables, bound, to_pg_error)
+        return await original_open(self, sql, params, temp_tables, bound, to_pg_error, **options)
 
     engine_module.Engine.open = recording_open
     try:

@@ -49,6 +49,8 @@ def test_file_then_env_then_flags(tmp_path: Path) -> None:
         ('tls_cert = "a.pem"', "tls_key"),
         ('log_format = "xml"', "log_format"),
         ('[users.bob]\nsecret = "plain"\n', "users.bob.secret"),
+        ("server_version = 14", "server_version"),
+        ('server_version = "18.6"', "server_version"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:

@@ -66,6 +66,16 @@ CORPUS = [
     "SELECT count(*) FROM users GROUP BY name HAVING name = 2",
     "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 1",
     "SELECT 'a'::text LIKE 1",
+    # conditions and set operations of types that do not fit (42804)
+    "SELECT name FROM users WHERE 1",
+    "SELECT name FROM users WHERE age",
+    "SELECT name FROM users u WHERE u.name",
+    "SELECT count(*) FROM users HAVING 2",
+    "SELECT 1 FROM users JOIN orders ON users.rid",
+    "SELECT name FROM users UNION SELECT 1",
+    "SELECT name, age FROM users UNION ALL SELECT item, qty FROM orders",
+    "SELECT age FROM users EXCEPT SELECT 'x'::text",
+    "SELECT true UNION SELECT 1",
     # invalid input (22P02, 22007) and values out of range (22003)
     "SELECT 'x'::int",
     "SELECT * FROM users WHERE age = 'abc'",
@@ -109,6 +119,8 @@ CORPUS = [
     "SELECT age AS a FROM users ORDER BY a",
     "SELECT users FROM users",
     "SELECT born + 1, name || 1 FROM users WHERE age = '3' AND score > 1",
+    "SELECT name FROM users WHERE active AND true",
+    "SELECT 1::int UNION SELECT 2::bigint UNION SELECT 1.5",
 ]
 
 

@@ -4,6 +4,8 @@ the rows of its start; views whose rows depend on the session go with every quer
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlkit import run_sql
 
@@ -11,13 +13,18 @@ from pgshim.sql.catalog import Catalog
 from pgshim.sql.engine import Engine
 from pgshim.sql.results import RowsResult
 from pgshim.sql.session import SessionInfo, SqlSession
-from pgshim.sql.shared_tables import Derived, SharedTables
+from pgshim.sql.shared_tables import RECENT, Derived, SharedTables
 
 VIEW = "pgshim_test_items"
 
 
+_TEXTS = itertools.count()
+
+
 def _rows(session: SqlSession, sql: str) -> list[tuple]:
-    result = run_sql(session, sql)
+    """The rows of ``sql`` as computed now: each time a text of its own (a LIMIT no result
+    reaches), so that no kept result answers it (see result_cache.py)."""
+    result = run_sql(session, f"{sql} LIMIT {1_000_000 + next(_TEXTS)}")
     assert isinstance(result, RowsResult)
     return list(result.rows)
 
@@ -94,8 +101,8 @@ def test_views_of_the_session_go_with_every_query(served) -> None:
     bob = SqlSession(catalog, SessionInfo(user="bob", pid=2))
     sent = catalog.engine.shared.rows_sent
     run_sql(alice, "SET application_name = 'alice app'")
-    query = "SELECT setting FROM pg_settings WHERE name = 'application_name'"
     counts = []
+    query = "SELECT setting FROM pg_settings WHERE name = 'application_name'"
     for _ in range(2):  # the one process runs both sessions' queries, in turn
         assert _rows(alice, query) == [("alice app",)]
         assert _rows(bob, query) == [("",)]
@@ -110,6 +117,10 @@ def test_versions_stand_for_one_content() -> None:
     assert shared.stamp("t", columns, [(1,), (2,)]).version == first.version
     second = shared.stamp("t", columns, [(1,)])
     assert second.version != first.version
+    assert shared.stamp("t", columns, [(1,), (2,)]).version == first.version  # back to it
+    assert shared.newest()[0].rows == [(1,), (2,)]
+    for n in range(RECENT):  # beyond RECENT other contents, a content gets a new number
+        shared.stamp("t", columns, [(n, n)])
     assert shared.stamp("t", columns, [(1,), (2,)]).version not in (first.version, second.version)
     assert shared.to_send({"t": second.version}, [second]) == []
     assert shared.to_send({"t": first.version}, [second]) == [second]

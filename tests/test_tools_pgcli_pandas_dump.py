@@ -5,8 +5,11 @@ pandas over SQLAlchemy (psycopg2 and psycopg 3) and psycopg 3's type lookups."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
+import uuid
+from decimal import Decimal
 
 import psycopg
 import psycopg2
@@ -168,9 +171,9 @@ def test_settings_match_postgresql(server, pg_cluster) -> None:
 
 
 def _create_tables(dump: str) -> dict[str, str]:
-    """CREATE TABLE statements by table name."""
+    """CREATE TABLE statements by table name (as pg_dump quotes it)."""
     tables = {}
-    for match in re.finditer(r"CREATE TABLE public\.(\w+) \((.*?)\n\);", dump, re.S):
+    for match in re.finditer(r"CREATE TABLE public\.(\S+) \((.*?)\n\);", dump, re.S):
         tables[match.group(1)] = match.group(2)
     return tables
 
@@ -188,6 +191,16 @@ def _comparable(dump: str) -> str:
     )  # fmt: skip
 
 
+@pytest.fixture
+def dump_server(spool, pgshim):
+    """Collections of every kind of column, one named by a keyword."""
+    spool.insert("users", name="ada", age=36, active=True, score=1.5)
+    spool.insert("orders", total=12, note="first")
+    spool.insert("user", born=dt.date(2000, 1, 1), data={"a": 1}, uid=uuid.uuid4(),
+                 amount=Decimal("1.5"), at=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
+    return pgshim(spool.path)
+
+
 def _twin(server, pg_cluster) -> str:
     """A database of the PostgreSQL 15 cluster with tables like pgshim's collections: the
     columns pgshim shows, in its order and with its types, and rid the primary key."""
@@ -198,19 +211,20 @@ def _twin(server, pg_cluster) -> str:
             " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
             " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
         ).fetchall()
-    assert {table for table, *_ in columns} == {"users", "orders"}
+    assert {table for table, *_ in columns} == {"users", "orders", "user"}
     db = "dump_twin"
     pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
     pg_cluster.psql(f"CREATE DATABASE {db}")
-    ddl = []
-    for table in ("orders", "users"):
-        defs = [
-            f"{name} {type_}{' NOT NULL' if notnull else ''}"
-            for relname, name, type_, notnull in columns
-            if relname == table
-        ]
-        ddl.append(f"CREATE TABLE public.{table} ({', '.join(defs)}, PRIMARY KEY (rid));")
-    pg_cluster.psql("\n".join(ddl), dbname=db)
+    tables: dict[str, list[str]] = {}
+    for table, name, type_, notnull in columns:
+        tables.setdefault(table, []).append(f'"{name}" {type_}{" NOT NULL" if notnull else ""}')
+    pg_cluster.psql(
+        "\n".join(
+            f'CREATE TABLE public."{table}" ({", ".join(defs)}, PRIMARY KEY (rid));'
+            for table, defs in tables.items()
+        ),
+        dbname=db,
+    )
     return db
 
 
@@ -218,7 +232,7 @@ def _twin(server, pg_cluster) -> str:
     ("version", "options"),
     [("15", []), ("18", []), ("15", ["--table", "users"]), ("18", ["--table", "users"])],
 )
-def test_pg_dump_schema_only(server, pg_cluster, version: str, options: list[str]) -> None:
+def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: list[str]) -> None:
     """pg_dump 15 and 18 (which sends PostgreSQL 15's catalog queries to a server saying it is
     15) dump pgshim's collections as they dump the same tables of a real PostgreSQL 15."""
     bindir = pg_bindir() if version == "15" else pg18_bindir()
@@ -226,23 +240,93 @@ def test_pg_dump_schema_only(server, pg_cluster, version: str, options: list[str
         pytest.skip(f"no pg_dump {version}: not installed, nor fetched (no network, no cache)")
     pg_dump = [str(bindir / "pg_dump"), "--schema-only", *options]
     ours = subprocess.run(
-        [*pg_dump, "-d", "reddb"], env=server.env_for_clients(), capture_output=True, text=True,
-        timeout=60,
+        [*pg_dump, "-d", "reddb"], env=dump_server.env_for_clients(), capture_output=True,
+        text=True, timeout=60,
     )  # fmt: skip
     assert ours.returncode == 0, ours.stderr
-    db = _twin(server, pg_cluster)
+    db = _twin(dump_server, pg_cluster)
     theirs = subprocess.run(
         [*pg_dump, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", pg_cluster.superuser,
          "-d", db], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert theirs.returncode == 0, theirs.stderr
-    tables = {"users"} if options else {"users", "orders"}
+    tables = {"users"} if options else {"users", "orders", '"user"'}
     assert set(_create_tables(ours.stdout)) == tables
     assert _create_tables(ours.stdout) == _create_tables(theirs.stdout)
     for table in tables:
-        key = f"ALTER TABLE ONLY public.{table}\n    ADD CONSTRAINT {table}_pkey PRIMARY KEY (rid);"
-        assert key in ours.stdout
+        key = table.strip('"') + "_pkey"
+        assert f"ALTER TABLE ONLY public.{table}\n    ADD CONSTRAINT {key} PRIMARY KEY (rid);" in (
+            ours.stdout
+        )
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
+
+
+def test_pg_dump_restores_into_postgresql(dump_server, pg_cluster) -> None:
+    """A whole dump by pg_dump 15 (the collections' rows too) restored by psql into PostgreSQL
+    15 holds what pgshim answers to SELECT."""
+    ours = subprocess.run(
+        [str(pg_bindir() / "pg_dump"), "-d", "reddb"], env=dump_server.env_for_clients(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    db = "dump_restored"
+    pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
+    pg_cluster.psql(f"CREATE DATABASE {db}")
+    restored = subprocess.run(
+        [str(pg_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+         str(pg_cluster.port), "-U", pg_cluster.superuser, "-d", db],
+        input=ours.stdout, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    with psycopg.connect(dump_server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
+        for table in ("users", "orders", "user"):
+            query = f'SELECT * FROM public."{table}" ORDER BY rid'
+            rows = mine.execute(query).fetchall()
+            assert rows and pg.execute(query).fetchall() == rows, table
+
+
+# what pg_dump reads besides the catalogs' rows, and its edges
+PG_DUMP_READS = [
+    'SELECT k, acldefault(k::"char", 10) FROM'
+    " unnest(ARRAY['c','r','s','d','f','l','L','n','t','F','S','T','p']) AS k",
+    "SELECT acldefault('r', 0), acldefault('n', NULL)",
+    "SELECT n, quote_ident(n) FROM unnest(ARRAY['users', 'Users', 'order', 'a b', 'x\"y', '_x1',"
+    " '1x', 'user', 'name', 'between', 'é', '']) AS n",
+    "SELECT x, quote_literal(x) FROM unnest(ARRAY['it''s', E'back\\\\slash', NULL, '']) AS x",
+    "SELECT array_remove(ARRAY['a','b','a'], 'a'), array_remove(NULL::text[], 'a')",
+    "SELECT '{16385,16392}'::pg_catalog.oid[], '{}'::pg_catalog.int4[],"
+    " '{{1,2},{3,4}}'::pg_catalog.int8[], '{a,\"b c\",NULL}'::pg_catalog.text[]",
+    "SELECT '{1,x}'::pg_catalog.int4[]",
+    "SELECT '{1'::pg_catalog.int4[]",
+    "SELECT 'public'::regnamespace, 'pg_catalog'::regnamespace::oid",
+    "SELECT 'nope'::regnamespace",
+    "SELECT option_name, option_value FROM pg_options_to_table(ARRAY['a=1','b=x=y','c'])",
+    "SELECT DISTINCT tableoid FROM pg_class",
+    "SELECT c.tableoid, n.tableoid, c.tableoid::regclass FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace LIMIT 1",
+    "SELECT (SELECT x.tableoid FROM pg_am y LIMIT 1) FROM pg_type x LIMIT 1",
+    "SELECT tableoid FROM pg_class, pg_namespace LIMIT 1",
+    "WITH t AS (SELECT 7 AS tableoid) SELECT tableoid FROM t",
+    "SELECT tableoid FROM (SELECT 8 AS tableoid FROM pg_am) AS s LIMIT 1",
+    "SELECT pg_tablespace_location(1663), pg_tablespace_location(NULL)",
+    "SELECT amhandler::regproc FROM pg_am WHERE amname = 'heap'",
+    "SELECT pg_get_triggerdef(0), pg_get_triggerdef(0, true)",
+    "SELECT obj_description(2200, 'pg_namespace'), obj_description(11, 'pg_namespace')",
+]
+
+
+def _rows_or_error(dsn: str, query: str) -> object:
+    with psycopg.connect(dsn) as conn:
+        try:
+            return conn.execute(query).fetchall()
+        except psycopg.Error as error:
+            return error.sqlstate, error.diag.message_primary
+
+
+def test_what_pg_dump_reads_answers_like_postgresql(server, pg_cluster) -> None:
+    for query in PG_DUMP_READS:
+        ours, theirs = (_rows_or_error(dsn, query) for dsn in (server.dsn(), pg_cluster.dsn()))
+        assert ours == theirs, query
 
 
 @pytest.mark.parametrize("version", ["15", "18"])
@@ -355,16 +439,17 @@ def test_current_schemas_follow_the_search_path(server, pg_cluster) -> None:
             assert _answer(ours, query) == _answer(theirs, query), path
 
 
-def test_any_takes_an_untyped_array_parameter(server, pg_cluster) -> None:
+@pytest.mark.parametrize(("quantified", "kinds"), [("= ANY", ["v", "m"]), ("<> ALL", ["r", "m"])])
+def test_any_takes_an_untyped_array_parameter(server, pg_cluster, quantified, kinds) -> None:
     """x = ANY($1) with $1 of unknown type (psycopg 3's list of str): an array of x's type."""
-    query = "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = ANY($1)"
+    query = f"SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind {quantified}($1)"
     query += " AND c.relname IN ('pg_replication_slots', 'pg_settings') ORDER BY 1"
     described = []
     for dsn in (server.dsn(), pg_cluster.dsn()):
         with psycopg.connect(dsn) as conn:
             conn.pgconn.prepare(b"any_kinds", query.encode())
             described.append(conn.pgconn.describe_prepared(b"any_kinds").param_type(0))
-            found = conn.execute(query.replace("$1", "%s"), [["v", "m"]]).fetchall()
+            found = conn.execute(query.replace("$1", "%s"), [kinds]).fetchall()
             assert found == [("pg_replication_slots",), ("pg_settings",)]
     assert described[0] == described[1] == 1002  # "char"[]
 

@@ -27,13 +27,20 @@ from pgshim.logical.publications import PublicationFilter
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, cached
-from pgshim.plugins.published_rows import OldRows, TableShape, published_action, table_shape
+from pgshim.plugins.published_rows import (
+    OldRows,
+    TableShape,
+    published_action,
+    table_shape,
+)
 from pgshim.sql.bounds import Bound
+from pgshim.wire import messages as wire
 
 MIN_PROTO_VERSION = 1
 MAX_PROTO_VERSION = 4
 PG15_MAX_PROTO_VERSION = 3
 PG16_NUM = 160000
+PG18_NUM = 180000
 STREAM_PROTO_VERSION = 2
 TWO_PHASE_PROTO_VERSION = 3
 PARALLEL_PROTO_VERSION = 4
@@ -207,6 +214,17 @@ def split_identifier_list(text: str) -> list[str] | None:
         index += 1
 
 
+def skipped_publication(name: str) -> bytes:
+    """PostgreSQL 18's WARNING for a publication that does not exist (as a NoticeResponse)."""
+    return wire.notice_response(
+        "WARNING",
+        "01000",
+        f'skipped loading publication "{name}"',
+        detail="The publication does not exist at this point in the WAL.",
+        hint="Create the publication if it does not exist.",
+    )
+
+
 def def_get_boolean(name: str, value: str | None) -> bool:
     if value is None:
         return True
@@ -267,6 +285,10 @@ class PgOutputPlugin:
         self.two_phase = False
         self.origin = "any"
         self.pg15 = ctx.server_version_num < PG16_NUM
+        # PostgreSQL 18 skips a publication that does not exist, with a WARNING, instead of
+        # failing; the walsender sends them to the client before the next data
+        self.skips_missing = ctx.server_version_num >= PG18_NUM
+        self.warnings: list[bytes] = []
         for option, value in options.items():
             self._set_option(option, value)
         self._validate()
@@ -367,6 +389,12 @@ class PgOutputPlugin:
             raise PgError("42704", f'publication "{names[0]}" does not exist')
         generation = getattr(store, "generation", None)
         if generation is None or generation != self._generation:
+            if self.skips_missing:
+                known = {publication.name for publication in store.list()}
+                for name in names:
+                    if name not in known:
+                        self.warnings.append(skipped_publication(name))
+                names = [name for name in names if name in known]
             self._filter = store.resolve(names)
             self._generation = generation
             self._included_cache = {}

@@ -30,6 +30,7 @@ from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.engine_errors import translate
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
+from pgshim.sql.result_cache import deterministic, macro_names
 from pgshim.sql.results import ColumnDesc, RowsResult
 from pgshim.sql.shared_tables import Derived
 from pgshim.sql.system_columns import replace_system_columns
@@ -116,6 +117,8 @@ def pg_oid_of_duck(type_name: str) -> int:
         return _PG_OF_DUCK[type_name]
     if type_name.startswith("DECIMAL"):
         return 1700
+    if type_name.endswith("[][]"):  # PostgreSQL's arrays of any dimension have one type
+        return pg_oid_of_duck(type_name[:-2])
     if type_name.endswith("[]"):
         elem = pg_oid_of_duck(type_name[:-2])
         array = next(
@@ -431,7 +434,9 @@ class Catalog:
                 await source.stage(cursor, collections, session, bound)
 
         engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
-        staging = {"stage": stage} if stage is not None else {}
+        staging: dict[str, Any] = {"stage": stage} if stage is not None else {}
+        if not effects and deterministic(executable, _MACRO_NAMES):
+            staging["deterministic"] = True
         cursor = await self.engine.open(
             executable.sql("duckdb"), engine_params, temp_tables, bound,
             translate, **staging,
@@ -837,9 +842,13 @@ class Catalog:
         if target is None:
             return node
         if _is_array_type(target) and isinstance(inner, exp.Literal) and inner.is_string:
+            value = _array_in(target, inner.this)
+            depth, first = 1, value  # the engine's lists have a type per dimension
+            while first and isinstance(first[0], list):
+                depth, first = depth + 1, first[0]
             return exp.Cast(
-                this=_array_literal(_array_in(target, inner.this)),
-                to=exp.DataType.build(duck_type(target), dialect="duckdb"),
+                this=_array_literal(value),
+                to=exp.DataType.build(duck_type(target) + "[]" * (depth - 1), dialect="duckdb"),
             )
         if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
             return inner
@@ -919,7 +928,7 @@ class Catalog:
     def _regnamespace(self, name: str) -> int:
         oid = self._namespaces().get(name.strip('"'))
         if oid is None:
-            raise PgError("42704", f'schema "{name}" does not exist')
+            raise PgError("3F000", f'schema "{name}" does not exist')
         return oid
 
     def _regclass(self, name: str) -> int:
@@ -1277,6 +1286,7 @@ _MACROS: dict[str, str] = {
         " WHERE s.name = 'session_authorization')"
     ),
 }
+_MACRO_NAMES = macro_names(_MACROS.values())
 # internal views the per-row macros read
 _MACRO_VIEWS: dict[str, list[str]] = {
     "current_setting": ["pgshim_session_settings"],
@@ -1509,9 +1519,22 @@ def _is_array_type(oid: int) -> bool:
 def _array_in(oid: int, text: str) -> list:
     """PostgreSQL's text form of an array ('{1,2}') read as the array type ``oid``."""
     try:
-        return pgtypes.text_in(oid, text)
+        items = pgtypes.text_in(1009, text)  # the structure, elements as text
     except (ValueError, IndexError, AssertionError):
         raise PgError("22P02", f'malformed array literal: "{text}"') from None
+    element = pgtypes.BY_OID[pgtypes.BY_OID[oid].elem_oid]
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(inner) for inner in item]
+        try:
+            return None if item is None else pgtypes.text_in(element.oid, item)
+        except ValueError:
+            raise PgError(
+                "22P02", f'invalid input syntax for type {element.sql_name}: "{item}"'
+            ) from None
+
+    return convert(items)
 
 
 def _array_literal(value: list) -> exp.Expression:
@@ -1632,11 +1655,14 @@ def _figure_colname(node: exp.Expression) -> tuple[str, int]:
 
 
 def _any_operand(parameter: exp.Expression) -> exp.Expression | None:
-    """The other operand of the comparison whose ANY(...) is the parameter."""
+    """The other operand of the comparison whose ANY(...) or ALL(...) is the parameter."""
     node = parameter.parent
     while isinstance(node, exp.Paren):
         node = node.parent
-    if not isinstance(node, exp.Any) or not isinstance(node.parent, exp.Binary):
+    quantified = isinstance(node, exp.Any) or (
+        isinstance(node, exp.Anonymous) and node.name.lower() == "all"  # sqlglot's ALL(...)
+    )
+    if not quantified or not isinstance(node.parent, exp.Binary):
         return None
     comparison = node.parent
     return comparison.left if comparison.right is node else comparison.right

@@ -29,6 +29,14 @@ class Change:
 # major -> the changes that version made (None after: the first column)
 CHANGES: dict[int, list[Change]] = {
     16: [
+        Change(  # substream: 'f', 't' or 'p' (parallel)
+            "pg_subscription",
+            retype={"substream": '"char"'},
+            add=[("subpasswordrequired", "bool", "subdisableonerr"),
+                 ("subrunasowner", "bool", "subpasswordrequired"),
+                 ("suborigin", "text", "subpublications")],
+            values={"subpasswordrequired": True, "suborigin": "any"},
+        ),
         Change(
             "pg_auth_members",
             add=[("oid", "oid", None), ("inherit_option", "bool", "admin_option"),
@@ -39,7 +47,7 @@ CHANGES: dict[int, list[Change]] = {
         Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
         Change("pg_stat_database_conflicts",
                add=[("confl_active_logicalslot", "int8", "confl_deadlock")]),
-        Change(  # streaming = parallel made substream a "char" ('f', 't', 'p')
+        Change(  # substream: off, on or parallel
             "pg_subscription",
             add=[("subpasswordrequired", "bool", "subdisableonerr"),
                  ("subrunasowner", "bool", "subpasswordrequired"),
@@ -49,6 +57,7 @@ CHANGES: dict[int, list[Change]] = {
         ),
     ],
     17: [
+        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
         Change(
             "pg_database",

@@ -32,6 +32,7 @@ from typing import Any
 
 from pgshim.errors import PgError
 from pgshim.sql.bounds import Bound, timed_out
+from pgshim.sql.result_cache import MAX_ROWS, KeptRows, ResultCache
 from pgshim.sql.shared_tables import SharedTables, Stamped
 
 IDLE_AHEAD = 2  # processes kept started for the next queries
@@ -102,13 +103,32 @@ class _ForkServer:
         # the code the server runs, wherever it was imported from (not the working directory)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         path = os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            cwd="/",
-            env={**os.environ, "PYTHONPATH": path},
-        )
+        started: list[subprocess.Popen] = []
+        ready = threading.Event()
+
+        def keeper() -> None:
+            """Start the fork server and live as long as it does: it dies with the thread that
+            started it (PR_SET_PDEATHSIG), which must not be a pool's thread that may end."""
+            try:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "pgshim.sql.engine_worker", str(theirs.fileno())],
+                        pass_fds=(theirs.fileno(),),
+                        cwd="/",
+                        env={**os.environ, "PYTHONPATH": path},
+                    )
+                )
+            finally:
+                ready.set()
+            started[0].wait()
+
+        threading.Thread(target=keeper, name="pgshim-sql-fork-server", daemon=True).start()
+        ready.wait()
         theirs.close()
+        if not started:
+            ours.close()
+            raise EngineError("ProtocolError", "the engine's fork server did not start")
+        self._proc = started[0]
         self._control = ours
 
 
@@ -182,6 +202,8 @@ class Engine:
         self.max_processes = max(max_processes or workers, workers)
         self._setup: dict | None = None
         self.shared = SharedTables()
+        self.results = ResultCache()
+        self._contents = SharedTables()  # versions of the queries' own tables, for results' keys
         self._idle: list[_Process] = []
         self._live = 0
         self._free = threading.Condition()
@@ -216,12 +238,27 @@ class Engine:
         bound: Bound,
         to_pg_error: Callable[[Exception], PgError],
         stage: Callable[[EngineCursor], Awaitable[None]] | None = None,
-    ) -> EngineCursor:
+        *,
+        deterministic: bool = False,
+    ) -> EngineCursor | KeptRows:
         """Run ``sql`` in a process of its own, after creating its temporary tables (and
         bringing its shared tables to the versions of their rows given); the rows are fetched
         with EngineCursor.fetch, and the process is the query's until it is closed. ``stage``
-        may load more tables first, a chunk at a time (EngineCursor.stage)."""
+        may load more tables first, a chunk at a time (EngineCursor.stage). The rows of a
+        ``deterministic`` statement (see result_cache.py) may come from a kept result of the
+        same statement over the same tables (versions of its shared tables, and of the contents
+        of its own)."""
         shared, own = self._split(temp_tables)
+        key = None
+        if deterministic and stage is None:
+            versions = [(t.name, t.version) for t in shared] + [
+                (f"own {t.name}", self._contents.stamp(t.name, t.columns, t.rows).version)
+                for t in own
+            ]
+            key = ResultCache.key(sql, params, versions)
+            kept = self.results.get(key)
+            if kept is not None:
+                return KeptRows(*kept)
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)
         try:
             if stage is not None:
@@ -230,6 +267,8 @@ class Engine:
         except BaseException:
             cursor.close()
             raise
+        if key is not None:
+            cursor.keep(key)
         return cursor
 
     async def describe(
@@ -367,6 +406,11 @@ class EngineCursor:
         self.description: list[tuple[str, str]] = []
         self._to_pg_error = to_pg_error
         self.closed = False
+        self._kept: tuple[Any, list[tuple]] | None = None  # (key, rows so far): see keep()
+
+    def keep(self, key: Any) -> None:
+        """Keep the rows for later queries (Engine.results) once all are fetched, if few."""
+        self._kept = (key, [])
 
     async def request(self, message: tuple) -> Any:
         """One request to the query's process; at the deadline, or when the awaiting task is
@@ -407,7 +451,14 @@ class EngineCursor:
         if self.closed:
             return []
         rows = await self.request(("fetch", count))
+        if self._kept is not None:
+            self._kept[1].extend(rows)
+            if len(self._kept[1]) > MAX_ROWS:
+                self._kept = None
         if len(rows) < count:
+            if self._kept is not None:
+                self.engine.results.put(self._kept[0], self.description, self._kept[1])
+                self._kept = None
             self.close()
         return rows
 

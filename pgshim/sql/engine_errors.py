@@ -9,15 +9,15 @@ statement's tree, for PostgreSQL's position (and the names as the client wrote t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pglast import ast, enums, parser
+from pglast import ast, enums
 
 from pgshim.errors import PgError
 from pgshim.sql.check import arg_type
+from pgshim.sql.constants import constant_location
 
 FUNCTION_HINT = (
     "No function matches the given name and argument types. "
@@ -263,7 +263,21 @@ _KIND_STATES = {
     "InterruptException": "57014",
     "PermissionException": "42501",
     "OutOfMemoryException": "53200",
+    "TypeMismatchException": "42804",
+    "InvalidTypeException": "42804",
+    "ValueOutOfRangeException": "22003",
+    "SyntaxException": "42601",
+    "ParameterNotResolvedException": "42P18",
+    "ParameterNotAllowedException": "42P02",
+    "ConstraintException": "23000",
+    "DependencyException": "2BP01",
+    "TransactionException": "25000",
+    "SequenceException": "2200H",
+    "IOException": "58030",
+    "InternalException": "XX000",  # the engine's own failure, as PostgreSQL's elog(ERROR)
+    "FatalException": "XX000",
 }
+_UNKNOWN_KIND = "42000"  # a kind not listed: most likely the query's, found in analysing it
 _PREFIX = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 
 
@@ -283,7 +297,7 @@ def translate(error: Exception) -> PgError:
             return rule.build(found)
     message = _PREFIX.sub("", text).rstrip("!").strip()
     message = message[:1].lower() + message[1:] if message[1:2].islower() else message
-    return PgError(_KIND_STATES.get(kind, "XX000"), message or "internal error")
+    return PgError(_KIND_STATES.get(kind, _UNKNOWN_KIND), message or "internal error")
 
 
 # --- positions -----------------------------------------------------------------------------------
@@ -402,31 +416,8 @@ class _Located:
 
 
 def _constant(source: str, kind: str, value: object) -> _Located | None:
-    """The constant of that kind ("sval", "ival") holding ``value``, if just one does (pglast's
-    tree keeps no position of constants; its JSON form does)."""
-    try:
-        tree = json.loads(parser.parse_sql_json(source))
-    except (parser.ParseError, ValueError):
-        return None
-    found = [
-        item["location"]
-        for item in _json_nodes(tree)
-        if isinstance(item.get(kind), dict) and item[kind].get(kind) == value
-        and "location" in item
-    ]  # fmt: skip
-    if len(found) != 1:
-        return None
-    return _Located(len(source.encode()[: found[0]].decode(errors="ignore")))  # bytes -> chars
-
-
-def _json_nodes(value: object) -> Iterator[dict]:
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _json_nodes(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _json_nodes(item)
+    found = constant_location(source, kind, value)
+    return None if found is None else _Located(found)
 
 
 def _width(node: ast.SelectStmt) -> int | None:

@@ -27,6 +27,7 @@ class Guc:
     enumvals: tuple[str, ...] | None
     boot_val: str
     hidden: bool = False  # GUC_NO_SHOW_ALL: not in SHOW ALL or pg_settings
+    since: int = 15  # the PostgreSQL major version that has it first
 
 
 # what a unit's multiple is in the unit's base (PostgreSQL's memory and time unit tables)
@@ -45,8 +46,14 @@ def lookup(name: str) -> Guc | None:
     return _BY_LOWER.get(name.lower())
 
 
-def all_gucs() -> list[Guc]:
-    return list(_BY_LOWER.values())
+def all_gucs(major: int = 15) -> list[Guc]:
+    """The parameters PostgreSQL ``major`` has."""
+    return [guc for guc in _BY_LOWER.values() if guc.since <= major]
+
+
+def added_since_15(major: int) -> list[Guc]:
+    """The parameters later versions up to ``major`` added."""
+    return [guc for guc in _BY_LOWER.values() if 15 < guc.since <= major]
 
 
 def invalid(name: str, value: str, hint: str | None = None) -> PgError:
@@ -238,6 +245,14 @@ def _table() -> dict[str, Guc]:
             name, vartype, unit or None, context, category, desc, low or None, high or None,
             tuple(enums.split(",")) if vartype == "enum" else None, _TRAILING_SPACE.get(name, boot),
         )  # fmt: skip
+    for line in _LATER_DATA.strip("\n").split("\n"):
+        since, name, vartype, unit, context, category, desc, low, high, enums, boot = line.split(
+            "|"
+        )
+        table[name.lower()] = Guc(
+            name, vartype, unit or None, context, category, desc, low or None, high or None,
+            tuple(enums.split(",")) if vartype == "enum" else None, boot, since=int(since),
+        )  # fmt: skip
     for name, vartype, context, desc in _NOT_SHOWN:
         table[name.lower()] = Guc(
             name, vartype, None, context, "Ungrouped", desc, None, None, None, "", hidden=True
@@ -245,6 +260,11 @@ def _table() -> dict[str, Guc]:
     return table
 
 
+# parameters of later versions that clients set (pg_dump 18 sets transaction_timeout): the
+# version that added it, then the columns of _DATA
+_LATER_DATA = r"""
+17|transaction_timeout|integer|ms|user|Client Connection Defaults / Statement Behavior|Sets the maximum allowed duration of any transaction within a session (not a prepared transaction).|0|2147483647||0
+"""
 _TRAILING_SPACE = {"log_line_prefix": "%m [%p] "}  # a boot value the table cannot end a line with
 
 # GUC_NO_SHOW_ALL parameters: SET and SHOW know them, SHOW ALL and pg_settings do not

@@ -14,7 +14,7 @@ from typing import Any
 
 from pgshim import pgtypes
 
-INTERNAL_PREFIX = "pgshim_is_"
+INTERNAL_PREFIX = "pgshim_infoschema_"
 SCHEMA = "information_schema"
 _SCHEMA_OID = 13000  # pg_namespace oid of information_schema in PostgreSQL 15 clusters
 _SYSTEM_OID_LIMIT = 10000  # PostgreSQL's system catalogs (tables) have oids below this
@@ -56,6 +56,33 @@ referential_constraints constraint_catalog:name constraint_schema:name constrain
  match_option:varchar update_rule:varchar delete_rule:varchar
 check_constraints constraint_catalog:name constraint_schema:name constraint_name:name
  check_clause:varchar
+routines specific_catalog:name specific_schema:name specific_name:name routine_catalog:name
+ routine_schema:name routine_name:name routine_type:varchar module_catalog:name
+ module_schema:name module_name:name udt_catalog:name udt_schema:name udt_name:name
+ data_type:varchar character_maximum_length:int4 character_octet_length:int4
+ character_set_catalog:name character_set_schema:name character_set_name:name
+ collation_catalog:name collation_schema:name collation_name:name numeric_precision:int4
+ numeric_precision_radix:int4 numeric_scale:int4 datetime_precision:int4 interval_type:varchar
+ interval_precision:int4 type_udt_catalog:name type_udt_schema:name type_udt_name:name
+ scope_catalog:name scope_schema:name scope_name:name maximum_cardinality:int4
+ dtd_identifier:name routine_body:varchar routine_definition:varchar external_name:varchar
+ external_language:varchar parameter_style:varchar is_deterministic:varchar
+ sql_data_access:varchar is_null_call:varchar sql_path:varchar schema_level_routine:varchar
+ max_dynamic_result_sets:int4 is_user_defined_cast:varchar is_implicitly_invocable:varchar
+ security_type:varchar to_sql_specific_catalog:name to_sql_specific_schema:name
+ to_sql_specific_name:name as_locator:varchar created:timestamptz last_altered:timestamptz
+ new_savepoint_level:varchar is_udt_dependent:varchar result_cast_from_data_type:varchar
+ result_cast_as_locator:varchar result_cast_char_max_length:int4
+ result_cast_char_octet_length:int4 result_cast_char_set_catalog:name
+ result_cast_char_set_schema:name result_cast_char_set_name:name
+ result_cast_collation_catalog:name result_cast_collation_schema:name
+ result_cast_collation_name:name result_cast_numeric_precision:int4
+ result_cast_numeric_precision_radix:int4 result_cast_numeric_scale:int4
+ result_cast_datetime_precision:int4 result_cast_interval_type:varchar
+ result_cast_interval_precision:int4 result_cast_type_udt_catalog:name
+ result_cast_type_udt_schema:name result_cast_type_udt_name:name result_cast_scope_catalog:name
+ result_cast_scope_schema:name result_cast_scope_name:name result_cast_maximum_cardinality:int4
+ result_cast_dtd_identifier:name
 character_sets character_set_catalog:name character_set_schema:name character_set_name:name
  character_repertoire:name form_of_use:name default_collate_catalog:name
  default_collate_schema:name default_collate_name:name
@@ -313,6 +340,33 @@ def _character_sets(facts: _Facts) -> list[tuple]:
     )]  # fmt: skip
 
 
+def _routines(facts: _Facts) -> list[tuple]:
+    languages = {row["oid"]: row["lanname"] for row in facts.rows_of("pg_language", facts.session)}
+    rows = []
+    for proc in facts.rows_of("pg_proc", facts.session):
+        if proc["pronamespace"] not in facts.namespaces:
+            continue
+        schema, kind = facts.schema(proc["pronamespace"]), proc["prokind"]
+        language = languages.get(proc["prolang"], "internal")
+        function = kind != "p"
+        data_type = _type_facts(proc["prorettype"])[0] if function else None
+        udt = _udt_name(proc["prorettype"]) if function else None
+        rows.append((
+            facts.database, schema, f"{proc['proname']}_{proc['oid']}", facts.database, schema,
+            proc["proname"], {"f": "FUNCTION", "p": "PROCEDURE"}.get(kind), None, None, None,
+            None, None, None, data_type, *[None] * 14,
+            facts.database if function else None, "pg_catalog" if function else None, udt,
+            None, None, None, None, "0" if function else None,
+            "SQL" if language == "sql" else "EXTERNAL", proc["prosrc"],
+            proc["prosrc"] if language == "c" else None, language.upper(), "GENERAL",
+            "YES" if proc["provolatile"] == "i" else "NO", "MODIFIES",
+            ("YES" if proc["proisstrict"] else "NO") if function else None, None, "YES", 0,
+            None, None, "DEFINER" if proc["prosecdef"] else "INVOKER", None, None, None, "NO",
+            None, None, None, "NO", *[None] * 24,
+        ))  # fmt: skip
+    return rows
+
+
 _BUILDERS: dict[str, Callable[[_Facts], list[tuple]]] = {
     "schemata": _schemata,
     "tables": _tables,
@@ -324,4 +378,5 @@ _BUILDERS: dict[str, Callable[[_Facts], list[tuple]]] = {
     "referential_constraints": lambda _facts: [],  # collections reference nothing
     "check_constraints": _check_constraints,
     "character_sets": _character_sets,
+    "routines": _routines,
 }

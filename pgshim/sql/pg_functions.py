@@ -178,6 +178,9 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("lanpltrusted", "bool"), ("lanplcallfoid", "oid"), ("laninline", "oid"),
         ("lanvalidator", "oid"), ("lanacl", "_text"),
     ],
+    "pg_largeobject_metadata": [
+        ("oid", "oid"), ("lomowner", "oid"), ("lomacl", "_text"),
+    ],
     "pg_namespace": [
         ("oid", "oid"), ("nspname", "name"), ("nspowner", "oid"), ("nspacl", "_text"),
     ],
@@ -198,6 +201,11 @@ PG15_COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
     "pg_parameter_acl": [
         ("oid", "oid"), ("parname", "text"), ("paracl", "_text"),
+    ],
+    "pg_partitioned_table": [
+        ("partrelid", "oid"), ("partstrat", '"char"'), ("partnatts", "int2"),
+        ("partdefid", "oid"), ("partattrs", "int2vector"), ("partclass", "oidvector"),
+        ("partcollation", "oidvector"), ("partexprs", "text"),
     ],
     "pg_policy": [
         ("oid", "oid"), ("polname", "name"), ("polrelid", "oid"), ("polcmd", '"char"'),
@@ -343,7 +351,8 @@ RELATION_OIDS = {
     "pg_operator": 2617, "pg_opfamily": 2753, "pg_seclabels": 12099, "pg_subscription": 6100,
     "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
     "pg_ts_template": 3764, "pg_authid": 1260, "pg_db_role_setting": 2964,
-    "pg_parameter_acl": 6243, "pg_shseclabel": 3592,
+    "pg_parameter_acl": 6243, "pg_shseclabel": 3592, "pg_partitioned_table": 3350,
+    "pg_largeobject_metadata": 2995,
 }  # fmt: skip
 # those of them that are views in PostgreSQL (the others are tables, with system columns)
 PG_VIEWS = frozenset({
@@ -377,7 +386,10 @@ def _rows(catalog: str, items: Iterable[dict]) -> list[tuple]:
 # --- rows that do not depend on pgshim's state -----------------------------------------------
 
 STATIC_ROWS: dict[str, list[tuple]] = {
-    "pg_description": [(PUBLIC_OID, RELATION_OIDS["pg_namespace"], 0, "standard public schema")],
+    "pg_description": [
+        (PG_CATALOG_OID, RELATION_OIDS["pg_namespace"], 0, "system catalog schema"),
+        (PUBLIC_OID, RELATION_OIDS["pg_namespace"], 0, "standard public schema"),
+    ],
     "pg_am": _rows("pg_am", [
         {"oid": 2, "amname": "heap", "amhandler": "heap_tableam_handler", "amtype": "t"},
         {"oid": 403, "amname": "btree", "amhandler": "bthandler", "amtype": "i"},
@@ -404,10 +416,11 @@ STATIC_ROWS: dict[str, list[tuple]] = {
     ]),
 }  # fmt: skip
 
-# catalogs pgshim has nothing for: no comments (but the public schema's), defaults,
+# catalogs pgshim has nothing for: no comments (but the two schemas'), defaults,
 # inheritance, policies, statistics, sequences, enums, triggers, rules, extensions (no PL/pgSQL:
-# pgshim runs no procedural code), subscriptions, foreign data, security labels; nor does it
-# list PostgreSQL's built-in operators, operator families, casts, conversions and text search
+# pgshim runs no procedural code), subscriptions, foreign data, security labels, partitions,
+# large objects; nor does it list PostgreSQL's built-in operators, operator families, casts,
+# conversions and text search
 EMPTY_CATALOGS = (
     "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
     "pg_statistic_ext", "pg_sequence", "pg_enum", "pg_trigger", "pg_rewrite", "pg_depend",
@@ -417,6 +430,7 @@ EMPTY_CATALOGS = (
     "pg_foreign_server", "pg_init_privs", "pg_operator", "pg_opfamily", "pg_seclabels",
     "pg_subscription", "pg_transform", "pg_ts_config", "pg_ts_dict", "pg_ts_parser",
     "pg_ts_template", "pg_db_role_setting", "pg_parameter_acl", "pg_shseclabel",
+    "pg_partitioned_table", "pg_largeobject_metadata",
 )  # fmt: skip
 
 _ENCODINGS = {0: "SQL_ASCII", 6: "UTF8", 8: "LATIN1"}
@@ -522,12 +536,13 @@ _DEFAULT_RIGHTS = {
 
 
 def _default_acl(public: str, owner: str) -> str:
-    """acldefault's aclitem[] (as text[]) for the owner oid ``o``."""
+    """acldefault's aclitem[] (as text[]) for the owner oid ``o`` (as grantee, 0 is PUBLIC)."""
     items = []
     if public:
         items.append(f"'={public}/' || pgshim_fn_acl_role(o)")
     if owner:
-        items.append(f"pgshim_fn_acl_role(o) || '={owner}/' || pgshim_fn_acl_role(o)")
+        grantee = "CASE WHEN o = 0 THEN '' ELSE pgshim_fn_acl_role(o) END"
+        items.append(f"{grantee} || '={owner}/' || pgshim_fn_acl_role(o)")
     return f"CAST([{', '.join(items)}] AS VARCHAR[])"
 
 
@@ -728,9 +743,9 @@ MACROS: dict[str, str] = {
         + " ELSE error('unrecognized objtype abbreviation: ' || t) END"
     ),
     "pgshim_fn_acl_role": (
-        "CREATE MACRO pgshim_fn_acl_role(r) AS CASE WHEN r = 0 THEN '' ELSE COALESCE("
+        "CREATE MACRO pgshim_fn_acl_role(r) AS COALESCE("
         + _lookup("pg_roles", "oid", _quoted("rolname", "[A-Za-z0-9_]+"), "r")
-        + ", CAST(r AS VARCHAR)) END"
+        + ", CAST(r AS VARCHAR))"
     ),
     "quote_ident": (
         "CREATE MACRO quote_ident(s) AS "

@@ -31,6 +31,9 @@ def rows(session: Settings | None) -> list[tuple]:
     ]
 
 
+_SERVED_VERSION = frozenset({"server_version", "server_version_num"})
+
+
 def _row(name: str, value: str, reset: str) -> tuple:
     guc = gucs.lookup(name)
     if guc is None:  # a custom (dotted) placeholder
@@ -41,9 +44,14 @@ def _row(name: str, value: str, reset: str) -> tuple:
         )  # fmt: skip
     setting, reset_setting = _in_unit(guc, value), _in_unit(guc, reset)
     boot = _in_unit(guc, guc.boot_val)
+    min_val, max_val = guc.min_val, guc.max_val
+    if guc.name in _SERVED_VERSION:  # what the server was built as: the version pgshim presents
+        boot = reset_setting
+        if guc.vartype == "integer":
+            min_val = max_val = reset_setting
     return (
         guc.name, setting, guc.unit, guc.category, guc.short_desc, None, guc.context,
-        guc.vartype, _source(guc, value, reset, boot), guc.min_val, guc.max_val,
+        guc.vartype, _source(guc, value, reset, boot), min_val, max_val,
         list(guc.enumvals) if guc.enumvals is not None else None, boot, reset_setting, None,
         None, False,
     )  # fmt: skip

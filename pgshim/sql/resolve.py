@@ -4,7 +4,10 @@ PostgreSQL resolves every name while it analyses a query, before anything runs, 
 unknown or ambiguous one with its position and, where a name is close to one it knows, a hint.
 This walk does the same over pglast's tree wherever the columns in reach are known (pgshim's
 views, the collections, CTEs and subqueries whose output names are plain); where they are not, it
-stays silent and the engine's error is translated instead (engine_errors.py).
+stays silent and the engine's error is translated instead (engine_errors.py). Where the types are
+certain (a column's, a number's, a cast's) it also refuses what PostgreSQL's analysis refuses but
+the engine would cast implicitly: an operator between kinds of types that have none, a condition
+that is not boolean, a set operation's columns of kinds no type holds both of.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pglast import ast, enums
 
 from pgshim import pgtypes
 from pgshim.errors import PgError
+from pgshim.sql.constants import constant_location
 
 # (schema or None, relation name) -> its columns (name, type oid), None when it is not a
 # relation pgshim knows
@@ -47,15 +51,18 @@ class _Level:
     outputs: tuple[str, ...] | None = ()  # output column names (ORDER BY may name them)
 
 
-def check_references(node: ast.SelectStmt, columns: ColumnLookup) -> None:
+def check_references(node: ast.SelectStmt, columns: ColumnLookup, source: str = "") -> None:
     """Raise PostgreSQL's error for a column or FROM-clause reference that names nothing (or
-    more than one thing) in reach; positions are 1-based into the statement's text."""
-    _Resolver(columns).select(node, [], {})
+    more than one thing) in reach, or of a type PostgreSQL refuses where it stands; positions
+    are 1-based into the statement's text (``source``)."""
+    _Resolver(columns, source).select(node, [], {})
 
 
 class _Resolver:
-    def __init__(self, columns: ColumnLookup) -> None:
+    def __init__(self, columns: ColumnLookup, source: str = "") -> None:
         self.columns = columns
+        self.source = source  # the statement's text, for the positions of constants
+        self.output_types: dict[int, list[int | None]] = {}  # id(SELECT) -> its columns' types
 
     # --- query levels -------------------------------------------------------------------------
 
@@ -67,6 +74,7 @@ class _Resolver:
         if node.op != enums.SetOperation.SETOP_NONE:
             left = self.select(node.larg, parents, ctes)
             self.select(node.rarg, parents, ctes)
+            self._set_types(node)
             return left
         level = _Level()
         scopes = [*parents, level]
@@ -88,8 +96,12 @@ class _Resolver:
                     position=_location(value),
                 )
             self.expression(target.val, scopes, ctes)
+        if level.outputs is not None:
+            self.output_types[id(node)] = [self._type(t.val, scopes) for t in node.targetList or ()]
         self.expression(node.whereClause, scopes, ctes)
+        self._boolean(node.whereClause, "WHERE", scopes)
         self.expression(node.havingClause, scopes, ctes)
+        self._boolean(node.havingClause, "HAVING", scopes)
         for sort in node.sortClause or ():
             self.output_or_expression(sort.node, scopes, ctes)
         for group in node.groupClause or ():
@@ -168,6 +180,7 @@ class _Resolver:
             if item.quals is not None:
                 on = _Level(level.rtable, joined, level.merged, level.outputs)
                 self.expression(item.quals, [*parents, on], ctes)
+                self._boolean(item.quals, "JOIN/ON", [*parents, on])
             if item.alias is not None:  # the joined items are known by the join's name only
                 return [self._add(level, item.alias, None, None)]
             return joined
@@ -271,6 +284,52 @@ class _Resolver:
         if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
             self._operator(node, scopes)
 
+    def _boolean(self, node: object, clause: str, scopes: list[_Level]) -> None:
+        """42804 for a WHERE, HAVING or ON condition of a type known not to be boolean."""
+        found = self._type(node, scopes) if node is not None else None
+        if found is not None and found != 16 and found in pgtypes.BY_OID:
+            name = pgtypes.BY_OID[found].sql_name
+            raise PgError(
+                "42804",
+                f"argument of {clause} must be type boolean, not type {name}",
+                position=self._position(node),
+            )
+
+    def _set_types(self, node: ast.SelectStmt) -> None:
+        """42804 for a set operation's columns of kinds no type can hold both of."""
+        left = self.output_types.get(id(node.larg))
+        right = self.output_types.get(id(node.rarg))
+        if left is None or right is None or len(left) != len(right):
+            return
+        self.output_types[id(node)] = left
+        targets = node.rarg.targetList if node.rarg.op == enums.SetOperation.SETOP_NONE else None
+        for index, (one, other) in enumerate(zip(left, right, strict=True)):
+            kinds = (_CATEGORIES.get(one or 0), _CATEGORIES.get(other or 0))
+            if None in kinds or kinds[0] == kinds[1]:
+                continue
+            assert one is not None and other is not None
+            operation = enums.SetOperation(node.op).name.removeprefix("SETOP_")
+            names = f"{pgtypes.BY_OID[one].sql_name} and {pgtypes.BY_OID[other].sql_name}"
+            raise PgError(
+                "42804",
+                f"{operation} types {names} cannot be matched",
+                position=self._position(targets[index].val) if targets else None,
+            )
+
+    def _position(self, node: object) -> int | None:
+        """Where a node starts in the statement (constants: found by value, if unique)."""
+        if isinstance(node, ast.A_Const) and self.source:
+            value = node.val
+            kind = {ast.Integer: "ival", ast.Float: "fval", ast.String: "sval"}.get(type(value))
+            if kind is None:
+                return None
+            found = constant_location(self.source, kind, getattr(value, kind))
+            return None if found is None else found + 1
+        if isinstance(node, ast.TypeCast):  # PostgreSQL's exprLocation: the leftmost part
+            places = [p for p in (self._position(node.arg), _location(node)) if p is not None]
+            return min(places) if places else None
+        return _location(node)
+
     def _operator(self, node: ast.A_Expr, scopes: list[_Level]) -> None:
         """42883 for an operator PostgreSQL has not for these types (a text column compared
         with a number, ...), which the engine would cast implicitly instead."""
@@ -300,7 +359,17 @@ class _Resolver:
                 return 23
             if isinstance(node.val, ast.Float):
                 return 20 if node.val.fval.isdigit() and int(node.val.fval) < 2**63 else 1700
+            if isinstance(node.val, ast.Boolean):
+                return 16
             return None
+        if isinstance(node, ast.TypeCast) and node.typeName is not None:
+            names = node.typeName.names or ()
+            if node.typeName.arrayBounds or not names or len(names) > 2:
+                return None
+            try:
+                return pgtypes.lookup(names[-1].sval).oid
+            except KeyError:
+                return None
         if not isinstance(node, ast.ColumnRef):
             return None
         fields = [_field(part) for part in node.fields]

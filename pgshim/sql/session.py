@@ -198,8 +198,8 @@ class SqlSession:
         if lowered in _CANONICAL:
             return _CANONICAL[lowered]
         guc = gucs.lookup(lowered)
-        if guc is not None:
-            return guc.name
+        if guc is not None and (guc.since == 15 or guc.name in self._settings):
+            return guc.name  # a later version's parameter only when that version is served
         if lowered in (key.lower() for key in self._settings):
             return next(key for key in self._settings if key.lower() == lowered)
         if must_exist and "." not in lowered:
@@ -292,7 +292,7 @@ class SqlSession:
         if stmt.kind is StatementKind.QUERY:
             try:
                 used = check_query(stmt.node, self.catalog.names())
-                check_references(stmt.node, self.catalog.relation_columns)
+                check_references(stmt.node, self.catalog.relation_columns, stmt.source)
             except RecursionError:
                 raise stack_depth_exceeded() from None
             try:
@@ -322,7 +322,7 @@ class SqlSession:
             used = check_query(node, self.catalog.names())
             if self.info.read_only:
                 check_no_writes(node)
-            check_references(node, self.catalog.relation_columns)
+            check_references(node, self.catalog.relation_columns, stmt.source)
             if used > len(params or []):
                 raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
             self._queried = self._queried or self.tx_status == "T"

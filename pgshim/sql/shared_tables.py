@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+RECENT = 4  # versions of each table remembered
+
 
 @dataclass(frozen=True, slots=True)
 class Stamped:
@@ -41,25 +43,29 @@ class SharedTables:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._newest: dict[str, Stamped] = {}
+        self._recent: dict[str, list[Stamped]] = {}  # by table, the newest first
         self._counter = 0
         self.rows_sent: Counter[str] = Counter()
 
     def stamp(self, name: str, columns: list[tuple[str, str]], rows: list[tuple]) -> Stamped:
-        """These rows as a version: the newest one's number when they equal its rows, else a new
-        one (a number stands for one content only)."""
+        """These rows as a version: the number of one of the last RECENT versions when they
+        equal its rows (sessions taking turns), else a new one (a number stands for one
+        content only). It becomes the newest."""
         with self._lock:
-            newest = self._newest.get(name)
-            if newest is not None and newest.columns == columns and newest.rows == rows:
-                return newest
+            recent = self._recent.setdefault(name, [])
+            for index, known in enumerate(recent):
+                if known.columns == columns and known.rows == rows:
+                    recent.insert(0, recent.pop(index))
+                    return known
             self._counter += 1
             stamped = Stamped(name, self._counter, columns, rows)
-            self._newest[name] = stamped
+            recent.insert(0, stamped)
+            del recent[RECENT:]
             return stamped
 
     def newest(self) -> list[Stamped]:
         with self._lock:
-            return list(self._newest.values())
+            return [recent[0] for recent in self._recent.values()]
 
     def to_send(self, held: dict[str, int], wanted: Iterable[Stamped]) -> list[Stamped]:
         """The tables of ``wanted`` whose version a process holding ``held`` lacks."""

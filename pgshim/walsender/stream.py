@@ -108,6 +108,7 @@ class StreamState:
             done += 1
             if item.end_pos <= self.sent:
                 continue
+            start = len(out)
             if type(item) is AheadChunk:
                 if self.plugin.takes_ahead(item.ahead.actions):
                     data, messages = chunk_messages(item, now)
@@ -122,6 +123,11 @@ class StreamState:
                         size += self._encode_transaction(tx, out, now)
             else:
                 size += self._encode_transaction(item, out, now)  # type: ignore[arg-type]
+            warnings = getattr(self.plugin, "warnings", None)
+            if warnings:  # what decoding this item warned about goes before its data
+                out[start:start] = warnings
+                size += sum(len(warning) for warning in warnings)
+                warnings.clear()
             self.sent = item.end_pos
         return done
 

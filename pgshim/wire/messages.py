@@ -357,8 +357,16 @@ def error_response(err: PgError) -> bytes:
     return build_backend(b"E", fields=_error_fields(err))
 
 
-def notice_response(severity: str, sqlstate: str, message: str) -> bytes:
-    return build_backend(b"N", fields=_error_fields(PgError(sqlstate, message, severity=severity)))
+def notice_response(
+    severity: str,
+    sqlstate: str,
+    message: str,
+    *,
+    detail: str | None = None,
+    hint: str | None = None,
+) -> bytes:
+    err = PgError(sqlstate, message, severity=severity, detail=detail, hint=hint)
+    return build_backend(b"N", fields=_error_fields(err))
 
 
 # ---------------------------------------------------------------- hot paths (struct)
