@@ -238,7 +238,7 @@ class PublicationStore:
         changes_tables = set_tables is not None or bool(add_tables) or bool(drop_tables)
         changes_schemas = set_schemas is not None or bool(add_schemas) or bool(drop_schemas)
         if publication.all_tables and (changes_tables or changes_schemas):
-            what = "Schemas" if changes_schemas else "Tables"
+            what = "Schemas" if add_schemas or drop_schemas or set_schemas else "Tables"
             raise PgError(
                 "55000",
                 f'publication "{name}" is defined as FOR ALL TABLES',
