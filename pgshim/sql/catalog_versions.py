@@ -39,6 +39,14 @@ CHANGES: dict[int, list[Change]] = {
         Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
         Change("pg_stat_database_conflicts",
                add=[("confl_active_logicalslot", "int8", "confl_deadlock")]),
+        Change(  # substream: off, on or parallel
+            "pg_subscription",
+            add=[("subpasswordrequired", "bool", "subdisableonerr"),
+                 ("subrunasowner", "bool", "subpasswordrequired"),
+                 ("suborigin", "text", "subpublications")],
+            retype={"substream": '"char"'},
+            values={"subpasswordrequired": True, "suborigin": "any"},
+        ),
     ],
     17: [
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
@@ -54,6 +62,7 @@ CHANGES: dict[int, list[Change]] = {
             values={"attstattarget": None},
         ),
         Change("pg_constraint", retype={"coninhcount": "int2"}),
+        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change(  # the checkpointer's counters went to pg_stat_checkpointer
             "pg_stat_bgwriter",
             drop=["checkpoints_timed", "checkpoints_req", "checkpoint_write_time",
