@@ -14,7 +14,7 @@ from decimal import Decimal
 import psycopg
 import psycopg2
 import pytest
-from pgcluster import pg18_bindir, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir
 from test_psql_meta import create_like
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,9 +125,7 @@ def test_pg_dump_settings_are_accepted(server) -> None:
             conn.execute(statement)
         assert conn.execute("SHOW synchronize_seqscans").fetchone() == ("off",)
         assert conn.execute("SHOW xmloption").fetchone() == ("content",)
-        assert conn.execute("SHOW default_transaction_isolation").fetchone() == (
-            "repeatable read",
-        )
+        assert conn.execute("SHOW default_transaction_isolation").fetchone() == ("repeatable read",)
         conn.execute("BEGIN")
         conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE")
         assert conn.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
@@ -145,9 +143,24 @@ def test_pg_dump_settings_are_accepted(server) -> None:
         ]
 
 
-def test_settings_match_postgresql(server, pg_cluster) -> None:
-    """Bad values fail as in PostgreSQL 15 (22023, same message and hint), good ones show alike,
-    and pg_settings knows every parameter PostgreSQL has."""
+@pytest.fixture(scope="module")
+def pg18_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL 18 server shared by this module's tests."""
+    bindir = pg18_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
+    cluster = PgCluster(tmp_path_factory.mktemp("pg18"), {"wal_level": "logical"}, bindir=bindir)
+    yield cluster.start()
+    cluster.stop()
+
+
+@pytest.mark.parametrize("version", ["15", "18"])
+def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None:
+    """Bad values fail as in PostgreSQL of the version presented (22023, same message and hint),
+    good ones show alike, and pg_settings knows every parameter that version has, with its
+    type, unit, context, limits and choices."""
+    server = pgshim(spool.path, "--server-version", version)
+    pg_cluster = request.getfixturevalue("pg_cluster" if version == "15" else "pg18_cluster")
     for statement in BAD_VALUES:
         theirs = _error(pg_cluster.dsn(), statement)
         assert _error(server.dsn(), statement) == theirs, statement
@@ -162,7 +175,10 @@ def test_settings_match_postgresql(server, pg_cluster) -> None:
         assert shown[0] == shown[1], name
     for statement in ("SET wal_level = minimal", "SET server_version = '1'"):
         assert _error(server.dsn(), statement) == _error(pg_cluster.dsn(), statement)
-    query = "SELECT name, vartype, unit, context FROM pg_settings ORDER BY name"
+    query = (
+        "SELECT name, vartype, unit, context, min_val, max_val, enumvals FROM pg_settings"
+        " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
+    )
     with psycopg.connect(server.dsn()) as ours, psycopg.connect(pg_cluster.dsn()) as theirs:
         assert ours.execute(query).fetchall() == theirs.execute(query).fetchall()
 
