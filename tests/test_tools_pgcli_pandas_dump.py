@@ -1,7 +1,8 @@
 """Tools beyond psql's backslash commands against a real pgshim: psql -l and PostgreSQL's own
-databases, PostgreSQL 15's settings (SET as pg_dump and drivers send it, 22023 as PostgreSQL
-words it), pg_dump --schema-only compared with a real PostgreSQL 15, pgcli's completion refresh,
-pandas over SQLAlchemy (psycopg2 and psycopg 3) and psycopg 3's type lookups."""
+databases, PostgreSQL 15's and 18's settings (SET as pg_dump and drivers send it, 22023 as
+PostgreSQL words it), pg_dump and pg_dumpall --schema-only compared with a real PostgreSQL of the
+version presented, pgcli's completion refresh, pandas over SQLAlchemy (psycopg2 and psycopg 3)
+and psycopg 3's type lookups."""
 
 from __future__ import annotations
 
@@ -207,19 +208,23 @@ def _comparable(dump: str) -> str:
     )  # fmt: skip
 
 
-@pytest.fixture
-def dump_server(spool, pgshim):
+def _dump_spool(spool) -> None:
     """Collections of every kind of column, one named by a keyword."""
     spool.insert("users", name="ada", age=36, active=True, score=1.5)
     spool.insert("orders", total=12, note="first")
     spool.insert("user", born=dt.date(2000, 1, 1), data={"a": 1}, uid=uuid.uuid4(),
                  amount=Decimal("1.5"), at=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
+
+
+@pytest.fixture
+def dump_server(spool, pgshim):
+    _dump_spool(spool)
     return pgshim(spool.path)
 
 
-def _twin(server, pg_cluster) -> str:
-    """A database of the PostgreSQL 15 cluster with tables like pgshim's collections: the
-    columns pgshim shows, in its order and with its types, and rid the primary key."""
+def _twin(server, pg_cluster, db: str = "dump_twin") -> str:
+    """A database of the real cluster with tables like pgshim's collections: the columns pgshim
+    shows, in its order and with its types, and rid the primary key."""
     with psycopg.connect(server.dsn()) as conn:
         columns = conn.execute(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
@@ -228,7 +233,6 @@ def _twin(server, pg_cluster) -> str:
             " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
         ).fetchall()
     assert {table for table, *_ in columns} == {"users", "orders", "user"}
-    db = "dump_twin"
     pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
     pg_cluster.psql(f"CREATE DATABASE {db}")
     tables: dict[str, list[str]] = {}
@@ -244,23 +248,34 @@ def _twin(server, pg_cluster) -> str:
     return db
 
 
-@pytest.mark.parametrize(
-    ("version", "options"),
-    [("15", []), ("18", []), ("15", ["--table", "users"]), ("18", ["--table", "users"])],
-)
-def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: list[str]) -> None:
-    """pg_dump 15 and 18 (which sends PostgreSQL 15's catalog queries to a server saying it is
-    15) dump pgshim's collections as they dump the same tables of a real PostgreSQL 15."""
+def _dump_tool(version: str, tool: str) -> str:
     bindir = pg_bindir() if version == "15" else pg18_bindir()
     if bindir is None:
-        pytest.skip(f"no pg_dump {version}: not installed, nor fetched (no network, no cache)")
-    pg_dump = [str(bindir / "pg_dump"), "--schema-only", *options]
+        pytest.skip(f"no {tool} {version}: not installed, nor fetched (no network, no cache)")
+    return str(bindir / tool)
+
+
+@pytest.mark.parametrize(
+    ("version", "served", "options"),
+    [("15", "15", []), ("18", "15", []), ("18", "18", []), ("15", "15", ["--table", "users"]),
+     ("18", "15", ["--table", "users"]), ("18", "18", ["--table", "users"])],
+)  # fmt: skip
+def test_pg_dump_schema_only(
+    spool, pgshim, request, version: str, served: str, options: list[str]
+) -> None:
+    """pg_dump 15 and 18 dump pgshim's collections (pgshim presenting 15: pg_dump 18 sends
+    PostgreSQL 15's catalog queries; presenting 18: 18's) as they dump the same tables of a real
+    PostgreSQL of the version presented."""
+    pg_dump = [_dump_tool(version, "pg_dump"), "--schema-only", *options]
+    _dump_spool(spool)
+    server = pgshim(spool.path, "--server-version", served)
+    pg_cluster = request.getfixturevalue("pg_cluster" if served == "15" else "pg18_cluster")
     ours = subprocess.run(
-        [*pg_dump, "-d", "reddb"], env=dump_server.env_for_clients(), capture_output=True,
+        [*pg_dump, "-d", "reddb"], env=server.env_for_clients(), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
     assert ours.returncode == 0, ours.stderr
-    db = _twin(dump_server, pg_cluster)
+    db = _twin(server, pg_cluster)
     theirs = subprocess.run(
         [*pg_dump, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", pg_cluster.superuser,
          "-d", db], capture_output=True, text=True, timeout=60,
@@ -275,6 +290,30 @@ def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: lis
             ours.stdout
         )
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
+
+
+def test_pg_dumpall_18_schema_only(spool, pgshim, pg18_cluster) -> None:
+    """pg_dumpall 18 --schema-only of pgshim presenting 18: the roles, and the configured
+    database's part as pg_dump 18 --create dumps a real PostgreSQL 18 database of that name
+    holding the same tables."""
+    _dump_spool(spool)
+    server = pgshim(spool.path, "--server-version", "18")
+    ours = subprocess.run(
+        [_dump_tool("18", "pg_dumpall"), "--schema-only"], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    assert "CREATE ROLE postgres;" in ours.stdout
+    part = ours.stdout.split('-- Database "reddb" dump\n--\n\n')[1]
+    part = part.split("--\n-- PostgreSQL database cluster dump complete")[0]
+    db = _twin(server, pg18_cluster, "reddb")
+    theirs = subprocess.run(
+        [_dump_tool("18", "pg_dump"), "--schema-only", "--create", "-h", "127.0.0.1", "-p",
+         str(pg18_cluster.port), "-U", pg18_cluster.superuser, "-d", db],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert _comparable(part) == _comparable(theirs.stdout)
 
 
 def test_pg_dump_restores_into_postgresql(dump_server, pg_cluster) -> None:
