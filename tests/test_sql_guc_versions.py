@@ -33,6 +33,10 @@ def test_a_changed_parameter_is_that_versions() -> None:
     assert gucs.lookup("log_connections", 15).vartype == "bool"
     assert gucs.lookup("log_connections", 18).vartype == "string"
     assert gucs.parse(gucs.lookup("effective_io_concurrency", 18), "16", 18) == "16"
+    assert [gucs.lookup("maintenance_work_mem", major).min_val for major in (16, 17)] == [
+        "1024",
+        "64",
+    ]
 
 
 @pytest.mark.parametrize(

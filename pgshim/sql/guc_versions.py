@@ -5,7 +5,8 @@ pg_settings shows it (name, vartype, unit, context, category, short_desc, min_va
 enumvals, boot_val: a new parameter, or one whose row changed), or ``-`` and the name of a
 parameter that version no longer has. 18's rows are a PostgreSQL 18.6 server's pg_settings; which
 of them 16 and 17 already had follows their release notes (rows changed in place between 15 and
-18 are all counted as 18's).
+18 are counted as 18's unless a release note says otherwise: maintenance_work_mem's minimum of
+64kB came with 17).
 """
 
 CHANGES = r"""
@@ -49,6 +50,7 @@ CHANGES = r"""
 17|+|transaction_buffers|integer|8kB|postmaster|Resource Usage / Memory|Sets the size of the dedicated buffer pool used for the transaction status cache.|0|131072||0
 17|+|transaction_timeout|integer|ms|user|Client Connection Defaults / Statement Behavior|Sets the maximum allowed duration of any transaction within a session (not a prepared transaction).|0|2147483647||0
 17|+|wal_summary_keep_time|integer|min|sighup|Write-Ahead Log / Summarization|Time for which WAL summary files should be kept.|0|35791394||14400
+17|+|maintenance_work_mem|integer|kB|user|Resource Usage / Memory|Sets the maximum memory to be used for maintenance operations.|64|2147483647||65536
 18|-|extension_destdir
 18|-|ssl_ecdh_curve
 18|+|archive_mode|enum||postmaster|Write-Ahead Log / Archiving|Allows archiving of WAL files using "archive_command".|||always,on,off|off
@@ -89,7 +91,6 @@ CHANGES = r"""
 18|+|log_rotation_size|integer|kB|sighup|Reporting and Logging / Where to Log|Sets the maximum size a log file can reach before being rotated.|0|2147483647||10240
 18|+|log_statement_sample_rate|real||superuser|Reporting and Logging / When to Log|Fraction of statements exceeding "log_min_duration_sample" to be logged.|0|1||1
 18|+|maintenance_io_concurrency|integer||user|Resource Usage / I/O|A variant of "effective_io_concurrency" that is used for maintenance work.|0|1000||16
-18|+|maintenance_work_mem|integer|kB|user|Resource Usage / Memory|Sets the maximum memory to be used for maintenance operations.|64|2147483647||65536
 18|+|max_active_replication_origins|integer||postmaster|Replication / Subscribers|Sets the maximum number of active replication origins.|0|262143||10
 18|+|max_files_per_process|integer||postmaster|Resource Usage / Kernel Resources|Sets the maximum number of files each server process is allowed to open simultaneously.|64|2147483647||1000
 18|+|max_parallel_maintenance_workers|integer||user|Resource Usage / Worker Processes|Sets the maximum number of parallel processes per maintenance operation.|0|1024||2
