@@ -385,8 +385,13 @@ def test_pg_dumpall_globals(server, pg_cluster, version: str, mode: str) -> None
 # --- pgcli ------------------------------------------------------------------------------------
 
 
-def _pgcli_refresh(port: int, database: str):
-    """pgcli's completer after every refresher pgcli has ran (each raises on a failed query)."""
+PGCLI_COMMANDS = [r"\dt", r"\di", r"\d users", r"\d+ orders", r"\dv pg_replication_slots",
+                  r"\df pg_get_userbyid", r"\dT"]  # fmt: skip
+
+
+def _pgcli_session(port: int, database: str):
+    """pgcli's completer after every refresher pgcli has ran (each raises on a failed query),
+    the search path it found and what its backslash commands answer."""
     from pgcli.completion_refresher import CompletionRefresher
     from pgcli.pgcompleter import PGCompleter
     from pgcli.pgexecute import PGExecute
@@ -400,7 +405,13 @@ def _pgcli_refresh(port: int, database: str):
         for name, refresh in CompletionRefresher.refreshers.items():
             refresh(completer, executor)
             assert executor.conn.info.transaction_status == 0, name  # idle, not failed
-        return completer, executor.search_path()
+        special = PGSpecial()
+        answers = {
+            command: [(rows and list(rows), headers, status)
+                      for _, rows, headers, status, *_ in executor.run(command, special)]
+            for command in PGCLI_COMMANDS
+        }  # fmt: skip
+        return completer, executor.search_path(), answers
     finally:
         executor.conn.close()
 
@@ -411,8 +422,8 @@ def test_pgcli_completion_refresh(server, pg_cluster, caplog) -> None:
     pytest.importorskip("pgcli")
     create_like(server.psql, pg_cluster, "pgcli_twin")
     with caplog.at_level("ERROR"):
-        ours, our_path = _pgcli_refresh(server.port, "reddb")
-        theirs, their_path = _pgcli_refresh(pg_cluster.port, "pgcli_twin")
+        ours, our_path, our_answers = _pgcli_session(server.port, "reddb")
+        theirs, their_path, their_answers = _pgcli_session(pg_cluster.port, "pgcli_twin")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     mine, real = ours.dbmetadata, theirs.dbmetadata
     assert mine["tables"]["public"] == real["tables"]["public"]  # columns, types, in order
@@ -426,6 +437,8 @@ def test_pgcli_completion_refresh(server, pg_cluster, caplog) -> None:
     assert set(mine["tables"]) <= set(real["tables"])  # the schemas
     assert {"reddb", "postgres", "template1"} <= set(ours.databases)
     assert our_path == their_path == ours.search_path == ["pg_catalog", "public"]
+    for command in PGCLI_COMMANDS:
+        assert our_answers[command] == their_answers[command], command
 
 
 # --- catalog queries compared with PostgreSQL 15 ---------------------------------------------
@@ -439,10 +452,16 @@ CATALOG_QUERIES = [
     " COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[] FROM pg_proc"
     " WHERE proname IN ('format_type', 'pg_get_userbyid', 'current_schemas', 'array_upper')"
     " AND prorettype::regtype != 'trigger'::regtype ORDER BY 1",
-    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text",
+    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text,"
+    " (SELECT count(*) FROM pg_namespace WHERE nspname = 'public')",
     "SELECT oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray, typalign"
     " FROM pg_type WHERE typname IN ('record', '_record', 'anyarray', 'trigger', 'void')"
     " ORDER BY oid",
+    "SELECT relname FROM pg_class c WHERE c.relkind = ANY('{v,m}')"
+    " AND relname IN ('pg_replication_slots', 'pg_settings') ORDER BY 1",
+    "SELECT 'x' = ANY('{x,y}'), 2 <> ALL('{1,3}'), '{1,2}'::int2[], '{}'::text[]",
+    "SELECT proname FROM pg_proc p WHERE p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
+    " AND proname = 'pg_get_userbyid'",
     "SELECT rngtypid, rngsubtype, rngmultitypid, rngcollation, rngsubopc FROM pg_range WHERE false",
 ]
 SEARCH_PATHS = [None, "public, pg_catalog, public, nope", "''", '"$user", public']

@@ -29,14 +29,6 @@ class Change:
 # major -> the changes that version made (None after: the first column)
 CHANGES: dict[int, list[Change]] = {
     16: [
-        Change(  # substream: 'f', 't' or 'p' (parallel)
-            "pg_subscription",
-            retype={"substream": '"char"'},
-            add=[("subpasswordrequired", "bool", "subdisableonerr"),
-                 ("subrunasowner", "bool", "subpasswordrequired"),
-                 ("suborigin", "text", "subpublications")],
-            values={"subpasswordrequired": True, "suborigin": "any"},
-        ),
         Change(
             "pg_auth_members",
             add=[("oid", "oid", None), ("inherit_option", "bool", "admin_option"),
@@ -47,9 +39,16 @@ CHANGES: dict[int, list[Change]] = {
         Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
         Change("pg_stat_database_conflicts",
                add=[("confl_active_logicalslot", "int8", "confl_deadlock")]),
+        Change(  # substream: off, on or parallel
+            "pg_subscription",
+            add=[("subpasswordrequired", "bool", "subdisableonerr"),
+                 ("subrunasowner", "bool", "subpasswordrequired"),
+                 ("suborigin", "text", "subpublications")],
+            retype={"substream": '"char"'},
+            values={"subpasswordrequired": True, "suborigin": "any"},
+        ),
     ],
     17: [
-        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
         Change(
             "pg_database",
@@ -63,6 +62,7 @@ CHANGES: dict[int, list[Change]] = {
             values={"attstattarget": None},
         ),
         Change("pg_constraint", retype={"coninhcount": "int2"}),
+        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change(  # the checkpointer's counters went to pg_stat_checkpointer
             "pg_stat_bgwriter",
             drop=["checkpoints_timed", "checkpoints_req", "checkpoint_write_time",

@@ -45,12 +45,16 @@ class SessionInfo:
 
 
 class PublicationHandler(Protocol):
+    """``schemas``: the command's TABLES IN SCHEMA, None standing for CURRENT_SCHEMA."""
+
     def create(
-        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
-    ) -> None: ...
+        self, name: str, all_tables: bool, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None: ...  # fmt: skip
     def alter(
-        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
-    ) -> None: ...  # action: "add" | "set" | "drop" | "options"
+        self, name: str, action: str, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None: ...  # action: "add" | "set" | "drop" | "options"  # fmt: skip
     def drop(self, name: str, if_exists: bool) -> None: ...
 
 
