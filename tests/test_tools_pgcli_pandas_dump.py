@@ -208,6 +208,9 @@ def _comparable(dump: str) -> str:
     )  # fmt: skip
 
 
+DUMPED = {"users", "orders", "user"}  # _dump_spool's collections
+
+
 def _dump_spool(spool) -> None:
     """Collections of every kind of column, one named by a keyword."""
     spool.insert("users", name="ada", age=36, active=True, score=1.5)
@@ -222,7 +225,7 @@ def dump_server(spool, pgshim):
     return pgshim(spool.path)
 
 
-def _twin(server, pg_cluster, db: str = "dump_twin") -> str:
+def _twin(server, pg_cluster, tables: set[str] = DUMPED, db: str = "dump_twin") -> str:
     """A database of the real cluster with tables like pgshim's collections: the columns pgshim
     shows, in its order and with its types, and rid the primary key."""
     with psycopg.connect(server.dsn()) as conn:
@@ -232,16 +235,16 @@ def _twin(server, pg_cluster, db: str = "dump_twin") -> str:
             " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
             " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
         ).fetchall()
-    assert {table for table, *_ in columns} == {"users", "orders", "user"}
+    assert {table for table, *_ in columns} == tables
     pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
     pg_cluster.psql(f"CREATE DATABASE {db}")
-    tables: dict[str, list[str]] = {}
+    defs_of: dict[str, list[str]] = {}
     for table, name, type_, notnull in columns:
-        tables.setdefault(table, []).append(f'"{name}" {type_}{" NOT NULL" if notnull else ""}')
+        defs_of.setdefault(table, []).append(f'"{name}" {type_}{" NOT NULL" if notnull else ""}')
     pg_cluster.psql(
         "\n".join(
             f'CREATE TABLE public."{table}" ({", ".join(defs)}, PRIMARY KEY (rid));'
-            for table, defs in tables.items()
+            for table, defs in defs_of.items()
         ),
         dbname=db,
     )
@@ -306,7 +309,7 @@ def test_pg_dumpall_18_schema_only(spool, pgshim, pg18_cluster) -> None:
     assert "CREATE ROLE postgres;" in ours.stdout
     part = ours.stdout.split('-- Database "reddb" dump\n--\n\n')[1]
     part = part.split("--\n-- PostgreSQL database cluster dump complete")[0]
-    db = _twin(server, pg18_cluster, "reddb")
+    db = _twin(server, pg18_cluster, db="reddb")
     theirs = subprocess.run(
         [_dump_tool("18", "pg_dump"), "--schema-only", "--create", "-h", "127.0.0.1", "-p",
          str(pg18_cluster.port), "-U", pg18_cluster.superuser, "-d", db],
@@ -382,6 +385,34 @@ def test_what_pg_dump_reads_answers_like_postgresql(server, pg_cluster) -> None:
     for query in PG_DUMP_READS:
         ours, theirs = (_rows_or_error(dsn, query) for dsn in (server.dsn(), pg_cluster.dsn()))
         assert ours == theirs, query
+
+
+def test_pg_dump_18_of_pgshim_serving_18(spool, pgshim, tmp_path) -> None:
+    """pgshim presenting PostgreSQL 18: pg_dump 18 and pg_dumpall 18 send it PostgreSQL 18's
+    catalog queries, and dump what they dump of a PostgreSQL 18 cluster with the same tables."""
+    bindir = pg18_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
+    spool.insert("users", name="ada", age=36, active=True, score=1.5)
+    spool.insert("user", born=dt.date(2000, 1, 1), data={"a": 1}, amount=Decimal("1.5"))
+    server = pgshim(spool.path, "--server-version", "18")
+    with PgCluster(tmp_path / "pg18", bindir=bindir) as pg18:
+        db = _twin(server, pg18, {"users", "user"})
+        for tool, options in (("pg_dump", ["--schema-only"]), ("pg_dumpall", ["--globals-only"])):
+            ours = subprocess.run(
+                [str(bindir / tool), *options, *(["-d", "reddb"] if tool == "pg_dump" else [])],
+                env=server.env_for_clients(), capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert ours.returncode == 0, ours.stderr
+            theirs = subprocess.run(
+                [str(bindir / tool), *options, "-h", "127.0.0.1", "-p", str(pg18.port), "-U",
+                 pg18.superuser, *(["-d", db] if tool == "pg_dump" else [])],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert theirs.returncode == 0, theirs.stderr
+            if tool == "pg_dump":
+                assert "-- Dumped from database version 18." in ours.stdout
+            assert _comparable(ours.stdout) == _comparable(theirs.stdout), tool
 
 
 @pytest.mark.parametrize("version", ["15", "18"])
