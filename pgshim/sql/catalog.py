@@ -29,6 +29,7 @@ from pgshim.sql.check import Names
 from pgshim.sql.effects import Effects
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.engine_errors import translate
+from pgshim.sql.numeric_scale import ANY_SCALE_NUMERIC, scale_of
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.result_cache import deterministic, macro_names
 from pgshim.sql.results import ColumnDesc, RowsResult
@@ -66,7 +67,7 @@ _DUCK_OF: dict[int, str] = {
     1114: "TIMESTAMP",
     1184: "TIMESTAMPTZ",
     1186: "INTERVAL",
-    1700: "DECIMAL(38,10)",
+    1700: ANY_SCALE_NUMERIC,
     2205: "UINTEGER",
     2206: "UINTEGER",
     2950: "UUID",
@@ -873,8 +874,38 @@ class Catalog:
             )
         if isinstance(inner, exp.Anonymous) and inner.name == _internal("regtype_name"):
             return inner
+        if target == 1700:
+            node.set("to", exp.DataType.build(self._numeric_type(inner), dialect="duckdb"))
+            return node
         node.set("to", exp.DataType.build(duck_type(target), dialect="duckdb"))
         return node
+
+    def _numeric_type(self, node: exp.Expression) -> str:
+        """The engine type of a cast to numeric: of the scale PostgreSQL gives the value where
+        it is known before the query runs (a constant's as written, an integer's 0), else
+        ANY_SCALE_NUMERIC."""
+        while isinstance(node, exp.Paren | exp.Neg):
+            node = node.this
+        if isinstance(node, exp.Literal):
+            scale = scale_of(node.this)
+            return ANY_SCALE_NUMERIC if scale is None or scale > 38 else f"DECIMAL(38,{scale})"
+        return "DECIMAL(38,0)" if self._is_integer(node) else ANY_SCALE_NUMERIC
+
+    def _is_integer(self, node: exp.Expression) -> bool:
+        """Whether an expression is certainly of an integer type (int2, int4, int8)."""
+        while isinstance(node, exp.Paren | exp.Neg):
+            node = node.this
+        if isinstance(node, exp.Literal):
+            return not node.is_string and node.this.isdigit() and int(node.this) < 2**63
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Mod):
+            return self._is_integer(node.left) and self._is_integer(node.right)
+        if isinstance(node, exp.Count):
+            return True
+        if isinstance(node, exp.Column | exp.Cast | exp.Anonymous):
+            select = node.find_ancestor(exp.Select)
+            sources = self._sources(select) if isinstance(node, exp.Column) and select else {}
+            return self._declared_type(node, sources) in (20, 21, 23)
+        return False
 
     def _lsn_operand(self, node: exp.Expression) -> exp.Expression:
         """An operand where PostgreSQL wants a pg_lsn: a string constant is read as one."""

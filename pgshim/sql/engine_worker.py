@@ -22,6 +22,8 @@ from typing import Any
 
 import duckdb
 
+from pgshim.sql.numeric_scale import ANY_SCALE_NUMERIC, trimmed
+
 _PR_SET_PDEATHSIG = 1
 
 # set on the connection: what a query could reach or change of DuckDB itself
@@ -73,6 +75,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     return value
+
+
+def _fetch(cursor: Any, count: int) -> list[Any]:
+    rows = [_plain(row) for row in cursor.fetchmany(count)]
+    trim = [
+        index
+        for index, item in enumerate(cursor.description or [])
+        if str(item[1]) == ANY_SCALE_NUMERIC
+    ]
+    if not trim:
+        return rows
+    return [
+        tuple(trimmed(value) if index in trim else value for index, value in enumerate(row))
+        for row in rows
+    ]
 
 
 def _description(cursor: Any) -> list[tuple[str, str]]:
@@ -141,7 +158,7 @@ def run(conn: Any, limit: int) -> None:
         try:
             if op == "fetch":
                 assert cursor is not None
-                answer: tuple = ("rows", [_plain(row) for row in cursor.fetchmany(message[1])])
+                answer: tuple = ("rows", _fetch(cursor, message[1]))
             elif op == "stage":
                 if staged is None:
                     if cursor is not None:
