@@ -139,6 +139,9 @@ class EchoHandler:
         changes, self._changes = self._changes, []
         return changes
 
+    def cursor_columns(self, name: str) -> list[Any] | None:
+        return None  # no SQL cursors here
+
     def failed(self) -> None:
         pass
 

@@ -1,0 +1,263 @@
+"""SQL cursors (DECLARE / FETCH / MOVE / CLOSE) against a real pgshim: their rules and errors
+compared with a real PostgreSQL 15, and the clients that read through them: psycopg2's named
+cursors, psycopg 3's ServerCursor, SQLAlchemy's stream_results and pandas' chunksize, and
+pg_dump --inserts restored into PostgreSQL 15."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg
+import psycopg2
+import pytest
+from pgcluster import pg_bindir
+
+from pgshim.sql.cursors import MAX_CURSORS
+
+pytestmark = pytest.mark.timeout(120)
+
+ROWS = 2500  # more than a batch (1000) of the engine's and of the wire's
+
+
+@pytest.fixture
+def server(spool, pgshim):
+    for n in range(ROWS):
+        spool.insert("items", n=n, label=f"item {n}")
+    spool.insert("orders", total=12, note="first")
+    return pgshim(spool.path)
+
+
+SERIES = "SELECT g FROM generate_series(1, 5) AS g"
+# (PostgreSQL's cursors over a plan that scans backward are SCROLL unless said NO SCROLL;
+# pgshim's never are)
+# each statement on one autocommit connection, in order: what PostgreSQL 15 answers
+SCRIPT = [
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH c",
+    "MOVE c",
+    "CLOSE c",
+    "CLOSE ALL",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "DECLARE c CURSOR FOR SELECT 1",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH 2 c",
+    "MOVE 1 IN c",
+    "FETCH NEXT FROM c",
+    "FETCH PRIOR c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c ASENSITIVE NO SCROLL CURSOR WITHOUT HOLD FOR {SERIES}",
+    "FETCH RELATIVE 0 c",
+    "MOVE 0 c",
+    "FETCH ABSOLUTE 4 c",
+    "MOVE 0 c",
+    "FETCH 0 c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH ABSOLUTE 2 c",
+    "FETCH ABSOLUTE 2 c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH RELATIVE 2 c",
+    "FETCH LAST c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH FORWARD ALL FROM c",
+    "FETCH c",
+    "FETCH RELATIVE 2 c",
+    "FETCH 0 c",
+    "MOVE ALL IN c",
+    "FETCH BACKWARD 1 c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "FETCH -1 c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE c NO SCROLL CURSOR FOR {SERIES}",
+    "MOVE FORWARD 3 c",
+    "FETCH ALL c",
+    "CLOSE c",
+    "CLOSE c",
+    "ROLLBACK",
+    "BEGIN",
+    f"DECLARE held NO SCROLL CURSOR WITH HOLD FOR {SERIES}",
+    f"DECLARE plain CURSOR FOR {SERIES}",
+    "FETCH 1 held",
+    "COMMIT",
+    "FETCH plain",
+    "FETCH 2 held",
+    "BEGIN",
+    "FETCH 1 held",
+    f"DECLARE later CURSOR WITH HOLD FOR {SERIES}",
+    "ROLLBACK",
+    "FETCH later",
+    "FETCH ALL held",
+    "CLOSE held",
+    "DECLARE h INSENSITIVE CURSOR WITH HOLD FOR SELECT relname FROM pg_class"
+    " WHERE relname = 'pg_class'",
+    "FETCH h",
+    "CLOSE ALL",
+    "FETCH h",
+    "BEGIN",
+    "DECLARE c CURSOR FOR SELECT x FROM nosuch",
+    "ROLLBACK",
+    "BEGIN",
+    "DECLARE c CURSOR FOR SELECT 1",
+    "FETCH nosuch",
+    "ROLLBACK",
+    "BEGIN",
+    "DECLARE c CURSOR FOR SELECT 1",
+    "FETCH c",
+    "FETCH BACKWARD 1 c",
+    "ROLLBACK",
+    "DECLARE c CURSOR FOR SELECT nosuch FROM pg_class",
+]
+
+
+def _run_script(dsn: str) -> list[object]:
+    answers: list[object] = []
+    with psycopg2.connect(dsn) as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        for statement in SCRIPT:
+            try:
+                cur.execute(statement)
+            except psycopg2.Error as error:
+                diag = error.diag
+                answers.append((statement, error.pgcode, diag.message_primary, diag.message_hint))
+                continue
+            rows = cur.fetchall() if cur.description else None
+            answers.append((statement, cur.statusmessage, rows))
+    return answers
+
+
+def test_cursor_statements_answer_like_postgresql(server, pg_cluster) -> None:
+    ours = _run_script(server.dsn())
+    theirs = _run_script(pg_cluster.dsn())
+    for mine, real in zip(ours, theirs, strict=True):
+        assert mine == real
+
+
+def test_scroll_cursors_are_refused_and_cursors_are_bounded(server) -> None:
+    with psycopg2.connect(server.dsn()) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("DECLARE s SCROLL CURSOR FOR SELECT 1")
+        assert caught.value.pgcode == "0A000"
+        conn.rollback()
+        for n in range(MAX_CURSORS):
+            cur.execute(f"DECLARE c{n} CURSOR FOR SELECT n FROM items")
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("DECLARE one_more CURSOR FOR SELECT 1")
+        assert caught.value.pgcode == "54000"
+        assert caught.value.diag.message_primary == "too many open cursors"
+        conn.rollback()
+        cur.execute("DECLARE again CURSOR FOR SELECT n FROM items ORDER BY n")  # closed: room
+        cur.execute("FETCH 2 again")
+        assert cur.fetchall() == [(0,), (1,)]
+
+
+@pytest.mark.parametrize("withhold", [False, True])
+def test_psycopg2_named_cursor(server, withhold: bool) -> None:
+    """psycopg2's named cursors read a catalog view and a collection as a plain query does,
+    itersize rows at a time."""
+    catalog = "SELECT oid, relname FROM pg_class ORDER BY oid"
+    collection = "SELECT n, label FROM items ORDER BY n"
+    with psycopg2.connect(server.dsn()) as conn:
+        plain = conn.cursor()
+        for query in (catalog, collection):
+            plain.execute(query)
+            expected = plain.fetchall()
+            conn.commit()
+            with conn.cursor(name="c", withhold=withhold) as named:
+                named.itersize = 300
+                named.execute(query)
+                assert list(named) == expected
+            conn.commit()
+        with conn.cursor(name="w", withhold=withhold) as named:
+            named.execute(collection)
+            first = named.fetchmany(10)
+            if withhold:
+                conn.commit()  # the cursor outlives the transaction
+                assert named.fetchmany(5) == [(n, f"item {n}") for n in range(10, 15)]
+            assert first == [(n, f"item {n}") for n in range(10)]
+        conn.commit()
+
+
+def test_psycopg3_server_cursor(server) -> None:
+    with psycopg.connect(server.dsn()) as conn:
+        with conn.cursor(name="sc") as cur:
+            cur.itersize = 400
+            cur.execute("SELECT n, label FROM items WHERE n >= %s ORDER BY n", [100])
+            assert cur.fetchone() == (100, "item 100")
+            assert cur.fetchmany(3) == [(101, "item 101"), (102, "item 102"), (103, "item 103")]
+            rest = cur.fetchall()
+        assert [n for n, _ in rest] == list(range(104, ROWS))
+        with conn.cursor(name="cat") as cur:
+            cur.execute("SELECT nspname FROM pg_namespace ORDER BY nspname")
+            names = [row[0] for row in cur]
+        assert names == [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace ORDER BY 1")]
+
+
+def test_sqlalchemy_stream_results_and_pandas_chunks(server) -> None:
+    pd = pytest.importorskip("pandas")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    engine = sqlalchemy.create_engine(
+        f"postgresql+psycopg2://postgres@127.0.0.1:{server.port}/reddb"
+    )
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, max_row_buffer=200).execute(
+                sqlalchemy.text("SELECT n FROM items ORDER BY n")
+            )
+            assert [row.n for row in result] == list(range(ROWS))
+        with engine.connect() as conn:
+            chunks = list(
+                pd.read_sql(
+                    sqlalchemy.text("SELECT n, label FROM items ORDER BY n"),
+                    conn.execution_options(stream_results=True),
+                    chunksize=1000,
+                )
+            )
+        assert [len(chunk) for chunk in chunks] == [1000, 1000, ROWS - 2000]
+        assert list(pd.concat(chunks)["n"]) == list(range(ROWS))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("options", [["--inserts"], ["--data-only", "--inserts"]])
+def test_pg_dump_inserts_restore_into_postgresql(server, pg_cluster, options) -> None:
+    """pg_dump --inserts reads each collection through a cursor (DECLARE, FETCH 100); restored
+    into PostgreSQL 15, the rows are pgshim's."""
+    from test_tools_pgcli_pandas_dump import _twin
+
+    pg_dump = str(pg_bindir() / "pg_dump")
+    ours = subprocess.run(
+        [pg_dump, *options, "-d", "reddb"], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    assert "INSERT INTO public.items" in ours.stdout
+    if "--data-only" in options:
+        db = _twin(server, pg_cluster, {"items", "orders"})
+    else:
+        db = "inserts_restored"
+        pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
+        pg_cluster.psql(f"CREATE DATABASE {db}")
+    restored = subprocess.run(
+        [str(pg_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+         str(pg_cluster.port), "-U", pg_cluster.superuser, "-d", db],
+        input=ours.stdout, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    with psycopg.connect(server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
+        for table in ("items", "orders"):
+            query = f"SELECT * FROM public.{table} ORDER BY rid"
+            rows = mine.execute(query).fetchall()
+            assert rows and pg.execute(query).fetchall() == rows, table
