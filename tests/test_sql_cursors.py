@@ -6,6 +6,7 @@ pg_dump --inserts restored into PostgreSQL 15."""
 from __future__ import annotations
 
 import subprocess
+import time
 
 import psycopg
 import psycopg2
@@ -261,3 +262,30 @@ def test_pg_dump_inserts_restore_into_postgresql(server, pg_cluster, options) ->
             query = f"SELECT * FROM public.{table} ORDER BY rid"
             rows = mine.execute(query).fetchall()
             assert rows and pg.execute(query).fetchall() == rows, table
+
+
+def test_statement_timeout_counts_each_fetch(server) -> None:
+    """Each FETCH has statement_timeout for its own work, counted from its start (not from
+    DECLARE's), under the setting in force when it runs."""
+    with psycopg2.connect(server.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SET statement_timeout = '2s'")
+        cur.execute("DECLARE quick CURSOR FOR SELECT n FROM items ORDER BY n")
+        cur.execute(
+            "DECLARE slow CURSOR FOR SELECT a.n FROM items a, items b, items c"
+            " WHERE md5(a.label || b.label || c.label) <> 'x'"
+        )  # billions of rows, read only as far as FETCH and MOVE ask
+        time.sleep(2.5)
+        cur.execute("FETCH 2 quick")
+        assert cur.fetchall() == [(0,), (1,)]
+        cur.execute("FETCH 3 slow")
+        assert len(cur.fetchall()) == 3
+        cur.execute("SET statement_timeout = '1s'")
+        started = time.monotonic()
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("MOVE ALL IN slow")
+        assert caught.value.pgcode == "57014"
+        assert 0.9 < time.monotonic() - started < 5  # (a loaded machine answers late)
+        conn.rollback()
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("FETCH quick")  # the transaction's end closed it
+        assert caught.value.pgcode == "34000"
