@@ -119,6 +119,20 @@ SCRIPT = [
     "FETCH BACKWARD 1 c",
     "ROLLBACK",
     "DECLARE c CURSOR FOR SELECT nosuch FROM pg_class",
+    "BEGIN",
+    "DECLARE a CURSOR FOR SELECT 1",
+    "SAVEPOINT s",
+    "DECLARE b CURSOR FOR SELECT 2",
+    "SAVEPOINT t",
+    "DECLARE d CURSOR FOR SELECT 3",
+    "RELEASE t",
+    "ROLLBACK TO s",
+    "FETCH b",
+    "ROLLBACK TO s",
+    "FETCH d",
+    "ROLLBACK TO s",
+    "FETCH a",
+    "COMMIT",
 ]
 
 

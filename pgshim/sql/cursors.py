@@ -100,6 +100,7 @@ class Cursors:
     def __init__(self) -> None:
         self._open: dict[str, Cursor] = {}
         self._this_transaction: set[str] = set()
+        self._savepoints: list[tuple[str, set[str]]] = []  # (name, cursors open at it)
 
     def get(self, name: str) -> Cursor:
         cursor = self._open.get(name)
@@ -231,6 +232,20 @@ class Cursors:
         if cursor is not None:
             cursor.source.close()
 
+    def savepoint(self, action: str, name: str) -> None:
+        """SAVEPOINT ("savepoint"), RELEASE ("release") or ROLLBACK TO ("rollback_to"): a
+        rollback to a savepoint closes the cursors declared since."""
+        at = next((i for i in reversed(range(len(self._savepoints))) if
+                   self._savepoints[i][0] == name), None)  # fmt: skip
+        if action == "savepoint":
+            self._savepoints.append((name, set(self._open)))
+        elif at is not None and action == "release":
+            del self._savepoints[at:]
+        elif at is not None:
+            del self._savepoints[at + 1 :]
+            for each in set(self._open) - self._savepoints[at][1]:
+                self.drop(each)
+
     def end_transaction(self, committed: bool) -> None:
         """COMMIT keeps the cursors WITH HOLD; ROLLBACK (or a failed transaction's end) closes
         those declared in the transaction too."""
@@ -238,3 +253,4 @@ class Cursors:
             if not cursor.hold or (not committed and name in self._this_transaction):
                 self.drop(name)
         self._this_transaction.clear()
+        self._savepoints.clear()

@@ -391,6 +391,7 @@ class SqlSession:
                 raise PgError("25P01", f"{command} can only be used in transaction blocks")
             if kind is StatementKind.ROLLBACK_TO:
                 self.tx_status = "T"
+            self.cursors.savepoint(kind.value, node.savepoint_name)
             return CommandResult(tag)
         if kind is StatementKind.NOOP:
             if tag == "LOCK TABLE":
