@@ -303,3 +303,24 @@ def test_statement_timeout_counts_each_fetch(server) -> None:
         with pytest.raises(psycopg2.Error) as caught:
             cur.execute("FETCH quick")  # the transaction's end closed it
         assert caught.value.pgcode == "34000"
+
+
+def test_psql_fetch_count(server) -> None:
+    """psql with FETCH_COUNT reads a query through a cursor (BEGIN; DECLARE _psql_cursor NO
+    SCROLL CURSOR; FETCH FORWARD n), printing what it prints without it."""
+    env = server.env_for_clients()
+    query = "SELECT n, label FROM items ORDER BY n;\n"
+    plain, fetched = (
+        subprocess.run(
+            ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *options],
+            input=query,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        for options in ([], ["-v", "FETCH_COUNT=300"])
+    )
+    assert plain.returncode == 0 and fetched.returncode == 0, (plain.stderr, fetched.stderr)
+    assert fetched.stdout == plain.stdout
+    assert len(fetched.stdout.splitlines()) == ROWS
