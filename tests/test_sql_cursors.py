@@ -324,3 +324,27 @@ def test_psql_fetch_count(server) -> None:
     assert plain.returncode == 0 and fetched.returncode == 0, (plain.stderr, fetched.stderr)
     assert fetched.stdout == plain.stdout
     assert len(fetched.stdout.splitlines()) == ROWS
+
+
+def _binary_fetch(dsn: str) -> list[object]:
+    """A BINARY cursor's FETCH over the simple protocol, as libpq receives it."""
+    with psycopg.connect(dsn) as conn:
+        pgconn = conn.pgconn
+        answers: list[object] = []
+        for statement in (
+            b"BEGIN",
+            b"DECLARE b BINARY CURSOR FOR SELECT 1::int4 AS i, 'x'::text AS t",
+            b"FETCH b",
+            b"ROLLBACK",
+        ):
+            result = pgconn.exec_(statement)
+            answers.append((result.command_status, result.ntuples))
+            if result.ntuples:
+                answers += [(result.fformat(i), result.get_value(0, i)) for i in range(2)]
+        return answers
+
+
+def test_binary_cursor_sends_binary_rows(server, pg_cluster) -> None:
+    ours = _binary_fetch(server.dsn())
+    assert (1, b"\x00\x00\x00\x01") in ours
+    assert ours == _binary_fetch(pg_cluster.dsn())
