@@ -456,6 +456,9 @@ class Session:
     def cursor_columns(self, name: str) -> list[Any] | None:
         return self.sql.cursors.columns(name)
 
+    def close_cursor(self, name: str) -> None:
+        self.sql.cursors.drop(name)
+
     def failed(self) -> None:
         self.sql.fail()
 

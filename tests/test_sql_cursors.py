@@ -348,3 +348,17 @@ def test_binary_cursor_sends_binary_rows(server, pg_cluster) -> None:
     ours = _binary_fetch(server.dsn())
     assert (1, b"\x00\x00\x00\x01") in ours
     assert ours == _binary_fetch(pg_cluster.dsn())
+
+
+def test_close_message_closes_a_cursor(server, pg_cluster) -> None:
+    """The extended protocol's Close of a portal closes the SQL cursor of that name."""
+    answers = []
+    for dsn in (server.dsn(), pg_cluster.dsn()):
+        with psycopg.connect(dsn) as conn:
+            conn.execute("DECLARE kept CURSOR WITH HOLD FOR SELECT 1")
+            conn.pgconn.close_portal(b"kept")
+            conn.pgconn.close_portal(b"never_declared")  # no error, as for any portal
+            with pytest.raises(psycopg.Error) as caught:
+                conn.execute("FETCH kept")
+            answers.append((caught.value.sqlstate, caught.value.diag.message_primary))
+    assert answers[0] == answers[1] == ("34000", 'cursor "kept" does not exist')

@@ -142,6 +142,9 @@ class EchoHandler:
     def cursor_columns(self, name: str) -> list[Any] | None:
         return None  # no SQL cursors here
 
+    def close_cursor(self, name: str) -> None:
+        pass
+
     def failed(self) -> None:
         pass
 

@@ -162,6 +162,9 @@ class ExtendedQuery:
             case ev.Close(kind="S"):
                 self.statements.pop(event.name, None)
                 self.out.write(msg.close_complete())
+            case ev.Close() if event.name and event.name not in self.portals:
+                self.handler.close_cursor(event.name)
+                self.out.write(msg.close_complete())
             case ev.Close():
                 self._drop_portal(event.name)
                 self.out.write(msg.close_complete())
@@ -201,7 +204,9 @@ class ExtendedQuery:
                 f"bind message supplies {len(event.params)} parameters, but prepared statement "
                 f'"{statement.name}" requires {len(statement.param_oids)}',
             )
-        if event.portal and event.portal in self.portals:
+        if event.portal and (
+            event.portal in self.portals or self.handler.cursor_columns(event.portal) is not None
+        ):
             raise PgError("42P03", f'cursor "{event.portal}" already exists')
         params = decode_params(event.params, statement.param_oids, event.param_formats)
         self._drop_portal(event.portal)
