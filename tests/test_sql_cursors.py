@@ -12,6 +12,7 @@ import psycopg
 import psycopg2
 import pytest
 from pgcluster import pg_bindir
+from server_proc import PgshimServer
 
 from pgshim.sql.cursors import MAX_CURSORS
 
@@ -362,3 +363,30 @@ def test_close_message_closes_a_cursor(server, pg_cluster) -> None:
                 conn.execute("FETCH kept")
             answers.append((caught.value.sqlstate, caught.value.diag.message_primary))
     assert answers[0] == answers[1] == ("34000", 'cursor "kept" does not exist')
+
+
+def test_cursors_give_their_engine_processes_back(spool, tmp_path) -> None:
+    """An open cursor holds its engine process (with two, two cursors leave none for another
+    query); the connection's end gives them back."""
+    for n in range(10):
+        spool.insert("items", n=n, label=f"item {n}")
+    env = {"PGSHIM_MAX_CONNECTIONS": "2", "PGSHIM_QUERY_WORKERS": "2"}
+    server = PgshimServer(spool.path, tmp_path / "state", env=env).start()
+    try:
+        conn = psycopg2.connect(server.dsn())
+        cur = conn.cursor()
+        cur.execute("SET statement_timeout = '2s'")
+        cur.execute("DECLARE a CURSOR WITH HOLD FOR SELECT n FROM items")
+        cur.execute("DECLARE b CURSOR WITH HOLD FOR SELECT n FROM items")
+        conn.commit()
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("SELECT count(*) FROM items")
+        assert caught.value.pgcode == "57014"
+        conn.rollback()
+        conn.close()
+        with psycopg2.connect(server.dsn()) as again, again.cursor() as cur:
+            cur.execute("SET statement_timeout = '20s'")
+            cur.execute("SELECT count(*) FROM items")
+            assert cur.fetchone() == (10,)
+    finally:
+        server.stop()
