@@ -1,7 +1,8 @@
 """SQL cursors (DECLARE / FETCH / MOVE / CLOSE) against a real pgshim: their rules and errors
 compared with a real PostgreSQL 15, and the clients that read through them: psycopg2's named
-cursors, psycopg 3's ServerCursor, SQLAlchemy's stream_results and pandas' chunksize, and
-pg_dump --inserts restored into PostgreSQL 15."""
+cursors, psycopg 3's ServerCursor, SQLAlchemy's stream_results and pandas' chunksize, psql's
+FETCH_COUNT, pg_dump --inserts restored into PostgreSQL 15; statement_timeout per FETCH, BINARY
+cursors, the protocol's Close of a cursor's portal, and the engine processes cursors hold."""
 
 from __future__ import annotations
 
