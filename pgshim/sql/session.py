@@ -352,7 +352,6 @@ class SqlSession:
             self._check_query(query, params)
             self.cursors.check_declare(node, in_block=self.tx_status != "I")
             result = await self._query(query, params)
-            assert isinstance(result, RowsResult)
             self.cursors.add(node, result, in_block=self.tx_status != "I")
             return CommandResult(tag)
         if kind is StatementKind.FETCH:
