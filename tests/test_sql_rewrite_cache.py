@@ -93,6 +93,20 @@ def test_a_regclass_is_looked_up_again(catalog) -> None:
     assert _hits(catalog) == 0  # a registration: every rewrite is made again
 
 
+def test_result_columns_follow_a_view_registered_again(catalog) -> None:
+    session = SqlSession(catalog, SessionInfo(user="alice", pid=1))
+    query = f"SELECT n FROM {VIEW} LIMIT 1"
+    for _ in range(2):
+        result = run_sql(session, query)
+        assert isinstance(result, RowsResult)
+        assert [(c.name, c.type_oid) for c in result.columns] == [("n", 20)]
+    catalog.register_view(VIEW, [("n", "int4")], lambda: [(7,)])
+    result = run_sql(session, query)
+    assert isinstance(result, RowsResult)
+    assert [(c.name, c.type_oid) for c in result.columns] == [("n", 23)]
+    assert result.rows == [(7,)]
+
+
 def test_a_read_that_fails_now_is_no_match() -> None:
     kept = RewriteCache()
     rewritten = Rewritten(

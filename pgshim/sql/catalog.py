@@ -456,7 +456,10 @@ class Catalog:
             kept.sql, [params[number - 1] for number in kept.param_numbers], temp_tables, bound,
             translate, **staging,
         )  # fmt: skip
-        columns = self._columns(tree, cursor.description)
+        known = kept.columns.get(repr(cursor.description))
+        columns = list(known) if known is not None else self._columns(tree, cursor.description)
+        if known is None and len(kept.columns) < 4:  # one description, but for NULL columns
+            kept.columns[repr(cursor.description)] = list(columns)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
             rows = await effects.run(cursor, bound)
             return RowsResult(effects.visible(columns), rows, f"SELECT {len(rows)}")

@@ -8,7 +8,9 @@ server function's result put in as a literal (these carry the session's values: 
 settings, search path), a regclass or regnamespace looked up, the collections' names, engine
 tables and columns. A kept rewrite is used again only for the same text and generation when
 every one of its reads gives the same answer now (compared by type and printed value), so it
-is exactly the rewrite that would be made again. Statements with a side effect are not kept.
+is exactly the rewrite that would be made again. The result columns named and typed from the
+query's tree and the engine's description of them (they read nothing else) are kept with it.
+Statements with a side effect are not kept.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_TEXTS = 256
@@ -42,6 +44,8 @@ class Rewritten:
     views: tuple[str, ...]  # catalog views it reads (their rows are the query's)
     row_tables: tuple[tuple[str, int, Any], ...]  # (table, call index, function): rows of calls
     deterministic: bool  # see result_cache.deterministic
+    # the result's columns (catalog.Catalog._columns) by the engine's description of them
+    columns: dict[str, list] = field(default_factory=dict)
 
 
 class RewriteCache:
