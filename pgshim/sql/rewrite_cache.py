@@ -8,7 +8,9 @@ server function's result put in as a literal (these carry the session's values: 
 settings, search path), a regclass or regnamespace looked up, the collections' names, engine
 tables and columns. A kept rewrite is used again only for the same text and generation when
 every one of its reads gives the same answer now (compared by type and printed value), so it
-is exactly the rewrite that would be made again. The result columns named and typed from the
+is exactly the rewrite that would be made again (a server function the rewrite calls has no
+side effect: those with one are planned and done after the engine ran, see effects.py, so
+calling one again to compare is harmless). The result columns named and typed from the
 query's tree and the engine's description of them (they read nothing else) are kept with it.
 Statements with a side effect are not kept.
 """
