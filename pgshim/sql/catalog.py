@@ -519,7 +519,7 @@ class Catalog:
             return self._regnamespace(args[0])
         assert collections is not None
         if kind == "collections":
-            return collections.names(), collections.schema
+            return _names_of(collections)
         if kind == "collection_table":
             return collections.table_name(args[0])
         if kind == "collection_columns":
@@ -632,7 +632,7 @@ class Catalog:
         self._call_index = calls
         collections = self._collections
         if collections is not None:
-            self._noted("collections", (), (collections.names(), collections.schema))
+            self._noted("collections", (), _names_of(collections))
         self._collection_nodes = self._collection_refs(tree)
         for name in sorted(set(self._collection_nodes.values())):
             assert collections is not None
@@ -1666,6 +1666,11 @@ def _value_literal(value: Any) -> exp.Expression:
     if isinstance(value, bytes | bytearray | memoryview):
         return exp.Anonymous(this="from_hex", expressions=[exp.Literal.string(bytes(value).hex())])
     return _literal(value)
+
+
+def _names_of(collections: CollectionSource) -> tuple[tuple[str, ...], str]:
+    """The collections' names (in order: a set's printed order may differ) and schema."""
+    return tuple(sorted(collections.names())), collections.schema
 
 
 def _renumber_params(tree: exp.Expression) -> list[int]:
