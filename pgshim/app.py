@@ -449,6 +449,12 @@ class Session:
     def reported_changes(self) -> list[tuple[str, str]]:
         return self.sql.reported_changes()
 
+    def cursor_columns(self, name: str) -> list[Any] | None:
+        return self.sql.cursors.columns(name)
+
+    def close_cursor(self, name: str) -> None:
+        self.sql.cursors.drop(name)
+
     def failed(self) -> None:
         self.sql.fail()
 
@@ -485,5 +491,6 @@ class Session:
         and drop its temporary slots."""
         if self.stream is not None:
             self._stream_ended()
+        self.sql.close()
         self.app.slots.release_all(self.info.pid)
         self.app.sessions.pop(self.info.pid, None)

@@ -1,10 +1,16 @@
 """PostgreSQL 16-18's catalog layouts built from PostgreSQL 15's rows (the columns themselves are
-compared with a real PostgreSQL 18 in test_psql_meta.py)."""
+compared with a real PostgreSQL 18 in test_psql_meta.py), and the engine holding them."""
 
 from __future__ import annotations
 
+import pytest
+from sqlkit import run_sql
+
+from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.catalog_versions import adapt_rows, catalog_columns, changed_catalogs
 from pgshim.sql.pg_functions import PG15_COLUMNS, catalog_row
+from pgshim.sql.session import SessionInfo, SqlSession
+from pgshim.versions import ServerVersion
 
 
 def _adapted(catalog: str, major: int, **values: object) -> dict[str, object]:
@@ -45,3 +51,11 @@ def test_every_layout_names_each_column_once() -> None:
         for catalog in changed_catalogs(major):
             names = [name for name, _ in catalog_columns(catalog, major, first[catalog])]
             assert len(names) == len(set(names)), (catalog, major)
+
+
+@pytest.mark.parametrize("major", [16, 17, 18])
+def test_the_engine_holds_the_versions_catalogs(major: int) -> None:
+    """A layout naming a column twice keeps every engine process from starting."""
+    session = SqlSession(Catalog(ServerFacts(version=ServerVersion(major))), SessionInfo())
+    result = run_sql(session, "SELECT count(*) FROM pg_subscription")
+    assert result.rows == [(0,)]

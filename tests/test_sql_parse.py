@@ -69,6 +69,11 @@ def test_split(sql: str, expected: list[str]) -> None:
         ("DISCARD ALL", StatementKind.NOOP, "DISCARD ALL"),
         ("DEALLOCATE ALL", StatementKind.NOOP, "DEALLOCATE ALL"),
         ("LISTEN x", StatementKind.NOOP, "LISTEN"),
+        ("DECLARE c CURSOR WITH HOLD FOR SELECT 1", StatementKind.DECLARE, "DECLARE CURSOR"),
+        ("FETCH ALL FROM c", StatementKind.FETCH, "FETCH"),
+        ("MOVE 5 IN c", StatementKind.FETCH, "MOVE"),
+        ("CLOSE c", StatementKind.CLOSE, "CLOSE CURSOR"),
+        ("CLOSE ALL", StatementKind.CLOSE, "CLOSE CURSOR ALL"),
         ("CREATE PUBLICATION p FOR ALL TABLES", StatementKind.PUBLICATION, "CREATE PUBLICATION"),
         ("alter publication p add table t", StatementKind.PUBLICATION, "ALTER PUBLICATION"),
         ("DROP PUBLICATION IF EXISTS p", StatementKind.PUBLICATION, "DROP PUBLICATION"),
@@ -97,7 +102,7 @@ def test_writes_are_read_only_errors(stmt: str, message: str) -> None:
     assert (caught.value.sqlstate, caught.value.message) == ("25006", message)
 
 
-@pytest.mark.parametrize("stmt", ["PREPARE p AS SELECT 1", "FETCH ALL FROM c", "EXPLAIN SELECT 1"])
+@pytest.mark.parametrize("stmt", ["PREPARE p AS SELECT 1", "NOTIFY c", "EXPLAIN SELECT 1"])
 def test_unsupported(stmt: str) -> None:
     with pytest.raises(PgError) as caught:
         classify(stmt)

@@ -139,6 +139,12 @@ class EchoHandler:
         changes, self._changes = self._changes, []
         return changes
 
+    def cursor_columns(self, name: str) -> list[Any] | None:
+        return None  # no SQL cursors here
+
+    def close_cursor(self, name: str) -> None:
+        pass
+
     def failed(self) -> None:
         pass
 

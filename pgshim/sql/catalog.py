@@ -33,6 +33,7 @@ from pgshim.sql.numeric_scale import ANY_SCALE_NUMERIC, scale_of
 from pgshim.sql.pg_functions import PG15_COLUMNS, pg_type_rows
 from pgshim.sql.result_cache import deterministic, macro_names
 from pgshim.sql.results import ColumnDesc, RowsResult
+from pgshim.sql.rewrite_cache import Read, RewriteCache, Rewritten, fingerprint
 from pgshim.sql.shared_tables import Derived
 from pgshim.sql.system_columns import replace_system_columns
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
@@ -230,6 +231,9 @@ class Catalog:
         self._session: SessionContext | None = None
         self._collections: CollectionSource | None = None
         self._lsn_names: frozenset[str] | None = None  # see _lsn_columns
+        self._generation = 0  # one more at each registration (see rewrite_cache.py)
+        self._rewrites = RewriteCache()
+        self._reads: list[Read] | None = None  # what the rewrite running now read
         # pg_class and pg_attribute rows of the views, computed again when one is registered
         self._view_rows = Derived(
             lambda: pg_functions.view_rows(self._own_views()), self._own_views
@@ -261,6 +265,7 @@ class Catalog:
             self._tables[name] = _Table(name, declared, rows, needs_session=needs_session)
             self._configured = False  # engine processes started from now on have it
             self._lsn_names = None
+            self._generation += 1
 
     def register_function(
         self,
@@ -282,6 +287,7 @@ class Catalog:
         )  # fmt: skip
         with self._lock:
             self._functions[name] = function
+            self._generation += 1
 
     def register_table_function(
         self,
@@ -297,11 +303,14 @@ class Catalog:
         with self._lock:
             self._table_functions[name] = _TableFunction(name, fn, declared, needs_session)
             self._lsn_names = None
+            self._generation += 1
 
     def register_collections(self, collections: CollectionSource) -> None:
         """Tables whose rows a query loads into its engine process before it runs (the
         collections, see pgshim/sql/collections.py), named bare or in their schema."""
-        self._collections = collections
+        with self._lock:
+            self._collections = collections
+            self._generation += 1
 
     def _with_own_views(
         self, name: str, rows: Callable[..., Iterable[tuple]]
@@ -405,27 +414,34 @@ class Catalog:
     ) -> RowsResult:
         """Run one checked query (`sql` is the text parse.py printed back); its rows stream from
         a cursor of its own, fetched off the event loop."""
-        tree = self._parse(sql)
+        tree = _tree(sql)  # read here, never changed: the rewrite works on a copy
         params = params or []
-        collections = sorted(set(self._collection_refs(tree).values()))
+        generation = self._generation
+        kept = None
+        if len(sql) <= _CACHED_TEXT:
+            with self._lock:  # the reads call server functions as the rewrite does
+                kept = self._rewrites.find(
+                    sql, generation, partial(self._reads_same, params, session)
+                )
+        if kept is None:
+            collections = sorted(set(self._collection_refs(tree).values()))
+        else:
+            collections = list(kept.collections)
         if collections and self._collections is not None:
             self._collections.check(collections, session)
-        effects = Effects(self, tree, session)
+        effects = Effects(self, tree, session) if kept is None else None
         computed = await self._table_function_rows(tree, params, session, bound, effects)
+        if kept is None:
+            assert effects is not None
+            kept = self._rewritten(sql, tree, params, session, effects, collections)
+            if not effects and len(sql) <= _CACHED_TEXT:
+                self._rewrites.put(sql, generation, kept)
         with self._lock:
             self._ensure_db()
-            self._session = session
-            try:
-                executable = self._rewrite(
-                    effects.engine_tree(), params, evaluate=True, computed=computed
-                )
-                temp_tables = self._view_tables(tree)
-            finally:
-                self._session = None
-        self._check_engine_tree(executable)
+            temp_tables = self._view_tables(kept.views, session)
         temp_tables += [
-            _temp_table(alias, function.columns, rows)
-            for alias, (function, rows) in self._temp_tables.items()
+            _temp_table(name, function.columns, computed.get(index, []))
+            for name, index, function in kept.row_tables
         ]
         stage = None
         if collections and self._collections is not None:
@@ -434,33 +450,101 @@ class Catalog:
             async def stage(cursor: Any) -> None:
                 await source.stage(cursor, collections, session, bound)
 
-        engine_params = _used_params(executable, params)  # renumbers: before printing the SQL
         staging: dict[str, Any] = {"stage": stage} if stage is not None else {}
-        if not effects and deterministic(executable, _MACRO_NAMES):
+        if kept.deterministic:
             staging["deterministic"] = True
         cursor = await self.engine.open(
-            executable.sql("duckdb"), engine_params, temp_tables, bound,
+            kept.sql, [params[number - 1] for number in kept.param_numbers], temp_tables, bound,
             translate, **staging,
         )  # fmt: skip
-        columns = self._columns(tree, cursor.description)
+        known = kept.columns.get(repr(cursor.description))
+        columns = list(known) if known is not None else self._columns(tree, cursor.description)
+        if known is None and len(kept.columns) < 4:  # one description, but for NULL columns
+            kept.columns[repr(cursor.description)] = list(columns)
         if effects:  # every row first: nothing is done unless the engine's part succeeded
             rows = await effects.run(cursor, bound)
             return RowsResult(effects.visible(columns), rows, f"SELECT {len(rows)}")
         return RowsResult(columns, cursor, "SELECT")
 
+    def _rewritten(
+        self,
+        sql: str,
+        tree: exp.Expression,
+        params: list,
+        session: SessionContext | None,
+        effects: Effects,
+        collections: list[str],
+    ) -> Rewritten:
+        """The query rewritten for the engine, with what the rewrite read (see rewrite_cache)."""
+        with self._lock:
+            self._ensure_db()
+            self._session = session
+            self._reads = []
+            try:
+                executable = self._rewrite(effects.engine_tree(), params, evaluate=True)
+                reads = tuple(self._reads)
+            finally:
+                self._session = None
+                self._reads = None
+            row_tables = tuple(
+                (name, index, function) for name, (function, index) in self._temp_tables.items()
+            )
+        self._check_engine_tree(executable)
+        numbers = _renumber_params(executable)  # before printing the SQL
+        return Rewritten(
+            reads, executable.sql("duckdb"), tuple(numbers), tuple(collections),
+            tuple(self._referenced_views(tree)), row_tables,
+            not effects and deterministic(executable, _MACRO_NAMES),
+        )  # fmt: skip
+
+    def _noted(self, kind: str, args: tuple, value: Any) -> Any:
+        """``value``, what the rewrite found reading ``kind`` of ``args`` (see _read_again)."""
+        if self._reads is not None:
+            self._reads.append((kind, args, fingerprint(value)))
+        return value
+
+    def _read_again(
+        self, params: list, session: SessionContext | None, kind: str, args: tuple
+    ) -> Any:
+        """What the read ``kind`` of ``args`` the rewrite noted finds now."""
+        collections = self._collections
+        if kind == "param":
+            return params[args[0]]
+        if kind == "call":
+            function = self._functions[args[0]]
+            values = [session, *args[1]] if function.needs_session else list(args[1])
+            return function.fn(*values)
+        if kind == "regclass":
+            return self._regclass(args[0])
+        if kind == "regnamespace":
+            return self._regnamespace(args[0])
+        assert collections is not None
+        if kind == "collections":
+            return _names_of(collections)
+        if kind == "collection_table":
+            return collections.table_name(args[0])
+        if kind == "collection_columns":
+            return collections.columns(args[0])
+        raise AssertionError(kind)
+
+    def _reads_same(self, params: list, session: SessionContext | None, read: Read) -> bool:
+        kind, args, found = read
+        try:
+            return fingerprint(self._read_again(params, session, kind, args)) == found
+        except (PgError, IndexError, KeyError):
+            return False
+
     async def describe(
         self, sql: str, param_oids: list[int], bound: Bound
     ) -> tuple[list[int], list[ColumnDesc]]:
         """Parameter types (unknown ones inferred) and result columns, without running the query."""
-        tree = self._parse(sql)
+        tree = _tree(sql)
         inferred = self._infer_params(tree, param_oids)
         collections = set(self._collection_refs(tree).values())
         effects = Effects(self, tree, None)
         with self._lock:
             self._ensure_db()
-            probe = self._rewrite(
-                effects.engine_tree(), [None] * len(inferred), evaluate=False, computed={}
-            )
+            probe = self._rewrite(effects.engine_tree(), [None] * len(inferred), evaluate=False)
             self._check_engine_tree(probe)
             empty = [
                 _temp_table(alias, function.columns, [])
@@ -471,7 +555,7 @@ class Catalog:
             ]
             if collections and self._collections is not None:
                 empty += self._collections.empty_tables(collections)
-        engine_params = _used_params(probe, [None] * len(inferred))
+        engine_params = [None] * len(_renumber_params(probe))
         limited = f"SELECT * FROM ({probe.sql('duckdb')}) AS _describe LIMIT 0"
         description = await self.engine.describe(limited, engine_params, empty, bound, translate)
         columns = self._columns(tree, description)
@@ -540,22 +624,20 @@ class Catalog:
 
     # --- parsing and rewriting ----------------------------------------------------------------
 
-    def _parse(self, sql: str) -> exp.Expression:
-        """The query's tree, of its own: parsed once per text (tools send the same catalog
-        queries again and again), copied for each query."""
-        if len(sql) > _CACHED_TEXT:
-            return _parse_text(sql)
-        return _parsed(sql).copy()
-
-    def _rewrite(
-        self, tree: exp.Expression, params: list, evaluate: bool, computed: dict[int, list[tuple]]
-    ) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expression, params: list, evaluate: bool) -> exp.Expression:
+        """The engine's statement (``tree`` is changed); what it reads that is not in the text
+        or the registrations goes through _noted."""
         self._params, self._evaluate = params, evaluate
-        self._temp_tables: dict[str, tuple[_TableFunction, list[tuple]]] = {}
-        self._computed = computed
+        self._temp_tables: dict[str, tuple[_TableFunction, int]] = {}  # by name: rows of calls
         calls = {id(node): index for index, node in enumerate(self._table_function_calls(tree))}
         self._call_index = calls
+        collections = self._collections
+        if collections is not None:
+            self._noted("collections", (), _names_of(collections))
         self._collection_nodes = self._collection_refs(tree)
+        for name in sorted(set(self._collection_nodes.values())):
+            assert collections is not None
+            self._noted("collection_columns", (name,), collections.columns(name))
         self._tree_sources = self._sources(tree) if isinstance(tree, exp.Select) else {}
         self._collection_tables: set[str] = set()
         replace_system_columns(tree, _CATALOG_TABLES)
@@ -585,9 +667,8 @@ class Catalog:
         if not self._evaluate:
             return exp.Cast(this=exp.Null(), to=target)
         values = [self._constant(name, arg) for arg in args]
-        if function.needs_session:
-            values.insert(0, self._session)
-        result = function.fn(*values)
+        session = [self._session] if function.needs_session else []
+        result = self._noted("call", (name, tuple(values)), function.fn(*session, *values))
         return exp.Cast(this=_literal(result), to=target)
 
     def _call_table(self, node: exp.Table) -> exp.Expression:
@@ -595,14 +676,17 @@ class Catalog:
         function = self._from_function(node.this.name.lower(), node.alias)
         index = self._call_index[id(node)]
         name = f"pgshim_rows_{index}"
-        self._temp_tables[name] = (function, self._computed.get(index, []))
+        self._temp_tables[name] = (function, index)
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(function.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
 
     def _collection_table(self, node: exp.Table) -> exp.Expression:
         """A collection is read from the table its query's process loads (under its name)."""
         assert self._collections is not None
-        name = self._collections.table_name(self._collection_nodes[id(node)])
+        collection = self._collection_nodes[id(node)]
+        name = self._noted(
+            "collection_table", (collection,), self._collections.table_name(collection)
+        )
         self._collection_tables.add(name)
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         return exp.Table(this=exp.to_identifier(name), alias=alias)
@@ -623,7 +707,8 @@ class Catalog:
         while isinstance(node, exp.Paren | exp.Cast):
             node = node.this
         if isinstance(node, exp.Parameter):
-            return self._params[int(node.this.this) - 1]
+            index = int(node.this.this) - 1
+            return self._noted("param", (index,), self._params[index])
         if isinstance(node, exp.Null):
             return None
         if isinstance(node, exp.Boolean):
@@ -806,7 +891,7 @@ class Catalog:
             return None
         if target == 2205:
             if isinstance(inner, exp.Literal) and inner.is_string:
-                return exp.Literal.number(self._regclass(inner.this))
+                return exp.Literal.number(self._noted_regclass(inner.this))
             value = inner.transform(self._rewrite_node)
             if isinstance(inner, exp.Parameter) or (
                 isinstance(inner, exp.Cast) and _cast_target(inner) in (25, 1043, 19)
@@ -816,7 +901,9 @@ class Catalog:
                 )
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
         if target == 4089 and isinstance(inner, exp.Literal) and inner.is_string:
-            return exp.Literal.number(self._regnamespace(inner.this))
+            return exp.Literal.number(
+                self._noted("regnamespace", (inner.this,), self._regnamespace(inner.this))
+            )
         if target == 4089:
             value = inner.transform(self._rewrite_node)
             return exp.Cast(this=value, to=exp.DataType.build("UINTEGER", dialect="duckdb"))
@@ -852,7 +939,7 @@ class Catalog:
             inner = inner.transform(self._rewrite_node)
             return exp.Anonymous(this=_internal("lsn_text"), expressions=[inner])
         if target == 2205 and isinstance(inner, exp.Literal) and inner.is_string:
-            return exp.Literal.number(self._regclass(inner.this))
+            return exp.Literal.number(self._noted_regclass(inner.this))
         if target == 3220 and isinstance(inner, exp.Literal) and inner.is_string:
             try:
                 return exp.Cast(
@@ -982,6 +1069,9 @@ class Catalog:
         if oid is None:
             raise PgError("3F000", f'schema "{name}" does not exist')
         return oid
+
+    def _noted_regclass(self, name: str) -> int:
+        return self._noted("regclass", (name,), self._regclass(name))
 
     def _regclass(self, name: str) -> int:
         if name.isdigit():  # regclassin takes an oid as it is
@@ -1120,15 +1210,15 @@ class Catalog:
             self.engine.configure(tables, _MACROS.values())
             self._configured = True
 
-    def _view_tables(self, tree: exp.Expression) -> list[TempTable]:
+    def _view_tables(self, names: Iterable[str], session: SessionContext | None) -> list[TempTable]:
         """The current rows of every view the query reads (and of those the macros it calls
         read): the query's own temporary copies of the views whose rows depend on the session,
         versions of the shared tables of the others (see shared_tables.py)."""
         tables = []
-        for name in self._referenced_views(tree):
+        for name in names:
             table = self._tables[name]
             if table.needs_session:
-                tables.append(_temp_table(name, table.columns, table.rows(self._session)))
+                tables.append(_temp_table(name, table.columns, table.rows(session)))
             else:
                 tables.append(_temp_table(name, table.columns, table.rows(), shared=True))
         return tables
@@ -1395,6 +1485,12 @@ def _variadic_publication_tables(node: exp.Select) -> exp.Expression | None:
 _CACHED_TEXT = 16_384  # longer texts are parsed each time (the cache holds a few trees)
 
 
+def _tree(sql: str) -> exp.Expression:
+    """The query's tree, to read only (the rewrite changes a copy): parsed once per text
+    (tools send the same catalog queries again and again), each time for long texts."""
+    return _parse_text(sql) if len(sql) > _CACHED_TEXT else _parsed(sql)
+
+
 @functools.lru_cache(maxsize=128)
 def _parsed(sql: str) -> exp.Expression:
     return _parse_text(sql)
@@ -1603,17 +1699,21 @@ def _value_literal(value: Any) -> exp.Expression:
     return _literal(value)
 
 
-def _used_params(tree: exp.Expression, params: list | None) -> list:
+def _names_of(collections: CollectionSource) -> tuple[tuple[str, ...], str]:
+    """The collections' names (in order: a set's printed order may differ) and schema."""
+    return tuple(sorted(collections.names())), collections.schema
+
+
+def _renumber_params(tree: exp.Expression) -> list[int]:
     """DuckDB wants exactly the parameters the statement still mentions, numbered from $1: the
     tree's parameters are renumbered (server functions may have taken some, e.g. a
-    current_setting($1)), and their values returned in the new order."""
+    current_setting($1)); the query's numbers of them are returned in the new order."""
     nodes = list(tree.find_all(exp.Parameter))
     used = sorted({int(node.this.this) for node in nodes})
     number = {old: new for new, old in enumerate(used, start=1)}
     for node in nodes:
         node.this.set("this", str(number[int(node.this.this)]))
-    values = list(params or [])
-    return [values[old - 1] for old in used]
+    return used
 
 
 def sql_functions(tree: exp.Expression) -> set[str]:

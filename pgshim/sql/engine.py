@@ -445,8 +445,8 @@ class EngineCursor:
         ``("table", name, columns, rows)`` creates a temporary table with these rows."""
         await self.request(("stage", steps))
 
-    def restart_clock(self) -> None:
-        self.bound.start()
+    def restart_clock(self, bound: Bound | None = None) -> None:
+        self.bound = (bound or self.bound).start()
 
     async def fetch(self, count: int) -> list[tuple]:
         if self.closed:

@@ -33,7 +33,10 @@ class StatementKind(enum.Enum):
     RELEASE = "release"
     ROLLBACK_TO = "rollback_to"
     COPY = "copy"
-    NOOP = "noop"  # LISTEN, UNLISTEN, DISCARD, DEALLOCATE, CLOSE, CHECKPOINT: nothing to do
+    DECLARE = "declare"  # DECLARE CURSOR (see cursors.py)
+    FETCH = "fetch"  # FETCH, MOVE
+    CLOSE = "close"  # CLOSE cursor, CLOSE ALL
+    NOOP = "noop"  # LISTEN, UNLISTEN, DISCARD, DEALLOCATE, CHECKPOINT: nothing to do
     PUBLICATION = "publication"  # CREATE / ALTER / DROP PUBLICATION
 
 
@@ -209,6 +212,13 @@ def _classify(node: ast.Node) -> Statement:
         return Statement(StatementKind.PUBLICATION, "ALTER PUBLICATION", node, text)
     if isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_PUBLICATION:
         return Statement(StatementKind.PUBLICATION, "DROP PUBLICATION", node, text)
+    if isinstance(node, ast.DeclareCursorStmt):
+        return Statement(StatementKind.DECLARE, "DECLARE CURSOR", node, text)
+    if isinstance(node, ast.FetchStmt):
+        return Statement(StatementKind.FETCH, "MOVE" if node.ismove else "FETCH", node, text)
+    if isinstance(node, ast.ClosePortalStmt):
+        tag = "CLOSE CURSOR" if node.portalname else "CLOSE CURSOR ALL"
+        return Statement(StatementKind.CLOSE, tag, node, text)
     noop = _noop_tag(node)
     if noop is not None:
         return Statement(StatementKind.NOOP, noop, node, text)
@@ -232,8 +242,6 @@ def _noop_tag(node: ast.Node) -> str | None:
         return f"DISCARD {target}"
     if isinstance(node, ast.DeallocateStmt):
         return "DEALLOCATE" if node.name else "DEALLOCATE ALL"
-    if isinstance(node, ast.ClosePortalStmt):
-        return "CLOSE CURSOR" if node.portalname else "CLOSE CURSOR ALL"
     if isinstance(node, ast.LockStmt) and node.mode <= _ROW_EXCLUSIVE_LOCK:
         return "LOCK TABLE"  # pg_dump's ACCESS SHARE: allowed read-only, nothing to lock here
     return None

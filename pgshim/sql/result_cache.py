@@ -126,7 +126,7 @@ class KeptRows:
         self._at += len(batch)
         return batch
 
-    def restart_clock(self) -> None:
+    def restart_clock(self, bound: object = None) -> None:
         pass
 
     def close(self) -> None:

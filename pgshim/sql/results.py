@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pgshim.sql.bounds import Bound
     from pgshim.sql.parse import Statement
     from pgshim.wire.handler import StreamIO
 
@@ -17,8 +18,9 @@ class RowSource(Protocol):
     async def fetch(self, count: int) -> list[tuple]:
         """Up to `count` more rows; fewer (possibly none) at the end."""
 
-    def restart_clock(self) -> None:
-        """A portal's next Execute: statement_timeout counts from now."""
+    def restart_clock(self, bound: Bound | None = None) -> None:
+        """A portal's next Execute (or a cursor's next FETCH, with the limits it runs under):
+        statement_timeout counts from now."""
 
     def close(self) -> None: ...
 
@@ -36,6 +38,7 @@ class RowsResult:
     columns: list[ColumnDesc]
     rows: list[tuple] | RowSource  # Python values (see docs/architecture.md), rendered by pgtypes
     tag: str  # "SELECT n" / "SHOW"; a RowSource's count is added as its rows are sent
+    binary: bool = False  # a BINARY cursor's FETCH: the simple protocol sends them in binary
 
 
 @dataclass

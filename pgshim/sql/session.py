@@ -18,6 +18,7 @@ from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, duration_ms
 from pgshim.sql.catalog import Catalog
 from pgshim.sql.check import check_no_writes, check_query
+from pgshim.sql.cursors import Cursors
 from pgshim.sql.engine_errors import EngineQueryError, place
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
 from pgshim.sql.resolve import check_references, column_owner
@@ -190,6 +191,7 @@ class SqlSession:
         self._snapshot_pos: int | None = None
         self._isolation: str | None = None  # the isolation level BEGIN named
         self._queried = False  # a query ran in this transaction
+        self.cursors = Cursors()
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -304,7 +306,30 @@ class SqlSession:
             return Prepared(stmt, oids, columns)
         if stmt.kind is StatementKind.SHOW:
             return Prepared(stmt, list(param_oids), self._show_columns(stmt.node.name))
+        if stmt.kind is StatementKind.FETCH and not stmt.node.ismove:
+            # the cursor's columns, if it is open now (PostgreSQL's FetchStatementTargetList)
+            return Prepared(stmt, list(param_oids), self.cursors.columns(stmt.node.portalname))
         return Prepared(stmt, list(param_oids), None)
+
+    def _check_query(self, stmt: Statement, params: list | None) -> None:
+        """A query's checks before it runs: the allow-list, its references, its parameters."""
+        used = check_query(stmt.node, self.catalog.names())
+        if self.info.read_only:
+            check_no_writes(stmt.node)
+        check_references(stmt.node, self.catalog.relation_columns, stmt.source)
+        if used > len(params or []):
+            raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
+
+    async def _query(self, stmt: Statement, params: list | None) -> RowsResult:
+        self._queried = self._queried or self.tx_status == "T"
+        try:
+            return await self.catalog.query(stmt.text, params, self, self.bound())
+        except EngineQueryError as error:
+            raise self._placed(error, stmt) from None
+
+    def close(self) -> None:
+        """The connection ended: its cursors give their engine processes back."""
+        self.cursors.close(None)
 
     def _placed(self, error: EngineQueryError, stmt: Statement) -> PgError:
         """An engine error with PostgreSQL's position and names (see engine_errors.py)."""
@@ -319,17 +344,20 @@ class SqlSession:
     async def _dispatch(self, stmt: Statement, params: list | None) -> RowsResult | CommandResult:
         kind, node, tag = stmt.kind, stmt.node, stmt.tag
         if kind is StatementKind.QUERY:
-            used = check_query(node, self.catalog.names())
-            if self.info.read_only:
-                check_no_writes(node)
-            check_references(node, self.catalog.relation_columns, stmt.source)
-            if used > len(params or []):
-                raise PgError("42P02", f"there is no parameter ${len(params or []) + 1}")
-            self._queried = self._queried or self.tx_status == "T"
-            try:
-                return await self.catalog.query(stmt.text, params, self, self.bound())
-            except EngineQueryError as error:
-                raise self._placed(error, stmt) from None
+            self._check_query(stmt, params)
+            return await self._query(stmt, params)
+        if kind is StatementKind.DECLARE:
+            query = Statement(StatementKind.QUERY, "SELECT", node.query, RawStream()(node.query),
+                              stmt.source)  # fmt: skip
+            self._check_query(query, params)
+            self.cursors.check_declare(node, in_block=self.tx_status != "I")
+            result = await self._query(query, params)
+            self.cursors.add(node, result, in_block=self.tx_status != "I")
+            return CommandResult(tag)
+        if kind is StatementKind.FETCH:
+            return await self.cursors.fetch(node, self.bound())
+        if kind is StatementKind.CLOSE:
+            return CommandResult(self.cursors.close(node.portalname))
         if kind is StatementKind.SHOW:
             return self._show(node.name)
         if kind is StatementKind.SET:
@@ -349,6 +377,7 @@ class SqlSession:
             return CommandResult(tag)
         if kind in (StatementKind.COMMIT, StatementKind.ROLLBACK):
             failed = self.tx_status == "E"
+            self.cursors.end_transaction(committed=not failed and kind is StatementKind.COMMIT)
             self._end_transaction()
             return CommandResult("ROLLBACK" if failed or kind is StatementKind.ROLLBACK else tag)
         if kind in (StatementKind.SAVEPOINT, StatementKind.RELEASE, StatementKind.ROLLBACK_TO):
@@ -361,6 +390,7 @@ class SqlSession:
                 raise PgError("25P01", f"{command} can only be used in transaction blocks")
             if kind is StatementKind.ROLLBACK_TO:
                 self.tx_status = "T"
+            self.cursors.savepoint(kind.value, node.savepoint_name)
             return CommandResult(tag)
         if kind is StatementKind.NOOP:
             if tag == "LOCK TABLE":

@@ -58,6 +58,13 @@ class SessionHandler(Protocol):
 
     def reported_changes(self) -> list[tuple[str, str]]: ...
 
+    def cursor_columns(self, name: str) -> list[Any] | None:
+        """The columns of the session's SQL cursor ``name`` (DECLARE), if it is open: a
+        Describe of that portal."""
+
+    def close_cursor(self, name: str) -> None:
+        """A Close of the portal of the session's SQL cursor ``name``: closes it, if open."""
+
     def failed(self) -> None:
         """A statement ended in an error (while its rows were sent, too): a transaction block
         it ran in is aborted."""

@@ -60,15 +60,16 @@ async def write_streamed(
 
 
 async def write_result(out: Writer, result: RowsResult | CommandResult | CopyOutResult) -> None:
-    """A simple-query statement's result, all columns in text."""
+    """A simple-query statement's result, all columns in text (a BINARY cursor's: binary)."""
     if isinstance(result, RowsResult):
-        out.write(row_description(result.columns))
         oids = [c.type_oid for c in result.columns]
+        formats = [BINARY if result.binary else TEXT] * len(oids)
+        out.write(row_description(result.columns, formats))
         if isinstance(result.rows, list):
-            await write_rows(out, result.rows, oids, [TEXT] * len(oids))
+            await write_rows(out, result.rows, oids, formats)
             out.write(msg.command_complete(result.tag))
         else:
-            sent, _ = await write_streamed(out, result.rows, oids, [TEXT] * len(oids))
+            sent, _ = await write_streamed(out, result.rows, oids, formats)
             out.write(msg.command_complete(f"{result.tag} {sent}"))
     elif isinstance(result, CopyOutResult):
         kind = BINARY if result.binary else TEXT
@@ -152,12 +153,17 @@ class ExtendedQuery:
                 self._bind(event)
             case ev.Describe(kind="S"):
                 self._describe_statement(self._statement(event.name))
+            case ev.Describe() if event.name not in self.portals:
+                self._describe_cursor(event.name)
             case ev.Describe():
                 await self._describe_portal(self._portal(event.name))
             case ev.Execute():
                 await self._execute(self._portal(event.portal), event.max_rows)
             case ev.Close(kind="S"):
                 self.statements.pop(event.name, None)
+                self.out.write(msg.close_complete())
+            case ev.Close() if event.name and event.name not in self.portals:
+                self.handler.close_cursor(event.name)
                 self.out.write(msg.close_complete())
             case ev.Close():
                 self._drop_portal(event.name)
@@ -198,7 +204,9 @@ class ExtendedQuery:
                 f"bind message supplies {len(event.params)} parameters, but prepared statement "
                 f'"{statement.name}" requires {len(statement.param_oids)}',
             )
-        if event.portal and event.portal in self.portals:
+        if event.portal and (
+            event.portal in self.portals or self.handler.cursor_columns(event.portal) is not None
+        ):
             raise PgError("42P03", f'cursor "{event.portal}" already exists')
         params = decode_params(event.params, statement.param_oids, event.param_formats)
         self._drop_portal(event.portal)
@@ -212,6 +220,13 @@ class ExtendedQuery:
     def _describe_statement(self, statement: Statement) -> None:
         self.out.write(msg.parameter_description(statement.param_oids))
         columns = statement.prepared.columns if statement.prepared is not None else None
+        self.out.write(row_description(columns) if columns else msg.no_data())
+
+    def _describe_cursor(self, name: str) -> None:
+        """A Describe of a cursor DECLARE opened (psycopg 3 asks for its columns so)."""
+        columns = self.handler.cursor_columns(name)
+        if columns is None:
+            raise PgError("34000", f'portal "{name}" does not exist')
         self.out.write(row_description(columns) if columns else msg.no_data())
 
     async def _describe_portal(self, portal: Portal) -> None:
