@@ -518,6 +518,13 @@ CATALOG_QUERIES = [
     "SELECT proname FROM pg_proc p WHERE p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
     " AND proname = 'pg_get_userbyid'",
     "SELECT rngtypid, rngsubtype, rngmultitypid, rngcollation, rngsubopc FROM pg_range WHERE false",
+    # nested SELECTs' unnamed columns are referred to by PostgreSQL's names for them
+    "SELECT c.count, c.max, c.coalesce, c.upper FROM (SELECT count(*), max(nspname),"
+    " coalesce(1, 2), upper('a') FROM pg_namespace WHERE nspname = 'public') c",
+    "WITH t AS (SELECT count(*), min(oid) FROM pg_namespace WHERE nspname = 'public')"
+    " SELECT count, min FROM t",
+    "SELECT nspname FROM pg_namespace WHERE nspname = 'public' AND (SELECT count FROM"
+    " (SELECT count(*) FROM pg_namespace WHERE nspname = 'public') s) = 1",
 ]
 SEARCH_PATHS = [None, "public, pg_catalog, public, nope", "''", '"$user", public']
 

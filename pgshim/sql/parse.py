@@ -19,6 +19,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from pgshim.errors import PgError
+from pgshim.sql.resolve import name_nested_outputs
 
 
 class StatementKind(enum.Enum):
@@ -189,6 +190,9 @@ def stack_depth_exceeded() -> PgError:
 
 
 def _classify(node: ast.Node) -> Statement:
+    query = node.query if isinstance(node, ast.DeclareCursorStmt) else node
+    if isinstance(query, ast.SelectStmt):
+        name_nested_outputs(query)
     text = RawStream()(node)
     if isinstance(node, ast.SelectStmt):
         return Statement(StatementKind.QUERY, "SELECT", node, text)

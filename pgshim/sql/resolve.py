@@ -673,3 +673,20 @@ def column_owner(node: ast.SelectStmt, columns: ColumnLookup, name: str) -> str 
         level.visible += resolver.from_item(item, level, [], ctes)
     owners = [item.name for item in level.visible if item.columns and name in item.columns]
     return owners[0] if len(owners) == 1 else None
+
+
+def name_nested_outputs(node: ast.SelectStmt) -> None:
+    """Give each unnamed output column of the query's nested SELECTs (FROM subqueries, CTEs,
+    sublinks) the name PostgreSQL gives it, so that the engine, which names columns its own way
+    (``count_star()``), answers outer references to them by PostgreSQL's names."""
+    for nested in _walk(node):
+        if nested is node or not isinstance(nested, ast.SelectStmt):
+            continue
+        for target in nested.targetList or ():
+            if not isinstance(target, ast.ResTarget) or target.name is not None:
+                continue
+            if isinstance(target.val, ast.ColumnRef):
+                continue  # the engine names a column reference as PostgreSQL does
+            name = _figure_colname(target.val)
+            if name is not None and name != "?column?":
+                target.name = name
