@@ -518,6 +518,9 @@ CATALOG_QUERIES = [
     "SELECT proname FROM pg_proc p WHERE p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
     " AND proname = 'pg_get_userbyid'",
     "SELECT rngtypid, rngsubtype, rngmultitypid, rngcollation, rngsubopc FROM pg_range WHERE false",
+    # sum of int2/int4 is int8, of int8 numeric
+    "SELECT sum(1), sum(2::int2), sum(3::int8), sum(1 + 2), sum(relnatts),"
+    " sum(relnatts::int4 * 2) FROM pg_class WHERE relname = 'pg_namespace'",
     # nested SELECTs' unnamed columns are referred to by PostgreSQL's names for them
     "SELECT c.count, c.max, c.coalesce, c.upper FROM (SELECT count(*), max(nspname),"
     " coalesce(1, 2), upper('a') FROM pg_namespace WHERE nspname = 'public') c",

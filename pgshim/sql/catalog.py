@@ -751,6 +751,13 @@ class Catalog:
             return node
         if isinstance(node, exp.Cast):
             return self._rewrite_cast(node)
+        if (
+            isinstance(node, exp.Sum)
+            and not isinstance(node.parent, exp.Window)
+            and self._integer_oid(node.this) in (21, 23)
+        ):  # PostgreSQL's sum of int2/int4 is an int8 (the engine's a 128-bit integer)
+            node.set("this", node.this.transform(self._rewrite_node))
+            return exp.Cast(this=node, to=exp.DataType.build("BIGINT"))
         if isinstance(node, exp.Div):  # PostgreSQL's: integers divide to an integer, x/0 fails
             return exp.IntDiv(this=node.this, expression=node.expression)
         special = _SPECIAL_FUNCTIONS.get(type(node))
@@ -980,19 +987,29 @@ class Catalog:
 
     def _is_integer(self, node: exp.Expression) -> bool:
         """Whether an expression is certainly of an integer type (int2, int4, int8)."""
+        return self._integer_oid(node) is not None
+
+    def _integer_oid(self, node: exp.Expression) -> int | None:
+        """The integer type (int2, int4 or int8) an expression certainly has, else None."""
         while isinstance(node, exp.Paren | exp.Neg):
             node = node.this
         if isinstance(node, exp.Literal):
-            return not node.is_string and node.this.isdigit() and int(node.this) < 2**63
+            if node.is_string or not node.this.isdigit() or int(node.this) >= 2**63:
+                return None
+            return 23 if int(node.this) < 2**31 else 20
         if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Mod):
-            return self._is_integer(node.left) and self._is_integer(node.right)
+            kinds = [self._integer_oid(node.left), self._integer_oid(node.right)]
+            if None in kinds:
+                return None
+            return max(kinds, key=_INTEGER_WIDTH.__getitem__)
         if isinstance(node, exp.Count):
-            return True
+            return 20
         if isinstance(node, exp.Column | exp.Cast | exp.Anonymous):
             select = node.find_ancestor(exp.Select)
             sources = self._sources(select) if isinstance(node, exp.Column) and select else {}
-            return self._declared_type(node, sources) in (20, 21, 23)
-        return False
+            declared = self._declared_type(node, sources)
+            return declared if declared in _INTEGER_WIDTH else None
+        return None
 
     def _lsn_operand(self, node: exp.Expression) -> exp.Expression:
         """An operand where PostgreSQL wants a pg_lsn: a string constant is read as one."""
@@ -1437,6 +1454,7 @@ _MACRO_VIEWS: dict[str, list[str]] = {
     "pg_get_publication_tables": ["pgshim_publication_rel"],  # in FROM too, not only LATERAL
 }
 _ENGINE_EVALUATED = {"pg_wal_lsn_diff", "pg_database_size"}  # always the macro: exact numeric
+_INTEGER_WIDTH = {21: 0, 23: 1, 20: 2}  # int2, int4, int8
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
