@@ -8,7 +8,7 @@ Anything else, and anything that does not read cleanly, returns None: the refere
 then runs from the start and reports the error exactly as it always does.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -29,14 +29,34 @@ cdef enum:
     T_NULL = 0
     T_BOOL = 1
     T_INT = 2
+    T_UNSIGNED = 3
     T_FLOAT = 4
     T_TEXT = 5
+    T_BLOB = 6
+    T_TIMESTAMP = 7
+    T_DURATION = 8
+    T_MAC = 10
+    T_UUID = 13
+    T_COLOR = 18
+    T_PHONE = 21
+    T_SEMVER = 22
+    T_DATE = 24
+    T_DECIMAL = 26
     T_ENUM = 27
     T_TIMESTAMP_MS = 29
+    T_IPV4 = 30
     T_PORT = 33
     T_LATITUDE = 34
     T_LONGITUDE = 35
+    T_GEOPOINT = 36
+    T_COLOR_ALPHA = 42
     T_BIGINT = 43
+    T_PAGE_REF = 47
+    T_SECRET = 48
+
+cdef object _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY
+cdef const char* _HEX_LOWER = b"0123456789abcdef"
+cdef const char* _HEX_UPPER = b"0123456789ABCDEF"
 
 cdef bint _plain_str[256]
 cdef int _ascii_size[256]
@@ -62,6 +82,11 @@ def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_asci
     _TRUE = typed_value(1, _oid[T_BOOL], True)
     _FALSE = typed_value(1, _oid[T_BOOL], False)
     _EPOCH, _MS = epoch, ms
+    global _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY
+    import datetime, decimal, ipaddress, uuid
+    _Decimal, _UUID, _IPv4Interface = decimal.Decimal, uuid.UUID, ipaddress.IPv4Interface
+    _EPOCH_DATE = datetime.date(1970, 1, 1)
+    _SECOND, _DAY = datetime.timedelta(seconds=1), datetime.timedelta(days=1)
     _ready = True
 
 
@@ -126,6 +151,43 @@ cdef class _Reader:
         self.pos += 8
         return value
 
+    cdef inline uint64_t u64(self):
+        cdef uint64_t value
+        memcpy(&value, self.p + self.pos, 8)
+        self.pos += 8
+        return value
+
+    cdef inline int32_t i32(self):
+        cdef int32_t value
+        memcpy(&value, self.p + self.pos, 4)
+        self.pos += 4
+        return value
+
+    cdef inline uint32_t u32(self):
+        cdef uint32_t value
+        memcpy(&value, self.p + self.pos, 4)
+        self.pos += 4
+        return value
+
+    cdef inline object hex_text(self, int size, const char* digits, char lead, char sep):
+        """``size`` bytes in hex: "#RRGGBB" (lead, no separator) or "aa:bb:.." (separator)."""
+        cdef char out[32]
+        cdef int length = 0, i
+        cdef unsigned char byte
+        if lead:
+            out[0] = lead
+            length = 1
+        for i in range(size):
+            if sep and i:
+                out[length] = sep
+                length += 1
+            byte = self.p[self.pos + i]
+            out[length] = digits[byte >> 4]
+            out[length + 1] = digits[byte & 15]
+            length += 2
+        self.pos += size
+        return PyUnicode_DecodeASCII(out, length, NULL)
+
 
 cdef bint _little_endian():
     cdef uint16_t probe = 1
@@ -138,7 +200,10 @@ cdef object _value(_Reader r, object buf):
         return None
     cdef int code = r.p[r.pos]
     cdef int32_t i32
+    cdef uint32_t u32
     cdef uint16_t u16
+    cdef uint64_t size64
+    cdef int size
     cdef double f64
     cdef object value
     r.pos += 1
@@ -183,7 +248,58 @@ cdef object _value(_Reader r, object buf):
         memcpy(&i32, r.p + r.pos, 4)
         r.pos += 4
         return _typed(code, i32 / 1e6)
-    cdef int size = _ascii_size[code]
+    if code == T_BLOB or code == T_SECRET:
+        size64 = r.varint(35)
+        if r.bad or not r.need(<Py_ssize_t>size64):
+            return None
+        value = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, <Py_ssize_t>size64)
+        r.pos += size64
+        return _typed(code, value)
+    if code == T_TIMESTAMP or code == T_DURATION or code == T_DECIMAL:
+        if not r.need(8):
+            return None
+        if code == T_TIMESTAMP:
+            return _typed(code, _EPOCH + r.i64() * _SECOND)
+        if code == T_DURATION:
+            return _typed(code, r.i64() * _MS)
+        return _typed(code, _Decimal(r.i64()).scaleb(-4))
+    if code == T_UNSIGNED or code == T_PHONE:
+        if not r.need(8):
+            return None
+        if code == T_UNSIGNED:
+            return _typed(code, _Decimal(r.u64()))
+        return _typed(code, "+" + str(r.u64()))
+    if code == T_MAC:
+        if not r.need(6):
+            return None
+        return _typed(code, r.hex_text(6, _HEX_LOWER, 0, b":"[0]))
+    if code == T_COLOR or code == T_COLOR_ALPHA:
+        size = 3 if code == T_COLOR else 4
+        if not r.need(size):
+            return None
+        return _typed(code, r.hex_text(size, _HEX_UPPER, b"#"[0], 0))
+    if code == T_UUID:
+        if not r.need(16):
+            return None
+        r.pos += 16
+        return _typed(code, _UUID(bytes=PyBytes_FromStringAndSize(<const char*>r.p + r.pos - 16, 16)))
+    if code == T_SEMVER or code == T_IPV4 or code == T_PAGE_REF or code == T_DATE:
+        if not r.need(4):
+            return None
+        if code == T_DATE:
+            return _typed(code, _EPOCH_DATE + r.i32() * _DAY)
+        u32 = r.u32()
+        if code == T_SEMVER:
+            return _typed(code, f"{u32 // 1000000}.{u32 // 1000 % 1000}.{u32 % 1000}")
+        if code == T_IPV4:
+            return _typed(code, _IPv4Interface(u32))
+        return _typed(code, u32)
+    if code == T_GEOPOINT:
+        if not r.need(8):
+            return None
+        i32 = r.i32()
+        return _typed(code, (r.i32() / 1e6, i32 / 1e6))
+    size = _ascii_size[code]
     if size:
         if not r.need(size):
             return None
