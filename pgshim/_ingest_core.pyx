@@ -53,8 +53,15 @@ cdef enum:
     T_BIGINT = 43
     T_PAGE_REF = 47
     T_SECRET = 48
+    T_VECTOR = 11
+    T_VECTOR_REF = 16
+    T_ROW_REF = 17
+    T_TIME = 25
+    T_KEY_REF = 44
+    T_DOC_REF = 45
+    T_MONEY = 51
 
-cdef object _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY
+cdef object _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
 cdef const char* _HEX_LOWER = b"0123456789abcdef"
 cdef const char* _HEX_UPPER = b"0123456789ABCDEF"
 
@@ -82,21 +89,22 @@ def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_asci
     _TRUE = typed_value(1, _oid[T_BOOL], True)
     _FALSE = typed_value(1, _oid[T_BOOL], False)
     _EPOCH, _MS = epoch, ms
-    global _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY
+    global _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
     import datetime, decimal, ipaddress, uuid
     _Decimal, _UUID, _IPv4Interface = decimal.Decimal, uuid.UUID, ipaddress.IPv4Interface
     _EPOCH_DATE = datetime.date(1970, 1, 1)
+    _time = datetime.time
     _SECOND, _DAY = datetime.timedelta(seconds=1), datetime.timedelta(days=1)
     _ready = True
 
 
-cdef inline object _typed(int code, object value):
+cdef inline object _typed(int code, object value, object native=None):
     # the frozen dataclass's __init__ sets each field through object.__setattr__: slower
     cdef object tv = _new(_TypedValue)
     _set_code(tv, code)
     _set_oid(tv, _oid[code])
     _set_value(tv, value)
-    _set_native(tv, None)
+    _set_native(tv, native)
     return tv
 
 
@@ -202,8 +210,13 @@ cdef object _value(_Reader r, object buf):
     cdef int32_t i32
     cdef uint32_t u32
     cdef uint16_t u16
-    cdef uint64_t size64
+    cdef uint64_t size64, _
     cdef int size
+    cdef float f32
+    cdef uint32_t seconds
+    cdef int scale
+    cdef int64_t minor
+    cdef uint64_t ident
     cdef double f64
     cdef object value
     r.pos += 1
@@ -299,6 +312,46 @@ cdef object _value(_Reader r, object buf):
             return None
         i32 = r.i32()
         return _typed(code, (r.i32() / 1e6, i32 / 1e6))
+    if code == T_VECTOR_REF or code == T_ROW_REF or code == T_DOC_REF:
+        name = r.text()
+        if r.bad or not r.need(8):
+            return None
+        ident = r.u64()
+        return _typed(code, f"{name}:{ident}", (name, ident))
+    if code == T_KEY_REF:
+        name = r.text()
+        key = r.text()
+        if r.bad:
+            return None
+        return _typed(code, f"{name}:{key}", (name, key))
+    if code == T_MONEY:
+        name = r.text()
+        if r.bad or not r.need(9):
+            return None
+        scale = r.p[r.pos]
+        r.pos += 1
+        minor = r.i64()
+        return _typed(code, _Decimal(minor).scaleb(-scale), (name, scale, minor))
+    if code == T_VECTOR:
+        size64 = r.varint(35)
+        if r.bad or not r.need(<Py_ssize_t>(4 * size64)):
+            return None
+        floats = []
+        for _ in range(size64):
+            memcpy(&f32, r.p + r.pos, 4)
+            r.pos += 4
+            floats.append(<double>f32)
+        return _typed(code, floats)
+    if code == T_TIME:
+        if not r.need(4):
+            return None
+        u32 = r.u32()
+        if u32 >= 86400000:
+            raise ValueError("time of day out of range")  # the reference says so
+        seconds = u32 // 1000
+        return _typed(
+            code, _time(seconds // 3600, seconds // 60 % 60, seconds % 60, u32 % 1000 * 1000)
+        )
     size = _ascii_size[code]
     if size:
         if not r.need(size):
