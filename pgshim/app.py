@@ -32,7 +32,6 @@ from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.index_store import SpoolIndexStore
 from pgshim.spool.watch import SpoolWatcher
-from pgshim.sql import gucs
 from pgshim.sql.bounds import Bound, paced
 from pgshim.sql.catalog import Catalog, ServerFacts
 from pgshim.sql.collections import CollectionTables, exported_position
@@ -174,9 +173,6 @@ class Application:
             "port": str(config.port),
             "server_version": self.version.setting,
             "server_version_num": str(self.version.num),
-        } | {
-            guc.name: gucs.parse(guc, guc.boot_val)
-            for guc in gucs.added_since_15(self.version.major)
         }
         self.server = PgServer(config, self.new_session, self.shutdown)
         self._flusher: asyncio.Task[None] | None = None

@@ -119,3 +119,35 @@ def test_sql_slot_function_takes_failover_from_17(spool, pgshim) -> None:
         "SELECT pg_create_logical_replication_slot('t', 'pgoutput', true, false, true)",
     )  # fmt: skip
     assert "cannot enable failover for a temporary replication slot" in temporary.stderr
+
+
+def test_pgoutput_protocol_4_options_and_two_phase_at_start(spool, pgshim, tmp_path: Path) -> None:
+    """pgoutput with what a PostgreSQL 18 subscriber asks for, through pg_recvlogical 18;
+    two_phase 'on' at START_REPLICATION turns the slot's two_phase on, from where it started."""
+    spool.insert("users", name="before", n=1)
+    server = pgshim(spool.path, "--server-version", "18")
+    server.psql("CREATE PUBLICATION pub FOR ALL TABLES")
+    created = recvlogical(server, "-S", "po", "--create-slot", "-P", "pgoutput")
+    assert created.returncode == 0, created.stderr
+    assert server.psql("SELECT two_phase, two_phase_at FROM pg_replication_slots") == "f|"
+    lsn, _ = spool.insert("users", name="alice", n=7)
+    out = tmp_path / "out.bin"
+    options = ["proto_version=4", "publication_names=pub", "streaming=parallel", "origin=none",
+               "two_phase=on", "binary=true"]  # fmt: skip
+    done = recvlogical(
+        server, "-S", "po", "--start", "-f", str(out), "--endpos", end_pos(lsn),
+        *(arg for option in options for arg in ("-o", option)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"B") and b"users\x00" in data and b"alice" in data
+    assert server.psql("SELECT two_phase, two_phase_at FROM pg_replication_slots") == (
+        f"t|{end_pos(1)}"
+    )
+    too_new = recvlogical(
+        server, "-S", "po", "--start", "-n", "-f", "-", "-o", "proto_version=5",
+        "-o", "publication_names=pub",
+    )  # fmt: skip
+    assert "client sent proto_version=5 but server only supports protocol 4 or lower" in (
+        too_new.stderr
+    )

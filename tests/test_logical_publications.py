@@ -49,3 +49,31 @@ def test_default_publication_and_errors() -> None:
     with pytest.raises(PgError) as bad_publish:
         store.create("x", publish="insert, upsert")
     assert bad_publish.value.sqlstate == "22023"
+
+
+def test_tables_in_schema_cover_later_tables_and_ignore_named_filters() -> None:
+    from pgshim.logical.publications import TableOptions
+
+    conn = sqlite3.connect(":memory:")
+    store = PublicationStore(conn)
+    store.create("p", schemas=["public"], tables=[("public.users", TableOptions(None, "rid > 1"))])
+    later = Relation(16390, "public", "later", [Column("rid", 20, is_key=True)])
+    elsewhere = Relation(16391, "other", "later", [Column("rid", 20, is_key=True)])
+    pub_filter = PublicationStore(conn).resolve(["p"])  # kept across a restart
+    assert pub_filter.includes(later, "I") and not pub_filter.includes(elsewhere, "I")
+    # PostgreSQL 15 ignores a named table's row filter where its schema is published
+    assert pub_filter.row_filters(USERS, "U") is None
+    assert [row[2] for row in store.publication_table_rows([USERS, later, elsewhere])] == [
+        "users", "later",
+    ]  # fmt: skip
+    with pytest.raises(PgError) as again:
+        store.alter("p", add_schemas=["public"])
+    assert (again.value.sqlstate, again.value.message) == (
+        "42710", 'schema "public" is already member of publication "p"',
+    )  # fmt: skip
+    store.alter("p", drop_schemas=["public"])
+    assert not store.resolve(["p"]).includes(later, "I")
+    assert store.resolve(["p"]).row_filters(USERS, "U") == ["rid > 1"]
+    with pytest.raises(PgError) as missing:
+        store.alter("p", drop_schemas=["public"])
+    assert missing.value.sqlstate == "42704"

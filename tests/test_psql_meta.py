@@ -187,7 +187,8 @@ def test_describe_is_fast_with_200_collections(tmp_path) -> None:
 
 STATUS_VIEWS = ["pg_replication_slots", "pg_stat_replication", "pg_stat_replication_slots",
                 "pg_stat_activity", "pg_stat_database", "pg_stat_database_conflicts",
-                "pg_stat_bgwriter"]  # fmt: skip
+                "pg_stat_bgwriter", "pg_stat_archiver", "pg_stat_wal", "pg_stat_subscription_stats",
+                "pg_stat_io", "pg_stat_checkpointer"]  # fmt: skip
 
 
 def test_status_views_have_the_versions_columns(servers: Servers) -> None:
@@ -202,3 +203,32 @@ def test_status_views_have_the_versions_columns(servers: Servers) -> None:
     ours, theirs = servers.ours(query), servers.theirs(query)
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout
+
+
+STAT_IO_COUNTERS = ["reads", "read_bytes", "read_time", "writes", "write_bytes", "write_time",
+                    "writebacks", "writeback_time", "extends", "extend_bytes", "extend_time",
+                    "hits", "evictions", "reuses", "fsyncs", "fsync_time"]  # fmt: skip
+
+
+def test_stat_io_has_the_versions_rows(servers: Servers) -> None:
+    """pg_stat_io (18) has PostgreSQL's rows, NULL where PostgreSQL counts nothing; pgshim's
+    counters are zero and every view's stats_reset is the server's start."""
+    if servers.major < 18:
+        pytest.skip("pg_stat_io is PostgreSQL 16's; compared with a real PostgreSQL 18")
+    nulls = " || ".join(f"CASE WHEN {c} IS NULL THEN 'N' ELSE '0' END" for c in STAT_IO_COUNTERS)
+    query = f"SELECT backend_type, object, context, {nulls} FROM pg_stat_io ORDER BY 1, 2, 3"
+    ours, theirs = servers.ours(query), servers.theirs(query)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    total = " + ".join(f"coalesce({c}, 0)" for c in STAT_IO_COUNTERS)
+    rows = theirs.stdout.splitlines()[-1]  # (N rows)
+    for query, expected in [
+        (f"SELECT count(*)::text || ' rows', sum({total}) FROM pg_stat_io", f"{rows[1:-1]}|0"),
+        ("SELECT num_timed + num_requested + num_done + buffers_written + slru_written,"
+         " stats_reset = pg_postmaster_start_time() FROM pg_stat_checkpointer", "0|t"),
+        ("SELECT wal_records, wal_bytes = 0, stats_reset = pg_postmaster_start_time()"
+         " FROM pg_stat_wal", "0|t|t"),
+    ]:  # fmt: skip
+        answer = servers.ours(query)
+        assert answer.returncode == 0, answer.stderr
+        assert answer.stdout.splitlines()[1] == expected, query

@@ -211,3 +211,33 @@ def test_invalidate_pruned_and_the_metric(tmp_path: Path) -> None:
     values = {f.name: f.samples[0].value for f in metric_families(state) if f.samples}
     assert values["pgshim_slot_invalidations"] == 1
     conn.close()
+
+
+def test_failover_and_two_phase_are_kept_altered_and_shown_per_version(tmp_path: Path) -> None:
+    from pgshim.walsender.slots import slot_columns
+
+    conn, store = new_store(tmp_path / "state.db")
+    make(store, "f", 0x500, failover=True, two_phase=True)
+    make(store, "plain", 0x600)
+    with pytest.raises(PgError, match="cannot enable failover for a temporary replication slot"):
+        make(store, "t", 0x600, temporary=True, pid=7, failover=True)
+    store.acquire("plain", pid=9)
+    with pytest.raises(PgError) as active:  # ALTER_REPLICATION_SLOT needs the slot free
+        store.alter("plain", pid=8, failover=True)
+    assert active.value.sqlstate == "55006"
+    store.release("plain", 9)
+    store.alter("plain", pid=8, failover=True, two_phase=True)
+    store.alter("f", pid=8, two_phase=False)
+    store.enable_two_phase("f", 0x700)  # START_REPLICATION (two_phase 'on')
+    conn.close()
+
+    _, reopened = new_store(tmp_path / "state.db")
+    names = [name for name, _ in slot_columns(18)]
+    rows = {row[0]: dict(zip(names, row, strict=True)) for row in reopened.slot_rows(18)}
+    assert {name: (r["failover"], r["two_phase"], r["two_phase_at"]) for name, r in rows.items()} == {
+        "f": (True, True, 0x700), "plain": (True, True, 0x600),
+    }  # fmt: skip
+    assert all(r["inactive_since"] is not None and r["synced"] is False for r in rows.values())
+    assert [len(row) for row in reopened.slot_rows(15)] == [15, 15]
+    assert [name for name, _ in slot_columns(16)][-2:] == ["two_phase", "conflicting"]
+    assert "two_phase_at" not in dict(slot_columns(17)) and "failover" in dict(slot_columns(17))

@@ -43,6 +43,15 @@ CORPUS = [
     "SELECT t.*",
     "SELECT ri FROM users u, orders o",
     "SELECT ri FROM users u, orders o, users x",
+    # relations, functions and types pgshim has not (42P01, 42883, 42704), with positions
+    "SELECT * FROM nope",
+    "SELECT * FROM users, public.nope",
+    "SELECT 1::nosuchtype",
+    "SELECT CAST(1 AS nosuch)",
+    "SELECT f(1)",
+    "SELECT pg_catalog.f(1, 'a')",
+    "SELECT * FROM f(1)",
+    "SELECT 1 FROM users WHERE name = f(2)",
     # ambiguous columns (42702)
     "SELECT name FROM users u, users v",
     "SELECT rid FROM users JOIN orders ON true",
@@ -68,6 +77,10 @@ CORPUS = [
     "SELECT 'a'::text LIKE 1",
     # conditions and set operations of types that do not fit (42804)
     "SELECT name FROM users WHERE 1",
+    "SELECT 1 WHERE 1",
+    "SELECT 1 FROM users JOIN orders ON 1",
+    "SELECT (SELECT 1 WHERE 1)",
+    "SELECT 1.5 WHERE 1.5",
     "SELECT name FROM users WHERE age",
     "SELECT name FROM users u WHERE u.name",
     "SELECT count(*) FROM users HAVING 2",

@@ -10,7 +10,7 @@ from sqlkit import run_sql
 
 from pgshim.sql.catalog import _MACRO_NAMES, Catalog
 from pgshim.sql.engine import Engine
-from pgshim.sql.result_cache import deterministic
+from pgshim.sql.result_cache import MAX_BYTES, MAX_TEXT, TOTAL_BYTES, ResultCache, deterministic
 from pgshim.sql.results import RowsResult
 from pgshim.sql.session import SessionInfo, SqlSession
 
@@ -96,3 +96,20 @@ def test_each_session_sees_its_own_values() -> None:
 )
 def test_deterministic_statements(sql: str, expected: bool) -> None:
     assert deterministic(sqlglot.parse_one(sql, read="postgres"), _MACRO_NAMES) is expected
+
+
+def test_kept_results_are_bounded_in_size() -> None:
+    cache = ResultCache()
+    big = [("x" * 1000,)] * 2000  # about 2 MB: not kept
+    cache.put(ResultCache.key("SELECT big", [], []), [], big)
+    assert cache.get(ResultCache.key("SELECT big", [], [])) is None
+    assert ResultCache.key("SELECT " + "1" * MAX_TEXT, [], []) is None
+    row = [("x" * (MAX_BYTES // 2),)]
+    keys = [
+        ResultCache.key(f"SELECT {n}", [], [("t", 1)])
+        for n in range(TOTAL_BYTES // MAX_BYTES * 2 + 2)
+    ]
+    for key in keys:
+        cache.put(key, [], row)
+    assert cache.get(keys[-1]) == ([], row)
+    assert cache.get(keys[0]) is None  # the least recently used went first

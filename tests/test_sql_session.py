@@ -168,11 +168,11 @@ class FakePublications:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def create(self, name, all_tables, tables, actions) -> None:
-        self.calls.append(("create", name, all_tables, tables, actions))
+    def create(self, name, all_tables, tables, schemas, actions) -> None:
+        self.calls.append(("create", name, all_tables, tables, schemas, actions))
 
-    def alter(self, name, action, tables, actions) -> None:
-        self.calls.append(("alter", name, action, tables, actions))
+    def alter(self, name, action, tables, schemas, actions) -> None:
+        self.calls.append(("alter", name, action, tables, schemas, actions))
 
     def drop(self, name, if_exists) -> None:
         self.calls.append(("drop", name, if_exists))
@@ -188,46 +188,61 @@ def _where(expression: str) -> ast.Node:
         (
             "CREATE PUBLICATION p FOR ALL TABLES",
             "CREATE PUBLICATION",
-            ("create", "p", True, [], None),
+            ("create", "p", True, [], [], None),
         ),
         (
             'CREATE PUBLICATION "My Pub" FOR TABLE a, public.B, "Q"',
             "CREATE PUBLICATION",
             ("create", "My Pub", False, [TableSpec("a"), TableSpec("public.b"), TableSpec("Q")],
-             None),
+             [], None),
         ),
         (
             "create publication p for table t with (publish = 'insert, update')",
             "CREATE PUBLICATION",
-            ("create", "p", False, [TableSpec("t")], {"insert", "update"}),
+            ("create", "p", False, [TableSpec("t")], [], {"insert", "update"}),
         ),
         (
             "CREATE PUBLICATION p FOR TABLE t (b, \"A\") WHERE (b > 1), u WHERE (c IS NULL)",
             "CREATE PUBLICATION",
             ("create", "p", False,
              [TableSpec("t", ["b", "A"], _where("b > 1")), TableSpec("u", None, _where("c IS NULL"))],
-             None),
+             [], None),
         ),
-        ("CREATE PUBLICATION empty", "CREATE PUBLICATION", ("create", "empty", False, [], None)),
+        ("CREATE PUBLICATION empty", "CREATE PUBLICATION", ("create", "empty", False, [], [], None)),
         (
             "ALTER PUBLICATION p ADD TABLE s_extra",
             "ALTER PUBLICATION",
-            ("alter", "p", "add", [TableSpec("s_extra")], None),
+            ("alter", "p", "add", [TableSpec("s_extra")], [], None),
         ),
         (
             "ALTER PUBLICATION p SET TABLE a, b (x)",
             "ALTER PUBLICATION",
-            ("alter", "p", "set", [TableSpec("a"), TableSpec("b", ["x"])], None),
+            ("alter", "p", "set", [TableSpec("a"), TableSpec("b", ["x"])], [], None),
         ),
         (
             "ALTER PUBLICATION p DROP TABLE a",
             "ALTER PUBLICATION",
-            ("alter", "p", "drop", [TableSpec("a")], None),
+            ("alter", "p", "drop", [TableSpec("a")], [], None),
         ),
         (
             "ALTER PUBLICATION p SET (publish = 'delete')",
             "ALTER PUBLICATION",
-            ("alter", "p", "options", [], {"delete"}),
+            ("alter", "p", "options", [], [], {"delete"}),
+        ),
+        (
+            "CREATE PUBLICATION p FOR TABLES IN SCHEMA public, CURRENT_SCHEMA, TABLE t, u",
+            "CREATE PUBLICATION",
+            ("create", "p", False, [TableSpec("t"), TableSpec("u")], ["public", None], None),
+        ),
+        (
+            "ALTER PUBLICATION p ADD TABLES IN SCHEMA s, TABLES IN SCHEMA s",
+            "ALTER PUBLICATION",
+            ("alter", "p", "add", [], ["s"], None),
+        ),
+        (
+            "ALTER PUBLICATION p DROP TABLES IN SCHEMA s, TABLE a",
+            "ALTER PUBLICATION",
+            ("alter", "p", "drop", [TableSpec("a")], ["s"], None),
         ),
         ("DROP PUBLICATION p", "DROP PUBLICATION", ("drop", "p", False)),
         ("DROP PUBLICATION IF EXISTS p", "DROP PUBLICATION", ("drop", "p", True)),

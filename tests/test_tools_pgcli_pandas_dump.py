@@ -1,7 +1,8 @@
 """Tools beyond psql's backslash commands against a real pgshim: psql -l and PostgreSQL's own
-databases, PostgreSQL 15's settings (SET as pg_dump and drivers send it, 22023 as PostgreSQL
-words it), pg_dump --schema-only compared with a real PostgreSQL 15, pgcli's completion refresh,
-pandas over SQLAlchemy (psycopg2 and psycopg 3) and psycopg 3's type lookups."""
+databases, PostgreSQL 15's and 18's settings (SET as pg_dump and drivers send it, 22023 as
+PostgreSQL words it), pg_dump and pg_dumpall --schema-only compared with a real PostgreSQL of the
+version presented, pgcli's completion refresh, pandas over SQLAlchemy (psycopg2 and psycopg 3)
+and psycopg 3's type lookups."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from decimal import Decimal
 import psycopg
 import psycopg2
 import pytest
-from pgcluster import pg18_bindir, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir
 from test_psql_meta import create_like
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,9 +126,7 @@ def test_pg_dump_settings_are_accepted(server) -> None:
             conn.execute(statement)
         assert conn.execute("SHOW synchronize_seqscans").fetchone() == ("off",)
         assert conn.execute("SHOW xmloption").fetchone() == ("content",)
-        assert conn.execute("SHOW default_transaction_isolation").fetchone() == (
-            "repeatable read",
-        )
+        assert conn.execute("SHOW default_transaction_isolation").fetchone() == ("repeatable read",)
         conn.execute("BEGIN")
         conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE")
         assert conn.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
@@ -145,9 +144,24 @@ def test_pg_dump_settings_are_accepted(server) -> None:
         ]
 
 
-def test_settings_match_postgresql(server, pg_cluster) -> None:
-    """Bad values fail as in PostgreSQL 15 (22023, same message and hint), good ones show alike,
-    and pg_settings knows every parameter PostgreSQL has."""
+@pytest.fixture(scope="module")
+def pg18_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL 18 server shared by this module's tests."""
+    bindir = pg18_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
+    cluster = PgCluster(tmp_path_factory.mktemp("pg18"), {"wal_level": "logical"}, bindir=bindir)
+    yield cluster.start()
+    cluster.stop()
+
+
+@pytest.mark.parametrize("version", ["15", "18"])
+def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None:
+    """Bad values fail as in PostgreSQL of the version presented (22023, same message and hint),
+    good ones show alike, and pg_settings knows every parameter that version has, with its
+    type, unit, context, limits and choices."""
+    server = pgshim(spool.path, "--server-version", version)
+    pg_cluster = request.getfixturevalue("pg_cluster" if version == "15" else "pg18_cluster")
     for statement in BAD_VALUES:
         theirs = _error(pg_cluster.dsn(), statement)
         assert _error(server.dsn(), statement) == theirs, statement
@@ -162,7 +176,10 @@ def test_settings_match_postgresql(server, pg_cluster) -> None:
         assert shown[0] == shown[1], name
     for statement in ("SET wal_level = minimal", "SET server_version = '1'"):
         assert _error(server.dsn(), statement) == _error(pg_cluster.dsn(), statement)
-    query = "SELECT name, vartype, unit, context FROM pg_settings ORDER BY name"
+    query = (
+        "SELECT name, vartype, unit, context, min_val, max_val, enumvals FROM pg_settings"
+        " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
+    )
     with psycopg.connect(server.dsn()) as ours, psycopg.connect(pg_cluster.dsn()) as theirs:
         assert ours.execute(query).fetchall() == theirs.execute(query).fetchall()
 
@@ -191,19 +208,26 @@ def _comparable(dump: str) -> str:
     )  # fmt: skip
 
 
-@pytest.fixture
-def dump_server(spool, pgshim):
+DUMPED = {"users", "orders", "user"}  # _dump_spool's collections
+
+
+def _dump_spool(spool) -> None:
     """Collections of every kind of column, one named by a keyword."""
     spool.insert("users", name="ada", age=36, active=True, score=1.5)
     spool.insert("orders", total=12, note="first")
     spool.insert("user", born=dt.date(2000, 1, 1), data={"a": 1}, uid=uuid.uuid4(),
                  amount=Decimal("1.5"), at=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
+
+
+@pytest.fixture
+def dump_server(spool, pgshim):
+    _dump_spool(spool)
     return pgshim(spool.path)
 
 
-def _twin(server, pg_cluster) -> str:
-    """A database of the PostgreSQL 15 cluster with tables like pgshim's collections: the
-    columns pgshim shows, in its order and with its types, and rid the primary key."""
+def _twin(server, pg_cluster, tables: set[str] = DUMPED, db: str = "dump_twin") -> str:
+    """A database of the real cluster with tables like pgshim's collections: the columns pgshim
+    shows, in its order and with its types, and rid the primary key."""
     with psycopg.connect(server.dsn()) as conn:
         columns = conn.execute(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
@@ -211,40 +235,50 @@ def _twin(server, pg_cluster) -> str:
             " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
             " AND a.attnum > 0 ORDER BY c.relname, a.attnum"
         ).fetchall()
-    assert {table for table, *_ in columns} == {"users", "orders", "user"}
-    db = "dump_twin"
+    assert {table for table, *_ in columns} == tables
     pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
     pg_cluster.psql(f"CREATE DATABASE {db}")
-    tables: dict[str, list[str]] = {}
+    defs_of: dict[str, list[str]] = {}
     for table, name, type_, notnull in columns:
-        tables.setdefault(table, []).append(f'"{name}" {type_}{" NOT NULL" if notnull else ""}')
+        defs_of.setdefault(table, []).append(f'"{name}" {type_}{" NOT NULL" if notnull else ""}')
     pg_cluster.psql(
         "\n".join(
             f'CREATE TABLE public."{table}" ({", ".join(defs)}, PRIMARY KEY (rid));'
-            for table, defs in tables.items()
+            for table, defs in defs_of.items()
         ),
         dbname=db,
     )
     return db
 
 
-@pytest.mark.parametrize(
-    ("version", "options"),
-    [("15", []), ("18", []), ("15", ["--table", "users"]), ("18", ["--table", "users"])],
-)
-def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: list[str]) -> None:
-    """pg_dump 15 and 18 (which sends PostgreSQL 15's catalog queries to a server saying it is
-    15) dump pgshim's collections as they dump the same tables of a real PostgreSQL 15."""
+def _dump_tool(version: str, tool: str) -> str:
     bindir = pg_bindir() if version == "15" else pg18_bindir()
     if bindir is None:
-        pytest.skip(f"no pg_dump {version}: not installed, nor fetched (no network, no cache)")
-    pg_dump = [str(bindir / "pg_dump"), "--schema-only", *options]
+        pytest.skip(f"no {tool} {version}: not installed, nor fetched (no network, no cache)")
+    return str(bindir / tool)
+
+
+@pytest.mark.parametrize(
+    ("version", "served", "options"),
+    [("15", "15", []), ("18", "15", []), ("18", "18", []), ("15", "15", ["--table", "users"]),
+     ("18", "15", ["--table", "users"]), ("18", "18", ["--table", "users"])],
+)  # fmt: skip
+def test_pg_dump_schema_only(
+    spool, pgshim, request, version: str, served: str, options: list[str]
+) -> None:
+    """pg_dump 15 and 18 dump pgshim's collections (pgshim presenting 15: pg_dump 18 sends
+    PostgreSQL 15's catalog queries; presenting 18: 18's) as they dump the same tables of a real
+    PostgreSQL of the version presented."""
+    pg_dump = [_dump_tool(version, "pg_dump"), "--schema-only", *options]
+    _dump_spool(spool)
+    server = pgshim(spool.path, "--server-version", served)
+    pg_cluster = request.getfixturevalue("pg_cluster" if served == "15" else "pg18_cluster")
     ours = subprocess.run(
-        [*pg_dump, "-d", "reddb"], env=dump_server.env_for_clients(), capture_output=True,
+        [*pg_dump, "-d", "reddb"], env=server.env_for_clients(), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
     assert ours.returncode == 0, ours.stderr
-    db = _twin(dump_server, pg_cluster)
+    db = _twin(server, pg_cluster)
     theirs = subprocess.run(
         [*pg_dump, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", pg_cluster.superuser,
          "-d", db], capture_output=True, text=True, timeout=60,
@@ -259,6 +293,30 @@ def test_pg_dump_schema_only(dump_server, pg_cluster, version: str, options: lis
             ours.stdout
         )
     assert _comparable(ours.stdout) == _comparable(theirs.stdout)
+
+
+def test_pg_dumpall_18_schema_only(spool, pgshim, pg18_cluster) -> None:
+    """pg_dumpall 18 --schema-only of pgshim presenting 18: the roles, and the configured
+    database's part as pg_dump 18 --create dumps a real PostgreSQL 18 database of that name
+    holding the same tables."""
+    _dump_spool(spool)
+    server = pgshim(spool.path, "--server-version", "18")
+    ours = subprocess.run(
+        [_dump_tool("18", "pg_dumpall"), "--schema-only"], env=server.env_for_clients(),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    assert "CREATE ROLE postgres;" in ours.stdout
+    part = ours.stdout.split('-- Database "reddb" dump\n--\n\n')[1]
+    part = part.split("--\n-- PostgreSQL database cluster dump complete")[0]
+    db = _twin(server, pg18_cluster, db="reddb")
+    theirs = subprocess.run(
+        [_dump_tool("18", "pg_dump"), "--schema-only", "--create", "-h", "127.0.0.1", "-p",
+         str(pg18_cluster.port), "-U", pg18_cluster.superuser, "-d", db],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert _comparable(part) == _comparable(theirs.stdout)
 
 
 def test_pg_dump_restores_into_postgresql(dump_server, pg_cluster) -> None:
@@ -329,6 +387,34 @@ def test_what_pg_dump_reads_answers_like_postgresql(server, pg_cluster) -> None:
         assert ours == theirs, query
 
 
+def test_pg_dump_18_of_pgshim_serving_18(spool, pgshim, tmp_path) -> None:
+    """pgshim presenting PostgreSQL 18: pg_dump 18 and pg_dumpall 18 send it PostgreSQL 18's
+    catalog queries, and dump what they dump of a PostgreSQL 18 cluster with the same tables."""
+    bindir = pg18_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
+    spool.insert("users", name="ada", age=36, active=True, score=1.5)
+    spool.insert("user", born=dt.date(2000, 1, 1), data={"a": 1}, amount=Decimal("1.5"))
+    server = pgshim(spool.path, "--server-version", "18")
+    with PgCluster(tmp_path / "pg18", bindir=bindir) as pg18:
+        db = _twin(server, pg18, {"users", "user"})
+        for tool, options in (("pg_dump", ["--schema-only"]), ("pg_dumpall", ["--globals-only"])):
+            ours = subprocess.run(
+                [str(bindir / tool), *options, *(["-d", "reddb"] if tool == "pg_dump" else [])],
+                env=server.env_for_clients(), capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert ours.returncode == 0, ours.stderr
+            theirs = subprocess.run(
+                [str(bindir / tool), *options, "-h", "127.0.0.1", "-p", str(pg18.port), "-U",
+                 pg18.superuser, *(["-d", db] if tool == "pg_dump" else [])],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert theirs.returncode == 0, theirs.stderr
+            if tool == "pg_dump":
+                assert "-- Dumped from database version 18." in ours.stdout
+            assert _comparable(ours.stdout) == _comparable(theirs.stdout), tool
+
+
 @pytest.mark.parametrize("version", ["15", "18"])
 @pytest.mark.parametrize("mode", ["--globals-only", "--roles-only"])
 def test_pg_dumpall_globals(server, pg_cluster, version: str, mode: str) -> None:
@@ -354,8 +440,13 @@ def test_pg_dumpall_globals(server, pg_cluster, version: str, mode: str) -> None
 # --- pgcli ------------------------------------------------------------------------------------
 
 
-def _pgcli_refresh(port: int, database: str):
-    """pgcli's completer after every refresher pgcli has ran (each raises on a failed query)."""
+PGCLI_COMMANDS = [r"\dt", r"\di", r"\d users", r"\d+ orders", r"\dv pg_replication_slots",
+                  r"\df pg_get_userbyid", r"\dT"]  # fmt: skip
+
+
+def _pgcli_session(port: int, database: str):
+    """pgcli's completer after every refresher pgcli has ran (each raises on a failed query),
+    the search path it found and what its backslash commands answer."""
     from pgcli.completion_refresher import CompletionRefresher
     from pgcli.pgcompleter import PGCompleter
     from pgcli.pgexecute import PGExecute
@@ -369,7 +460,13 @@ def _pgcli_refresh(port: int, database: str):
         for name, refresh in CompletionRefresher.refreshers.items():
             refresh(completer, executor)
             assert executor.conn.info.transaction_status == 0, name  # idle, not failed
-        return completer, executor.search_path()
+        special = PGSpecial()
+        answers = {
+            command: [(rows and list(rows), headers, status)
+                      for _, rows, headers, status, *_ in executor.run(command, special)]
+            for command in PGCLI_COMMANDS
+        }  # fmt: skip
+        return completer, executor.search_path(), answers
     finally:
         executor.conn.close()
 
@@ -380,8 +477,8 @@ def test_pgcli_completion_refresh(server, pg_cluster, caplog) -> None:
     pytest.importorskip("pgcli")
     create_like(server.psql, pg_cluster, "pgcli_twin")
     with caplog.at_level("ERROR"):
-        ours, our_path = _pgcli_refresh(server.port, "reddb")
-        theirs, their_path = _pgcli_refresh(pg_cluster.port, "pgcli_twin")
+        ours, our_path, our_answers = _pgcli_session(server.port, "reddb")
+        theirs, their_path, their_answers = _pgcli_session(pg_cluster.port, "pgcli_twin")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     mine, real = ours.dbmetadata, theirs.dbmetadata
     assert mine["tables"]["public"] == real["tables"]["public"]  # columns, types, in order
@@ -395,6 +492,8 @@ def test_pgcli_completion_refresh(server, pg_cluster, caplog) -> None:
     assert set(mine["tables"]) <= set(real["tables"])  # the schemas
     assert {"reddb", "postgres", "template1"} <= set(ours.databases)
     assert our_path == their_path == ours.search_path == ["pg_catalog", "public"]
+    for command in PGCLI_COMMANDS:
+        assert our_answers[command] == their_answers[command], command
 
 
 # --- catalog queries compared with PostgreSQL 15 ---------------------------------------------
@@ -408,10 +507,16 @@ CATALOG_QUERIES = [
     " COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[] FROM pg_proc"
     " WHERE proname IN ('format_type', 'pg_get_userbyid', 'current_schemas', 'array_upper')"
     " AND prorettype::regtype != 'trigger'::regtype ORDER BY 1",
-    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text",
+    "SELECT 'int4'::regtype, 'text'::regtype::oid, '1'::int4::text,"
+    " (SELECT count(*) FROM pg_namespace WHERE nspname = 'public')",
     "SELECT oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray, typalign"
     " FROM pg_type WHERE typname IN ('record', '_record', 'anyarray', 'trigger', 'void')"
     " ORDER BY oid",
+    "SELECT relname FROM pg_class c WHERE c.relkind = ANY('{v,m}')"
+    " AND relname IN ('pg_replication_slots', 'pg_settings') ORDER BY 1",
+    "SELECT 'x' = ANY('{x,y}'), 2 <> ALL('{1,3}'), '{1,2}'::int2[], '{}'::text[]",
+    "SELECT proname FROM pg_proc p WHERE p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
+    " AND proname = 'pg_get_userbyid'",
     "SELECT rngtypid, rngsubtype, rngmultitypid, rngcollation, rngsubopc FROM pg_range WHERE false",
 ]
 SEARCH_PATHS = [None, "public, pg_catalog, public, nope", "''", '"$user", public']

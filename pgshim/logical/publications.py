@@ -1,10 +1,12 @@
 """Publications: which relations and actions a pgoutput session receives.
 
-CREATE/ALTER/DROP PUBLICATION semantics over a small sqlite schema (``publications`` and
-``publication_tables``). Tables are stored as (schema, name) and may name collections that have
-not produced a record yet; each with its column list and row filter (the filter's text as
-pgshim.logical.rowfilter prints it), when given. A configured default publication is created
-FOR ALL TABLES when absent.
+CREATE/ALTER/DROP PUBLICATION semantics over a small sqlite schema (``publications``,
+``publication_tables`` and ``publication_schemas``). Tables are stored as (schema, name) and may
+name collections that have not produced a record yet; each with its column list and row filter
+(the filter's text as pgshim.logical.rowfilter prints it), when given. A publication FOR TABLES
+IN SCHEMA publishes every table of the schema, later ones too, with neither column list nor row
+filter (PostgreSQL 15 ignores a named table's filter when its schema is published as well). A
+configured default publication is created FOR ALL TABLES when absent.
 """
 
 from __future__ import annotations
@@ -41,9 +43,17 @@ class Publication:
     actions: frozenset[str]
     tables: tuple[tuple[str, str], ...]
     options: dict[tuple[str, str], TableOptions] = field(default_factory=dict)
+    schemas: tuple[str, ...] = ()
+
+    def covers(self, relation: Relation) -> bool:
+        return (
+            self.all_tables
+            or relation.schema in self.schemas
+            or (relation.schema, relation.name) in self.tables
+        )
 
     def table_options(self, relation: Relation) -> TableOptions:
-        if self.all_tables:
+        if self.all_tables or relation.schema in self.schemas:
             return NO_OPTIONS
         return self.options.get((relation.schema, relation.name), NO_OPTIONS)
 
@@ -51,7 +61,7 @@ class Publication:
         action_name = ACTION_BY_CODE.get(action, action)
         if action_name not in self.actions:
             return False
-        return self.all_tables or (relation.schema, relation.name) in self.tables
+        return self.covers(relation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +72,7 @@ class PublicationFilter:
         return any(publication.includes(relation, action) for publication in self.publications)
 
     def includes_relation(self, relation: Relation) -> bool:
-        return any(
-            publication.all_tables or (relation.schema, relation.name) in publication.tables
-            for publication in self.publications
-        )
+        return any(publication.covers(relation) for publication in self.publications)
 
     def column_list(self, relation: Relation) -> tuple[str, ...] | None:
         """The columns sent of ``relation`` (None: all); as PostgreSQL 15, every publication
@@ -73,7 +80,7 @@ class PublicationFilter:
         every = tuple(column.name for column in relation.columns)
         lists = set()
         for publication in self.publications:
-            if publication.all_tables or (relation.schema, relation.name) in publication.tables:
+            if publication.covers(relation):
                 columns = publication.table_options(relation).columns
                 lists.add(None if columns is None or set(columns) >= set(every) else columns)
         if len(lists) > 1:
@@ -131,6 +138,10 @@ class PublicationStore:
             " pubname TEXT NOT NULL, schemaname TEXT NOT NULL, tablename TEXT NOT NULL,"
             " PRIMARY KEY (pubname, schemaname, tablename))"
         )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS publication_schemas ("
+            " pubname TEXT NOT NULL, schemaname TEXT NOT NULL, PRIMARY KEY (pubname, schemaname))"
+        )
         known = {row[1] for row in conn.execute("PRAGMA table_info(publication_tables)")}
         for column in ("attnames", "rowfilter"):  # added in a later version
             if column not in known:
@@ -155,6 +166,11 @@ class PublicationStore:
                     options.setdefault(pubname, {})[(schema, table)] = TableOptions(
                         columns, rowfilter
                     )
+            schemas: dict[str, list[str]] = {}
+            for pubname, schema in self._conn.execute(
+                "SELECT pubname, schemaname FROM publication_schemas ORDER BY rowid"
+            ):
+                schemas.setdefault(pubname, []).append(schema)
             self._cache = {
                 name: Publication(
                     name,
@@ -162,6 +178,7 @@ class PublicationStore:
                     parse_publish(publish),
                     tuple(tables.get(name, ())),
                     options.get(name, {}),
+                    tuple(schemas.get(name, ())),
                 )
                 for name, all_tables, publish in self._conn.execute(
                     "SELECT name, all_tables, publish FROM publications ORDER BY rowid"
@@ -188,6 +205,7 @@ class PublicationStore:
         all_tables: bool = False,
         tables: Iterable[TableItem] = (),
         publish: str = ", ".join(ALL_ACTIONS),
+        schemas: Iterable[str] = (),
     ) -> Publication:
         if self.find(name) is not None:
             raise PgError("42710", f'publication "{name}" already exists')
@@ -196,6 +214,7 @@ class PublicationStore:
             "INSERT INTO publications (name, all_tables, publish) VALUES (?, ?, ?)",
             (name, int(all_tables), publish),
         )
+        self._insert_schemas(name, schemas)
         self._insert_tables(name, tables)
         return self._require(name)
 
@@ -207,16 +226,29 @@ class PublicationStore:
         drop_tables: Iterable[str] = (),
         set_tables: Iterable[TableItem] | None = None,
         publish: str | None = None,
+        add_schemas: Iterable[str] = (),
+        drop_schemas: Iterable[str] = (),
+        set_schemas: Iterable[str] | None = None,
     ) -> Publication:
+        """ALTER PUBLICATION: ``set_tables`` with ``set_schemas`` replaces both (SET names
+        every table and schema the publication keeps)."""
         publication = self._require(name)
         add_tables, drop_tables = list(add_tables), list(drop_tables)
+        add_schemas, drop_schemas = list(add_schemas), list(drop_schemas)
         changes_tables = set_tables is not None or bool(add_tables) or bool(drop_tables)
-        if publication.all_tables and changes_tables:
+        changes_schemas = set_schemas is not None or bool(add_schemas) or bool(drop_schemas)
+        if publication.all_tables and (changes_tables or changes_schemas):
+            what = "Schemas" if add_schemas or drop_schemas or set_schemas else "Tables"
             raise PgError(
                 "55000",
                 f'publication "{name}" is defined as FOR ALL TABLES',
-                detail="Tables cannot be added to or dropped from FOR ALL TABLES publications.",
+                detail=f"{what} cannot be added to or dropped from FOR ALL TABLES publications.",
             )
+        for schema in add_schemas:
+            if schema in publication.schemas:
+                raise PgError(
+                    "42710", f'schema "{schema}" is already member of publication "{name}"'
+                )
         if publish is not None:
             parse_publish(publish)
             self._conn.execute(
@@ -232,6 +264,10 @@ class PublicationStore:
         if set_tables is not None:
             self._conn.execute("DELETE FROM publication_tables WHERE pubname = ?", (name,))
             self._insert_tables(name, set_tables)
+        if set_schemas is not None:
+            self._conn.execute("DELETE FROM publication_schemas WHERE pubname = ?", (name,))
+            self._insert_schemas(name, set_schemas)
+        self._insert_schemas(name, add_schemas)
         self._insert_tables(name, add_tables)
         for table in drop_tables:
             schema, tablename = parse_table_name(table)
@@ -243,6 +279,16 @@ class PublicationStore:
             if not deleted:
                 self._invalidate()
                 raise PgError("42704", f'relation "{tablename}" is not part of the publication')
+        for schema in drop_schemas:
+            deleted = self._conn.execute(
+                "DELETE FROM publication_schemas WHERE pubname = ? AND schemaname = ?",
+                (name, schema),
+            ).rowcount
+            if not deleted:
+                self._invalidate()
+                raise PgError(
+                    "42704", f'tables from schema "{schema}" are not part of the publication'
+                )
         self._invalidate()
         return self._require(name)
 
@@ -253,6 +299,7 @@ class PublicationStore:
             raise PgError("42704", f'publication "{name}" does not exist')
         self._conn.execute("DELETE FROM publications WHERE name = ?", (name,))
         self._conn.execute("DELETE FROM publication_tables WHERE pubname = ?", (name,))
+        self._conn.execute("DELETE FROM publication_schemas WHERE pubname = ?", (name,))
         self._invalidate()
 
     def resolve(self, names: list[str]) -> PublicationFilter:
@@ -274,7 +321,7 @@ class PublicationStore:
         rows = []
         for publication in self.list():
             for relation in known:
-                if publication.all_tables or (relation.schema, relation.name) in publication.tables:
+                if publication.covers(relation):
                     options = publication.table_options(relation)
                     attnames = [
                         column.name
@@ -294,6 +341,14 @@ class PublicationStore:
                 "INSERT OR IGNORE INTO publication_tables"
                 " (pubname, schemaname, tablename, attnames, rowfilter) VALUES (?, ?, ?, ?, ?)",
                 (name, schema, tablename, columns, options.row_filter),
+            )
+        self._invalidate()
+
+    def _insert_schemas(self, name: str, schemas: Iterable[str]) -> None:
+        for schema in schemas:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO publication_schemas (pubname, schemaname) VALUES (?, ?)",
+                (name, schema),
             )
         self._invalidate()
 

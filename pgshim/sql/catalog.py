@@ -555,6 +555,7 @@ class Catalog:
         calls = {id(node): index for index, node in enumerate(self._table_function_calls(tree))}
         self._call_index = calls
         self._collection_nodes = self._collection_refs(tree)
+        self._tree_sources = self._sources(tree) if isinstance(tree, exp.Select) else {}
         self._collection_tables: set[str] = set()
         replace_system_columns(tree, _CATALOG_TABLES)
         return tree.transform(self._rewrite_node, copy=False)
@@ -722,6 +723,24 @@ class Catalog:
                 this="json_object",
                 expressions=[arg.transform(self._rewrite_node) for arg in node.expressions],
             )
+        if isinstance(node, _COMPARISONS):
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if _is_regtype_literal(side) and not _is_regtype(other):
+                    # oid <> 'trigger'::regtype compares oids (the engine's regtype is a name)
+                    oid = pg_type_oid(side.unnest().this.this.removeprefix("pg_catalog."))
+                    to = exp.DataType.build("oid", udt=True)
+                    side.replace(exp.Cast(this=exp.Literal.number(oid), to=to))
+        quantified = _quantified_array(node)
+        if isinstance(quantified, exp.Literal) and quantified.is_string:
+            # x = ANY('{a,b}'): the untyped literal is an array of x's type (read as the cast)
+            other = _compared_with(node)
+            elem = self._declared_type(other, self._tree_sources) if other is not None else None
+            if isinstance(other, exp.Literal) and not other.is_string:
+                elem = 23 if other.this.lstrip("-").isdigit() else 1700
+            array = pgtypes.BY_OID[_array_oid(elem) or 1009].name
+            to = exp.DataType.build(array, dialect="postgres", udt=True)
+            quantified.replace(exp.Cast(this=quantified.copy(), to=to))
+            return None
         if isinstance(node, exp.EQ | exp.NEQ):
             for side, other in ((node.left, node.right), (node.right, node.left)):
                 if (
@@ -811,13 +830,15 @@ class Catalog:
         if target == 2206 and isinstance(inner, exp.Literal) and inner.is_string:
             return exp.Anonymous(
                 this=_internal("regtype_name"),
-                expressions=[exp.Literal.number(pg_type_oid(inner.this))],
+                expressions=[
+                    exp.Literal.number(pg_type_oid(inner.this.removeprefix("pg_catalog.")))
+                ],
             )
         if target == 26 and isinstance(inner, exp.Cast) and _cast_target(inner) == 2206:
             # a regtype's oid: the value before it became a name ('text'::regtype::oid)
             value = inner.this
             if isinstance(value, exp.Literal) and value.is_string:
-                value = exp.Literal.number(pg_type_oid(value.this))
+                value = exp.Literal.number(pg_type_oid(value.this.removeprefix("pg_catalog.")))
             node.set("this", value)
             return self._rewrite_cast(node)
         if target in (2206, 2211):  # regtype, regtype[]: the engine holds their names
@@ -1640,7 +1661,14 @@ def _figure_colname(node: exp.Expression) -> tuple[str, int]:
         if strength > 1:
             return name, strength
         target = _cast_target(node)
-        return (pgtypes.BY_OID[target].name if target else node.to.sql("postgres").lower()), 1
+        if target is None:
+            return node.to.sql("postgres").lower(), 1
+        written = pgtypes.BY_OID[target]  # the type's last name: an array's is its element's
+        if written.sql_name.endswith("[]"):
+            written = pgtypes.BY_OID[written.elem_oid]
+        return written.name, 1
+    if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select):
+        return _column_name(node.this.expressions[0]) or "?column?", 2  # (SELECT x ...)
     if isinstance(node, exp.Case):
         default = node.args.get("default")
         name, strength = _figure_colname(default) if default is not None else ("", 0)
@@ -1659,13 +1687,40 @@ def _any_operand(parameter: exp.Expression) -> exp.Expression | None:
     node = parameter.parent
     while isinstance(node, exp.Paren):
         node = node.parent
-    quantified = isinstance(node, exp.Any) or (
-        isinstance(node, exp.Anonymous) and node.name.lower() == "all"  # sqlglot's ALL(...)
-    )
-    if not quantified or not isinstance(node.parent, exp.Binary):
+    if node is None or _quantified_array(node) is not parameter:
         return None
-    comparison = node.parent
-    return comparison.left if comparison.right is node else comparison.right
+    return _compared_with(node)
+
+
+def _is_regtype(node: exp.Expression) -> bool:
+    node = node.unnest()
+    return isinstance(node, exp.Cast) and _cast_target(node) == 2206
+
+
+def _is_regtype_literal(node: exp.Expression) -> bool:
+    """'name'::regtype"""
+    return (
+        _is_regtype(node)
+        and isinstance(node.unnest().this, exp.Literal)
+        and node.unnest().this.is_string
+    )
+
+
+def _quantified_array(node: exp.Expression) -> exp.Expression | None:
+    """The array of ANY(array) or ALL(array) (sqlglot reads ALL(...) as a call)."""
+    if isinstance(node, exp.Any):
+        return node.this.unnest()
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "all" and node.expressions:
+        return node.expressions[0].unnest()
+    return None
+
+
+def _compared_with(quantified: exp.Expression) -> exp.Expression | None:
+    """The other side of the comparison an ANY(...) or ALL(...) is the right side of."""
+    comparison = quantified.parent
+    if not isinstance(comparison, exp.Binary):
+        return None
+    return comparison.left if comparison.right is quantified else comparison.right
 
 
 def _array_oid(elem_oid: int | None) -> int:
@@ -1793,6 +1848,24 @@ CATALOG_VIEWS: dict[str, list[tuple[str, str]]] = {
         ("buffers_backend", "int8"),
         ("buffers_backend_fsync", "int8"),
         ("buffers_alloc", "int8"),
+        ("stats_reset", "timestamptz"),
+    ],
+    "pg_stat_wal": [
+        ("wal_records", "int8"),
+        ("wal_fpi", "int8"),
+        ("wal_bytes", "numeric"),
+        ("wal_buffers_full", "int8"),
+        ("wal_write", "int8"),
+        ("wal_sync", "int8"),
+        ("wal_write_time", "float8"),
+        ("wal_sync_time", "float8"),
+        ("stats_reset", "timestamptz"),
+    ],
+    "pg_stat_subscription_stats": [
+        ("subid", "oid"),
+        ("subname", "name"),
+        ("apply_error_count", "int8"),
+        ("sync_error_count", "int8"),
         ("stats_reset", "timestamptz"),
     ],
     "pg_stat_archiver": [

@@ -29,14 +29,6 @@ class Change:
 # major -> the changes that version made (None after: the first column)
 CHANGES: dict[int, list[Change]] = {
     16: [
-        Change(  # substream: 'f', 't' or 'p' (parallel)
-            "pg_subscription",
-            retype={"substream": '"char"'},
-            add=[("subpasswordrequired", "bool", "subdisableonerr"),
-                 ("subrunasowner", "bool", "subpasswordrequired"),
-                 ("suborigin", "text", "subpublications")],
-            values={"subpasswordrequired": True, "suborigin": "any"},
-        ),
         Change(
             "pg_auth_members",
             add=[("oid", "oid", None), ("inherit_option", "bool", "admin_option"),
@@ -57,7 +49,6 @@ CHANGES: dict[int, list[Change]] = {
         ),
     ],
     17: [
-        Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change("pg_collation", rename={"colliculocale": "colllocale"}),
         Change(
             "pg_database",
@@ -100,6 +91,26 @@ CHANGES: dict[int, list[Change]] = {
         ),
         Change("pg_publication", add=[("pubgencols", '"char"', "pubviaroot")],
                values={"pubgencols": "n"}),
+        Change(  # the WAL's writes and syncs went to pg_stat_io
+            "pg_stat_wal",
+            drop=["wal_write", "wal_sync", "wal_write_time", "wal_sync_time"],
+        ),
+        Change(
+            "pg_stat_checkpointer",
+            add=[("num_done", "int8", "num_requested"),
+                 ("slru_written", "int8", "buffers_written")],
+        ),
+        Change(
+            "pg_stat_subscription_stats",
+            add=[(name, "int8", after) for after, name in zip(
+                ["sync_error_count", "confl_insert_exists", "confl_update_origin_differs",
+                 "confl_update_exists", "confl_update_missing", "confl_delete_origin_differs",
+                 "confl_delete_missing"],
+                ["confl_insert_exists", "confl_update_origin_differs", "confl_update_exists",
+                 "confl_update_missing", "confl_delete_origin_differs", "confl_delete_missing",
+                 "confl_multiple_unique_conflicts"], strict=True,
+            )],
+        ),
         Change(
             "pg_stat_database",
             add=[("parallel_workers_to_launch", "int8", "sessions_killed"),

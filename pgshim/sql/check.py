@@ -194,7 +194,7 @@ class _Checker:
         ):
             return  # a collection: its rows need a privilege, checked when they are read
         shown = ".".join(part for part in (node.catalogname, node.schemaname, name) if part)
-        raise PgError("42P01", f'relation "{shown}" does not exist')
+        raise PgError("42P01", f'relation "{shown}" does not exist', position=_position(node))
 
     def _range_function(self, node: ast.RangeFunction, ctes: frozenset[str]) -> None:
         allowed = self.names.functions | self.names.table_functions
@@ -229,6 +229,7 @@ class _Checker:
             f"function {'.'.join(parts)}({arg_types}) does not exist",
             hint="No function matches the given name and argument types. "
             "You might need to add explicit type casts.",
+            position=_position(node),
         )
 
     def _param(self, node: ast.ParamRef) -> None:
@@ -259,7 +260,7 @@ def _check_type(node: ast.TypeName) -> None:
         except KeyError:
             known = False
     if not known:
-        raise PgError("42704", f'type "{".".join(parts)}" does not exist')
+        raise PgError("42704", f'type "{".".join(parts)}" does not exist', position=_position(node))
 
 
 def arg_type(arg: object) -> str:
@@ -275,6 +276,12 @@ def arg_type(arg: object) -> str:
     if isinstance(arg, ast.TypeCast) and arg.typeName is not None and arg.typeName.names:
         return arg.typeName.names[-1].sval
     return "unknown"
+
+
+def _position(node: ast.Node) -> int | None:
+    """PostgreSQL's 1-based position of a node of the statement's text."""
+    location = getattr(node, "location", None)
+    return location + 1 if isinstance(location, int) and location >= 0 else None
 
 
 def _read_only(command: str) -> PgError:

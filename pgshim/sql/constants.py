@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from pglast import parser
 
 
-def constant_location(source: str, kind: str, value: object) -> int | None:
-    """The 0-based character offset of the one constant of that kind ("ival", "fval", "sval")
-    holding ``value`` in ``source``; None when there is none or more than one."""
+def constant_location(
+    source: str, kind: str, value: object, index: int = 0, count: int = 1
+) -> int | None:
+    """The 0-based character offset of a constant of that kind ("ival", "fval", "sval")
+    holding ``value`` in ``source``: the ``index``-th (in the tree's order) of the ``count``
+    there are; None when their number is not ``count``."""
     try:
         tree = json.loads(parser.parse_sql_json(source))
     except (parser.ParseError, ValueError):
@@ -23,9 +26,9 @@ def constant_location(source: str, kind: str, value: object) -> int | None:
         if isinstance(item.get(kind), dict) and item[kind].get(kind) == value
         and "location" in item
     ]  # fmt: skip
-    if len(found) != 1:
+    if len(found) != count or not 0 <= index < count:
         return None
-    return len(source.encode()[: found[0]].decode(errors="ignore"))  # bytes -> characters
+    return len(source.encode()[: found[index]].decode(errors="ignore"))  # bytes -> characters
 
 
 def _json_nodes(value: object) -> Iterator[dict]:

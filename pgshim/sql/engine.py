@@ -250,13 +250,14 @@ class Engine:
         of its own)."""
         shared, own = self._split(temp_tables)
         key = None
-        if deterministic and stage is None:
+        # (the contents of its own tables are remembered for their versions: small ones only)
+        if deterministic and stage is None and all(len(t.rows) <= MAX_ROWS for t in own):
             versions = [(t.name, t.version) for t in shared] + [
                 (f"own {t.name}", self._contents.stamp(t.name, t.columns, t.rows).version)
                 for t in own
             ]
             key = ResultCache.key(sql, params, versions)
-            kept = self.results.get(key)
+            kept = None if key is None else self.results.get(key)
             if kept is not None:
                 return KeptRows(*kept)
         cursor = EngineCursor(self, await self._acquire(bound), bound, to_pg_error)

@@ -3,6 +3,7 @@ their validation as PostgreSQL does it (parse_bool, parse_int/parse_real with un
 
 The table is PostgreSQL 15's pg_settings (name, vartype, unit, context, category, short_desc,
 min_val, max_val, enumvals, boot_val), one a line separated by |; SET accepts every name in it, SHOW and pg_settings show them.
+Later versions' parameters are 15's with the changes in guc_versions.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from pgshim.errors import PgError
+from pgshim.sql import guc_versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,6 @@ class Guc:
     enumvals: tuple[str, ...] | None
     boot_val: str
     hidden: bool = False  # GUC_NO_SHOW_ALL: not in SHOW ALL or pg_settings
-    since: int = 15  # the PostgreSQL major version that has it first
 
 
 # what a unit's multiple is in the unit's base (PostgreSQL's memory and time unit tables)
@@ -42,26 +43,22 @@ _MEMORY_HINT = 'Valid units for this parameter are "B", "kB", "MB", "GB", and "T
 _TIME_HINT = 'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'
 
 
-def lookup(name: str) -> Guc | None:
-    return _BY_LOWER.get(name.lower())
+def lookup(name: str, major: int = 15) -> Guc | None:
+    """Parameter ``name`` as PostgreSQL ``major`` has it (None: that version has no such one)."""
+    return _table(major).get(name.lower())
 
 
 def all_gucs(major: int = 15) -> list[Guc]:
     """The parameters PostgreSQL ``major`` has."""
-    return [guc for guc in _BY_LOWER.values() if guc.since <= major]
-
-
-def added_since_15(major: int) -> list[Guc]:
-    """The parameters later versions up to ``major`` added."""
-    return [guc for guc in _BY_LOWER.values() if 15 < guc.since <= major]
+    return list(_table(major).values())
 
 
 def invalid(name: str, value: str, hint: str | None = None) -> PgError:
     return PgError("22023", f'invalid value for parameter "{name}": "{value}"', hint=hint)
 
 
-def parse(guc: Guc, value: str) -> str:
-    """A value as SHOW prints it, or PostgreSQL's 22023 error."""
+def parse(guc: Guc, value: str, major: int = 15) -> str:
+    """A value as SHOW prints it, or PostgreSQL ``major``'s 22023 error."""
     kind = guc.vartype
     if kind == "bool":
         parsed = parse_bool(value)
@@ -69,7 +66,7 @@ def parse(guc: Guc, value: str) -> str:
             raise PgError("22023", f'parameter "{guc.name}" requires a Boolean value')
         return "on" if parsed else "off"
     if kind in ("integer", "real"):
-        number = _parse_number(guc, value)
+        number = _parse_number(guc, value, major)
         return show_number(guc, number)
     if kind == "enum":
         return _parse_enum(guc, value)
@@ -122,7 +119,7 @@ def base_number(guc: Guc, value: str) -> float:
     return _parse_number(guc, value)
 
 
-def _parse_number(guc: Guc, value: str) -> float:
+def _parse_number(guc: Guc, value: str, major: int = 15) -> float:
     match = _NUMBER.fullmatch(value)
     if match is None:
         raise invalid(guc.name, value)
@@ -139,11 +136,13 @@ def _parse_number(guc: Guc, value: str) -> float:
         number = float(round(number))
     low, high = _bound(guc.min_val), _bound(guc.max_val)
     if (low is not None and number < low) or (high is not None and number > high):
-        shown = _plain(number, guc.vartype)
+        unit = f" {guc.unit}" if guc.unit else ""
+        bound_unit = unit if major >= 18 else ""  # 18 names the unit of the bounds too
         raise PgError(
             "22023",
-            f"{shown}{' ' + guc.unit if guc.unit else ''} is outside the valid range for "
-            f'parameter "{guc.name}" ({_plain(low, guc.vartype)} .. {_plain(high, guc.vartype)})',
+            f"{_plain(number, guc.vartype)}{unit} is outside the valid range for parameter"
+            f' "{guc.name}" ({_plain(low, guc.vartype)}{bound_unit} ..'
+            f" {_plain(high, guc.vartype)}{bound_unit})",
         )
     return number
 
@@ -233,26 +232,32 @@ _HIDDEN_ENUM_VALUES: dict[str, dict[str, str]] = {
     "wal_level": {"archive": "replica", "hot_standby": "replica"},
     "synchronous_commit": {"true": "on", "false": "off", "yes": "on", "no": "off", "1": "on", "0": "off"},
     "force_parallel_mode": {"true": "on", "false": "off", "yes": "on", "no": "off", "1": "on", "0": "off"},
+    "debug_parallel_query": {"true": "on", "false": "off", "yes": "on", "no": "off", "1": "on", "0": "off"},
 }  # fmt: skip
 
 
+def _guc(row: str) -> Guc:
+    name, vartype, unit, context, category, desc, low, high, enums, boot = row.split("|")
+    return Guc(
+        name, vartype, unit or None, context, category, desc, low or None, high or None,
+        tuple(enums.split(",")) if vartype == "enum" else None, _TRAILING_SPACE.get(name, boot),
+    )  # fmt: skip
+
+
 @cache
-def _table() -> dict[str, Guc]:
-    table: dict[str, Guc] = {}
-    for line in _DATA.strip("\n").split("\n"):
-        name, vartype, unit, context, category, desc, low, high, enums, boot = line.split("|")
-        table[name.lower()] = Guc(
-            name, vartype, unit or None, context, category, desc, low or None, high or None,
-            tuple(enums.split(",")) if vartype == "enum" else None, _TRAILING_SPACE.get(name, boot),
-        )  # fmt: skip
-    for line in _LATER_DATA.strip("\n").split("\n"):
-        since, name, vartype, unit, context, category, desc, low, high, enums, boot = line.split(
-            "|"
-        )
-        table[name.lower()] = Guc(
-            name, vartype, unit or None, context, category, desc, low or None, high or None,
-            tuple(enums.split(",")) if vartype == "enum" else None, boot, since=int(since),
-        )  # fmt: skip
+def _table(major: int) -> dict[str, Guc]:
+    if major > 15:
+        table = dict(_table(15))
+        for line in guc_versions.CHANGES.strip("\n").split("\n"):
+            version, change, row = line.split("|", 2)
+            if int(version) > major:
+                continue
+            if change == "-":
+                del table[row.lower()]
+            else:
+                table[row.split("|", 1)[0].lower()] = _guc(row)
+        return table
+    table = {(guc := _guc(line)).name.lower(): guc for line in _DATA.strip("\n").split("\n")}
     for name, vartype, context, desc in _NOT_SHOWN:
         table[name.lower()] = Guc(
             name, vartype, None, context, "Ungrouped", desc, None, None, None, "", hidden=True
@@ -260,11 +265,6 @@ def _table() -> dict[str, Guc]:
     return table
 
 
-# parameters of later versions that clients set (pg_dump 18 sets transaction_timeout): the
-# version that added it, then the columns of _DATA
-_LATER_DATA = r"""
-17|transaction_timeout|integer|ms|user|Client Connection Defaults / Statement Behavior|Sets the maximum allowed duration of any transaction within a session (not a prepared transaction).|0|2147483647||0
-"""
 _TRAILING_SPACE = {"log_line_prefix": "%m [%p] "}  # a boot value the table cannot end a line with
 
 # GUC_NO_SHOW_ALL parameters: SET and SHOW know them, SHOW ALL and pg_settings do not
@@ -630,5 +630,3 @@ xmlbinary|enum||user|Client Connection Defaults / Statement Behavior|Sets how bi
 xmloption|enum||user|Client Connection Defaults / Statement Behavior|Sets whether XML data in implicit parsing and serialization operations is to be considered as documents or content fragments.|||content,document|content
 zero_damaged_pages|bool||superuser|Developer Options|Continues processing past damaged page headers.||||off
 """
-
-_BY_LOWER = _table()

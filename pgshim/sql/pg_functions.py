@@ -425,7 +425,7 @@ EMPTY_CATALOGS = (
     "pg_shdescription", "pg_attrdef", "pg_inherits", "pg_policy",
     "pg_statistic_ext", "pg_sequence", "pg_enum", "pg_trigger", "pg_rewrite", "pg_depend",
     "pg_auth_members", "pg_extension", "pg_opclass", "pg_foreign_table",
-    "pg_publication_namespace", "pg_subscription_rel", "pg_amop", "pg_amproc", "pg_cast",
+    "pg_subscription_rel", "pg_amop", "pg_amproc", "pg_cast",
     "pg_conversion", "pg_default_acl", "pg_event_trigger", "pg_foreign_data_wrapper",
     "pg_foreign_server", "pg_init_privs", "pg_operator", "pg_opfamily", "pg_seclabels",
     "pg_subscription", "pg_transform", "pg_ts_config", "pg_ts_dict", "pg_ts_parser",

@@ -16,6 +16,8 @@ COLUMNS = [
 
 
 class Settings(Protocol):
+    major: int  # the PostgreSQL version presented
+
     def settings(self) -> dict[str, str]: ...
     def reset_values(self) -> dict[str, str]: ...
 
@@ -25,17 +27,17 @@ def rows(session: Settings | None) -> list[tuple]:
         return []
     current, reset = session.settings(), session.reset_values()
     return [
-        _row(name, value, reset.get(name, value))
+        _row(name, value, reset.get(name, value), session.major)
         for name, value in sorted(current.items(), key=lambda item: item[0].lower())
-        if (guc := gucs.lookup(name)) is None or not guc.hidden
+        if (guc := gucs.lookup(name, session.major)) is None or not guc.hidden
     ]
 
 
 _SERVED_VERSION = frozenset({"server_version", "server_version_num"})
 
 
-def _row(name: str, value: str, reset: str) -> tuple:
-    guc = gucs.lookup(name)
+def _row(name: str, value: str, reset: str, major: int) -> tuple:
+    guc = gucs.lookup(name, major)
     if guc is None:  # a custom (dotted) placeholder
         return (
             name, value, None, "Customized Options", "", None, "user", "string",

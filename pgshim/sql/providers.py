@@ -13,6 +13,8 @@ from zlib import crc32
 from pgshim.errors import PgError
 from pgshim.logical.publications import (
     ALL_ACTIONS,
+    DEFAULT_SCHEMA,
+    NO_OPTIONS,
     Publication,
     PublicationStore,
     TableItem,
@@ -193,7 +195,8 @@ class CatalogRows:
 
     def pg_publication_rel(self) -> list[tuple]:
         """One row per table named by a publication (not FOR ALL TABLES): its column list
-        (attribute numbers) and row filter."""
+        (attribute numbers) and row filter, kept even where TABLES IN SCHEMA of its schema
+        makes the publication ignore them, as PostgreSQL 15 keeps them."""
         oids = {row[1]: row[0] for row in self.pg_publication()}
         by_name = {(rel.schema, rel.name): rel for rel in self._relations()}
         rows = []
@@ -204,13 +207,23 @@ class CatalogRows:
                 relation = by_name.get(key)
                 if relation is None:
                     continue
-                options = publication.table_options(relation)
+                options = publication.options.get(key, NO_OPTIONS)
                 rows.append(catalog_row(
                     "pg_publication_rel", oid=oids[publication.name] * 1000 + relation.oid % 1000,
                     prpubid=oids[publication.name], prrelid=relation.oid,
                     prattrs=_attnums(relation, options.columns), prqual=options.row_filter,
                 ))  # fmt: skip
         return rows
+
+    def pg_publication_namespace(self) -> list[tuple]:
+        """One row per schema a publication publishes the tables of (TABLES IN SCHEMA)."""
+        oids = {row[1]: row[0] for row in self.pg_publication()}
+        return [
+            (oids[p.name] * 1000 + namespace_oid(schema) % 1000, oids[p.name],
+             namespace_oid(schema))
+            for p in self.publications.list()
+            for schema in p.schemas
+        ]  # fmt: skip
 
     def pg_publication(self) -> list[tuple]:
         return [
@@ -272,6 +285,7 @@ class CatalogRows:
             "pg_index": self.pg_index,
             "pg_constraint": self.pg_constraint,
             "pg_publication_rel": self.pg_publication_rel,
+            "pg_publication_namespace": self.pg_publication_namespace,
             "pgshim_index_definitions": self.index_definitions,
             "pgshim_constraint_definitions": self.constraint_definitions,
             "pg_publication": self.pg_publication,
@@ -409,39 +423,94 @@ class PublicationDDL:
                 return relation
         return None
 
+    def _schemas(self, names: list[str | None]) -> list[str]:
+        """The schemas of TABLES IN SCHEMA, which must exist and not be pg_catalog."""
+        known = {"pg_catalog", DEFAULT_SCHEMA} | {rel.schema for rel in self._relations()}
+        schemas = []
+        for name in names:
+            schema = DEFAULT_SCHEMA if name is None else name  # CURRENT_SCHEMA: search_path's
+            if schema not in known:
+                raise PgError("3F000", f'schema "{schema}" does not exist')
+            if schema == "pg_catalog":
+                raise PgError(
+                    "22023",
+                    f'cannot add schema "{schema}" to publication',
+                    detail="This operation is not supported for system schemas.",
+                )
+            if schema not in schemas:
+                schemas.append(schema)
+        return schemas
+
     def create(
-        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
-    ) -> None:
+        self, name: str, all_tables: bool, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None:  # fmt: skip
+        in_schemas = self._schemas(schemas)
         items = table_items(tables, self._find)
+        if in_schemas:
+            _no_column_lists(name, items)
         publish = ", ".join(ALL_ACTIONS) if actions is None else ", ".join(sorted(actions))
         if self.store.find(name) is None:
             check_identity(_draft(name, all_tables, items, publish), self._find)
-        self.store.create(name, all_tables=all_tables, tables=items, publish=publish)
+        self.store.create(
+            name, all_tables=all_tables, tables=items, publish=publish, schemas=in_schemas
+        )
 
     def alter(
-        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
-    ) -> None:
+        self, name: str, action: str, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None:  # fmt: skip
         publish = None if actions is None else ", ".join(sorted(actions))
+        in_schemas = self._schemas(schemas)
         if action == "drop":
-            self.store.alter(name, drop_tables=[spec.name for spec in tables])
+            self.store.alter(
+                name, drop_tables=[spec.name for spec in tables], drop_schemas=in_schemas
+            )
             return
         items = table_items(tables, self._find)
         before = self.store.find(name)
         if before is None:
             self.store.alter(name)  # its "does not exist"
             return
+        if action in ("add", "set") and not before.all_tables:
+            kept_schemas = before.schemas if action == "add" else ()
+            if in_schemas or kept_schemas:
+                _no_column_lists(name, items)
+            if (
+                action == "add"
+                and in_schemas
+                and any(options.columns is not None for options in before.options.values())
+            ):
+                raise PgError(
+                    "22023",
+                    f'cannot add schema to publication "{name}"',
+                    detail="Schemas cannot be added if any tables that specify a column list "
+                    "are already part of the publication.",
+                )
         kept = [] if action == "set" else _items_of(before)
         draft = _draft(name, before.all_tables, kept + items, publish or ", ".join(before.actions))
         check_identity(draft, self._find)
         if action == "add":
-            self.store.alter(name, add_tables=items)
+            self.store.alter(name, add_tables=items, add_schemas=in_schemas)
         elif action == "set":
-            self.store.alter(name, set_tables=items)
+            self.store.alter(name, set_tables=items, set_schemas=in_schemas)
         else:
             self.store.alter(name, publish=publish)
 
     def drop(self, name: str, if_exists: bool) -> None:
         self.store.drop(name, if_exists=if_exists)
+
+
+def _no_column_lists(name: str, items: list[TableItem]) -> None:
+    """PostgreSQL 15 takes no column list in a publication with TABLES IN SCHEMA."""
+    for item in items:
+        if not isinstance(item, str) and item[1].columns is not None:
+            raise PgError(
+                "22023",
+                f'cannot use column list for relation "{item[0]}" in publication "{name}"',
+                detail="Column lists cannot be specified in publications containing FOR TABLES "
+                "IN SCHEMA elements.",
+            )
 
 
 def _items_of(publication: Publication) -> list[TableItem]:

@@ -46,6 +46,9 @@ class PublicationCommand:
     name: str
     all_tables: bool = False
     tables: list[TableSpec] = field(default_factory=list)
+    schemas: list[str | None] = field(
+        default_factory=list
+    )  # TABLES IN SCHEMA; None: CURRENT_SCHEMA
     actions: set[str] | None = None  # None: not given (defaults / unchanged)
     alter_action: str = ""  # "add" | "set" | "drop" | "options"
     if_exists: bool = False
@@ -56,20 +59,28 @@ class PublicationCommand:
 
     def apply(self, handler: PublicationHandler) -> None:
         if self.verb == "create":
-            handler.create(self.name, self.all_tables, self.tables, self.actions)
+            handler.create(self.name, self.all_tables, self.tables, self.schemas, self.actions)
         elif self.verb == "alter":
-            handler.alter(self.name, self.alter_action, self.tables, self.actions)
+            handler.alter(self.name, self.alter_action, self.tables, self.schemas, self.actions)
         else:
             handler.drop(self.name, self.if_exists)
 
 
-def _tables(objects: tuple | None, *, dropping: bool = False) -> list[TableSpec]:
-    tables = []
+def _objects(
+    objects: tuple | None, *, dropping: bool = False
+) -> tuple[list[TableSpec], list[str | None]]:
+    """The tables and the schemas (TABLES IN SCHEMA) a command names."""
+    tables: list[TableSpec] = []
+    schemas: list[str | None] = []
     for spec in objects or ():
-        if spec.pubobjtype != enums.PublicationObjSpecType.PUBLICATIONOBJ_TABLE:
-            raise PgError(
-                "0A000", "pgshim publications publish tables: TABLES IN SCHEMA is not supported"
-            )
+        if spec.pubobjtype == enums.PublicationObjSpecType.PUBLICATIONOBJ_TABLES_IN_SCHEMA:
+            if spec.name not in schemas:
+                schemas.append(spec.name)
+            continue
+        if spec.pubobjtype == enums.PublicationObjSpecType.PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA:
+            if None not in schemas:
+                schemas.append(None)
+            continue
         table = spec.pubtable
         relation = table.relation
         name = (
@@ -85,7 +96,7 @@ def _tables(objects: tuple | None, *, dropping: bool = False) -> list[TableSpec]
                 "42601", "column list must not be specified in ALTER PUBLICATION ... DROP"
             )
         tables.append(TableSpec(name, columns, table.whereClause))
-    return tables
+    return tables, schemas
 
 
 def _with_options(options: tuple | None) -> set[str] | None:
@@ -115,11 +126,13 @@ def _with_options(options: tuple | None) -> set[str] | None:
 def publication_command(node: ast.Node) -> PublicationCommand:
     """The command a CREATE / ALTER / DROP PUBLICATION statement's tree stands for."""
     if isinstance(node, ast.CreatePublicationStmt):
+        tables, schemas = _objects(node.pubobjects)
         return PublicationCommand(
             "create",
             node.pubname,
             all_tables=bool(node.for_all_tables),
-            tables=_tables(node.pubobjects),
+            tables=tables,
+            schemas=schemas,
             actions=_with_options(node.options),
         )
     if isinstance(node, ast.AlterPublicationStmt):
@@ -128,11 +141,9 @@ def publication_command(node: ast.Node) -> PublicationCommand:
                 "alter", node.pubname, actions=_with_options(node.options), alter_action="options"
             )
         action = _ALTER_ACTIONS[node.action]
+        tables, schemas = _objects(node.pubobjects, dropping=action == "drop")
         return PublicationCommand(
-            "alter",
-            node.pubname,
-            tables=_tables(node.pubobjects, dropping=action == "drop"),
-            alter_action=action,
+            "alter", node.pubname, tables=tables, schemas=schemas, alter_action=action
         )
     names = [part.sval for part in node.objects]
     if len(names) != 1:

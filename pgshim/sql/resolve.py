@@ -55,13 +55,16 @@ def check_references(node: ast.SelectStmt, columns: ColumnLookup, source: str = 
     """Raise PostgreSQL's error for a column or FROM-clause reference that names nothing (or
     more than one thing) in reach, or of a type PostgreSQL refuses where it stands; positions
     are 1-based into the statement's text (``source``)."""
-    _Resolver(columns, source).select(node, [], {})
+    _Resolver(columns, source, node).select(node, [], {})
 
 
 class _Resolver:
-    def __init__(self, columns: ColumnLookup, source: str = "") -> None:
+    def __init__(
+        self, columns: ColumnLookup, source: str = "", root: ast.Node | None = None
+    ) -> None:
         self.columns = columns
         self.source = source  # the statement's text, for the positions of constants
+        self.root = root  # the statement's tree
         self.output_types: dict[int, list[int | None]] = {}  # id(SELECT) -> its columns' types
 
     # --- query levels -------------------------------------------------------------------------
@@ -323,7 +326,14 @@ class _Resolver:
             kind = {ast.Integer: "ival", ast.Float: "fval", ast.String: "sval"}.get(type(value))
             if kind is None:
                 return None
-            found = constant_location(self.source, kind, getattr(value, kind))
+            wanted = getattr(value, kind)
+            alike = [
+                other for other in _walk(self.root)
+                if isinstance(other, ast.A_Const) and type(other.val) is type(value)
+                and getattr(other.val, kind) == wanted
+            ]  # fmt: skip
+            index = next(i for i, other in enumerate(alike) if other is node)
+            found = constant_location(self.source, kind, wanted, index, len(alike))
             return None if found is None else found + 1
         if isinstance(node, ast.TypeCast):  # PostgreSQL's exprLocation: the leftmost part
             places = [p for p in (self._position(node.arg), _location(node)) if p is not None]
@@ -634,6 +644,17 @@ def _field(part: object) -> str | None:
 def _location(node: object) -> int | None:
     location = getattr(node, "location", None)
     return None if location is None or location < 0 else location + 1
+
+
+def _walk(node: object) -> Iterator[ast.Node]:
+    """Every node of a tree, depth first in field order (the order of the parse's JSON form)."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _walk(item)
+    elif isinstance(node, ast.Node):
+        yield node
+        for child in _children(node):
+            yield from _walk(child)
 
 
 def _children(node: ast.Node) -> Iterator[object]:

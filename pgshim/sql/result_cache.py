@@ -8,21 +8,26 @@ table it reads: the versions of the shared tables (shared_tables.py), and of the
 own (the views of the session, set-returning functions' rows), compared by value. It reads no
 collection, has no side effect, and calls only functions known to give the same result for the
 same arguments (pgshim's macros, whose tables count among those it reads, and the engine's
-functions listed here: no clock, no randomness, no sampling). Results
-of up to MAX_ROWS rows, read to their end without an error, are kept, the MAX_ENTRIES most
-recently used.
+functions listed here: no clock, no randomness, no sampling). Results of statements up to
+MAX_TEXT characters, of up to MAX_ROWS rows and about MAX_BYTES, read to their end without an
+error, are kept, the most recently used up to MAX_ENTRIES and about TOTAL_BYTES.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Collection, Sequence
 
 from sqlglot import exp
 
+Key = tuple[str, tuple, tuple]  # (SQL, parameters, versions of the tables read)
+
+MAX_TEXT = 16_384
 MAX_ROWS = 2_000
+MAX_BYTES = 1 << 20
 MAX_ENTRIES = 256
+TOTAL_BYTES = 16 << 20
 
 # functions of the engine whose result depends on their arguments alone (DuckDB's TimeZone is
 # fixed: casts and date arithmetic included)
@@ -56,31 +61,56 @@ def macro_names(statements: Collection[str]) -> frozenset[str]:
 
 
 class ResultCache:
-    """Kept results by key: (SQL, parameters, versions of the shared tables read)."""
+    """Kept results by Key."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._results: OrderedDict[Hashable, tuple[list, list[tuple]]] = OrderedDict()
+        self._results: OrderedDict[Key, tuple[list, list[tuple], int]] = OrderedDict()
+        self._bytes = 0
         self.hits = 0
 
     @staticmethod
-    def key(sql: str, params: Sequence, versions: Sequence[tuple[str, int]]) -> Hashable:
+    def key(sql: str, params: Sequence, versions: Sequence[tuple[str, int]]) -> Key | None:
+        """The key of a statement's result, None when it is too long to keep."""
+        if len(sql) > MAX_TEXT:
+            return None
         return sql, tuple((type(p).__name__, repr(p)) for p in params), tuple(sorted(versions))
 
-    def get(self, key: Hashable) -> tuple[list, list[tuple]] | None:
+    def get(self, key: Key) -> tuple[list, list[tuple]] | None:
         with self._lock:
             found = self._results.get(key)
-            if found is not None:
-                self._results.move_to_end(key)
-                self.hits += 1
-            return found
-
-    def put(self, key: Hashable, description: list, rows: list[tuple]) -> None:
-        with self._lock:
-            self._results[key] = (description, rows)
+            if found is None:
+                return None
             self._results.move_to_end(key)
-            while len(self._results) > MAX_ENTRIES:
-                self._results.popitem(last=False)
+            self.hits += 1
+            return found[0], found[1]
+
+    def put(self, key: Key, description: list, rows: list[tuple]) -> None:
+        size = len(key[0]) + _size(rows)
+        if size > MAX_BYTES:
+            return
+        with self._lock:
+            previous = self._results.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous[2]
+            self._results[key] = (description, rows, size)
+            self._bytes += size
+            while len(self._results) > MAX_ENTRIES or self._bytes > TOTAL_BYTES:
+                self._bytes -= self._results.popitem(last=False)[1][2]
+
+
+def _size(rows: list[tuple]) -> int:
+    """About the bytes the rows hold: their texts' lengths, 16 for other values."""
+    total = 0
+    for row in rows:
+        for value in row:
+            if isinstance(value, str | bytes):
+                total += len(value) + 16
+            elif isinstance(value, list | tuple | dict):
+                total += len(repr(value))
+            else:
+                total += 16
+    return total
 
 
 class KeptRows:

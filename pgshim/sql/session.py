@@ -45,12 +45,16 @@ class SessionInfo:
 
 
 class PublicationHandler(Protocol):
+    """``schemas``: the command's TABLES IN SCHEMA, None standing for CURRENT_SCHEMA."""
+
     def create(
-        self, name: str, all_tables: bool, tables: list[TableSpec], actions: set[str] | None
-    ) -> None: ...
+        self, name: str, all_tables: bool, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None: ...  # fmt: skip
     def alter(
-        self, name: str, action: str, tables: list[TableSpec], actions: set[str] | None
-    ) -> None: ...  # action: "add" | "set" | "drop" | "options"
+        self, name: str, action: str, tables: list[TableSpec],
+        schemas: list[str | None], actions: set[str] | None,
+    ) -> None: ...  # action: "add" | "set" | "drop" | "options"  # fmt: skip
     def drop(self, name: str, if_exists: bool) -> None: ...
 
 
@@ -141,18 +145,17 @@ _CONTEXT_ERRORS = {
 }
 
 
-def _boot_settings() -> dict[str, str]:
-    """Every PostgreSQL 15 parameter at its built-in value (as SHOW prints it), then pgshim's."""
+@cache
+def boot_settings(major: int = 15) -> dict[str, str]:
+    """Every parameter of PostgreSQL ``major`` at its built-in value (as SHOW prints it), then
+    pgshim's."""
     values = {}
-    for guc in gucs.all_gucs():
+    for guc in gucs.all_gucs(major):
         try:
-            values[guc.name] = gucs.parse(guc, guc.boot_val)
+            values[guc.name] = gucs.parse(guc, guc.boot_val, major)
         except PgError:
             values[guc.name] = guc.boot_val
     return values | DEFAULT_SETTINGS
-
-
-BOOT_SETTINGS = _boot_settings()
 
 
 class SqlSession:
@@ -169,14 +172,15 @@ class SqlSession:
         self.user = info.user
         self.database = info.database
         self.pid = info.pid
-        self._settings = dict(BOOT_SETTINGS) | info.server_settings
+        self.major = int(info.server_settings.get("server_version_num", "150018")) // 10000
+        self._settings = dict(boot_settings(self.major)) | info.server_settings
         self._settings["application_name"] = info.application_name
         self._settings["session_authorization"] = info.user
         self._settings["is_superuser"] = "on" if info.is_superuser else "off"
         self._reset_values = dict(self._settings)
         for name, value in info.options.items():
             canonical = self._canonical(name, must_exist=False)
-            self._settings[canonical] = _normalize(canonical, value)
+            self._settings[canonical] = _normalize(canonical, value, self.major)
             self._reset_values[canonical] = self._settings[canonical]
         self._local: dict[str, str] = {}  # values to restore when the transaction ends
         self._reported = {name: self._settings[name] for name in REPORTED}
@@ -193,9 +197,9 @@ class SqlSession:
         lowered = name.strip().strip('"').lower()
         if lowered in _CANONICAL:
             return _CANONICAL[lowered]
-        guc = gucs.lookup(lowered)
-        if guc is not None and (guc.since == 15 or guc.name in self._settings):
-            return guc.name  # a later version's parameter only when that version is served
+        guc = gucs.lookup(lowered, self.major)
+        if guc is not None:
+            return guc.name
         if lowered in (key.lower() for key in self._settings):
             return next(key for key in self._settings if key.lower() == lowered)
         if must_exist and "." not in lowered:
@@ -221,7 +225,7 @@ class SqlSession:
         """The setting's name and the value SET would give it (None: its reset value), or
         PostgreSQL's error for setting it; nothing changes."""
         canonical = self._canonical(name, must_exist=True)
-        guc = gucs.lookup(canonical)
+        guc = gucs.lookup(canonical, self.major)
         context = guc.context if guc is not None else "user"
         if canonical in READ_ONLY and context not in _CONTEXT_ERRORS:
             context = "sighup"
@@ -230,7 +234,7 @@ class SqlSession:
         if context == "superuser" and not self.info.is_superuser:
             raise PgError("42501", f'permission denied to set parameter "{canonical}"')
         new = self._reset_values.get(canonical, "") if value is None else value
-        return canonical, _normalize(canonical, new)
+        return canonical, _normalize(canonical, new, self.major)
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
@@ -333,7 +337,7 @@ class SqlSession:
         if kind is StatementKind.RESET:
             if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
                 for name, value in self._reset_values.items():
-                    if name not in READ_ONLY and _settable(name):
+                    if name not in READ_ONLY and _settable(name, self.major):
                         self._settings[name] = value
             else:
                 self.set_setting(node.name, None, False)
@@ -457,9 +461,9 @@ class SqlSession:
     def _show(self, name: str) -> RowsResult:
         if name.lower() == "all":
             rows = [
-                (key, value, _description(key))
+                (key, value, _description(key, self.major))
                 for key, value in sorted(self._settings.items(), key=_lower)
-                if not _hidden(key)
+                if not _hidden(key, self.major)
             ]
             return RowsResult(self._show_columns(name), rows, "SHOW")
         value = self.get_setting(name)
@@ -487,18 +491,18 @@ def _lower(item: tuple[str, str]) -> str:
     return item[0].lower()
 
 
-def _description(name: str) -> str:
-    guc = gucs.lookup(name)
+def _description(name: str, major: int) -> str:
+    guc = gucs.lookup(name, major)
     return guc.short_desc if guc is not None else ""
 
 
-def _hidden(name: str) -> bool:
-    guc = gucs.lookup(name)
+def _hidden(name: str, major: int) -> bool:
+    guc = gucs.lookup(name, major)
     return guc is not None and guc.hidden
 
 
-def _settable(name: str) -> bool:
-    guc = gucs.lookup(name)
+def _settable(name: str, major: int) -> bool:
+    guc = gucs.lookup(name, major)
     return guc is None or guc.context not in _CONTEXT_ERRORS
 
 
@@ -542,7 +546,7 @@ _TIME_SETTINGS = {"statement_timeout", "lock_timeout", "idle_in_transaction_sess
 _TIMEZONE_ALIASES = {"utc": "UTC", "etc/utc": "Etc/UTC", "gmt": "GMT", "z": "UTC"}
 
 
-def _normalize(name: str, value: str) -> str:
+def _normalize(name: str, value: str, major: int) -> str:
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] == "'":
         value = value[1:-1]
@@ -566,9 +570,9 @@ def _normalize(name: str, value: str) -> str:
         return _time_zone(value)
     if name == "search_path":
         return ", ".join(_quote_schema(item) for item in gucs.split_list(value))
-    guc = gucs.lookup(name)
+    guc = gucs.lookup(name, major)
     if guc is not None:
-        value = gucs.parse(guc, value)  # PostgreSQL refuses a bad value at SET, not later
+        value = gucs.parse(guc, value, major)  # PostgreSQL refuses a bad value at SET, not later
     if name in _TIME_SETTINGS:
         duration_ms(name, value)
     return value

@@ -1,7 +1,9 @@
 """PostgreSQL 15's statistics views over pgshim's own state, for monitoring tools (the
 Prometheus postgres_exporter's default collectors, monitoring scripts): pg_stat_activity (the
 server's sessions), pg_stat_replication_slots (what each slot's consumers were sent),
-pg_stat_database, pg_stat_database_conflicts, pg_stat_bgwriter, pg_stat_archiver and pg_locks.
+pg_stat_database, pg_stat_database_conflicts, pg_stat_bgwriter, pg_stat_archiver, pg_stat_wal,
+pg_stat_subscription_stats and pg_locks; presenting 16 or later pg_stat_io (stat_io.py), 17 or
+later pg_stat_checkpointer.
 
 Values are honest: pgshim has no buffers, checkpoints, archiver, locks or write transactions, so
 those counters are zero (and pg_locks is empty); what PostgreSQL shows as NULL is NULL.
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pgshim.sql import stat_io
 from pgshim.sql.catalog import CATALOG_VIEWS
 from pgshim.sql.privileges import sees_details_of
 
@@ -20,6 +23,12 @@ if TYPE_CHECKING:
     from pgshim.app import Application
 
 SUPERUSER_OID = 10  # what pg_stat_replication shows as usesysid
+# pg_stat_checkpointer as PostgreSQL 17 added it (catalog_versions has 18's change)
+CHECKPOINTER_COLUMNS = [
+    ("num_timed", "int8"), ("num_requested", "int8"), ("restartpoints_timed", "int8"),
+    ("restartpoints_req", "int8"), ("restartpoints_done", "int8"), ("write_time", "float8"),
+    ("sync_time", "float8"), ("buffers_written", "int8"), ("stats_reset", "timestamptz"),
+]  # fmt: skip
 
 
 def register_statistics_views(app: Application) -> None:
@@ -29,11 +38,21 @@ def register_statistics_views(app: Application) -> None:
         "pg_stat_database_conflicts": partial(_stat_database_conflicts, app),
         "pg_stat_bgwriter": partial(_stat_bgwriter, app),
         "pg_stat_archiver": partial(_stat_archiver, app),
+        "pg_stat_wal": partial(_stat_wal, app),
+        "pg_stat_subscription_stats": list,  # pgshim subscribes to nothing
         "pg_locks": list,
         "pg_stat_replication_slots": partial(_stat_replication_slots, app),
     }
     for name, rows in views.items():
         cat.register_view(name, CATALOG_VIEWS[name], rows)
+    major = app.version.major
+    if major >= 16:
+        start = app.catalog.facts.start_time
+        cat.register_view("pg_stat_io", stat_io.columns(major), lambda: stat_io.rows(major, start))
+    if major >= 17:
+        cat.register_view(
+            "pg_stat_checkpointer", CHECKPOINTER_COLUMNS, partial(_stat_checkpointer, app)
+        )
     cat.register_view(
         "pg_stat_activity",
         CATALOG_VIEWS["pg_stat_activity"],
@@ -84,6 +103,14 @@ def _stat_database_conflicts(app: Application) -> list[tuple]:
 def _stat_bgwriter(app: Application) -> list[tuple]:
     # stats_reset is when the counters started: the server's start (never NULL in PostgreSQL)
     return [(0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0, app.catalog.facts.start_time)]
+
+
+def _stat_wal(app: Application) -> list[tuple]:
+    return [(0, 0, 0, 0, 0, 0, 0.0, 0.0, app.catalog.facts.start_time)]
+
+
+def _stat_checkpointer(app: Application) -> list[tuple]:
+    return [(0, 0, 0, 0, 0, 0.0, 0.0, 0, app.catalog.facts.start_time)]
 
 
 def _stat_archiver(app: Application) -> list[tuple]:
