@@ -1,4 +1,5 @@
 import datetime as dt
+import ipaddress
 import random
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from pgshim.reddb.values import (
     COMPRESSED_TEXT,
     VALUE_TYPES,
     TypedValue,
+    _interface,
     decode_value,
     encode_typed,
     encode_value,
@@ -129,3 +131,15 @@ def test_out_of_range_date_is_an_error_not_a_crash() -> None:
     with pytest.raises(ChangeDecodeError) as err:
         decode_value(bytes.fromhex("18ffffff7f"), 0)
     assert "out of range" in err.value.reason
+
+
+@given(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)))
+def test_ip_interfaces_from_the_integer_equal_those_from_the_address(raw: bytes) -> None:
+    expected = ipaddress.ip_interface(ipaddress.ip_address(raw))
+    built = _interface(raw)
+    assert (type(built), built, built.network, str(built)) == (
+        type(expected),
+        expected,
+        expected.network,
+        str(expected),
+    )

@@ -7,8 +7,9 @@ file next to the state database: a session that starts behind the in-memory ring
 
 A chunk covers every RedDB LSN in ``(after_lsn, last_lsn]``: ``after_lsn`` is the last LSN
 released before its first transaction, so holes between chunks are covered too. Changes are kept
-as plain tuples with the text output of their values (rendered once, here, for every text-based
-plugin and session), relations by reference, ``(name, oid, version)``: a chunk whose relation has
+as plain tuples, with the text output of their values when a session or a format rendered ahead
+needed it before they were stored (else the first reader of a loaded chunk renders it, once, for
+the readers sharing the chunk), relations by reference, ``(name, oid, version)``: a chunk whose relation has
 since changed (a new column, another declaration) is not used, and the caller decodes that range
 from the spool, as it would without the store. The file is a cache: anything unreadable is
 dropped and rebuilt, it never decides what a session receives.
@@ -320,13 +321,6 @@ class DecodedStore:
         if self._after is None:
             self._after = released_before
         self._versions.update(tx_versions)
-        actions = self._actions
-        changes = []
-        for change in tx.changes:
-            name = change.relation.name
-            changes.append((change.action, name, change.new, change.key, change.pos, change.lsn,
-                            _texts(change)))  # fmt: skip
-            actions.add((name, change.action))
         for key, renderer in self.renderers.items():
             if key not in self._failed:
                 try:
@@ -334,6 +328,15 @@ class DecodedStore:
                 except Exception as exc:  # sessions in that format render this chunk themselves
                     self._failed.add(key)
                     log.info("LSN %d not rendered ahead for %s: %s", tx.last_lsn, key, exc)
+        actions = self._actions
+        changes = []
+        for change in tx.changes:
+            name = change.relation.name
+            # the text output only if a session or a format rendered ahead needed it already:
+            # rendering it for nobody is most of what storing costs (readers render it lazily)
+            changes.append((change.action, name, change.new, change.key, change.pos, change.lsn,
+                            change.texts))  # fmt: skip
+            actions.add((name, change.action))
         item = (tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos, tx.end_pos,
                 tx.commit_time, changes, tx.errors)  # fmt: skip
         self._buffer.append(item)
@@ -659,16 +662,6 @@ class AheadOutput:
     actions: list[tuple[Relation, str]]
     output: Any  # as the format's renderer parsed it
     size: int  # bytes it was kept as
-
-
-def _texts(change: RowChange) -> list[str | None] | None:
-    """The new tuple's text output, rendered here once for every later reader."""
-    if change.new is None:
-        return None
-    try:
-        return change.new_texts()
-    except Exception:  # a value without text output: the plugin that needs it will say so
-        return None
 
 
 def _transactions(items: Iterable[tuple], relations: dict[str, Relation]) -> list[Transaction]:

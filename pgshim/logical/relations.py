@@ -111,6 +111,13 @@ def coerce(value: Any, value_oid: int, column_oid: int) -> tuple[Any, str | None
     )
 
 
+def _column_type(value: Any) -> tuple[int, int]:
+    """The type OID and typmod of a column first seen with this value (text when NULL)."""
+    if value.value is None:
+        return TEXT_OID, -1
+    return value.type_oid, value_typmod(value.type_code)
+
+
 def _type_name(oid: int) -> str:
     pg_type = pgtypes.BY_OID.get(oid)
     return pg_type.sql_name if pg_type is not None else f"oid {oid}"
@@ -295,17 +302,17 @@ class RelationRegistry:
         _, known_names, known_positions = known
         grew = False
         for position, field in enumerate(fields):
-            value_oid = field.value.type_oid if field.value.value is not None else TEXT_OID
-            typmod = value_typmod(field.value.type_code) if field.value.value is not None else -1
             if field.name is None:
                 if position in known_positions:
                     continue
+                value_oid, typmod = _column_type(field.value)
                 relation.columns.append(Column(f"c{position + 1}", value_oid, typmod))
                 sources.append(ColumnSource(None, position))
                 known_positions.add(position)
             else:
                 if field.name in known_names:
                     continue
+                value_oid, typmod = _column_type(field.value)
                 relation.columns.append(
                     Column(column_name_for_field(field.name), value_oid, typmod)
                 )

@@ -25,6 +25,7 @@ LSN alone, so the same spool always gives the same positions.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import itertools
 import logging
@@ -397,7 +398,17 @@ class ChangeSource:
         the transactions and the checkpoint to ``store_released`` (``run`` calls it once the
         sessions woken by the new records had their turn).
         """
-        now = time.monotonic() if now is None else now
+        gc_was_enabled = gc.isenabled()
+        # decoded records hold no reference cycles; collecting while building thousands of
+        # them only walks the server's heap again and again (a sixth of ingestion's time)
+        gc.disable()
+        try:
+            return self._ingest(time.monotonic() if now is None else now, budget, store)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _ingest(self, now: float, budget: int | None, store: bool) -> int:
         reorder = self._reorder
         released = flushed = 0
         while budget is None or released < budget:

@@ -1,0 +1,450 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled ingestion core: RedDB table-row entities decoded into the reference's objects.
+
+``decode_row`` gives exactly what ``pgshim.reddb.entity.decode_entity`` gives for a table row
+(positional or named) without embeddings or cross references, which is nearly every record of
+a spool. The common value types are read here; the others go to the reference ``decode_value``.
+Anything else, and anything that does not read cleanly, returns None: the reference decoder
+then runs from the start and reports the error exactly as it always does.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cdef object _Entity = None
+cdef object _Field = None
+cdef object _decode_value = None
+cdef object _new = object.__new__
+cdef object _TypedValue = None
+cdef object _set_code, _set_oid, _set_value, _set_native
+cdef object _NULL, _TRUE, _FALSE
+cdef object _EPOCH, _MS
+cdef int _oid[256]
+cdef bint _ready = False
+
+# value type bytes read here: their layouts are the reference's (pgshim/reddb/values.py)
+cdef enum:
+    T_NULL = 0
+    T_BOOL = 1
+    T_INT = 2
+    T_UNSIGNED = 3
+    T_FLOAT = 4
+    T_TEXT = 5
+    T_BLOB = 6
+    T_TIMESTAMP = 7
+    T_DURATION = 8
+    T_MAC = 10
+    T_UUID = 13
+    T_COLOR = 18
+    T_PHONE = 21
+    T_SEMVER = 22
+    T_DATE = 24
+    T_DECIMAL = 26
+    T_ENUM = 27
+    T_TIMESTAMP_MS = 29
+    T_IPV4 = 30
+    T_PORT = 33
+    T_LATITUDE = 34
+    T_LONGITUDE = 35
+    T_GEOPOINT = 36
+    T_COLOR_ALPHA = 42
+    T_BIGINT = 43
+    T_PAGE_REF = 47
+    T_SECRET = 48
+    T_VECTOR = 11
+    T_VECTOR_REF = 16
+    T_ROW_REF = 17
+    T_TIME = 25
+    T_KEY_REF = 44
+    T_DOC_REF = 45
+    T_MONEY = 51
+
+cdef object _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
+cdef const char* _HEX_LOWER = b"0123456789abcdef"
+cdef const char* _HEX_UPPER = b"0123456789ABCDEF"
+
+cdef bint _plain_str[256]
+cdef int _ascii_size[256]
+
+
+def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_ascii, epoch, ms):
+    """Wire the reference's classes and tables in (``pgshim.reddb.entity`` calls this)."""
+    global _Entity, _Field, _TypedValue, _decode_value, _ready
+    global _set_code, _set_oid, _set_value, _set_native, _NULL, _TRUE, _FALSE, _EPOCH, _MS
+    _Entity, _Field, _TypedValue, _decode_value = entity, field, typed_value, decode_value
+    _set_code = typed_value.__dict__["type_code"].__set__
+    _set_oid = typed_value.__dict__["type_oid"].__set__
+    _set_value = typed_value.__dict__["value"].__set__
+    _set_native = typed_value.__dict__["native"].__set__
+    cdef int code
+    for code in range(256):
+        _oid[code] = -1
+        _plain_str[code] = code in plain_str
+        _ascii_size[code] = fixed_ascii.get(code, 0)
+    for code, value_type in types.items():
+        _oid[code] = value_type.oid
+    _NULL = typed_value(0, _oid[T_NULL], None)
+    _TRUE = typed_value(1, _oid[T_BOOL], True)
+    _FALSE = typed_value(1, _oid[T_BOOL], False)
+    _EPOCH, _MS = epoch, ms
+    global _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
+    import datetime, decimal, ipaddress, uuid
+    _Decimal, _UUID, _IPv4Interface = decimal.Decimal, uuid.UUID, ipaddress.IPv4Interface
+    _EPOCH_DATE = datetime.date(1970, 1, 1)
+    _time = datetime.time
+    _SECOND, _DAY = datetime.timedelta(seconds=1), datetime.timedelta(days=1)
+    _ready = True
+
+
+cdef inline object _typed(int code, object value, object native=None):
+    # the frozen dataclass's __init__ sets each field through object.__setattr__: slower
+    cdef object tv = _new(_TypedValue)
+    _set_code(tv, code)
+    _set_oid(tv, _oid[code])
+    _set_value(tv, value)
+    _set_native(tv, native)
+    return tv
+
+
+cdef class _Reader:
+    cdef const unsigned char* p
+    cdef Py_ssize_t n
+    cdef Py_ssize_t pos
+    cdef bint bad
+
+    cdef inline uint64_t varint(self, int max_shift):
+        """An unsigned LEB128 integer as the reference reads it (varu32: 35, varu64: 70)."""
+        cdef uint64_t result = 0
+        cdef int shift = 0
+        cdef unsigned char byte
+        while True:
+            if self.pos >= self.n:
+                self.bad = True
+                return 0
+            byte = self.p[self.pos]
+            self.pos += 1
+            if shift == 63 and (byte & 0x7F) > 1:
+                self.bad = True  # beyond 64 bits
+                return 0
+            result |= (<uint64_t>(byte & 0x7F)) << shift
+            if byte < 0x80:
+                if max_shift == 35 and result > 0xFFFFFFFF:
+                    self.bad = True
+                    return 0
+                return result
+            shift += 7
+            if shift >= max_shift:
+                self.bad = True
+                return 0
+
+    cdef inline bint need(self, Py_ssize_t size):
+        if self.pos + size > self.n:
+            self.bad = True
+            return False
+        return True
+
+    cdef inline object text(self):
+        cdef uint64_t size = self.varint(35)
+        if self.bad or not self.need(<Py_ssize_t>size):
+            return None
+        cdef object value = PyUnicode_DecodeUTF8(<const char*>self.p + self.pos, size, NULL)
+        self.pos += size
+        return value
+
+    cdef inline int64_t i64(self):
+        cdef int64_t value
+        memcpy(&value, self.p + self.pos, 8)  # little-endian hosts only: see _little_endian
+        self.pos += 8
+        return value
+
+    cdef inline uint64_t u64(self):
+        cdef uint64_t value
+        memcpy(&value, self.p + self.pos, 8)
+        self.pos += 8
+        return value
+
+    cdef inline int32_t i32(self):
+        cdef int32_t value
+        memcpy(&value, self.p + self.pos, 4)
+        self.pos += 4
+        return value
+
+    cdef inline uint32_t u32(self):
+        cdef uint32_t value
+        memcpy(&value, self.p + self.pos, 4)
+        self.pos += 4
+        return value
+
+    cdef inline object hex_text(self, int size, const char* digits, char lead, char sep):
+        """``size`` bytes in hex: "#RRGGBB" (lead, no separator) or "aa:bb:.." (separator)."""
+        cdef char out[32]
+        cdef int length = 0, i
+        cdef unsigned char byte
+        if lead:
+            out[0] = lead
+            length = 1
+        for i in range(size):
+            if sep and i:
+                out[length] = sep
+                length += 1
+            byte = self.p[self.pos + i]
+            out[length] = digits[byte >> 4]
+            out[length + 1] = digits[byte & 15]
+            length += 2
+        self.pos += size
+        return PyUnicode_DecodeASCII(out, length, NULL)
+
+
+cdef bint _little_endian():
+    cdef uint16_t probe = 1
+    return (<unsigned char*>&probe)[0] == 1
+
+
+cdef object _value(_Reader r, object buf):
+    """The value at r.pos (its type byte), or None with r.bad set."""
+    if not r.need(1):
+        return None
+    cdef int code = r.p[r.pos]
+    cdef int32_t i32
+    cdef uint32_t u32
+    cdef uint16_t u16
+    cdef uint64_t size64, _
+    cdef int size
+    cdef float f32
+    cdef uint32_t seconds
+    cdef int scale
+    cdef int64_t minor
+    cdef uint64_t ident
+    cdef double f64
+    cdef object value
+    r.pos += 1
+    if code == T_TEXT or _plain_str[code]:
+        value = r.text()
+        return None if r.bad else _typed(code, value)
+    if code == T_INT or code == T_BIGINT:
+        if not r.need(8):
+            return None
+        return _typed(code, r.i64())
+    if code == T_FLOAT:
+        if not r.need(8):
+            return None
+        memcpy(&f64, r.p + r.pos, 8)
+        r.pos += 8
+        return _typed(code, f64)
+    if code == T_NULL:
+        return _NULL
+    if code == T_BOOL:
+        if not r.need(1):
+            return None
+        r.pos += 1
+        return _TRUE if r.p[r.pos - 1] else _FALSE
+    if code == T_TIMESTAMP_MS:
+        if not r.need(8):
+            return None
+        return _typed(code, _EPOCH + r.i64() * _MS)
+    if code == T_PORT:
+        if not r.need(2):
+            return None
+        memcpy(&u16, r.p + r.pos, 2)
+        r.pos += 2
+        return _typed(code, u16)
+    if code == T_ENUM:
+        if not r.need(1):
+            return None
+        r.pos += 1
+        return _typed(code, r.p[r.pos - 1])
+    if code == T_LATITUDE or code == T_LONGITUDE:
+        if not r.need(4):
+            return None
+        memcpy(&i32, r.p + r.pos, 4)
+        r.pos += 4
+        return _typed(code, i32 / 1e6)
+    if code == T_BLOB or code == T_SECRET:
+        size64 = r.varint(35)
+        if r.bad or not r.need(<Py_ssize_t>size64):
+            return None
+        value = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, <Py_ssize_t>size64)
+        r.pos += size64
+        return _typed(code, value)
+    if code == T_TIMESTAMP or code == T_DURATION or code == T_DECIMAL:
+        if not r.need(8):
+            return None
+        if code == T_TIMESTAMP:
+            return _typed(code, _EPOCH + r.i64() * _SECOND)
+        if code == T_DURATION:
+            return _typed(code, r.i64() * _MS)
+        return _typed(code, _Decimal(r.i64()).scaleb(-4))
+    if code == T_UNSIGNED or code == T_PHONE:
+        if not r.need(8):
+            return None
+        if code == T_UNSIGNED:
+            return _typed(code, _Decimal(r.u64()))
+        return _typed(code, "+" + str(r.u64()))
+    if code == T_MAC:
+        if not r.need(6):
+            return None
+        return _typed(code, r.hex_text(6, _HEX_LOWER, 0, b":"[0]))
+    if code == T_COLOR or code == T_COLOR_ALPHA:
+        size = 3 if code == T_COLOR else 4
+        if not r.need(size):
+            return None
+        return _typed(code, r.hex_text(size, _HEX_UPPER, b"#"[0], 0))
+    if code == T_UUID:
+        if not r.need(16):
+            return None
+        r.pos += 16
+        return _typed(code, _UUID(bytes=PyBytes_FromStringAndSize(<const char*>r.p + r.pos - 16, 16)))
+    if code == T_SEMVER or code == T_IPV4 or code == T_PAGE_REF or code == T_DATE:
+        if not r.need(4):
+            return None
+        if code == T_DATE:
+            return _typed(code, _EPOCH_DATE + r.i32() * _DAY)
+        u32 = r.u32()
+        if code == T_SEMVER:
+            return _typed(code, f"{u32 // 1000000}.{u32 // 1000 % 1000}.{u32 % 1000}")
+        if code == T_IPV4:
+            return _typed(code, _IPv4Interface(u32))
+        return _typed(code, u32)
+    if code == T_GEOPOINT:
+        if not r.need(8):
+            return None
+        i32 = r.i32()
+        return _typed(code, (r.i32() / 1e6, i32 / 1e6))
+    if code == T_VECTOR_REF or code == T_ROW_REF or code == T_DOC_REF:
+        name = r.text()
+        if r.bad or not r.need(8):
+            return None
+        ident = r.u64()
+        return _typed(code, f"{name}:{ident}", (name, ident))
+    if code == T_KEY_REF:
+        name = r.text()
+        key = r.text()
+        if r.bad:
+            return None
+        return _typed(code, f"{name}:{key}", (name, key))
+    if code == T_MONEY:
+        name = r.text()
+        if r.bad or not r.need(9):
+            return None
+        scale = r.p[r.pos]
+        r.pos += 1
+        minor = r.i64()
+        return _typed(code, _Decimal(minor).scaleb(-scale), (name, scale, minor))
+    if code == T_VECTOR:
+        size64 = r.varint(35)
+        if r.bad or not r.need(<Py_ssize_t>(4 * size64)):
+            return None
+        floats = []
+        for _ in range(size64):
+            memcpy(&f32, r.p + r.pos, 4)
+            r.pos += 4
+            floats.append(<double>f32)
+        return _typed(code, floats)
+    if code == T_TIME:
+        if not r.need(4):
+            return None
+        u32 = r.u32()
+        if u32 >= 86400000:
+            raise ValueError("time of day out of range")  # the reference says so
+        seconds = u32 // 1000
+        return _typed(
+            code, _time(seconds // 3600, seconds // 60 % 60, seconds % 60, u32 % 1000 * 1000)
+        )
+    size = _ascii_size[code]
+    if size:
+        if not r.need(size):
+            return None
+        value = PyUnicode_DecodeASCII(<const char*>r.p + r.pos, size, NULL)
+        r.pos += size
+        return _typed(code, value)
+    # the other types: the reference decoder, from the type byte
+    value, end = _decode_value(buf, r.pos - 1)
+    r.pos = end
+    return value
+
+
+def decode_row(bytes buf):
+    """The Entity of a plain table row, or None for anything else (see the module)."""
+    if not _ready:
+        return None
+    try:
+        return _decode_row(buf)
+    except Exception:  # the reference knows what went wrong, and where
+        return None
+
+
+cdef object _decode_row(bytes buf):
+    cdef _Reader r = _Reader.__new__(_Reader)
+    r.p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    r.n = PyBytes_GET_SIZE(buf)
+    r.pos = 0
+    r.bad = False
+    cdef uint64_t entity_id = r.varint(70)
+    if r.bad or not r.need(1) or r.p[r.pos] != 0:  # kind tag: table rows only
+        return None
+    r.pos += 1
+    table = r.text()
+    cdef uint64_t row_id = r.varint(70)
+    if r.bad or not r.need(1):
+        return None
+    cdef int data_tag = r.p[r.pos]
+    if data_tag != 0 and data_tag != 6:  # positional, named
+        return None
+    r.pos += 1
+    cdef bint named = data_tag == 6
+    cdef uint64_t count = r.varint(35)
+    if r.bad:
+        return None
+    cdef list fields = []
+    cdef uint64_t i
+    cdef object name = None
+    cdef object value
+    for i in range(count):
+        if named:
+            name = r.text()
+            if r.bad:
+                return None
+        value = _value(r, buf)
+        if r.bad:
+            return None
+        fields.append(_Field(name, value))
+    cdef uint64_t created_at = r.varint(70)
+    cdef uint64_t updated_at = r.varint(70)
+    if r.bad or not r.need(2) or r.p[r.pos] != 0 or r.p[r.pos + 1] != 0:
+        return None  # embeddings, cross references: the reference reads those
+    r.pos += 2
+    cdef uint64_t sequence_id = r.varint(70)
+    if r.bad:
+        return None
+    logical_id = xmin = xmax = None
+    if r.pos < r.n:
+        r.pos += 1
+        if r.p[r.pos - 1]:
+            logical_id = r.varint(70)
+    if r.pos < r.n:
+        xmin = r.varint(70)
+        xmax = r.varint(70)
+    if r.bad or r.pos != r.n:
+        return None
+    return _Entity(
+        entity_id,
+        "table_row",
+        {"table": table, "row_id": row_id},
+        "named_row" if named else "row",
+        fields,
+        created_at,
+        updated_at,
+        sequence_id,
+        logical_id,
+        xmin,
+        xmax,
+        [],
+        [],
+        11,
+    )
+
+
+if not _little_endian():
+    raise ImportError("the compiled ingestion core reads little-endian hosts only")
