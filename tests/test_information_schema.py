@@ -3,16 +3,12 @@ tables made from pgshim_collections, rid the primary key): the same rows, column
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from decimal import Decimal
 
 import psycopg
 import pytest
 from pgcluster import PgCluster
-from server_proc import PgshimServer
-from spoolkit import SpoolKit
-from test_psql_meta import create_like
+from twins import users_and_orders
 
 from pgshim.sql.information_schema import VIEWS
 
@@ -66,19 +62,9 @@ QUERIES = [
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster):
     base = tmp_path_factory.mktemp("infoschema")
-    kit = SpoolKit(base / "data.rdb.logical.wal")
-    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
-               data={"a": 1}, uid=uuid.uuid4(), amount=Decimal("1.5"),
-               ts=dt.datetime.now(dt.UTC), blob=b"x", tags=["a", "b"])  # fmt: skip
-    kit.insert("orders", item="x", qty=2)
-    kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
-    try:
-        create_like(server.psql, pg_cluster, DATABASE)
+    more = {"uid": uuid.uuid4(), "blob": b"x", "tags": ["a", "b"]}
+    with users_and_orders(base, pg_cluster, DATABASE, **more) as server:
         yield server, pg_cluster
-    finally:
-        server.stop()
-        pg_cluster.psql(f"DROP DATABASE IF EXISTS {DATABASE}")
 
 
 def _answer(dsn: str, sql: str) -> tuple[list, list]:

@@ -4,16 +4,11 @@ message, hint and position, over the simple (psycopg2) and the extended (psycopg
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-
 import psycopg
 import psycopg2
 import pytest
 from pgcluster import PgCluster
-from server_proc import PgshimServer
-from spoolkit import SpoolKit
-from test_psql_meta import create_like
+from twins import users_and_orders
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -139,19 +134,8 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster):
-    base = tmp_path_factory.mktemp("sqlerrors")
-    kit = SpoolKit(base / "data.rdb.logical.wal")
-    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
-               data={"a": 1}, amount=Decimal("1.5"), ts=dt.datetime.now(dt.UTC))  # fmt: skip
-    kit.insert("orders", item="x", qty=2)
-    kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
-    try:
-        create_like(server.psql, pg_cluster, DATABASE)
+    with users_and_orders(tmp_path_factory.mktemp("sqlerrors"), pg_cluster, DATABASE) as server:
         yield server, pg_cluster
-    finally:
-        server.stop()
-        pg_cluster.psql(f"DROP DATABASE IF EXISTS {DATABASE}")
 
 
 def _answer_psycopg2(dsn: str, sql: str) -> tuple:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from pgcluster import PgCluster, pg_bindir
-from test_psql_meta import _psql, create_like
+from test_psql_meta import _psql
+from twins import users_and_orders
 
 sqlalchemy = pytest.importorskip("sqlalchemy")
 
@@ -16,26 +17,13 @@ pytestmark = pytest.mark.timeout(180)
 def servers(tmp_path_factory):
     if pg_bindir() is None:
         pytest.skip("PostgreSQL server binaries are not installed")
-    import datetime as dt
-    from decimal import Decimal
-
-    from server_proc import PgshimServer
-    from spoolkit import SpoolKit
-
     base = tmp_path_factory.mktemp("sqlalchemy")
-    kit = SpoolKit(base / "data.rdb.logical.wal")
-    kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
-               data={"a": 1}, amount=Decimal("1.5"), ts=dt.datetime.now(dt.UTC))  # fmt: skip
-    kit.insert("orders", item="x", qty=2)
-    kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
     pg = PgCluster(base / "pg").start()
     try:
-        create_like(server.psql, pg)
-        yield server, pg
+        with users_and_orders(base, pg) as server:
+            yield server, pg
     finally:
         pg.stop()
-        server.stop()
 
 
 def _reflect(url: str) -> dict:
