@@ -252,7 +252,7 @@ def test_sqlalchemy_stream_results_and_pandas_chunks(server) -> None:
 def test_pg_dump_inserts_restore_into_postgresql(server, pg_cluster, options) -> None:
     """pg_dump --inserts reads each collection through a cursor (DECLARE, FETCH 100); restored
     into PostgreSQL 15, the rows are pgshim's."""
-    from test_tools_pgcli_pandas_dump import _twin
+    from test_tools_pgcli_pandas_dump import _twin, restore_and_compare
 
     pg_dump = str(pg_bindir() / "pg_dump")
     ours = subprocess.run(
@@ -267,17 +267,7 @@ def test_pg_dump_inserts_restore_into_postgresql(server, pg_cluster, options) ->
         db = "inserts_restored"
         pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
         pg_cluster.psql(f"CREATE DATABASE {db}")
-    restored = subprocess.run(
-        [str(pg_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
-         str(pg_cluster.port), "-U", pg_cluster.superuser, "-d", db],
-        input=ours.stdout, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert restored.returncode == 0, restored.stderr
-    with psycopg.connect(server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
-        for table in ("items", "orders"):
-            query = f"SELECT * FROM public.{table} ORDER BY rid"
-            rows = mine.execute(query).fetchall()
-            assert rows and pg.execute(query).fetchall() == rows, table
+    restore_and_compare(ours.stdout, server, pg_cluster, db, ["items", "orders"])
 
 
 def test_statement_timeout_counts_each_fetch(server) -> None:

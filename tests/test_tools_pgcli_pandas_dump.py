@@ -330,14 +330,21 @@ def test_pg_dump_restores_into_postgresql(dump_server, pg_cluster) -> None:
     db = "dump_restored"
     pg_cluster.psql(f"DROP DATABASE IF EXISTS {db}")
     pg_cluster.psql(f"CREATE DATABASE {db}")
+    restore_and_compare(ours.stdout, dump_server, pg_cluster, db, ["users", "orders", "user"])
+
+
+def restore_and_compare(
+    dump: str, server, pg_cluster: PgCluster, db: str, tables: list[str]
+) -> None:
+    """psql restores ``dump`` into ``db``, whose tables then hold what pgshim answers."""
     restored = subprocess.run(
         [str(pg_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
          str(pg_cluster.port), "-U", pg_cluster.superuser, "-d", db],
-        input=ours.stdout, capture_output=True, text=True, timeout=60,
+        input=dump, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
-    with psycopg.connect(dump_server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
-        for table in ("users", "orders", "user"):
+    with psycopg.connect(server.dsn()) as mine, psycopg.connect(pg_cluster.dsn(db)) as pg:
+        for table in tables:
             query = f'SELECT * FROM public."{table}" ORDER BY rid'
             rows = mine.execute(query).fetchall()
             assert rows and pg.execute(query).fetchall() == rows, table
