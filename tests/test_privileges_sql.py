@@ -49,7 +49,9 @@ def run(conn, sql: str) -> list[tuple]:  # noqa: ANN001
 def test_publications_belong_to_the_superuser(server) -> None:
     root, bob = connect(server, "root"), connect(server, "bob")
     run(root, "CREATE PUBLICATION everything FOR ALL TABLES")
-    with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="permission denied for database"):
+    with pytest.raises(
+        psycopg2.errors.InsufficientPrivilege, match="permission denied for database"
+    ):
         run(bob, "CREATE PUBLICATION mine FOR ALL TABLES")
     with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="must be owner of publication"):
         run(bob, "ALTER PUBLICATION everything SET (publish = 'delete')")
@@ -85,3 +87,53 @@ def test_pg_authid_is_the_superusers_and_shows_no_password(server) -> None:
     assert run(bob, "SELECT nspacl FROM pg_namespace WHERE nspname = 'public'") == [
         (["root=UC/root", "=U/root"],)
     ]
+
+
+PRIVILEGE_QUERIES = [
+    "SELECT has_table_privilege('pg_authid', 'select'), has_table_privilege('pg_class', 'SELECT'),"
+    " has_table_privilege('public.users', 'insert'), has_table_privilege('pg_catalog.pg_class',"
+    " 'select, insert'), has_table_privilege('pg_class', 'update WITH GRANT OPTION')",
+    "SELECT relname, has_table_privilege(oid, 'select'), has_table_privilege(c.oid, 'delete')"
+    " FROM pg_class c WHERE relname IN ('pg_authid', 'pg_class', 'pg_roles') ORDER BY 1",
+    "SELECT has_table_privilege('root', 'pg_authid', 'select'),"
+    " has_table_privilege('bob', 'pg_authid', 'select')",
+    "SELECT has_schema_privilege('public', 'usage'), has_schema_privilege('public', 'create'),"
+    " has_schema_privilege('pg_catalog', 'USAGE'), has_database_privilege('reddb', 'connect'),"
+    " has_database_privilege('reddb', 'create'), has_database_privilege('reddb', 'temporary')",
+    "SELECT has_table_privilege('nope', 'select')",
+    "SELECT has_table_privilege('pg_class', 'fly')",
+    "SELECT has_schema_privilege('public', 'fly')",
+]
+
+
+def _answers(dsn: str) -> list:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    answers = []
+    try:
+        for query in PRIVILEGE_QUERIES:
+            try:
+                answers.append(run(conn, query))
+            except psycopg2.Error as error:
+                answers.append((error.pgcode, error.diag.message_primary))
+    finally:
+        conn.close()
+    return answers
+
+
+@pytest.mark.parametrize("user", ["root", "bob"])
+def test_privilege_functions_answer_like_postgresql(server, pg_cluster, user) -> None:
+    """has_table/schema/database_privilege for a superuser and a plain role, per row too, as
+    PostgreSQL 15 answers for the same roles holding PostgreSQL's default privileges."""
+    pg_cluster.psql("DROP DATABASE IF EXISTS reddb")
+    pg_cluster.psql("CREATE DATABASE reddb")
+    pg_cluster.psql("CREATE TABLE users (rid bigint PRIMARY KEY, name text)", dbname="reddb")
+    for role, attributes in (("root", "SUPERUSER"), ("bob", "NOSUPERUSER")):
+        pg_cluster.psql(f"DROP ROLE IF EXISTS {role}")
+        pg_cluster.psql(f"CREATE ROLE {role} LOGIN {attributes}")
+    try:
+        ours = _answers(server.dsn(user=user, password=PASSWORDS[user]))
+        assert ours == _answers(pg_cluster.dsn("reddb", user=user))
+    finally:
+        pg_cluster.psql("DROP DATABASE reddb")
+        pg_cluster.psql("DROP ROLE root; DROP ROLE bob")

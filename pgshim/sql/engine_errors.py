@@ -246,6 +246,16 @@ def _missing_type(m: re.Match[str]) -> EngineQueryError:
     return EngineQueryError("42704", f'type "{m["t"]}" does not exist')
 
 
+@_rule("InvalidInputException", r'unrecognized privilege type: "(?P<p>[^"]*)"')
+def _unknown_privilege(m: re.Match[str]) -> EngineQueryError:  # has_*_privilege's macros
+    return EngineQueryError("22023", f'unrecognized privilege type: "{m["p"]}"')
+
+
+@_rule("InvalidInputException", r'relation "(?P<t>[^"]*)" does not exist')
+def _no_such_relation(m: re.Match[str]) -> EngineQueryError:  # has_table_privilege's macro
+    return EngineQueryError("42P01", f'relation "{m["t"]}" does not exist')
+
+
 @_rule("", r'unrecognized configuration parameter "(?P<p>[^"]+)"')
 def _unknown_setting(m: re.Match[str]) -> EngineQueryError:
     return EngineQueryError("42704", f'unrecognized configuration parameter "{m["p"]}"')

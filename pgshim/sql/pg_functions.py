@@ -564,6 +564,43 @@ def _lookup(table: str, key: str, value: str, argument: str) -> str:
     return f"map_extract_value((SELECT map(list({key}), list({value})) FROM {table}), {argument})"
 
 
+_SESSION_ROLE = (
+    "(SELECT max(s.value) FROM pgshim_session_settings s WHERE s.name = 'session_authorization')"
+)
+_UNIQUE_RELNAMES = "(SELECT relname, min(oid) AS oid FROM pg_class GROUP BY relname)"
+_TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
+_DATABASE_PRIVILEGES = "['create', 'connect', 'temporary', 'temp']"
+
+
+def _privileges(argument: str) -> str:
+    return f"pgshim_fn_privileges({argument})"
+
+
+def _granted(argument: str, known: list[str]) -> str:
+    """An error for a privilege PostgreSQL does not know, else true."""
+    return (
+        f"CASE WHEN NOT list_has_all({known!r}, {_privileges(argument)})"
+        f" THEN error('unrecognized privilege type: \"' || {argument} || '\"') ELSE true END"
+    )
+
+
+def _role_is(attribute: str, role: str) -> str:
+    return f"COALESCE({_lookup('pg_roles', 'rolname', attribute, role)}, false)"
+
+
+def _relation_oid(argument: str) -> str:
+    """A relation given by oid, or by name (quoted or not, schema-qualified or not)."""
+    name = (
+        f"regexp_replace(CASE WHEN contains(CAST({argument} AS VARCHAR), '\"')"
+        f" THEN replace(CAST({argument} AS VARCHAR), '\"', '')"
+        f" ELSE lower(CAST({argument} AS VARCHAR)) END, '^(public|pg_catalog)\\.', '')"
+    )
+    return (
+        f"COALESCE(TRY_CAST(CAST({argument} AS VARCHAR) AS BIGINT),"
+        f" {_lookup(_UNIQUE_RELNAMES, 'relname', 'oid', name)})"
+    )
+
+
 # DuckDB macros behind PostgreSQL's catalog functions, usable per row; each reads only the
 # catalog tables named in MACRO_TABLES (a query calling it gets their current rows)
 MACROS: dict[str, str] = {
@@ -664,11 +701,45 @@ MACROS: dict[str, str] = {
         "CREATE MACRO pgshim_fn_current_schemas(i) AS"
         " CASE WHEN i THEN ['pg_catalog', 'public'] ELSE ['public'] END"
     ),
-    # every role may read every table and view pgshim serves, and connect to its databases
-    "has_table_privilege": ("CREATE MACRO has_table_privilege(t, p) AS true, (u, t, p) AS true"),
-    "has_schema_privilege": ("CREATE MACRO has_schema_privilege(s, p) AS true, (u, s, p) AS true"),
+    # what pgshim's privileges allow (see privileges.py): a superuser everything; any role may
+    # SELECT the catalog, a collection only with REPLICATION, pg_authid not; no role but a
+    # superuser may write, create or truncate; USAGE of the schemas, CONNECT and TEMPORARY on
+    # the databases are everyone's, as PostgreSQL grants them to PUBLIC
+    "pgshim_fn_privileges": (  # before the macros that call it
+        "CREATE MACRO pgshim_fn_privileges(p) AS list_transform(string_split(lower(p), ','),"
+        " lambda x: trim(regexp_replace(trim(x), '\\s+with\\s+grant\\s+option$', '')))"
+    ),
+    "has_table_privilege": (
+        f"CREATE MACRO has_table_privilege(t, p) AS pgshim_fn_table_privilege({_SESSION_ROLE}, t, p),"
+        " (u, t, p) AS pgshim_fn_table_privilege(u, t, p)"
+    ),
+    "pgshim_fn_table_privilege": (
+        "CREATE MACRO pgshim_fn_table_privilege(u, t, p) AS"
+        f" {_granted('p', _TABLE_PRIVILEGES)} AND ("
+        f" {_role_is('rolsuper', 'u')} OR (list_contains({_privileges('p')}, 'select')"
+        f" AND CASE WHEN {_relation_oid('t')} IS NULL"
+        " THEN error('relation \"' || CAST(t AS VARCHAR) || '\" does not exist')"
+        f" WHEN {_lookup('pg_class', 'oid', 'relname', _relation_oid('t'))} = 'pg_authid'"
+        " THEN false"
+        f" WHEN {_lookup('pg_class', 'oid', 'relnamespace', _relation_oid('t'))} = 2200"
+        f" THEN {_role_is('rolreplication', 'u')} ELSE true END))"
+    ),
+    "has_schema_privilege": (
+        "CREATE MACRO has_schema_privilege(s, p) AS"
+        f" pgshim_fn_usage_privilege({_SESSION_ROLE}, p, ['usage', 'create']),"
+        " (u, s, p) AS pgshim_fn_usage_privilege(u, p, ['usage', 'create'])"
+    ),
     "has_database_privilege": (
-        "CREATE MACRO has_database_privilege(d, p) AS true, (u, d, p) AS true"
+        "CREATE MACRO has_database_privilege(d, p) AS"
+        f" pgshim_fn_usage_privilege({_SESSION_ROLE}, p, {_DATABASE_PRIVILEGES}),"
+        f" (u, d, p) AS pgshim_fn_usage_privilege(u, p, {_DATABASE_PRIVILEGES})"
+    ),
+    "pgshim_fn_usage_privilege": (
+        "CREATE MACRO pgshim_fn_usage_privilege(u, p, known) AS"
+        " CASE WHEN NOT list_has_all(known, pgshim_fn_privileges(p))"
+        " THEN error('unrecognized privilege type: \"' || p || '\"')"
+        f" ELSE {_role_is('rolsuper', 'u')} OR list_has_any(pgshim_fn_privileges(p),"
+        " ['usage', 'connect', 'temporary', 'temp']) END"
     ),
     "pg_relation_is_publishable": (
         "CREATE MACRO pg_relation_is_publishable(r) AS COALESCE("
@@ -815,6 +886,11 @@ MACRO_TABLES: dict[str, tuple[str, ...]] = {
     "acldefault": ("pg_roles",),
     "pgshim_fn_acl_role": ("pg_roles",),
     "pgshim_fn_regproc_out": ("pg_proc",),
+    "has_table_privilege": ("pgshim_session_settings", "pg_roles", "pg_class"),
+    "pgshim_fn_table_privilege": ("pg_roles", "pg_class"),
+    "has_schema_privilege": ("pgshim_session_settings", "pg_roles"),
+    "has_database_privilege": ("pgshim_session_settings", "pg_roles"),
+    "pgshim_fn_usage_privilege": ("pg_roles",),
 }
 
 # (argument types, result type) of each macro, for pg_proc (one row per overload)
