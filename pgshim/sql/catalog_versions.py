@@ -35,7 +35,13 @@ CHANGES: dict[int, list[Change]] = {
                  ("set_option", "bool", "inherit_option")],
             values={"inherit_option": True, "set_option": True},
         ),
+        Change(
+            "pg_attribute",
+            move=[("attndims", "atttypmod"), ("attstattarget", "attinhcount")],
+            retype={"attstattarget": "int2", "attndims": "int2", "attinhcount": "int2"},
+        ),
         Change("pg_collation", add=[("collicurules", "text", "colliculocale")]),
+        Change("pg_constraint", retype={"coninhcount": "int2"}),
         Change("pg_database", add=[("daticurules", "text", "daticulocale")]),
         Change("pg_stat_database_conflicts",
                add=[("confl_active_logicalslot", "int8", "confl_deadlock")]),
@@ -58,10 +64,8 @@ CHANGES: dict[int, list[Change]] = {
         Change(  # attstattarget: nullable, NULL unless set
             "pg_attribute",
             move=[("attstattarget", "attcollation")],
-            retype={"attstattarget": "int2", "attinhcount": "int2"},
             values={"attstattarget": None},
         ),
-        Change("pg_constraint", retype={"coninhcount": "int2"}),
         Change("pg_subscription", add=[("subfailover", "bool", "subrunasowner")]),
         Change(  # the checkpointer's counters went to pg_stat_checkpointer
             "pg_stat_bgwriter",
@@ -77,12 +81,7 @@ CHANGES: dict[int, list[Change]] = {
         ),
     ],
     18: [
-        Change(
-            "pg_attribute",
-            drop=["attcacheoff"],
-            move=[("attndims", "atttypmod")],
-            retype={"attndims": "int2"},
-        ),
+        Change("pg_attribute", drop=["attcacheoff"]),
         Change("pg_class", add=[("relallfrozen", "int4", "relallvisible")]),
         Change(
             "pg_constraint",
