@@ -34,6 +34,8 @@ from pathlib import Path
 if "--pure" in sys.argv:
     os.environ["PGSHIM_PURE"] = "1"
 
+from spool_read import write_spool  # noqa: E402
+
 from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore  # noqa: E402
 from pgshim.logical.relations import RelationRegistry  # noqa: E402
 from pgshim.logical.source import ChangeSource  # noqa: E402
@@ -43,23 +45,9 @@ from pgshim.reddb.change import parse_change_record  # noqa: E402
 from pgshim.reddb.entity import decode_entity  # noqa: E402
 from pgshim.reddb.identity import IdentityMap  # noqa: E402
 from pgshim.spool.follower import SpoolFollower  # noqa: E402
-from pgshim.spool.generate import Workload  # noqa: E402
-from pgshim.spool.writer import SpoolWriter  # noqa: E402
 from pgshim.state import open_state  # noqa: E402
 
 BATCH_BYTES = 4 << 20
-
-
-def write_spool(path: str, records: int, unique: int, seed: int) -> None:
-    """``unique`` workload records, repeated with fresh LSNs up to ``records`` (fsync off):
-    encoding entities in Python is far slower than reading them."""
-    pool = list(Workload(seed=seed).records(min(unique, records)))
-    span = max(record["lsn"] for record in pool)
-    with SpoolWriter(path, fsync=False) as writer:
-        for i in range(records):
-            record = dict(pool[i % len(pool)])
-            record["lsn"] += span * (i // len(pool))
-            writer.append_record(record, timestamp_ms=record["timestamp"] + 1)
 
 
 class _State:
