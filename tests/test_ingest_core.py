@@ -13,8 +13,8 @@ from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.transactions import TransactionBuilder
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb import speedups
-from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.change import parse_change_record
+from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.errors import ChangeDecodeError
 from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.values import VALUE_TYPES, TypedValue
