@@ -85,6 +85,12 @@ class FrameSource:
         return write
 
 
+def append_times(lsns: np.ndarray, batches: Batches) -> np.ndarray:
+    """When each LSN was appended: the time of the first write whose last LSN is at or past it."""
+    last_lsns, times = batches
+    return times[np.minimum(np.searchsorted(last_lsns, lsns), len(times) - 1)]
+
+
 def _consume(out: str, barrier: object, *args: object) -> None:
     stamps, received = consumers.receive_changes(*args, ready=barrier.wait)  # type: ignore[arg-type, attr-defined]
     with open(out, "wb") as f:
@@ -120,11 +126,7 @@ def measure(
         halves = [np.fromfile(out, np.int64).reshape(2, -1) for out in outs]
     stamps = np.concatenate([h[0] for h in halves])
     received = np.concatenate([h[1] for h in halves])
-    if batches is None:
-        appended = stamps
-    else:
-        last_lsns, times = batches
-        appended = times[np.minimum(np.searchsorted(last_lsns, stamps), len(times) - 1)]
+    appended = stamps if batches is None else append_times(stamps, batches)
     lags = (received - appended) / 1000
     window = min(10.0, seconds / 3)
 
