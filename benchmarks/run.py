@@ -58,7 +58,7 @@ PUBLICATION = "bench_pub"
 PGOUTPUT_OPTIONS = ("proto_version=1", f"publication_names={PUBLICATION}")
 # pgshim's configuration for cold starts: every new slot starts at the oldest retained change
 COLD_CONFIG = f'new_slot_position = "oldest"\ndefault_publication = "{PUBLICATION}"\n'
-SUSTAINED_CLIENTS = 4  # pgbench clients sharing PostgreSQL's rate
+SUSTAINED_CLIENTS = 8  # pgbench clients sharing PostgreSQL's rate, each waiting for its commits
 # slots of one round, by role: (plugin, how many)
 ROLES = {"td": ("test_decoding", 1), "fan": ("test_decoding", FANOUT),
          "newformat": ("test_decoding", 1), "py": ("test_decoding", 1), "po": ("pgoutput", 1),
@@ -480,14 +480,11 @@ class Harness:
                     f" {cpu['server', 'pg']:.2f}; consumers {cpu['consumers', 'shim']:.2f} /"
                     f" {cpu['consumers', 'pg']:.2f}")  # fmt: skip
 
-        def checked(paths: list[Path]) -> None:
-            check_commits(paths, n)
-
         if self.wants("td"):
 
             def td(dsn: str, endpos: str, target: Path, slots: dict[str, list[str]]) -> float:
                 elapsed, paths = consumers.time_recvlogical(dsn, slots["td"], endpos, target)
-                checked(paths)
+                check_commits(paths, n)
                 return elapsed
 
             shim_s, pg_s = both(td)
@@ -502,7 +499,7 @@ class Harness:
                 elapsed, paths = consumers.time_recvlogical(
                     dsn, slots["newformat"], endpos, target, ("include-timestamp=1",)
                 )
-                checked(paths)
+                check_commits(paths, n)
                 return elapsed
 
             # its first reader renders it for the next ones
@@ -523,7 +520,7 @@ class Harness:
 
             def fan(dsn: str, endpos: str, target: Path, slots: dict[str, list[str]]) -> float:
                 elapsed, paths = consumers.time_recvlogical(dsn, slots["fan"], endpos, target)
-                checked(paths)
+                check_commits(paths, n)
                 return elapsed
 
             shim_s, pg_s = both(fan)
@@ -622,10 +619,12 @@ class Harness:
         source = sustained.FrameSource(self.work / "frames.rdb.logical.wal", int(largest))
         self.notes.append(f"case 9: {int(largest)} frames generated before any clock in"
                           f" {time.perf_counter() - started:.0f} s")  # fmt: skip
-        for count in (1, FANOUT):
-            shim = self.sustained_pgshim(source, a.sustained_rate, a.sustained_seconds, count)
-            base = self.sustained_postgres(pg, a.sustained_rate, a.sustained_seconds, count)
-            label = f"9 warm sustained {count} consumer{'s' * (count > 1)} @{a.sustained_rate:g}/s"
+        for readers in (1, FANOUT):
+            shim = self.sustained_pgshim(source, a.sustained_rate, a.sustained_seconds, readers)
+            base = self.sustained_postgres(pg, a.sustained_rate, a.sustained_seconds, readers)
+            label = (
+                f"9 warm sustained {readers} consumer{'s' * (readers > 1)} @{a.sustained_rate:g}/s"
+            )
             for stat, q in (("p50", 50), ("p99", 99), ("max", 100)):
                 note = f"pgshim: {shim.note()}; PostgreSQL: {base.note()}" if q == 99 else ""
                 self.add(Result(f"{label} lag {stat}", shim.percentile(q), base.percentile(q),
@@ -644,7 +643,7 @@ class Harness:
         return int(rate * seconds) // SUSTAINED_CLIENTS * SUSTAINED_CLIENTS
 
     def sustained_pgshim(
-        self, source: sustained.FrameSource, rate: float, seconds: float, count: int
+        self, source: sustained.FrameSource, rate: float, seconds: float, readers: int
     ) -> sustained.Lags:
         self.runs += 1
         work = self.work / f"sustained{self.runs}"
@@ -653,7 +652,7 @@ class Harness:
         source.start_spool(spool)
         server = PgshimServer(spool, work / "state").start()
         try:
-            slots = [f"s{i}" for i in range(count)]
+            slots = [f"s{i}" for i in range(readers)]
             create_slots(server.dsn(), [(slot, "test_decoding") for slot in slots])
             records = self.sustained_count(rate, seconds)
             return sustained.measure(server.dsn(), slots, records, seconds, consumers.stamp_lsn,
@@ -663,10 +662,10 @@ class Harness:
             shutil.rmtree(work)
 
     def sustained_postgres(
-        self, pg: PostgresSide, rate: float, seconds: float, count: int
+        self, pg: PostgresSide, rate: float, seconds: float, readers: int
     ) -> sustained.Lags:
         self.runs += 1
-        slots = [f"sustained{self.runs}_{i}" for i in range(count)]
+        slots = [f"sustained{self.runs}_{i}" for i in range(readers)]
         create_slots(pg.dsn, [(slot, "test_decoding") for slot in slots])
         records = self.sustained_count(rate, seconds)
 
@@ -816,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-seconds", type=float, default=10.0,
                         help="length of each run of --sustained-search")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of cases 1-4 on each side; the table shows medians")  # fmt: skip
+                        help="runs of cases 1-4 and 8 (and 11) on each side; the table shows medians")  # fmt: skip
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--results", default=str(HERE / "results.md"))
