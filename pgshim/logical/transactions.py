@@ -196,6 +196,13 @@ class TransactionBuilder:
     ) -> None:
         if decode is None:
             from pgshim.reddb.entity import decode_entity as decode
+
+            # the compiled core places a plain row's values straight into its columns
+            from pgshim.reddb.speedups import core
+
+            self._row_values = None if core is None else core.row_values
+        else:
+            self._row_values = None  # a decoder of the caller's decides every entity
         self._decode = decode
         self.identity = identity
         self.relations = relations
@@ -279,6 +286,18 @@ class TransactionBuilder:
     def _row_change(
         self, tx: Transaction, record: ChangeRecord, entity_bytes: bytes, action: str
     ) -> RowChange | None:
+        if self._row_values is not None:
+            plan = self.relations.fast_plan(record.collection)
+            if plan is not None:
+                fast = self._row_values(
+                    entity_bytes, plan.named, plan.positional, plan.width, plan.learns
+                )
+                if fast is not None:
+                    physical_id, logical_id, values = fast
+                    values[0] = logical_id
+                    self.identity.learn(record.collection, physical_id, logical_id)
+                    pos = change_pos(record.lsn)
+                    return RowChange(action, plan.relation, values, None, pos, record.lsn)
         try:
             entity: Any = self._decode(entity_bytes, lsn=record.lsn)
         except Exception as exc:  # any failure to decode foreign bytes is reported, not raised
