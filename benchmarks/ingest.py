@@ -121,7 +121,9 @@ def whole(path: str, root: str, run: int) -> tuple[int, float]:
     """The server's path: ChangeSource.ingest of the whole spool into the decoded store."""
     state = _State(root, f"whole{run}")
     source = ChangeSource(SpoolFollower(path), state.builder, store=state.store)
-    released, elapsed = _timed(lambda: source.ingest(now=float("inf")))
+    # the workload leaves holes in its LSNs (as RedDB's KV watch events do): the records above
+    # one are released once its grace has passed, here by a second call a day later
+    released, elapsed = _timed(lambda: source.ingest(now=0.0) + source.ingest(now=86400.0))
     source.follower.close()
     state.conn.close()
     return int(released), elapsed  # type: ignore[call-overload]
