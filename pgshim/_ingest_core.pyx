@@ -11,6 +11,7 @@ then runs from the start and reports the error exactly as it always does.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
 cdef object _Entity = None
@@ -542,6 +543,106 @@ cdef object _row_values(bytes buf, dict named, dict positional, Py_ssize_t width
         return None
     logical_id = ids[0]
     return (row.entity_id, row.entity_id if logical_id is None else logical_id, values)
+
+
+# -- text output (typoutput) of the common column types -----------------------------------------
+
+# what value_texts does itself for a column, by its type; the others call the column's renderer
+cdef enum:
+    K_OTHER = 0
+    K_INT = 1
+    K_TEXT = 2
+    K_BOOL = 3
+    K_FLOAT8 = 4
+    K_TIMESTAMPTZ = 5
+
+cdef object _UTC = None
+cdef type _datetime_type = None
+
+
+def text_kinds(oids):
+    """The kind of each column type for ``value_texts`` (K_OTHER: its renderer decides)."""
+    global _UTC, _datetime_type
+    if _UTC is None:
+        import datetime
+        _UTC, _datetime_type = datetime.UTC, datetime.datetime
+    kinds = []
+    for oid in oids:
+        if oid in (20, 21, 23, 26):
+            kinds.append(K_INT)
+        elif oid in (25, 1043, 19):
+            kinds.append(K_TEXT)
+        elif oid == 16:
+            kinds.append(K_BOOL)
+        elif oid == 701:
+            kinds.append(K_FLOAT8)
+        elif oid == 1184:
+            kinds.append(K_TIMESTAMPTZ)
+        else:
+            kinds.append(K_OTHER)
+    return tuple(kinds)
+
+
+cdef object _float8_text(double value):
+    """PostgreSQL's float8 text where Python's shortest repr is it already, else None."""
+    if not (-1e15 < value < 1e15):
+        return None
+    text = repr(value)
+    if "e" in text or "n" in text:
+        return None
+    return text[:-2] if text.endswith(".0") else text
+
+
+cdef object _timestamptz_text(object value):
+    """'YYYY-MM-DD HH:MM:SS[.ffffff]+00' of an aware UTC datetime, fraction without trailing
+    zeros, as PostgreSQL prints it with TimeZone UTC."""
+    cdef char out[40]
+    cdef int micro = value.microsecond
+    cdef int length, digits = 6
+    length = snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d", <int>value.year,
+                      <int>value.month, <int>value.day, <int>value.hour, <int>value.minute,
+                      <int>value.second)
+    if micro:
+        while micro % 10 == 0:
+            micro //= 10
+            digits -= 1
+        length += snprintf(out + length, 40 - length, ".%0*d", digits, micro)
+    out[length] = b"+"
+    out[length + 1] = b"0"
+    out[length + 2] = b"0"
+    return PyUnicode_DecodeASCII(out, length + 3, NULL)
+
+
+def value_texts(tuple kinds, list renderers, list values):
+    """Each value's text output as its column's type, None for NULL: what the reference
+    (``pgshim.logical.transactions.value_texts``) gives, the common types rendered here."""
+    cdef Py_ssize_t count = min(len(kinds), len(values)), i
+    cdef list texts = [None] * count
+    cdef int kind
+    cdef object value, text
+    for i in range(count):
+        value = values[i]
+        if value is None:
+            continue
+        kind = kinds[i]
+        text = None
+        if kind == K_INT:
+            if type(value) is int:
+                text = str(value)
+        elif kind == K_TEXT:
+            if type(value) is str:
+                text = value
+        elif kind == K_BOOL:
+            if type(value) is bool:
+                text = "t" if value else "f"
+        elif kind == K_FLOAT8:
+            if type(value) is float:
+                text = _float8_text(value)
+        elif kind == K_TIMESTAMPTZ:
+            if type(value) is _datetime_type and value.tzinfo is _UTC:
+                text = _timestamptz_text(value)
+        texts[i] = renderers[i](value) if text is None else text
+    return texts
 
 
 if not _little_endian():

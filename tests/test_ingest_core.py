@@ -1,5 +1,6 @@
 """The compiled ingestion core against the pure-Python reference: same values, same errors."""
 
+import datetime as dt
 import json
 import random
 from pathlib import Path
@@ -9,8 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pgshim import pgtypes
+from pgshim.logical import transactions as transactions_module
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
-from pgshim.logical.transactions import TransactionBuilder
+from pgshim.logical.transactions import (
+    Column,
+    TransactionBuilder,
+    reference_value_texts,
+    value_texts,
+)
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb import speedups
 from pgshim.reddb.change import parse_change_record
@@ -267,3 +275,58 @@ def test_builder_with_declared_columns_like_the_reference(tmp_path: Path) -> Non
     records = change_records(rows)
     fast, ref = builders(tmp_path, declared)
     assert built(fast, records) == built(ref, records)
+
+
+# -- text output of values (value_texts) --------------------------------------------------------
+
+TEXT_OIDS = [20, 21, 23, 26, 25, 1043, 19, 16, 701, 700, 1184, 1114, 1700, 17, 1042, 3802]
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.builds(_Int, st.integers(-5, 5)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e15, -1e15, 999999999999999.9, 1e-5, -0.0, 0.1, 1e16, 123456789012345.6]),
+    st.text(max_size=8),
+    st.builds(_Str, st.text(max_size=3)),
+    st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=2))])),
+    st.datetimes(),
+    st.decimals(allow_nan=False, places=3),
+    st.binary(max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(TEXT_OIDS), VALUES), max_size=12), st.integers(0, 3))
+def test_value_texts_like_the_reference(columns: list, extra: int) -> None:
+    oids = [oid for oid, _ in columns]
+    values = [value for _, value in columns]
+    renderers = [pgtypes.text_renderer(oid) for oid in oids]
+
+    def outcome(render, *args) -> tuple:
+        try:
+            return ("ok", render(*args))
+        except Exception as exc:  # a value its column's renderer refuses: refused alike
+            return ("error", type(exc))
+
+    kinds = speedups.core.text_kinds(oids)
+    for shown in (values, values[: max(0, len(values) - extra)]):  # fewer values than columns
+        compiled = outcome(speedups.core.value_texts, kinds, renderers, shown)
+        assert compiled == outcome(reference_value_texts, renderers, shown)
+
+
+def test_value_texts_uses_the_core() -> None:
+    columns = [Column("k", 20), Column("t", 1184)]
+    when = dt.datetime(2024, 2, 29, 23, 59, 58, 120300, tzinfo=dt.UTC)
+    assert value_texts(columns, [7, when]) == ["7", "2024-02-29 23:59:58.1203+00"]
+    assert transactions_module._TEXT_PLANS[id(columns)][2] == speedups.core.text_kinds([20, 1184])
