@@ -545,6 +545,89 @@ cdef object _row_values(bytes buf, dict named, dict positional, Py_ssize_t width
     return (row.entity_id, row.entity_id if logical_id is None else logical_id, values)
 
 
+# -- ChangeRecord JSON ---------------------------------------------------------------------------
+
+cdef object _ChangeRecord = None
+cdef object _loads = None
+cdef tuple _record_setters = ()
+cdef frozenset _ROW_OPERATIONS = frozenset(("insert", "update", "delete"))
+cdef tuple _NO_PROBLEMS = ()
+cdef tuple _RECORD_FIELDS = (
+    "lsn", "timestamp_ms", "operation", "collection", "rid", "kind", "entity_bytes", "metadata",
+    "term", "refresh_records", "range_id", "ownership_epoch", "raw", "problems",
+)
+
+
+def setup_records(change_record, loads):
+    """Wire the reference's ChangeRecord class and JSON parser in (``pgshim.reddb.change``)."""
+    global _ChangeRecord, _loads, _record_setters
+    if tuple(change_record.__slots__) != _RECORD_FIELDS:
+        raise ValueError("ChangeRecord's fields are not the ones change_record writes")
+    _ChangeRecord, _loads = change_record, loads
+    _record_setters = tuple(change_record.__dict__[name].__set__ for name in _RECORD_FIELDS)
+
+
+cdef inline bint _plain_int(object value):
+    return type(value) is int
+
+
+def change_record(object payload, object frame_lsn, object frame_timestamp_ms):
+    """The ChangeRecord of a plain insert, update or delete payload (every field of the type
+    the reference expects), or None: the reference then parses it and says what is wrong."""
+    try:
+        return _change_record(payload, frame_lsn)
+    except Exception:
+        return None
+
+
+cdef object _change_record(object payload, object frame_lsn):
+    if _ChangeRecord is None or type(payload) is not bytes or frame_lsn is None:
+        return None
+    obj = _loads(payload)
+    if type(obj) is not dict:
+        return None
+    cdef dict o = <dict>obj
+    operation = o.get("operation")
+    if type(operation) is not str or operation not in _ROW_OPERATIONS:
+        return None
+    collection = o.get("collection")
+    rid = o.get("rid")
+    kind = o.get("kind")
+    if type(collection) is not str or not _plain_int(rid) or type(kind) is not str:
+        return None
+    metadata = o.get("metadata")
+    if metadata is not None and type(metadata) is not dict:
+        return None
+    if o.get("refresh_records_hex"):
+        return None
+    term = o.get("term")
+    timestamp = o.get("timestamp", 0)
+    range_id = o.get("range_id")
+    epoch = o.get("ownership_epoch")
+    if not _plain_int(timestamp) or (term is not None and not _plain_int(term)):
+        return None
+    if (range_id is not None and not _plain_int(range_id)) or (
+        epoch is not None and not _plain_int(epoch)
+    ):
+        return None
+    entity_hex = o.get("entity_bytes_hex")
+    if entity_hex is None:
+        entity_bytes = None
+    elif type(entity_hex) is str:
+        try:
+            entity_bytes = bytes.fromhex(entity_hex)
+        except ValueError:
+            return None
+    else:
+        return None
+    record = _ChangeRecord.__new__(_ChangeRecord)
+    values = (frame_lsn, timestamp, operation, collection, rid, kind, entity_bytes, metadata,
+              1 if term is None else term, (), range_id, epoch, payload, _NO_PROBLEMS)
+    for setter, value in zip(_record_setters, values):
+        setter(record, value)
+    return record
+
+
 # -- text output (typoutput) of the common column types -----------------------------------------
 
 # what value_texts does itself for a column, by its type; the others call the column's renderer

@@ -19,6 +19,7 @@ from pgshim.logical.transactions import (
     reference_value_texts,
     value_texts,
 )
+from pgshim.reddb import change as change_module
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb import speedups
 from pgshim.reddb.change import parse_change_record
@@ -330,3 +331,60 @@ def test_value_texts_uses_the_core() -> None:
     when = dt.datetime(2024, 2, 29, 23, 59, 58, 120300, tzinfo=dt.UTC)
     assert value_texts(columns, [7, when]) == ["7", "2024-02-29 23:59:58.1203+00"]
     assert transactions_module._TEXT_PLANS[id(columns)][2] == speedups.core.text_kinds([20, 1184])
+
+
+# -- ChangeRecord JSON --------------------------------------------------------------------------
+
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**65), 2**65), st.floats(), st.text(max_size=6),
+    st.sampled_from(["insert", "update", "delete", "refresh", "row", "00ff", "0g"]),
+    st.lists(st.sampled_from(["", "52455231"]), max_size=2), st.dictionaries(st.text(max_size=2),
+    st.integers(), max_size=2),
+)  # fmt: skip
+RECORD_KEYS = ["operation", "collection", "rid", "entity_id", "kind", "entity_kind", "lsn",
+               "entity_bytes_hex", "metadata", "refresh_records_hex", "term", "timestamp",
+               "range_id", "ownership_epoch"]  # fmt: skip
+
+
+def parse_outcome(parse, payload: bytes, lsn: int | None) -> tuple:
+    try:
+        return ("ok", parse(payload, lsn, 5))
+    except ChangeDecodeError as exc:
+        return ("error", str(exc), exc.lsn)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "operation": st.sampled_from(["insert", "update", "delete"]),
+            "collection": st.text(),
+            "rid": st.integers(0, 2**64 - 1),
+            "kind": st.sampled_from(["row", "kv"]),
+            "entity_bytes_hex": st.binary(max_size=8).map(bytes.hex),
+        },  # fmt: skip
+    ),
+    st.dictionaries(st.sampled_from(RECORD_KEYS), JSON_VALUES, max_size=4),
+    st.lists(st.sampled_from(RECORD_KEYS), max_size=2),
+    st.sampled_from([None, 7]),
+)
+def test_change_records_like_the_reference(
+    plain: dict, changed: dict, dropped: list, lsn: int | None
+) -> None:
+    obj = {key: value for key, value in {**plain, **changed}.items() if key not in dropped}
+    payload = json.dumps(obj).encode()  # integers beyond 64 bits too
+    fast = speedups.core.change_record(payload, lsn, 5)
+    reference = parse_outcome(change_module.reference_parse, payload, lsn)
+    if fast is not None:
+        assert ("ok", fast) == reference
+    assert parse_outcome(parse_change_record, payload, lsn) == reference
+
+
+def test_workload_records_are_all_parsed_by_the_core() -> None:
+    assert change_module._compiled is speedups.core.change_record
+    for record in Workload(seed=6).records(500):
+        payload = orjson.dumps(record)
+        if record["operation"] != "refresh":
+            fast = speedups.core.change_record(payload, record["lsn"], 1)
+            assert fast is not None
+            assert fast == change_module.reference_parse(payload, record["lsn"], 1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 
+from pgshim.reddb import speedups
 from pgshim.reddb.errors import ChangeDecodeError
 
 __all__ = [
@@ -119,10 +121,31 @@ def parse_change_record(
     is truncated, anything else replaced by ``frame_timestamp_ms`` (the frame's append time),
     and ``problems`` says so.
     """
+    if _compiled is not None:  # plain inserts, updates and deletes: the same record, or None
+        record = _compiled(payload, frame_lsn, frame_timestamp_ms)
+        if record is not None:
+            return record
+    return reference_parse(payload, frame_lsn, frame_timestamp_ms)
+
+
+def reference_parse(
+    payload: bytes, frame_lsn: int | None = None, frame_timestamp_ms: int = 0
+) -> ChangeRecord:
+    """parse_change_record in Python, for every payload (the compiled core's reference)."""
     try:
         return _parse(payload, frame_lsn, frame_timestamp_ms)
     except ChangeDecodeError as exc:
         raise exc.with_lsn(frame_lsn) from None
+
+
+def _compiled_parser() -> Callable[[bytes, int | None, int], ChangeRecord | None] | None:
+    if speedups.core is None:
+        return None
+    speedups.core.setup_records(ChangeRecord, orjson.loads)
+    return speedups.core.change_record
+
+
+_compiled = _compiled_parser()
 
 
 def _timestamp(obj: dict, fallback: int) -> tuple[int, tuple[str, ...]]:
@@ -156,7 +179,7 @@ def _parse(payload: bytes, frame_lsn: int | None, frame_timestamp_ms: int = 0) -
 
 def _fields(obj: dict, lsn: int, payload: bytes, frame_timestamp_ms: int = 0) -> ChangeRecord:
     operation = obj.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         reason = "missing operation" if operation is None else f"unknown operation {operation!r}"
         raise ChangeDecodeError(reason)
     collection = obj.get("collection")
