@@ -25,7 +25,7 @@ from pgshim.logical.publications import ALL_ACTIONS, Publication, PublicationFil
 from pgshim.logical.relations import RelationRegistry
 from pgshim.logical.source import ChangeSource
 from pgshim.logical.transactions import TransactionBuilder
-from pgshim.plugins import pgoutput, test_decoding
+from pgshim.plugins import ahead_messages, pgoutput, test_decoding
 from pgshim.plugins.base import PluginContext
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb.change import ChangeDecodeError
@@ -35,6 +35,7 @@ from pgshim.spool import follower as follower_module
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.generate import sample_value, write_workload
 from pgshim.state import open_state
+from pgshim.walsender.ahead import ChunkFramer
 from pgshim.walsender.stream import StreamState
 from pgshim.wire import messages as wire_messages
 
@@ -407,3 +408,43 @@ def test_a_slot_at_the_oldest_change_is_created_without_decoding(tmp_path: Path)
         assert slot.confirmed_flush == app.source.end_pos > 0
     finally:
         app.conn.close()
+
+
+@pytest.mark.parametrize("key", ["test_decoding:100", "pgoutput:text"])
+def test_live_changes_are_rendered_once_for_sessions_and_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # the server sends new changes first (the sessions render them), then stores them with
+    # their output rendered ahead: that output is the sessions', not rendered again
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 300, seed=6, fsync=False)
+    conn = open_state(tmp_path / "state")
+    relations = RelationRegistry(conn)
+    store = DecodedStore(tmp_path / "state" / STORE_FILE_NAME, relations)
+    store.keep_ahead({key: ChunkFramer(ahead_messages(key))})
+    source = ChangeSource(
+        SpoolFollower(spool), TransactionBuilder(IdentityMap(conn), relations), store=store
+    )
+    counted = Counter(test_decoding.render_change if key.startswith("test") else
+                      pgoutput.change_message)  # fmt: skip
+    if key.startswith("test"):
+        monkeypatch.setattr(test_decoding, "render_change", counted)
+        plugin = test_decoding.TestDecodingPlugin({}, PluginContext())
+    else:
+        monkeypatch.setattr(pgoutput, "change_message", counted)
+        plugin = pgoutput.PgOutputPlugin(
+            {"proto_version": "1", "publication_names": "p"}, PluginContext()
+        )
+        plugin.encode = lambda tx: pgoutput.cached(  # every change published: the shared part
+            tx, plugin.cache_key, lambda: pgoutput.shared_transaction(tx, binary=False)
+        )
+    released = source.ingest(now=0.0, store=False) + source.ingest(now=86400.0, store=False)
+    assert released > 250
+    changes = 0
+    for tx in source.read(0, 10**9):
+        plugin.encode(tx)
+        changes += len(tx.changes)
+    assert counted.calls == changes > 0
+    source.store_released()
+    store.flush()
+    assert store.ahead_rendered == 0 and counted.calls == changes

@@ -49,7 +49,8 @@ def ahead_messages(key: str) -> Callable[[Transaction], list[Message]] | None:
         from pgshim.plugins.test_decoding import TestDecodingPlugin
 
         plugin = TestDecodingPlugin.from_ahead_key(key)
-        return None if plugin is None else plugin.render
+        # encode: what a session already rendered for the transaction is used, and kept
+        return None if plugin is None else plugin.encode
     if name == "pgoutput" and flags in ("text", "binary"):
         from pgshim.plugins import pgoutput
 

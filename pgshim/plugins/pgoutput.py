@@ -255,17 +255,29 @@ def ahead_key(binary: bool) -> str:
     return "pgoutput:binary" if binary else "pgoutput:text"
 
 
+def shared_transaction(tx: Transaction, *, binary: bool) -> _SharedTransaction:
+    """A transaction's messages as every session publishing all of it sends them."""
+    changes = [
+        _SharedChange(c.relation, c.action, c.pos, change_message(c, binary=binary))
+        for c in tx.changes
+    ]
+    return _SharedTransaction(begin_message(tx), changes, commit_message(tx))
+
+
 def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
     """A transaction's messages for a session that has sent its relations and publishes every
     change: what ``encode`` sends then."""
 
+    key = ("pgoutput", binary)  # the sessions' cache_key: whichever comes first renders
+
     def messages(tx: Transaction) -> list[Message]:
         if not tx.changes:
             return []
+        shared = cached(tx, key, lambda: shared_transaction(tx, binary=binary))
         return [
-            (tx.changes[0].pos, begin_message(tx)),
-            *[(c.pos, change_message(c, binary=binary)) for c in tx.changes],
-            (tx.end_pos, commit_message(tx)),
+            (tx.changes[0].pos, shared.begin),
+            *[(change.pos, change.payload) for change in shared.changes],
+            (tx.end_pos, shared.commit),
         ]
 
     return messages
@@ -467,7 +479,7 @@ class PgOutputPlugin:
         included = self._included()
         publications = self._filter
         assert self.cache_key is not None
-        shared = cached(tx, self.cache_key, lambda: self._shared(tx))
+        shared = cached(tx, self.cache_key, lambda: shared_transaction(tx, binary=self.binary))
         out: list[Message] = []
         for index, change in enumerate(shared.changes):
             relation = change.relation
@@ -510,10 +522,3 @@ class PgOutputPlugin:
         if action is None:
             return None
         return shaped_change_message(change, action, shape, old, binary=self.binary)
-
-    def _shared(self, tx: Transaction) -> _SharedTransaction:
-        changes = [
-            _SharedChange(c.relation, c.action, c.pos, change_message(c, binary=self.binary))
-            for c in tx.changes
-        ]
-        return _SharedTransaction(begin_message(tx), changes, commit_message(tx))
