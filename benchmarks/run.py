@@ -796,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         "--deep-records",
         type=int,
         default=1_000_000,
-        help="spool size for cases 5, 7 and 10 (the issue asks 10M: slow to generate)",
+        help="spool size for cases 5, 7 and 10 (10M for the first-start target: slow to generate)",
     )
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument(

@@ -207,15 +207,11 @@ class TransactionBuilder:
         group_by_xmin: bool = False,
         decode: Callable[..., Any] | None = None,
     ) -> None:
+        # the compiled core places a plain row's values straight into its columns, unless a
+        # decoder of the caller's is to decide every entity
+        self._row_values = None if _core is None or decode is not None else _core.row_values
         if decode is None:
             from pgshim.reddb.entity import decode_entity as decode
-
-            # the compiled core places a plain row's values straight into its columns
-            from pgshim.reddb.speedups import core
-
-            self._row_values = None if core is None else core.row_values
-        else:
-            self._row_values = None  # a decoder of the caller's decides every entity
         self._decode = decode
         self.identity = identity
         self.relations = relations
