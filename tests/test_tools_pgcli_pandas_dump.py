@@ -20,6 +20,8 @@ from test_psql_meta import create_like
 
 pytestmark = pytest.mark.timeout(120)
 
+# pgshim presenting 15, for what is compared with pg_cluster (15) and run by pg_dump 15
+PG15 = ("--server-version", "15")
 # what pg_dump 15 and the drivers set before their first query
 PG_DUMP_SETTINGS = [
     "SET DATESTYLE = ISO",
@@ -73,7 +75,7 @@ SHOWN = [
 def server(spool, pgshim):
     spool.insert("users", name="ada", age=36, active=True, score=1.5)
     spool.insert("orders", total=12, note="first")
-    return pgshim(spool.path)
+    return pgshim(spool.path, *PG15)  # compared with pg_cluster and pg_dump 15
 
 
 def _psql(server, *args: str, sql: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -222,7 +224,7 @@ def _dump_spool(spool) -> None:
 @pytest.fixture
 def dump_server(spool, pgshim):
     _dump_spool(spool)
-    return pgshim(spool.path)
+    return pgshim(spool.path, *PG15)
 
 
 def _twin(server, pg_cluster, tables: set[str] = DUMPED, db: str = "dump_twin") -> str:
