@@ -15,7 +15,7 @@ from decimal import Decimal
 import psycopg
 import psycopg2
 import pytest
-from pgcluster import PgCluster, pg18_bindir, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir, release_bindir
 from test_psql_meta import create_like
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,23 +147,52 @@ def test_pg_dump_settings_are_accepted(server) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg18_cluster(tmp_path_factory: pytest.TempPathFactory):
+def release_clusters(tmp_path_factory: pytest.TempPathFactory):
+    """Real PostgreSQL 16, 17 and 18 servers shared by this module's tests, each started when
+    first asked for."""
+    started: dict[int, PgCluster] = {}
+
+    def cluster(major: int) -> PgCluster:
+        if major not in started:
+            bindir = release_bindir(major)
+            if bindir is None:
+                pytest.skip(
+                    f"no PostgreSQL {major}: not installed, nor fetched (no network, no cache)"
+                )
+            base = tmp_path_factory.mktemp(f"pg{major}")
+            started[major] = PgCluster(base, {"wal_level": "logical"}, bindir=bindir).start()
+        return started[major]
+
+    yield cluster
+    for pg in started.values():
+        pg.stop()
+
+
+@pytest.fixture(scope="module")
+def pg18_cluster(release_clusters):
     """A real PostgreSQL 18 server shared by this module's tests."""
-    bindir = pg18_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
-    cluster = PgCluster(tmp_path_factory.mktemp("pg18"), {"wal_level": "logical"}, bindir=bindir)
-    yield cluster.start()
-    cluster.stop()
+    return release_clusters(18)
 
 
-@pytest.mark.parametrize("version", ["15", "18"])
+# pg_settings' columns compared; boot values that depend on how PostgreSQL was built are not
+SETTINGS_QUERY = (
+    "SELECT name, vartype, unit, context, category, short_desc, min_val, max_val, enumvals,"
+    " CASE WHEN name IN ('krb_server_keyfile', 'unix_socket_directories') THEN NULL"
+    " ELSE boot_val END FROM pg_settings"
+    " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
+)
+
+
+@pytest.mark.parametrize("version", ["15", "16", "17", "18"])
 def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None:
     """Bad values fail as in PostgreSQL of the version presented (22023, same message and hint),
-    good ones show alike, and pg_settings knows every parameter that version has, with its
-    type, unit, context, limits and choices."""
+    good ones show alike, and pg_settings and SHOW ALL know every parameter that version has, with
+    its type, unit, context, category, description, limits, choices and built-in value."""
     server = pgshim(spool.path, "--server-version", version)
-    pg_cluster = request.getfixturevalue("pg_cluster" if version == "15" else "pg18_cluster")
+    if version == "15":
+        pg_cluster = request.getfixturevalue("pg_cluster")
+    else:
+        pg_cluster = request.getfixturevalue("release_clusters")(int(version))
     for statement in BAD_VALUES:
         theirs = _error(pg_cluster.dsn(), statement)
         assert _error(server.dsn(), statement) == theirs, statement
@@ -178,12 +207,10 @@ def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None
         assert shown[0] == shown[1], name
     for statement in ("SET wal_level = minimal", "SET server_version = '1'"):
         assert _error(server.dsn(), statement) == _error(pg_cluster.dsn(), statement)
-    query = (
-        "SELECT name, vartype, unit, context, min_val, max_val, enumvals FROM pg_settings"
-        " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
-    )
     with psycopg.connect(server.dsn()) as ours, psycopg.connect(pg_cluster.dsn()) as theirs:
-        assert ours.execute(query).fetchall() == theirs.execute(query).fetchall()
+        assert ours.execute(SETTINGS_QUERY).fetchall() == theirs.execute(SETTINGS_QUERY).fetchall()
+        shown = [{row[0] for row in conn.execute("SHOW ALL")} for conn in (ours, theirs)]
+        assert shown[0] == shown[1]
 
 
 # --- pg_dump ---------------------------------------------------------------------------------
