@@ -1,4 +1,4 @@
-"""psql 15's and psql 18's backslash commands against pgshim presenting that version answer like
+"""The backslash commands of psql 15 to 18 against pgshim presenting that version answer like
 a PostgreSQL of that version holding the same tables: both servers get the same collections
 (PostgreSQL's tables made from pgshim_collections) and each command's output is compared, with
 what must differ normalised (sizes, owners of PostgreSQL's own objects, descriptions PostgreSQL
@@ -15,6 +15,7 @@ from pgcluster import PgCluster, pg_bindir, release_bindir
 
 from pgshim.sql.catalog_versions import catalog_columns
 from pgshim.sql.pg_functions import PG15_COLUMNS, SUBSTITUTED_TYPES
+from pgshim.versions import DEFAULT_MAJOR
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -92,7 +93,9 @@ def servers(tmp_path_factory, request):
                ts=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
     kit.insert("orders", item="x", qty=2)
     kit.close()
-    server = PgshimServer(kit.path, base / "state", args=("--server-version", str(major))).start()
+    # the default (18) is served without --server-version
+    args = () if major == DEFAULT_MAJOR else ("--server-version", str(major))
+    server = PgshimServer(kit.path, base / "state", args=args).start()
     pg = PgCluster(base / "pg", bindir=bindir).start()
     try:
         create_like(server.psql, pg)
