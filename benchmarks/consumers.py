@@ -6,24 +6,37 @@ code drives PostgreSQL and pgshim, so the two columns of the table measure the s
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import select
 import subprocess
 import time
+from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
 
-COMMIT = re.compile(rb"^COMMIT", re.MULTILINE)
 KEY_VALUE = re.compile(rb"k\[bigint\]:(\d+)")
+TS_VALUE = re.compile(rb"ts\[timestamp with time zone\]:'([^']+)'")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def recvlogical(
-    dsn: str, slot: str, endpos: str, out: Path, options: tuple[str, ...] = ()
+    dsn: str,
+    slot: str,
+    endpos: str,
+    out: Path,
+    options: tuple[str, ...] = (),
+    create: str | None = None,
 ) -> subprocess.Popen[bytes]:
+    """pg_recvlogical --start up to ``endpos``; with ``create`` (a plugin) it creates the slot
+    first, in the same process."""
     cmd = ["pg_recvlogical", "-d", dsn, "-S", slot, "--start", "-f", str(out), "--endpos", endpos,
            "--no-loop", "-F", "0"]  # fmt: skip
+    if create is not None:
+        cmd += ["--create-slot", "-P", create]
     for option in options:
         cmd += ["-o", option]
     return subprocess.Popen(cmd, stderr=subprocess.PIPE)
@@ -36,19 +49,26 @@ def wait_ok(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def time_recvlogical(
-    dsn: str, slots: list[str], endpos: str, out_dir: Path, options: tuple[str, ...] = ()
+    dsn: str,
+    slots: list[str],
+    endpos: str,
+    out_dir: Path,
+    options: tuple[str, ...] = (),
+    create: str | None = None,
 ) -> tuple[float, list[Path]]:
     """Run one pg_recvlogical per slot at once; seconds until the last one reached endpos."""
     outs = [out_dir / f"{slot}.out" for slot in slots]
     started = time.perf_counter()
-    procs = [recvlogical(dsn, s, endpos, o, options) for s, o in zip(slots, outs, strict=True)]
+    procs = [recvlogical(dsn, s, endpos, o, options, create)
+             for s, o in zip(slots, outs, strict=True)]  # fmt: skip
     for proc in procs:
         wait_ok(proc, timeout=1800)
     return time.perf_counter() - started, outs
 
 
 def commits_in(path: Path) -> int:
-    return len(COMMIT.findall(path.read_bytes()))
+    with path.open("rb") as lines:
+        return sum(line.startswith(b"COMMIT") for line in lines)
 
 
 def _replication_cursor(dsn: str) -> tuple[psycopg2.extensions.connection, object]:
@@ -103,23 +123,60 @@ def time_to_first_change(dsn: str, slot: str, start_lsn: int) -> float:
         conn.close()
 
 
-def receipt_latencies(dsn: str, slot: str, count: int, timeout: float) -> list[float]:
-    """Milliseconds between each row's append time (µs since the epoch in column k) and receipt."""
+Stamp = Callable[[psycopg2.extras.ReplicationMessage], int]
+
+
+def stamp_key(msg: psycopg2.extras.ReplicationMessage) -> int:
+    """The append time a live writer put in column k (µs since the epoch)."""
+    return int(KEY_VALUE.search(msg.payload).group(1))  # type: ignore[union-attr]
+
+
+def stamp_ts(msg: psycopg2.extras.ReplicationMessage) -> int:
+    """Column ts (now() of PostgreSQL's inserting transaction), µs since the epoch."""
+    text = TS_VALUE.search(msg.payload).group(1).decode()  # type: ignore[union-attr]
+    return (dt.datetime.fromisoformat(text) - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def stamp_lsn(msg: psycopg2.extras.ReplicationMessage) -> int:
+    """pgshim's RedDB LSN of the change (its position without the last 8 bits)."""
+    return msg.data_start >> 8
+
+
+def receive_changes(
+    dsn: str,
+    slot: str,
+    count: int,
+    timeout: float,
+    stamp: Stamp,
+    feedback_every: int = 1000,
+    ready: Callable[[], object] | None = None,
+) -> tuple[array, array]:
+    """Stream test_decoding until ``count`` changes arrived or ``timeout`` passed: each change's
+    ``stamp`` and its receipt time (µs since the epoch). ``ready`` is called once streaming."""
     conn, cur = _replication_cursor(dsn)
-    latencies: list[float] = []
+    stamps, received = array("q"), array("q")
     try:
         cur.start_replication(slot_name=slot, decode=False)
+        if ready is not None:
+            ready()
         deadline = time.monotonic() + timeout
-        while len(latencies) < count and time.monotonic() < deadline:
+        while len(stamps) < count and time.monotonic() < deadline:
             msg = cur.read_message()
             if msg is None:
                 _wait_readable(conn, 0.05)
                 continue
-            received_us = time.time_ns() // 1000
-            found = KEY_VALUE.search(msg.payload)
-            if found:
-                latencies.append((received_us - int(found.group(1))) / 1000)
-                cur.send_feedback(flush_lsn=msg.data_start)
+            if msg.payload.startswith(b"table "):
+                received.append(time.time_ns() // 1000)
+                stamps.append(stamp(msg))
+                if len(stamps) % feedback_every == 0:
+                    cur.send_feedback(flush_lsn=msg.data_start)
     finally:
         conn.close()
-    return latencies
+    return stamps, received
+
+
+def receipt_latencies(dsn: str, slot: str, count: int, timeout: float) -> list[float]:
+    """Milliseconds between each row's append time (µs since the epoch in column k) and receipt,
+    acknowledging every change."""
+    stamps, received = receive_changes(dsn, slot, count, timeout, stamp_key, feedback_every=1)
+    return [(r - s) / 1000 for s, r in zip(stamps, received, strict=True)]

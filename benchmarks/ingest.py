@@ -48,6 +48,7 @@ from pgshim.spool.follower import SpoolFollower  # noqa: E402
 from pgshim.state import open_state  # noqa: E402
 
 BATCH_BYTES = 4 << 20
+UNIQUE = 50_000  # distinct generated records, repeated with fresh LSNs beyond
 
 
 class _State:
@@ -120,16 +121,24 @@ def whole(path: str, root: str, run: int) -> tuple[int, float]:
     """The server's path: ChangeSource.ingest of the whole spool into the decoded store."""
     state = _State(root, f"whole{run}")
     source = ChangeSource(SpoolFollower(path), state.builder, store=state.store)
-    released, elapsed = _timed(lambda: source.ingest(now=float("inf")))
+    # the workload leaves holes in its LSNs (as RedDB's KV watch events do): the records above
+    # one are released once its grace has passed, here by a second call a day later
+    released, elapsed = _timed(lambda: source.ingest(now=0.0) + source.ingest(now=86400.0))
     source.follower.close()
     state.conn.close()
     return int(released), elapsed  # type: ignore[call-overload]
 
 
+def total(path: str, root: str, runs: int) -> tuple[int, float]:
+    """Transactions released and the median CPU seconds of ``runs`` whole-path ingestions."""
+    totals = [whole(path, root, run) for run in range(runs)]
+    return totals[0][0], statistics.median(elapsed for _, elapsed in totals)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--unique", type=int, default=50_000, help="distinct generated records")
+    parser.add_argument("--unique", type=int, default=UNIQUE, help="distinct generated records")
     parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="the whole path under cProfile")
@@ -149,13 +158,12 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
             return
         runs = [stages(path, tmp, run) for run in range(args.runs)]
-        totals = [whole(path, tmp, run) for run in range(args.runs)]
-        count = totals[0][0]
+        count, total_seconds = total(path, tmp, args.runs)
         print(
             f"{'stage':<8} {'records/s':>12} {'µs/record':>10}   (CPU time, median of {args.runs})"
         )
         rows = [(name, statistics.median(run[name] for run in runs)) for name in runs[0]]
-        rows.append(("total", statistics.median(elapsed for _, elapsed in totals)))
+        rows.append(("total", total_seconds))
         for name, seconds in rows:
             print(f"{name:<8} {count / seconds:>12,.0f} {seconds / count * 1e6:>10.2f}")
 

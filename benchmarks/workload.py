@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mmap
 import os
 import time
+from array import array
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 
@@ -87,13 +90,18 @@ def frames(count: int, start_lsn: int = 1) -> Iterator[bytes]:
         yield record_frame(lsn, START_MS + i)
 
 
-def write_bench_spool(path: str | os.PathLike[str], count: int, start_lsn: int = 1) -> int:
-    """Append ``count`` benchmark inserts (LSNs start_lsn..) to the spool; returns bytes written."""
+def write_bench_spool(
+    path: str | os.PathLike[str], count: int, start_lsn: int = 1, ends: array | None = None
+) -> int:
+    """Append ``count`` benchmark inserts (LSNs start_lsn..) to the spool; returns bytes written.
+    ``ends`` gets the offset where each frame ends (the file assumed empty before)."""
     written = 0
     with open(path, "ab") as out:
         chunk: list[bytes] = []
         for frame in frames(count, start_lsn):
             chunk.append(frame)
+            if ends is not None:
+                ends.append((ends[-1] if ends else 0) + len(frame))
             if len(chunk) >= 4096:
                 written += out.write(b"".join(chunk))
                 chunk.clear()
@@ -115,3 +123,31 @@ def append_live(path: str | os.PathLike[str], start_lsn: int, count: int, rate: 
             os.write(fd, record_frame(start_lsn + i, now_us // 1000, k=now_us))
     finally:
         os.close(fd)
+
+
+def append_paced(
+    source: Path, ends: array, spool: Path, rate: float, count: int
+) -> tuple[float, array, array]:
+    """Append frames 1..count of ``source`` (a spool from write_bench_spool, frame i holding LSN
+    i + 1; ``ends`` its frame ends) to ``spool`` at ``rate`` per second: every millisecond one
+    write of whatever is due, as a busy RedDB appends. Returns the seconds it took and, per
+    write, the last LSN written and when (µs since the epoch, taken just before the write)."""
+    last_lsns, times = array("q"), array("q")
+    fd = os.open(spool, os.O_WRONLY | os.O_APPEND)
+    try:
+        with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            started = time.monotonic()
+            done, end = 1, count + 1
+            while done < end:
+                due = min(end, 1 + int((time.monotonic() - started) * rate))
+                if due == done:
+                    time.sleep(0.001)
+                    continue
+                times.append(time.time_ns() // 1000)
+                os.write(fd, data[ends[done - 1] : ends[due - 1]])
+                last_lsns.append(due)
+                done = due
+            elapsed = time.monotonic() - started
+    finally:
+        os.close(fd)
+    return elapsed, last_lsns, times

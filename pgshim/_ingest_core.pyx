@@ -11,6 +11,7 @@ then runs from the start and reports the error exactly as it always does.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
 cdef object _Entity = None
@@ -202,8 +203,16 @@ cdef bint _little_endian():
     return (<unsigned char*>&probe)[0] == 1
 
 
-cdef object _value(_Reader r, object buf):
-    """The value at r.pos (its type byte), or None with r.bad set."""
+cdef inline object _out(bint typed, int* oid, int code, object value, object native=None):
+    if typed:
+        return _typed(code, value, native)
+    oid[0] = _oid[code]
+    return value
+
+
+cdef object _read(_Reader r, object buf, bint typed, int* oid):
+    """The value at r.pos (its type byte) as a TypedValue, or (``typed`` false) its plain value
+    with its type OID in ``oid``; None with r.bad set when it does not read."""
     if not r.need(1):
         return None
     cdef int code = r.p[r.pos]
@@ -222,108 +231,111 @@ cdef object _value(_Reader r, object buf):
     r.pos += 1
     if code == T_TEXT or _plain_str[code]:
         value = r.text()
-        return None if r.bad else _typed(code, value)
+        return None if r.bad else _out(typed, oid, code, value)
     if code == T_INT or code == T_BIGINT:
         if not r.need(8):
             return None
-        return _typed(code, r.i64())
+        return _out(typed, oid, code, r.i64())
     if code == T_FLOAT:
         if not r.need(8):
             return None
         memcpy(&f64, r.p + r.pos, 8)
         r.pos += 8
-        return _typed(code, f64)
+        return _out(typed, oid, code, f64)
     if code == T_NULL:
-        return _NULL
+        return _out(typed, oid, code, None) if not typed else _NULL
     if code == T_BOOL:
         if not r.need(1):
             return None
         r.pos += 1
+        if not typed:
+            oid[0] = _oid[T_BOOL]
+            return r.p[r.pos - 1] != 0
         return _TRUE if r.p[r.pos - 1] else _FALSE
     if code == T_TIMESTAMP_MS:
         if not r.need(8):
             return None
-        return _typed(code, _EPOCH + r.i64() * _MS)
+        return _out(typed, oid, code, _EPOCH + r.i64() * _MS)
     if code == T_PORT:
         if not r.need(2):
             return None
         memcpy(&u16, r.p + r.pos, 2)
         r.pos += 2
-        return _typed(code, u16)
+        return _out(typed, oid, code, u16)
     if code == T_ENUM:
         if not r.need(1):
             return None
         r.pos += 1
-        return _typed(code, r.p[r.pos - 1])
+        return _out(typed, oid, code, r.p[r.pos - 1])
     if code == T_LATITUDE or code == T_LONGITUDE:
         if not r.need(4):
             return None
         memcpy(&i32, r.p + r.pos, 4)
         r.pos += 4
-        return _typed(code, i32 / 1e6)
+        return _out(typed, oid, code, i32 / 1e6)
     if code == T_BLOB or code == T_SECRET:
         size64 = r.varint(35)
         if r.bad or not r.need(<Py_ssize_t>size64):
             return None
         value = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, <Py_ssize_t>size64)
         r.pos += size64
-        return _typed(code, value)
+        return _out(typed, oid, code, value)
     if code == T_TIMESTAMP or code == T_DURATION or code == T_DECIMAL:
         if not r.need(8):
             return None
         if code == T_TIMESTAMP:
-            return _typed(code, _EPOCH + r.i64() * _SECOND)
+            return _out(typed, oid, code, _EPOCH + r.i64() * _SECOND)
         if code == T_DURATION:
-            return _typed(code, r.i64() * _MS)
-        return _typed(code, _Decimal(r.i64()).scaleb(-4))
+            return _out(typed, oid, code, r.i64() * _MS)
+        return _out(typed, oid, code, _Decimal(r.i64()).scaleb(-4))
     if code == T_UNSIGNED or code == T_PHONE:
         if not r.need(8):
             return None
         if code == T_UNSIGNED:
-            return _typed(code, _Decimal(r.u64()))
-        return _typed(code, "+" + str(r.u64()))
+            return _out(typed, oid, code, _Decimal(r.u64()))
+        return _out(typed, oid, code, "+" + str(r.u64()))
     if code == T_MAC:
         if not r.need(6):
             return None
-        return _typed(code, r.hex_text(6, _HEX_LOWER, 0, b":"[0]))
+        return _out(typed, oid, code, r.hex_text(6, _HEX_LOWER, 0, b":"[0]))
     if code == T_COLOR or code == T_COLOR_ALPHA:
         size = 3 if code == T_COLOR else 4
         if not r.need(size):
             return None
-        return _typed(code, r.hex_text(size, _HEX_UPPER, b"#"[0], 0))
+        return _out(typed, oid, code, r.hex_text(size, _HEX_UPPER, b"#"[0], 0))
     if code == T_UUID:
         if not r.need(16):
             return None
         r.pos += 16
-        return _typed(code, _UUID(bytes=PyBytes_FromStringAndSize(<const char*>r.p + r.pos - 16, 16)))
+        return _out(typed, oid, code, _UUID(bytes=PyBytes_FromStringAndSize(<const char*>r.p + r.pos - 16, 16)))
     if code == T_SEMVER or code == T_IPV4 or code == T_PAGE_REF or code == T_DATE:
         if not r.need(4):
             return None
         if code == T_DATE:
-            return _typed(code, _EPOCH_DATE + r.i32() * _DAY)
+            return _out(typed, oid, code, _EPOCH_DATE + r.i32() * _DAY)
         u32 = r.u32()
         if code == T_SEMVER:
-            return _typed(code, f"{u32 // 1000000}.{u32 // 1000 % 1000}.{u32 % 1000}")
+            return _out(typed, oid, code, f"{u32 // 1000000}.{u32 // 1000 % 1000}.{u32 % 1000}")
         if code == T_IPV4:
-            return _typed(code, _IPv4Interface(u32))
-        return _typed(code, u32)
+            return _out(typed, oid, code, _IPv4Interface(u32))
+        return _out(typed, oid, code, u32)
     if code == T_GEOPOINT:
         if not r.need(8):
             return None
         i32 = r.i32()
-        return _typed(code, (r.i32() / 1e6, i32 / 1e6))
+        return _out(typed, oid, code, (r.i32() / 1e6, i32 / 1e6))
     if code == T_VECTOR_REF or code == T_ROW_REF or code == T_DOC_REF:
         name = r.text()
         if r.bad or not r.need(8):
             return None
         ident = r.u64()
-        return _typed(code, f"{name}:{ident}", (name, ident))
+        return _out(typed, oid, code, f"{name}:{ident}", (name, ident))
     if code == T_KEY_REF:
         name = r.text()
         key = r.text()
         if r.bad:
             return None
-        return _typed(code, f"{name}:{key}", (name, key))
+        return _out(typed, oid, code, f"{name}:{key}", (name, key))
     if code == T_MONEY:
         name = r.text()
         if r.bad or not r.need(9):
@@ -331,7 +343,7 @@ cdef object _value(_Reader r, object buf):
         scale = r.p[r.pos]
         r.pos += 1
         minor = r.i64()
-        return _typed(code, _Decimal(minor).scaleb(-scale), (name, scale, minor))
+        return _out(typed, oid, code, _Decimal(minor).scaleb(-scale), (name, scale, minor))
     if code == T_VECTOR:
         size64 = r.varint(35)
         if r.bad or not r.need(<Py_ssize_t>(4 * size64)):
@@ -341,7 +353,7 @@ cdef object _value(_Reader r, object buf):
             memcpy(&f32, r.p + r.pos, 4)
             r.pos += 4
             floats.append(<double>f32)
-        return _typed(code, floats)
+        return _out(typed, oid, code, floats)
     if code == T_TIME:
         if not r.need(4):
             return None
@@ -349,8 +361,7 @@ cdef object _value(_Reader r, object buf):
         if u32 >= 86400000:
             raise ValueError("time of day out of range")  # the reference says so
         seconds = u32 // 1000
-        return _typed(
-            code, _time(seconds // 3600, seconds // 60 % 60, seconds % 60, u32 % 1000 * 1000)
+        return _out(typed, oid, code, _time(seconds // 3600, seconds // 60 % 60, seconds % 60, u32 % 1000 * 1000)
         )
     size = _ascii_size[code]
     if size:
@@ -358,11 +369,75 @@ cdef object _value(_Reader r, object buf):
             return None
         value = PyUnicode_DecodeASCII(<const char*>r.p + r.pos, size, NULL)
         r.pos += size
-        return _typed(code, value)
+        return _out(typed, oid, code, value)
     # the other types: the reference decoder, from the type byte
     value, end = _decode_value(buf, r.pos - 1)
     r.pos = end
-    return value
+    if typed:
+        return value
+    oid[0] = value.type_oid
+    return value.value
+
+
+cdef struct _Row:
+    uint64_t entity_id
+    uint64_t row_id
+    bint named
+    uint64_t count
+
+
+cdef object _row_head(_Reader r, bytes buf, _Row* row):
+    """Reads a table row's header up to its fields: the table name, or None (r.bad, or not a
+    plain table row)."""
+    r.p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    r.n = PyBytes_GET_SIZE(buf)
+    r.pos = 0
+    r.bad = False
+    row.entity_id = r.varint(70)
+    if r.bad or not r.need(1) or r.p[r.pos] != 0:  # kind tag: table rows only
+        return None
+    r.pos += 1
+    table = r.text()
+    row.row_id = r.varint(70)
+    if r.bad or not r.need(1):
+        return None
+    cdef int data_tag = r.p[r.pos]
+    if data_tag != 0 and data_tag != 6:  # positional, named
+        return None
+    r.pos += 1
+    row.named = data_tag == 6
+    row.count = r.varint(35)
+    return None if r.bad else table
+
+
+cdef struct _Tail:
+    uint64_t created_at
+    uint64_t updated_at
+    uint64_t sequence_id
+
+
+cdef tuple _row_tail(_Reader r, _Tail* tail):
+    """Reads what follows the fields: (logical_id, xmin, xmax), or None when it does not read
+    as a plain row's tail (embeddings, cross references: the reference reads those)."""
+    tail.created_at = r.varint(70)
+    tail.updated_at = r.varint(70)
+    if r.bad or not r.need(2) or r.p[r.pos] != 0 or r.p[r.pos + 1] != 0:
+        return None
+    r.pos += 2
+    tail.sequence_id = r.varint(70)
+    if r.bad:
+        return None
+    logical_id = xmin = xmax = None
+    if r.pos < r.n:
+        r.pos += 1
+        if r.p[r.pos - 1]:
+            logical_id = r.varint(70)
+    if r.pos < r.n:
+        xmin = r.varint(70)
+        xmax = r.varint(70)
+    if r.bad or r.pos != r.n:
+        return None
+    return (logical_id, xmin, xmax)
 
 
 def decode_row(bytes buf):
@@ -377,73 +452,197 @@ def decode_row(bytes buf):
 
 cdef object _decode_row(bytes buf):
     cdef _Reader r = _Reader.__new__(_Reader)
-    r.p = <const unsigned char*>PyBytes_AS_STRING(buf)
-    r.n = PyBytes_GET_SIZE(buf)
-    r.pos = 0
-    r.bad = False
-    cdef uint64_t entity_id = r.varint(70)
-    if r.bad or not r.need(1) or r.p[r.pos] != 0:  # kind tag: table rows only
-        return None
-    r.pos += 1
-    table = r.text()
-    cdef uint64_t row_id = r.varint(70)
-    if r.bad or not r.need(1):
-        return None
-    cdef int data_tag = r.p[r.pos]
-    if data_tag != 0 and data_tag != 6:  # positional, named
-        return None
-    r.pos += 1
-    cdef bint named = data_tag == 6
-    cdef uint64_t count = r.varint(35)
-    if r.bad:
+    cdef _Row row
+    cdef _Tail tail
+    table = _row_head(r, buf, &row)
+    if table is None:
         return None
     cdef list fields = []
     cdef uint64_t i
     cdef object name = None
     cdef object value
-    for i in range(count):
-        if named:
+    for i in range(row.count):
+        if row.named:
             name = r.text()
             if r.bad:
                 return None
-        value = _value(r, buf)
+        value = _read(r, buf, True, NULL)
         if r.bad:
             return None
         fields.append(_Field(name, value))
-    cdef uint64_t created_at = r.varint(70)
-    cdef uint64_t updated_at = r.varint(70)
-    if r.bad or not r.need(2) or r.p[r.pos] != 0 or r.p[r.pos + 1] != 0:
-        return None  # embeddings, cross references: the reference reads those
-    r.pos += 2
-    cdef uint64_t sequence_id = r.varint(70)
-    if r.bad:
-        return None
-    logical_id = xmin = xmax = None
-    if r.pos < r.n:
-        r.pos += 1
-        if r.p[r.pos - 1]:
-            logical_id = r.varint(70)
-    if r.pos < r.n:
-        xmin = r.varint(70)
-        xmax = r.varint(70)
-    if r.bad or r.pos != r.n:
+    ids = _row_tail(r, &tail)
+    if ids is None:
         return None
     return _Entity(
-        entity_id,
+        row.entity_id,
         "table_row",
-        {"table": table, "row_id": row_id},
-        "named_row" if named else "row",
+        {"table": table, "row_id": row.row_id},
+        "named_row" if row.named else "row",
         fields,
-        created_at,
-        updated_at,
-        sequence_id,
-        logical_id,
-        xmin,
-        xmax,
+        tail.created_at,
+        tail.updated_at,
+        tail.sequence_id,
+        ids[0],
+        ids[1],
+        ids[2],
         [],
         [],
         11,
     )
+
+
+def row_values(bytes buf, dict named, dict positional, Py_ssize_t width, bint learns):
+    """A plain table row's values in its relation's column order, without the objects of a
+    decoded Entity: ``(physical id, logical id, values)`` with ``values[0]`` left None for the
+    key, or None whenever the reference must decide (see ``RelationRegistry.fast_plan``).
+
+    ``named`` maps a field name (named rows), ``positional`` a position (positional rows) to
+    ``(column index, column type OID)``. Unknown fields make it None when the relation
+    ``learns`` new columns; a value of another type than its column's (a conversion) too.
+    """
+    if not _ready:
+        return None
+    try:
+        return _row_values(buf, named, positional, width, learns)
+    except Exception:
+        return None
+
+
+cdef object _row_values(bytes buf, dict named, dict positional, Py_ssize_t width, bint learns):
+    cdef _Reader r = _Reader.__new__(_Reader)
+    cdef _Row row
+    cdef _Tail tail
+    if _row_head(r, buf, &row) is None:
+        return None
+    # a row without fields is a named one to the reference
+    cdef dict plan = named if row.named or row.count == 0 else positional
+    cdef list values = [None] * width
+    cdef uint64_t i
+    cdef object key, target, value
+    cdef int oid = 0
+    for i in range(row.count):
+        if row.named:
+            key = r.text()
+            if r.bad:
+                return None
+        else:
+            key = i
+        value = _read(r, buf, False, &oid)
+        if r.bad:
+            return None
+        target = plan.get(key)
+        if target is None:
+            if learns:
+                return None
+            continue
+        if value is not None and oid != <int>(<tuple>target)[1]:
+            return None
+        values[<Py_ssize_t>(<tuple>target)[0]] = value
+    ids = _row_tail(r, &tail)
+    if ids is None:
+        return None
+    logical_id = ids[0]
+    return (row.entity_id, row.entity_id if logical_id is None else logical_id, values)
+
+
+# -- text output (typoutput) of the common column types -----------------------------------------
+
+# what value_texts does itself for a column, by its type; the others call the column's renderer
+cdef enum:
+    K_OTHER = 0
+    K_INT = 1
+    K_TEXT = 2
+    K_BOOL = 3
+    K_FLOAT8 = 4
+    K_TIMESTAMPTZ = 5
+
+cdef object _UTC = None
+cdef type _datetime_type = None
+
+
+def text_kinds(oids):
+    """The kind of each column type for ``value_texts`` (K_OTHER: its renderer decides)."""
+    global _UTC, _datetime_type
+    if _UTC is None:
+        import datetime
+        _UTC, _datetime_type = datetime.UTC, datetime.datetime
+    kinds = []
+    for oid in oids:
+        if oid in (20, 21, 23, 26):
+            kinds.append(K_INT)
+        elif oid in (25, 1043, 19):
+            kinds.append(K_TEXT)
+        elif oid == 16:
+            kinds.append(K_BOOL)
+        elif oid == 701:
+            kinds.append(K_FLOAT8)
+        elif oid == 1184:
+            kinds.append(K_TIMESTAMPTZ)
+        else:
+            kinds.append(K_OTHER)
+    return tuple(kinds)
+
+
+cdef object _float8_text(double value):
+    """PostgreSQL's float8 text where Python's shortest repr is it already, else None."""
+    if not (-1e15 < value < 1e15):
+        return None
+    text = repr(value)
+    if "e" in text or "n" in text:
+        return None
+    return text[:-2] if text.endswith(".0") else text
+
+
+cdef object _timestamptz_text(object value):
+    """'YYYY-MM-DD HH:MM:SS[.ffffff]+00' of an aware UTC datetime, fraction without trailing
+    zeros, as PostgreSQL prints it with TimeZone UTC."""
+    cdef char out[40]
+    cdef int micro = value.microsecond
+    cdef int length, digits = 6
+    length = snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d", <int>value.year,
+                      <int>value.month, <int>value.day, <int>value.hour, <int>value.minute,
+                      <int>value.second)
+    if micro:
+        while micro % 10 == 0:
+            micro //= 10
+            digits -= 1
+        length += snprintf(out + length, 40 - length, ".%0*d", digits, micro)
+    out[length] = b"+"
+    out[length + 1] = b"0"
+    out[length + 2] = b"0"
+    return PyUnicode_DecodeASCII(out, length + 3, NULL)
+
+
+def value_texts(tuple kinds, list renderers, list values):
+    """Each value's text output as its column's type, None for NULL: what the reference
+    (``pgshim.logical.transactions.value_texts``) gives, the common types rendered here."""
+    cdef Py_ssize_t count = min(len(kinds), len(values)), i
+    cdef list texts = [None] * count
+    cdef int kind
+    cdef object value, text
+    for i in range(count):
+        value = values[i]
+        if value is None:
+            continue
+        kind = kinds[i]
+        text = None
+        if kind == K_INT:
+            if type(value) is int:
+                text = str(value)
+        elif kind == K_TEXT:
+            if type(value) is str:
+                text = value
+        elif kind == K_BOOL:
+            if type(value) is bool:
+                text = "t" if value else "f"
+        elif kind == K_FLOAT8:
+            if type(value) is float:
+                text = _float8_text(value)
+        elif kind == K_TIMESTAMPTZ:
+            if type(value) is _datetime_type and value.tzinfo is _UTC:
+                text = _timestamptz_text(value)
+        texts[i] = renderers[i](value) if text is None else text
+    return texts
 
 
 if not _little_endian():

@@ -248,9 +248,7 @@ class Application:
     ) -> Slot:  # fmt: skip
         """A new slot starts at the current end of the spool, as in PostgreSQL; ``from_oldest``
         starts it before the oldest retained change so the consumer reads RedDB's history."""
-        self.source.ingest()
-        from_oldest = from_oldest or self.config.new_slot_position == "oldest"
-        position = 0 if from_oldest else self.source.end_pos
+        position = self.new_slot_position(from_oldest)
         slot = self.slots.create(
             name, plugin, temporary=temporary, two_phase=two_phase,
             confirmed_flush=position, restart_pos=position, pid=pid if temporary else None,
@@ -258,6 +256,15 @@ class Application:
         )  # fmt: skip
         self.ahead.use(default_ahead_key(plugin))
         return slot
+
+    def new_slot_position(self, from_oldest: bool) -> int:
+        """Where a new slot starts: before the oldest retained change (``from_oldest`` or
+        ``new_slot_position = "oldest"``), which needs nothing decoded, or at the end of what
+        the spool holds now, once it is all ingested."""
+        if from_oldest or self.config.new_slot_position == "oldest":
+            return 0
+        self.source.ingest()
+        return self.source.end_pos
 
     def _history_from_start(self) -> Iterable[object]:
         return self.source.history(0)

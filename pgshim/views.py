@@ -155,9 +155,7 @@ def _plan_create_slot(
             hint='Free one or increase "max_replication_slots".',
         )
     created.add(name)
-    app.source.ingest()
-    from_oldest = from_oldest or app.config.new_slot_position == "oldest"
-    position = 0 if from_oldest else app.source.end_pos
+    position = app.new_slot_position(from_oldest)
     pid = session.pid  # type: ignore[attr-defined]
 
     def commit() -> None:

@@ -1,19 +1,33 @@
 """The compiled ingestion core against the pure-Python reference: same values, same errors."""
 
+import datetime as dt
 import json
 import random
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pgshim import pgtypes
+from pgshim.logical import transactions as transactions_module
+from pgshim.logical.relations import DeclaredColumn, RelationRegistry
+from pgshim.logical.transactions import (
+    Column,
+    TransactionBuilder,
+    reference_value_texts,
+    value_texts,
+)
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb import speedups
+from pgshim.reddb.change import parse_change_record
 from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.errors import ChangeDecodeError
+from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.values import VALUE_TYPES, TypedValue
 from pgshim.spool.generate import Workload, sample_value
+from pgshim.state import open_state
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "reddb-golden-vectors.json").read_text())
 CODES = [t.code for t in VALUE_TYPES if t.code < 0x80]  # compressed ones: long values, below
@@ -160,3 +174,159 @@ def test_what_the_core_leaves_to_the_reference() -> None:
         raw = encode_entity(other)
         assert speedups.core.decode_row(raw) is None
         assert decode_entity(raw) == reference(raw, 1)
+
+
+# -- rows placed into their relation's columns by the core (TransactionBuilder's fast path) -----
+
+
+def builders(tmp_path: Path, declared: dict | None = None) -> tuple:
+    """Two builders on separate state: the core's row placement on, and off (the reference)."""
+    made = []
+    for name in ("fast", "reference"):
+        conn = open_state(tmp_path / name)
+        relations = RelationRegistry(conn, declared=declared)
+        builder = TransactionBuilder(IdentityMap(conn), relations)
+        if name == "reference":
+            builder._row_values = None
+        made.append(builder)
+    assert made[0]._row_values is speedups.core.row_values
+    return tuple(made)
+
+
+def built(builder: TransactionBuilder, records: list) -> list:
+    """What each transaction carries, relations by value, and the identities learned."""
+    out = []
+    for record in records:
+        tx = builder.build([record])
+        out.append(
+            (
+                tx.errors,
+                [
+                    (
+                        c.action,
+                        c.relation.oid,
+                        list(c.relation.columns),
+                        c.relation.version,
+                        c.new,
+                        c.key,
+                        c.pos,
+                    )  # fmt: skip
+                    for c in tx.changes
+                ],
+            )
+        )
+    builder.flush()
+    identities = builder.identity._conn.execute("SELECT * FROM identity_map ORDER BY 1, 2")
+    return [out, identities.fetchall(), builder.relations.mismatch_count]
+
+
+def change_records(entities: list[tuple[str, Entity]], start: int = 1) -> list:
+    return [
+        parse_change_record(
+            orjson.dumps(
+                {
+                    "lsn": lsn,
+                    "operation": "insert",
+                    "collection": collection,
+                    "rid": entity.id,
+                    "timestamp": 1_700_000_000_000,
+                    "entity_bytes_hex": encode_entity(entity).hex(),
+                }
+            )  # fmt: skip
+        )
+        for lsn, (collection, entity) in enumerate(entities, start)
+    ]
+
+
+def test_builder_places_workload_rows_like_the_reference(tmp_path: Path) -> None:
+    payloads = [orjson.dumps(r) for r in Workload(seed=5).records(3000)]
+    records = [parse_change_record(p) for p in payloads]
+    fast, ref = builders(tmp_path)
+    assert built(fast, records) == built(ref, records)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["t1", "t2"]), ROWS), min_size=1, max_size=12))
+def test_builder_places_rows_like_the_reference(rows: list, tmp_path_factory) -> None:
+    # the same collection gets named and positional rows, of other types and fields each time:
+    # columns are learned, values converted or refused, exactly as the reference does
+    records = change_records(rows)
+    fast, ref = builders(tmp_path_factory.mktemp("rows"))
+    assert built(fast, records) == built(ref, records)
+
+
+def test_builder_with_declared_columns_like_the_reference(tmp_path: Path) -> None:
+    declared = {
+        "t1": [
+            DeclaredColumn("a", "text", "c000"),
+            DeclaredColumn("b", "bigint", 1),
+            DeclaredColumn("c001", "numeric"),  # a named field or the second position
+            DeclaredColumn("again", "text", "c000"),  # one field feeding two columns
+        ],
+        "t2": [DeclaredColumn("x", "double precision", "c002")],
+    }
+    rng = random.Random(7)
+    rows = []
+    for index in range(300):
+        codes = [5, 2, rng.choice([2, 4, 5, 26, 0]), rng.choice(CODES)]
+        values = [sample_value(code, rng) for code in codes]
+        entity = make_row(index % 3 != 0, values, (index + 1, index, index + 9, 1, 0, 5), index % 2)
+        rows.append((rng.choice(["t1", "t2"]), entity))
+    records = change_records(rows)
+    fast, ref = builders(tmp_path, declared)
+    assert built(fast, records) == built(ref, records)
+
+
+# -- text output of values (value_texts) --------------------------------------------------------
+
+TEXT_OIDS = [20, 21, 23, 26, 25, 1043, 19, 16, 701, 700, 1184, 1114, 1700, 17, 1042, 3802]
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.builds(_Int, st.integers(-5, 5)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e15, -1e15, 999999999999999.9, 1e-5, -0.0, 0.1, 1e16, 123456789012345.6]),
+    st.text(max_size=8),
+    st.builds(_Str, st.text(max_size=3)),
+    st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=2))])),
+    st.datetimes(),
+    st.decimals(allow_nan=False, places=3),
+    st.binary(max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(TEXT_OIDS), VALUES), max_size=12), st.integers(0, 3))
+def test_value_texts_like_the_reference(columns: list, extra: int) -> None:
+    oids = [oid for oid, _ in columns]
+    values = [value for _, value in columns]
+    renderers = [pgtypes.text_renderer(oid) for oid in oids]
+
+    def outcome(render, *args) -> tuple:
+        try:
+            return ("ok", render(*args))
+        except Exception as exc:  # a value its column's renderer refuses: refused alike
+            return ("error", type(exc))
+
+    kinds = speedups.core.text_kinds(oids)
+    for shown in (values, values[: max(0, len(values) - extra)]):  # fewer values than columns
+        compiled = outcome(speedups.core.value_texts, kinds, renderers, shown)
+        assert compiled == outcome(reference_value_texts, renderers, shown)
+
+
+def test_value_texts_uses_the_core() -> None:
+    columns = [Column("k", 20), Column("t", 1184)]
+    when = dt.datetime(2024, 2, 29, 23, 59, 58, 120300, tzinfo=dt.UTC)
+    assert value_texts(columns, [7, when]) == ["7", "2024-02-29 23:59:58.1203+00"]
+    assert transactions_module._TEXT_PLANS[id(columns)][2] == speedups.core.text_kinds([20, 1184])

@@ -61,6 +61,17 @@ class ColumnSource:
     position: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class FastPlan:
+    """See ``RelationRegistry.fast_plan``."""
+
+    relation: Relation
+    named: dict[str | int, tuple[int, int]]
+    positional: dict[str | int, tuple[int, int]]
+    width: int
+    learns: bool
+
+
 @dataclass(slots=True)
 class RowValues:
     relation: Relation
@@ -143,6 +154,8 @@ class RelationRegistry:
         self._sources: dict[str, list[ColumnSource]] = {}
         # collection -> (len(sources) when built, known field names, known positions)
         self._known: dict[str, tuple[int, set[str], set[int]]] = {}
+        # collection -> fast_plan(collection) while its columns and sources are unchanged
+        self._plans: dict[str, FastPlan | None] = {}
         self.mismatch_count = 0
         conn.execute(
             "CREATE TABLE IF NOT EXISTS relations ("
@@ -188,6 +201,33 @@ class RelationRegistry:
                     self._declared[collection] = columns
             relation = self._create(collection)
         return relation
+
+    def fast_plan(self, collection: str) -> FastPlan | None:
+        """How the compiled core places an entity's fields in this relation's columns without
+        deciding anything ``row`` decides (learning a column, converting a value): the field
+        name (named rows) or position (positional rows) of each column with its index and type.
+        None when a field feeds two columns or the collection is not known yet."""
+        if collection in self._plans:
+            return self._plans[collection]
+        relation = self._relations.get(collection)
+        plan: FastPlan | None = None
+        if relation is not None:
+            named: dict[str | int, tuple[int, int]] = {}
+            positional: dict[str | int, tuple[int, int]] = {}
+            unique = True
+            for index, (column, source) in enumerate(
+                zip(relation.columns, self._sources[collection], strict=True)
+            ):
+                for key, targets in ((source.field_name, named), (source.position, positional)):
+                    if key is None:
+                        continue
+                    unique = unique and key not in targets
+                    targets[key] = (index, column.type_oid)
+            if unique:
+                learns = collection not in self._declared
+                plan = FastPlan(relation, named, positional, len(relation.columns), learns)
+        self._plans[collection] = plan
+        return plan
 
     def row(self, collection: str, entity: Any, logical_id: int) -> RowValues:
         """Column values of one entity (key first), growing the relation if it must."""
@@ -266,6 +306,7 @@ class RelationRegistry:
         )
         self._relations[collection] = relation
         self._sources[collection] = [ColumnSource(None, None)]
+        self._plans.pop(collection, None)
         if collection in self._declared:
             self._apply_declaration(collection)
         self._save(relation)
@@ -287,6 +328,7 @@ class RelationRegistry:
             relation.columns = columns
             relation.version += 1
         self._sources[collection] = sources
+        self._plans.pop(collection, None)
         self._save(relation)
 
     def _learn_columns(self, relation: Relation, fields: Sequence[Any]) -> None:
@@ -320,6 +362,7 @@ class RelationRegistry:
                 known_names.add(field.name)
             grew = True
         if grew:
+            self._plans.pop(relation.name, None)
             self._known[relation.name] = (len(sources), known_names, known_positions)
             relation.version += 1
             self._save(relation)

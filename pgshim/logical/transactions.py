@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgshim import pgtypes
 from pgshim.logical.positions import change_pos, commit_pos, end_pos, xid_of
+from pgshim.reddb.speedups import core as _core
 
 if TYPE_CHECKING:
     from pgshim.logical.relations import RelationRegistry
@@ -81,21 +82,33 @@ class RowChange:
         return texts
 
 
-# id(columns) -> (columns, text renderer per column); identity and length catch replaced lists
-_TEXT_PLANS: dict[int, tuple[list[Column], list[Callable[[Any], str]]]] = {}
+# id(columns) -> (columns, text renderer per column, the compiled core's kinds of them);
+# identity and length catch replaced lists
+_TEXT_PLANS: dict[int, tuple[list[Column], list[Callable[[Any], str]], tuple[int, ...] | None]] = {}
 
 
 def value_texts(columns: list[Column], values: list[Any]) -> list[str | None]:
     """Each value's text output as its column's type (typoutput), None for NULL."""
     plan = _TEXT_PLANS.get(id(columns))
     if plan is None or plan[0] is not columns or len(plan[1]) != len(columns):
-        plan = (columns, [pgtypes.text_renderer(column.type_oid) for column in columns])
+        oids = [column.type_oid for column in columns]
+        kinds = None if _core is None else _core.text_kinds(oids)
+        plan = (columns, [pgtypes.text_renderer(oid) for oid in oids], kinds)
         if len(_TEXT_PLANS) > 4096:
             _TEXT_PLANS.clear()
         _TEXT_PLANS[id(columns)] = plan
+    if plan[2] is not None:
+        return _core.value_texts(plan[2], plan[1], values)  # type: ignore[union-attr]
+    return reference_value_texts(plan[1], values)
+
+
+def reference_value_texts(
+    renderers: list[Callable[[Any], str]], values: list[Any]
+) -> list[str | None]:
+    """value_texts in Python, one renderer per column (the compiled core's reference)."""
     return [
         None if value is None else render(value)
-        for render, value in zip(plan[1], values, strict=False)
+        for render, value in zip(renderers, values, strict=False)
     ]
 
 
@@ -196,6 +209,13 @@ class TransactionBuilder:
     ) -> None:
         if decode is None:
             from pgshim.reddb.entity import decode_entity as decode
+
+            # the compiled core places a plain row's values straight into its columns
+            from pgshim.reddb.speedups import core
+
+            self._row_values = None if core is None else core.row_values
+        else:
+            self._row_values = None  # a decoder of the caller's decides every entity
         self._decode = decode
         self.identity = identity
         self.relations = relations
@@ -279,6 +299,18 @@ class TransactionBuilder:
     def _row_change(
         self, tx: Transaction, record: ChangeRecord, entity_bytes: bytes, action: str
     ) -> RowChange | None:
+        if self._row_values is not None:
+            plan = self.relations.fast_plan(record.collection)
+            if plan is not None:
+                fast = self._row_values(
+                    entity_bytes, plan.named, plan.positional, plan.width, plan.learns
+                )
+                if fast is not None:
+                    physical_id, logical_id, values = fast
+                    values[0] = logical_id
+                    self.identity.learn(record.collection, physical_id, logical_id)
+                    pos = change_pos(record.lsn)
+                    return RowChange(action, plan.relation, values, None, pos, record.lsn)
         try:
             entity: Any = self._decode(entity_bytes, lsn=record.lsn)
         except Exception as exc:  # any failure to decode foreign bytes is reported, not raised
