@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgshim.versions import MINOR_RELEASES
+from pgshim.versions import DEFAULT_MAJOR, MINOR_RELEASES
 
 AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
 LOG_FORMATS = ("text", "json")
@@ -114,7 +114,7 @@ class Config:
     reddb_http: str | None = None  # RedDB's HTTP base URL, for declared column schemas
     metrics_port: int | None = None
     # the PostgreSQL major version pgshim presents itself as: 15, 16, 17 or 18
-    server_version: int = 15
+    server_version: int = DEFAULT_MAJOR
 
     def declared_columns(self) -> dict[str, list[dict[str, Any]]]:
         """``[collections.NAME] columns = [{name, type, source}]``, validated at load time."""

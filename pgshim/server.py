@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from pgshim.config import Config, is_loopback_host, validate_security
 from pgshim.errors import PgError
+from pgshim.sql.privileges import walsender_permission_error
 from pgshim.sql.results import CopyBothStream
 from pgshim.versions import ServerVersion
 from pgshim.wire import events as ev
@@ -437,11 +438,7 @@ class Session:
             and user_config is not None
             and not user_config.replication
         ):
-            raise PgError(
-                "42501",
-                "must be superuser or replication role to start walsender",
-                severity="FATAL",
-            )
+            raise walsender_permission_error(self.config.server_version)
         if request.replication != "true" and request.database != self.config.database:
             # PostgreSQL's own databases are there for status (psql -l, tools that connect to
             # "postgres" or "template1" first): the same read-only catalog; logical replication

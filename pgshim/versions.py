@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pgshim import __version__
 
 # major -> the minor release reported with it
-MINOR_RELEASES = {15: 18, 16: 14, 17: 10, 18: 6}
-DEFAULT_MAJOR = 15
+MINOR_RELEASES = {15: 18, 16: 15, 17: 11, 18: 6}
+DEFAULT_MAJOR = 18
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,17 @@ class PgCluster:
         self.started = True
         return self
 
+    @property
+    def major(self) -> int:
+        """The major version of this cluster's binaries (``postgres --version``)."""
+        out = subprocess.run([str(self.bindir / "postgres"), "--version"], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        return int(out.split()[2].split(".")[0])  # postgres (PostgreSQL) 15.18 (Debian ...)
+
+    def server_version_args(self) -> tuple[str, str]:
+        """pgshim's arguments for presenting this cluster's major version."""
+        return ("--server-version", str(self.major))
+
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
         return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user or self.superuser}"
 

@@ -50,10 +50,21 @@ def test_scram_md5_wrong_password_and_replication_attribute(secured) -> None:
     # a replication connection needs the REPLICATION attribute
     denied = client(secured, "bob", "builder", "pg_recvlogical", "-d", "reddb", "-S", "s",
                     "--create-slot", "-P", "test_decoding")  # fmt: skip
-    assert "must be superuser or replication role" in denied.stderr
+    assert "FATAL:  permission denied to start WAL sender" in denied.stderr  # 16's words on
+    assert "Only roles with the REPLICATION attribute may start a WAL sender" in denied.stderr
     allowed = client(secured, "alice", "wonder land", "pg_recvlogical", "-d", "reddb", "-S", "s",
                      "--create-slot", "-P", "test_decoding")  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_presenting_15_the_replication_attribute_error_is_15s(spool, pgshim, tmp_path) -> None:
+    config = tmp_path / "auth.toml"
+    config.write_text(CONFIG)
+    server = pgshim(spool.path, "--config", str(config), "--server-version", "15")
+    denied = client(server, "bob", "builder", "pg_recvlogical", "-d", "reddb", "-S", "s",
+                    "--create-slot", "-P", "test_decoding")  # fmt: skip
+    assert "FATAL:  must be superuser or replication role to start walsender" in denied.stderr
+    assert "DETAIL" not in denied.stderr
 
 
 def test_asyncpg_scram(secured) -> None:

@@ -96,7 +96,7 @@ def test_slot_options_columns_and_alter(spool, pgshim, tmp_path: Path) -> None:
 def test_postgresql_15_has_no_failover(spool, pgshim) -> None:
     """pgshim presenting 15: pg_recvlogical 18 leaves FAILOVER out, PostgreSQL 15's
     pg_replication_slots has no such column and no ALTER_REPLICATION_SLOT."""
-    server = pgshim(spool.path)
+    server = pgshim(spool.path, "--server-version", "15")
     created = recvlogical(server, "-S", "s", "--create-slot", "--enable-failover", "-t")
     assert created.returncode == 0, created.stderr
     assert server.psql("SELECT slot_name, two_phase FROM pg_replication_slots") == "s|t"

@@ -91,7 +91,7 @@ def _psql(dsn: str, *commands: str) -> str:
 def test_schema_publications_as_postgresql(spool, pgshim, pg_cluster) -> None:
     spool.insert("members", age=40, name="ann")
     spool.insert("orders", item="x", qty=2)
-    server = pgshim(spool.path)
+    server = pgshim(spool.path, *pg_cluster.server_version_args())
     pg_cluster.psql(
         "DROP TABLE IF EXISTS members, orders;"
         " CREATE TABLE members (rid bigint PRIMARY KEY, age bigint, name text);"

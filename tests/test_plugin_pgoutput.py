@@ -182,7 +182,7 @@ def test_option_errors_of_postgresql_15(options, state, message) -> None:
     assert (error.value.sqlstate, error.value.message) == (state, message)
 
 
-@pytest.mark.parametrize("version_num", [160014, 170010, 180006])
+@pytest.mark.parametrize("version_num", [160015, 170011, 180006])
 def test_postgresql_16_options(version_num: int) -> None:
     """What PostgreSQL 16+ subscribers send: protocol 4, parallel streaming, origin."""
     options = {"streaming": "parallel", "origin": "none", "two_phase": "on", "binary": "true"}

@@ -31,7 +31,7 @@ def server(spool, pgshim, tmp_path):
     config = tmp_path / "roles.toml"
     config.write_text(CONFIG)
     spool.insert("users", name="ann")
-    return pgshim(spool.path, "--config", str(config))
+    return pgshim(spool.path, "--config", str(config), "--server-version", "15")
 
 
 def connect(server, user: str):  # noqa: ANN201 - a psycopg2 connection

@@ -1,4 +1,4 @@
-"""psql 15's and psql 18's backslash commands against pgshim presenting that version answer like
+"""The backslash commands of psql 15 to 18 against pgshim presenting that version answer like
 a PostgreSQL of that version holding the same tables: both servers get the same collections
 (PostgreSQL's tables made from pgshim_collections) and each command's output is compared, with
 what must differ normalised (sizes, owners of PostgreSQL's own objects, descriptions PostgreSQL
@@ -15,6 +15,7 @@ from pgcluster import PgCluster, pg_bindir, release_bindir
 
 from pgshim.sql.catalog_versions import catalog_columns
 from pgshim.sql.pg_functions import PG15_COLUMNS, SUBSTITUTED_TYPES
+from pgshim.versions import DEFAULT_MAJOR
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -92,7 +93,9 @@ def servers(tmp_path_factory, request):
                ts=dt.datetime.now(dt.UTC), blob=b"x")  # fmt: skip
     kit.insert("orders", item="x", qty=2)
     kit.close()
-    server = PgshimServer(kit.path, base / "state", args=("--server-version", str(major))).start()
+    # the default (18) is served without --server-version
+    args = () if major == DEFAULT_MAJOR else ("--server-version", str(major))
+    server = PgshimServer(kit.path, base / "state", args=args).start()
     pg = PgCluster(base / "pg", bindir=bindir).start()
     try:
         create_like(server.psql, pg)
@@ -208,36 +211,42 @@ def test_status_views_have_the_versions_columns(servers: Servers) -> None:
 STAT_IO_COUNTERS = ["reads", "read_bytes", "read_time", "writes", "write_bytes", "write_time",
                     "writebacks", "writeback_time", "extends", "extend_bytes", "extend_time",
                     "hits", "evictions", "reuses", "fsyncs", "fsync_time"]  # fmt: skip
+# 16 and 17 count no bytes per operation; op_bytes is the block size where an operation counts
+STAT_IO_COUNTERS_16 = [c for c in STAT_IO_COUNTERS if not c.endswith("_bytes")] + ["op_bytes"]
 
 
 def test_stat_io_has_the_versions_rows(servers: Servers) -> None:
-    """pg_stat_io (16+; counters compared with 18) has PostgreSQL's rows, NULL where PostgreSQL counts nothing; pgshim's
+    """pg_stat_io (16+) has PostgreSQL's rows, NULL where PostgreSQL counts nothing; pgshim's
     counters are zero and every view's stats_reset is the server's start."""
     if servers.major < 16:  # as in PostgreSQL 15, there is no pg_stat_io
         for answer in (servers.ours("SELECT * FROM pg_stat_io"),
                        servers.theirs("SELECT * FROM pg_stat_io")):  # fmt: skip
             assert 'relation "pg_stat_io" does not exist' in answer.stderr
         return
-    if servers.major < 18:  # its rows, as that version has them (their columns: the test above)
-        query = "SELECT backend_type, object, context FROM pg_stat_io ORDER BY 1, 2, 3"
-        ours, theirs = servers.ours(query), servers.theirs(query)
-        assert ours.returncode == 0, ours.stderr
-        assert ours.stdout == theirs.stdout
-        return
-    nulls = " || ".join(f"CASE WHEN {c} IS NULL THEN 'N' ELSE '0' END" for c in STAT_IO_COUNTERS)
+    counters = STAT_IO_COUNTERS if servers.major >= 18 else STAT_IO_COUNTERS_16
+    nulls = " || ".join(f"CASE WHEN {c} IS NULL THEN 'N' ELSE '0' END" for c in counters)
     query = f"SELECT backend_type, object, context, {nulls} FROM pg_stat_io ORDER BY 1, 2, 3"
     ours, theirs = servers.ours(query), servers.theirs(query)
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout
-    total = " + ".join(f"coalesce({c}, 0)" for c in STAT_IO_COUNTERS)
+    if servers.major < 18:  # op_bytes: the block size, as PostgreSQL's
+        query = "SELECT DISTINCT op_bytes FROM pg_stat_io"
+        assert servers.ours(query).stdout == servers.theirs(query).stdout
+        counters = [c for c in counters if c != "op_bytes"]
+    total = " + ".join(f"coalesce({c}, 0)" for c in counters)
     rows = theirs.stdout.splitlines()[-1]  # (N rows)
-    for query, expected in [
+    checks = [
         (f"SELECT count(*)::text || ' rows', sum({total}) FROM pg_stat_io", f"{rows[1:-1]}|0"),
-        ("SELECT num_timed + num_requested + num_done + buffers_written + slru_written,"
-         " stats_reset = pg_postmaster_start_time() FROM pg_stat_checkpointer", "0|t"),
         ("SELECT wal_records, wal_bytes = 0, stats_reset = pg_postmaster_start_time()"
          " FROM pg_stat_wal", "0|t|t"),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    if servers.major >= 17:  # 18 added num_done and slru_written
+        checkpoints = "num_timed + num_requested + buffers_written"
+        if servers.major >= 18:
+            checkpoints += " + num_done + slru_written"
+        checks.append((f"SELECT {checkpoints}, stats_reset = pg_postmaster_start_time()"
+                       " FROM pg_stat_checkpointer", "0|t"))  # fmt: skip
+    for query, expected in checks:
         answer = servers.ours(query)
         assert answer.returncode == 0, answer.stderr
         assert answer.stdout.splitlines()[1] == expected, query

@@ -29,7 +29,7 @@ WRITES = [
 @pytest.fixture
 def server(spool, pgshim):  # noqa: ANN201 - a started pgshim with a slot and a publication
     spool.insert("users", name="ann")
-    srv = pgshim(spool.path)
+    srv = pgshim(spool.path, "--server-version", "15")  # compared with pg_cluster
     with psycopg.connect(srv.dsn(), autocommit=True) as conn:
         conn.execute("SELECT pg_create_logical_replication_slot('s0', 'pgoutput')")
         conn.execute("CREATE PUBLICATION p0 FOR TABLE users")

@@ -112,7 +112,7 @@ def test_no_password_or_secret_in_debug_output(spool: SpoolKit, tmp_path: Path) 
             ["pg_recvlogical", "-d", "reddb", "-S", "s2", "--create-slot", "-P", "test_decoding"],
             env=env, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
-        assert "replication role" in refused.stderr
+        assert "permission denied to start WAL sender" in refused.stderr
         # malformed exchanges that carry a password where the server expects something else
         scram_reply = raw_login(
             server.port, "scram", password_message(PASSWORDS["scram"].encode() + b"\0")

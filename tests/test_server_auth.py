@@ -109,7 +109,7 @@ def test_md5_and_cleartext(server) -> None:
 
 def test_replication_needs_the_attribute(server) -> None:
     base = f"host=127.0.0.1 port={server.port} dbname=reddb replication=database"
-    with pytest.raises(psycopg.OperationalError, match="replication role"):
+    with pytest.raises(psycopg.OperationalError, match="permission denied to start WAL sender"):
         psycopg.connect(f"{base} user=md5user password=m5pass")
     with psycopg.connect(f"{base} user=scram password=s3cret", autocommit=True) as conn:
         # the extended protocol is refused on replication connections

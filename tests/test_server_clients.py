@@ -97,7 +97,7 @@ def test_psycopg3_parameters_and_prepared_switch(server) -> None:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         conn.commit()
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        assert conn.info.parameter_status("server_version").startswith("15.")
+        assert conn.info.parameter_status("server_version").startswith("18.")  # the default
         with pytest.raises(psycopg.errors.SyntaxError):
             conn.execute("SELECT broken_%s", (1,))
 
@@ -141,7 +141,7 @@ def test_asyncpg_fetch_fetchval_fetchrow_binary(server) -> None:
                 await conn.fetch("SELECT nonsense")
             assert await conn.fetchval("SELECT 9") == 9  # back in sync after the error
             await conn.execute("SELECT 1; SELECT 2")  # simple Query, several statements
-            assert conn.get_server_version().major == 15
+            assert conn.get_server_version().major == 18
         finally:
             await conn.close()
 
@@ -154,7 +154,7 @@ def test_psycopg2_normal_connection(server) -> None:
         cur = conn.cursor()
         cur.execute("SELECT generate_series(1, %s)", (3,))
         assert cur.fetchall() == [(1,), (2,), (3,)]
-        assert conn.server_version == 150018
+        assert conn.server_version == 180006
         assert conn.encoding == "UTF8"
     finally:
         conn.close()

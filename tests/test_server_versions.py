@@ -10,8 +10,8 @@ pytestmark = pytest.mark.timeout(120)
 
 VERSIONS = {
     15: ("15.18", 150018),
-    16: ("16.14", 160014),
-    17: ("17.10", 170010),
+    16: ("16.15", 160015),
+    17: ("17.11", 170011),
     18: ("18.6", 180006),
 }
 
@@ -49,7 +49,8 @@ def test_the_served_version_everywhere(spool, pgshim, major: int) -> None:
         assert shown == (str(num),)
 
 
-def test_default_is_15(spool, pgshim) -> None:
+def test_default_is_18(spool, pgshim) -> None:
     server = pgshim(spool.path)
     with psycopg.connect(server.dsn()) as conn:
-        assert conn.info.server_version == 150018
+        assert conn.info.server_version == 180006
+        assert conn.execute("SHOW server_version").fetchone() == ("18.6 (pgshim 0.1.0)",)

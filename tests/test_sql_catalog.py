@@ -36,8 +36,15 @@ def session() -> SqlSession:
             attribute_row(16414, "name", 25, 2),
         ],
         "pg_index": [
-            catalog_row("pg_index", indexrelid=16415, indrelid=16414, indnatts=1,
-                        indisunique=True, indisprimary=True, indkey=[1])
+            catalog_row(
+                "pg_index",
+                indexrelid=16415,
+                indrelid=16414,
+                indnatts=1,
+                indisunique=True,
+                indisprimary=True,
+                indkey=[1],
+            )
         ],
         "pg_stat_replication": [
             (
@@ -147,8 +154,8 @@ def test_view_columns_match_pg15(session: SqlSession) -> None:
 
 
 def test_pg_stat_replication_values_render(session: SqlSession) -> None:
-    result = run_sql(session,
-        "SELECT client_addr, sent_lsn, write_lag, backend_start FROM pg_stat_replication"
+    result = run_sql(
+        session, "SELECT client_addr, sent_lsn, write_lag, backend_start FROM pg_stat_replication"
     )
     rendered = [
         pgtypes.text_out(c.type_oid, v) for c, v in zip(result.columns, result.rows[0], strict=True)
@@ -178,9 +185,10 @@ def test_asyncpg_jit_query(session: SqlSession) -> None:
 
 
 def test_builtin_functions(session: SqlSession) -> None:
-    result = run_sql(session,
+    result = run_sql(
+        session,
         "SELECT version(), current_database(), current_user, pg_backend_pid(), "
-        "pg_is_in_recovery(), pg_postmaster_start_time(), '16/B374D848'::pg_lsn, 'x'::text, NULL"
+        "pg_is_in_recovery(), pg_postmaster_start_time(), '16/B374D848'::pg_lsn, 'x'::text, NULL",
     )
     assert shape(result) == [
         ("version", 25),
@@ -194,15 +202,16 @@ def test_builtin_functions(session: SqlSession) -> None:
         ("?column?", 25),
     ]
     row = result.rows[0]
-    assert row[0].startswith("PostgreSQL 15.18 (pgshim")
+    assert row[0].startswith("PostgreSQL 18.6 (pgshim")
     assert row[1:5] == ("pubdb", "postgres", 99, False)
     assert row[5] == START
     assert row[6:] == (0x16B374D848, "x", None)
 
 
 def test_lsn_comparison(session: SqlSession) -> None:
-    result = run_sql(session,
-        "SELECT slot_name FROM pg_replication_slots WHERE confirmed_flush_lsn >= '0/1DB9B70'::pg_lsn"
+    result = run_sql(
+        session,
+        "SELECT slot_name FROM pg_replication_slots WHERE confirmed_flush_lsn >= '0/1DB9B70'::pg_lsn",
     )
     assert result.rows == [("sub1",)]
 

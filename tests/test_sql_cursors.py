@@ -27,7 +27,7 @@ def server(spool, pgshim):
     for n in range(ROWS):
         spool.insert("items", n=n, label=f"item {n}")
     spool.insert("orders", total=12, note="first")
-    return pgshim(spool.path)
+    return pgshim(spool.path, "--server-version", "15")  # compared with pg_cluster, pg_dump 15
 
 
 SERIES = "SELECT g FROM generate_series(1, 5) AS g"

@@ -61,7 +61,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster):
     for i, b in ROWS:
         kit.insert("nums", i=i, b=b)
     kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
+    server = PgshimServer(kit.path, base / "state", args=pg_cluster.server_version_args()).start()
     try:
         create_like(server.psql, pg_cluster, DATABASE)
         values = ", ".join(f"({n}, {i}, {b})" for n, (i, b) in enumerate(ROWS, 1))

@@ -54,7 +54,7 @@ def test_show(session: SqlSession) -> None:
     assert _value(run_sql(session, "show DateStyle")) == "ISO, MDY"
     assert run_sql(session, "SHOW datestyle").columns[0].name == "datestyle"
     assert _value(run_sql(session, "SHOW application_name")) == "psql"
-    assert _value(run_sql(session, "SHOW server_version_num")) == "150018"
+    assert _value(run_sql(session, "SHOW server_version_num")) == "180006"
     assert _value(run_sql(session, "SHOW session_authorization")) == "alice"
 
 

@@ -1,10 +1,11 @@
 """SQLAlchemy's reflection (psycopg2 and psycopg 3 dialects) sees pgshim's collections as it
-sees the same tables in PostgreSQL 15: names, columns and types, primary keys, indexes."""
+sees the same tables in PostgreSQL 15 and 18 (pgshim presenting each): names, columns and types,
+primary keys, indexes."""
 
 from __future__ import annotations
 
 import pytest
-from pgcluster import PgCluster, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir
 from test_psql_meta import _psql
 from twins import users_and_orders
 
@@ -13,12 +14,13 @@ sqlalchemy = pytest.importorskip("sqlalchemy")
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    if pg_bindir() is None:
-        pytest.skip("PostgreSQL server binaries are not installed")
+@pytest.fixture(scope="module", params=[15, 18])
+def servers(tmp_path_factory, request):
+    bindir = pg_bindir() if request.param == 15 else pg18_bindir()
+    if bindir is None:
+        pytest.skip(f"PostgreSQL {request.param} binaries are not available")
     base = tmp_path_factory.mktemp("sqlalchemy")
-    pg = PgCluster(base / "pg").start()
+    pg = PgCluster(base / "pg", bindir=bindir).start()
     try:
         with users_and_orders(base, pg) as server:
             yield server, pg

@@ -15,11 +15,13 @@ from decimal import Decimal
 import psycopg
 import psycopg2
 import pytest
-from pgcluster import PgCluster, pg18_bindir, pg_bindir
+from pgcluster import PgCluster, pg18_bindir, pg_bindir, release_bindir
 from test_psql_meta import create_like
 
 pytestmark = pytest.mark.timeout(120)
 
+# pgshim presenting 15, for what is compared with pg_cluster (15) and run by pg_dump 15
+PG15 = ("--server-version", "15")
 # what pg_dump 15 and the drivers set before their first query
 PG_DUMP_SETTINGS = [
     "SET DATESTYLE = ISO",
@@ -73,7 +75,7 @@ SHOWN = [
 def server(spool, pgshim):
     spool.insert("users", name="ada", age=36, active=True, score=1.5)
     spool.insert("orders", total=12, note="first")
-    return pgshim(spool.path)
+    return pgshim(spool.path, *PG15)  # compared with pg_cluster and pg_dump 15
 
 
 def _psql(server, *args: str, sql: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -145,23 +147,53 @@ def test_pg_dump_settings_are_accepted(server) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg18_cluster(tmp_path_factory: pytest.TempPathFactory):
+def release_clusters(tmp_path_factory: pytest.TempPathFactory):
+    """Real PostgreSQL 16, 17 and 18 servers shared by this module's tests, each started when
+    first asked for."""
+    started: dict[int, PgCluster] = {}
+
+    def cluster(major: int) -> PgCluster:
+        if major not in started:
+            bindir = release_bindir(major)
+            if bindir is None:
+                pytest.skip(
+                    f"no PostgreSQL {major}: not installed, nor fetched (no network, no cache)"
+                )
+            base = tmp_path_factory.mktemp(f"pg{major}")
+            started[major] = PgCluster(base, {"wal_level": "logical"}, bindir=bindir).start()
+        return started[major]
+
+    yield cluster
+    for pg in started.values():
+        pg.stop()
+
+
+@pytest.fixture(scope="module")
+def pg18_cluster(release_clusters):
     """A real PostgreSQL 18 server shared by this module's tests."""
-    bindir = pg18_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL 18: not installed, nor fetched (no network, no cache)")
-    cluster = PgCluster(tmp_path_factory.mktemp("pg18"), {"wal_level": "logical"}, bindir=bindir)
-    yield cluster.start()
-    cluster.stop()
+    return release_clusters(18)
 
 
-@pytest.mark.parametrize("version", ["15", "18"])
+# pg_settings' columns compared; boot values that depend on how PostgreSQL was built are not
+SETTINGS_QUERY = (
+    "SELECT name, vartype, unit, context, category, short_desc, min_val, max_val, enumvals,"
+    " CASE WHEN name IN ('krb_server_keyfile', 'unix_socket_directories') THEN NULL"
+    " ELSE boot_val END FROM pg_settings"
+    " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
+)
+
+
+@pytest.mark.parametrize("version", ["15", "16", "17", "18"])
 def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None:
     """Bad values fail as in PostgreSQL of the version presented (22023, same message and hint),
-    good ones show alike, and pg_settings knows every parameter that version has, with its
-    type, unit, context, limits and choices."""
-    server = pgshim(spool.path, "--server-version", version)
-    pg_cluster = request.getfixturevalue("pg_cluster" if version == "15" else "pg18_cluster")
+    good ones show alike, and pg_settings and SHOW ALL know every parameter that version has, with
+    its type, unit, context, category, description, limits, choices and built-in value."""
+    # the default (18) is served without --server-version
+    server = pgshim(spool.path, *(("--server-version", version) if version != "18" else ()))
+    if version == "15":
+        pg_cluster = request.getfixturevalue("pg_cluster")
+    else:
+        pg_cluster = request.getfixturevalue("release_clusters")(int(version))
     for statement in BAD_VALUES:
         theirs = _error(pg_cluster.dsn(), statement)
         assert _error(server.dsn(), statement) == theirs, statement
@@ -176,12 +208,10 @@ def test_settings_match_postgresql(spool, pgshim, request, version: str) -> None
         assert shown[0] == shown[1], name
     for statement in ("SET wal_level = minimal", "SET server_version = '1'"):
         assert _error(server.dsn(), statement) == _error(pg_cluster.dsn(), statement)
-    query = (
-        "SELECT name, vartype, unit, context, min_val, max_val, enumvals FROM pg_settings"
-        " WHERE name NOT IN ('server_version', 'server_version_num') ORDER BY name"
-    )
     with psycopg.connect(server.dsn()) as ours, psycopg.connect(pg_cluster.dsn()) as theirs:
-        assert ours.execute(query).fetchall() == theirs.execute(query).fetchall()
+        assert ours.execute(SETTINGS_QUERY).fetchall() == theirs.execute(SETTINGS_QUERY).fetchall()
+        shown = [{row[0] for row in conn.execute("SHOW ALL")} for conn in (ours, theirs)]
+        assert shown[0] == shown[1]
 
 
 # --- pg_dump ---------------------------------------------------------------------------------
@@ -222,7 +252,7 @@ def _dump_spool(spool) -> None:
 @pytest.fixture
 def dump_server(spool, pgshim):
     _dump_spool(spool)
-    return pgshim(spool.path)
+    return pgshim(spool.path, *PG15)
 
 
 def _twin(server, pg_cluster, tables: set[str] = DUMPED, db: str = "dump_twin") -> str:

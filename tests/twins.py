@@ -19,14 +19,15 @@ from test_psql_meta import create_like
 def users_and_orders(
     base: Path, pg: PgCluster, database: str = "reddb", **more_user_fields: object
 ) -> Iterator[PgshimServer]:
-    """A user row of the common value types (and ``more_user_fields``) and an order row."""
+    """A user row of the common value types (and ``more_user_fields``) and an order row; the
+    pgshim presents ``pg``'s major version."""
     kit = SpoolKit(base / "data.rdb.logical.wal")
     kit.insert("users", name="ann", age=3, score=1.5, active=True, born=dt.date(2000, 1, 1),
                data={"a": 1}, amount=Decimal("1.5"), ts=dt.datetime.now(dt.UTC),
                **more_user_fields)  # fmt: skip
     kit.insert("orders", item="x", qty=2)
     kit.close()
-    server = PgshimServer(kit.path, base / "state").start()
+    server = PgshimServer(kit.path, base / "state", args=pg.server_version_args()).start()
     try:
         create_like(server.psql, pg, database)
         yield server

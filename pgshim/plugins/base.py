@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshim.errors import PgError
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from pgshim.logical.publications import PublicationStore
@@ -21,7 +22,7 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class PluginContext:
     publications: PublicationStore | None = None
-    server_version_num: int = 150018
+    server_version_num: int = DEFAULT_VERSION.num
     schema: str = "public"
     # the retained transactions from the first (for what a row was before a change)
     history: Callable[[], Iterable[object]] | None = None

@@ -137,7 +137,7 @@ def _parse_number(guc: Guc, value: str, major: int = 15) -> float:
     low, high = _bound(guc.min_val), _bound(guc.max_val)
     if (low is not None and number < low) or (high is not None and number > high):
         unit = f" {guc.unit}" if guc.unit else ""
-        bound_unit = unit if major >= 18 else ""  # 18 names the unit of the bounds too
+        bound_unit = unit if major >= 17 else ""  # 17.11 and 18 name the unit of the bounds too
         raise PgError(
             "22023",
             f"{_plain(number, guc.vartype)}{unit} is outside the valid range for parameter"

@@ -1,4 +1,5 @@
-"""information_schema as PostgreSQL 15 defines it, for what pgshim serves.
+"""information_schema as PostgreSQL 15 defines it, for what pgshim serves (with 18's NOT NULL
+constraints when presenting 18).
 
 Its views have PostgreSQL 15's columns (the information_schema domains sent as their base types,
 as PostgreSQL does) and their rows follow PostgreSQL's definitions over pgshim's own catalog
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pgshim import pgtypes
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 INTERNAL_PREFIX = "pgshim_infoschema_"
 SCHEMA = "information_schema"
@@ -145,6 +147,7 @@ class _Facts:
             oid: sorted(rows, key=lambda r: r["attnum"]) for oid, rows in attributes.items()
         }
         self.constraints = rows_of("pg_constraint", session)
+        self.major = getattr(session, "major", DEFAULT_VERSION.major)
         self.rows_of, self.session = rows_of, session
 
     def schema(self, oid: int) -> str:
@@ -268,7 +271,18 @@ def _keys(facts: _Facts) -> list[tuple[str, str, str, dict, list[str]]]:
 
 
 def _not_null_checks(facts: _Facts) -> list[tuple[str, str, dict]]:
-    """PostgreSQL lists each NOT NULL column of a table as a CHECK constraint."""
+    """PostgreSQL lists each NOT NULL column of a table as a CHECK constraint: from 18 on its
+    pg_constraint row's (contype n), before as one named after the oids."""
+    if facts.major >= 18:
+        by_oid = {row["oid"]: row for row in facts.classes if row["relkind"] in ("r", "p")}
+        found = []
+        for con in facts.constraints:
+            table = by_oid.get(con["conrelid"])
+            if table is None or con["contype"] != "n":
+                continue
+            names = {a["attnum"]: a["attname"] for a in facts.attributes.get(table["oid"], [])}
+            found += [(con["conname"], names[n], table) for n in con["conkey"] or () if n in names]
+        return found
     found = []
     for table in facts.classes:
         if table["relkind"] not in ("r", "p"):
@@ -304,12 +318,18 @@ def _key_column_usage(facts: _Facts) -> list[tuple]:
 
 
 def _constraint_column_usage(facts: _Facts) -> list[tuple]:
-    return [
+    rows = [
         (facts.database, facts.schema(table["relnamespace"]), table["relname"], column,
          facts.database, schema, name)
         for schema, name, table, _con, columns in _keys(facts)
         for column in columns
     ]  # fmt: skip
+    if facts.major >= 18:  # a catalogued NOT NULL constraint uses its column
+        for name, column, table in _not_null_checks(facts):
+            schema = facts.schema(table["relnamespace"])
+            rows.append((facts.database, schema, table["relname"], column, facts.database,
+                         schema, name))  # fmt: skip
+    return rows
 
 
 def _check_constraints(facts: _Facts) -> list[tuple]:

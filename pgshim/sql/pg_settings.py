@@ -34,6 +34,9 @@ def rows(session: Settings | None) -> list[tuple]:
 
 
 _SERVED_VERSION = frozenset({"server_version", "server_version_num"})
+# string parameters PostgreSQL is built without a value for: NULL boot_val in pg_settings
+_NO_BOOT_VALUE = frozenset({"config_file", "data_directory", "external_pid_file", "hba_file",
+                            "ident_file", "timezone_abbreviations"})  # fmt: skip
 
 
 def _row(name: str, value: str, reset: str, major: int) -> tuple:
@@ -51,10 +54,11 @@ def _row(name: str, value: str, reset: str, major: int) -> tuple:
         boot = reset_setting
         if guc.vartype == "integer":
             min_val = max_val = reset_setting
+    shown_boot = None if guc.name in _NO_BOOT_VALUE else boot
     return (
         guc.name, setting, guc.unit, guc.category, guc.short_desc, None, guc.context,
         guc.vartype, _source(guc, value, reset, boot), min_val, max_val,
-        list(guc.enumvals) if guc.enumvals is not None else None, boot, reset_setting, None,
+        list(guc.enumvals) if guc.enumvals is not None else None, shown_boot, reset_setting, None,
         None, False,
     )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Role attributes from the configuration, and the privilege checks PostgreSQL 15 makes on them.
+"""Role attributes from the configuration, and the privilege checks PostgreSQL makes on them.
 
 With no ``[users]`` configured (trust on loopback, any user name) every session is a superuser,
 as the bootstrap role of a fresh PostgreSQL cluster. With users, a role is what its
@@ -11,14 +11,41 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgshim.errors import PgError
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from pgshim.config import Config
 
-# PostgreSQL 15's CheckSlotPermissions (PostgreSQL 16 words it "permission denied to use
-# replication slots" with a DETAIL; pgshim reports server_version 15)
-SLOT_PERMISSION_MESSAGE = "must be superuser or replication role to use replication slots"
 INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def slot_permission_error(major: int) -> PgError:
+    """CheckSlotPermissions' error, as PostgreSQL ``major`` words it (16 reworded it)."""
+    if major < 16:
+        return PgError(
+            INSUFFICIENT_PRIVILEGE, "must be superuser or replication role to use replication slots"
+        )
+    return PgError(
+        INSUFFICIENT_PRIVILEGE,
+        "permission denied to use replication slots",
+        detail="Only roles with the REPLICATION attribute may use replication slots.",
+    )
+
+
+def walsender_permission_error(major: int) -> PgError:
+    """The FATAL error of a replication connection by a role without REPLICATION."""
+    if major < 16:
+        return PgError(
+            INSUFFICIENT_PRIVILEGE,
+            "must be superuser or replication role to start walsender",
+            severity="FATAL",
+        )
+    return PgError(
+        INSUFFICIENT_PRIVILEGE,
+        "permission denied to start WAL sender",
+        severity="FATAL",
+        detail="Only roles with the REPLICATION attribute may start a WAL sender process.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +81,7 @@ def may_use_replication_slots(session: Any) -> bool:
 def check_slot_permissions(session: Any) -> None:
     """PostgreSQL's CheckSlotPermissions: before any slot function touches a slot."""
     if not may_use_replication_slots(session):
-        raise PgError(INSUFFICIENT_PRIVILEGE, SLOT_PERMISSION_MESSAGE)
+        raise slot_permission_error(getattr(session, "major", DEFAULT_VERSION.major))
 
 
 def sees_details_of(session: Any, user: str) -> bool:

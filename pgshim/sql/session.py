@@ -23,6 +23,7 @@ from pgshim.sql.engine_errors import EngineQueryError, place
 from pgshim.sql.parse import Statement, StatementKind, parse_statements, stack_depth_exceeded
 from pgshim.sql.resolve import check_references, column_owner
 from pgshim.sql.results import ColumnDesc, CommandResult, Prepared, RowsResult
+from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from pgshim.sql.publications import TableSpec
@@ -70,7 +71,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "IntervalStyle": "postgres",
     "is_superuser": "on",
     "server_encoding": "UTF8",
-    "server_version": "15.18 (pgshim 0.1.0)",
+    "server_version": DEFAULT_VERSION.setting,
     "session_authorization": "postgres",
     "standard_conforming_strings": "on",
     "TimeZone": "Etc/UTC",
@@ -86,7 +87,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "max_wal_senders": "10",
     "max_replication_slots": "10",
     "wal_sender_timeout": "60s",
-    "server_version_num": "150018",
+    "server_version_num": str(DEFAULT_VERSION.num),
     "transaction_isolation": "read committed",
     "transaction_read_only": "on",
     "default_transaction_isolation": "read committed",
@@ -147,7 +148,7 @@ _CONTEXT_ERRORS = {
 
 
 @cache
-def boot_settings(major: int = 15) -> dict[str, str]:
+def boot_settings(major: int = DEFAULT_VERSION.major) -> dict[str, str]:
     """Every parameter of PostgreSQL ``major`` at its built-in value (as SHOW prints it), then
     pgshim's."""
     values = {}
@@ -173,7 +174,9 @@ class SqlSession:
         self.user = info.user
         self.database = info.database
         self.pid = info.pid
-        self.major = int(info.server_settings.get("server_version_num", "150018")) // 10000
+        self.major = (
+            int(info.server_settings.get("server_version_num", DEFAULT_VERSION.num)) // 10000
+        )
         self._settings = dict(boot_settings(self.major)) | info.server_settings
         self._settings["application_name"] = info.application_name
         self._settings["session_authorization"] = info.user
