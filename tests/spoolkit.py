@@ -135,6 +135,24 @@ class SpoolKit:
             "rid": row.physical_id,
         })  # fmt: skip
 
+    def refresh(self, collection: str, rows: list[dict[str, object]]) -> tuple[int, list[int]]:
+        """A RedDB refresh of ``collection`` (a materialized view): every row replaced by
+        ``rows``, in one record (TRUNCATE and INSERTs downstream). Returns (LSN, logical ids)."""
+        for key in [key for key in self.rows if key[0] == collection]:
+            del self.rows[key]
+        wrapped = []
+        for values in rows:
+            row = Row(self.next_id, self.next_id, dict(values))
+            self.next_id += 1
+            self.rows[(collection, row.logical_id)] = row
+            raw = bytes.fromhex(self._entity(collection, row))
+            wrapped.append((b"RER1" + len(raw).to_bytes(4, "little") + raw + bytes(4)).hex())
+        lsn = self._append({
+            "collection": collection, "kind": "row", "operation": "refresh", "rid": 0,
+            "refresh_records_hex": wrapped,
+        })  # fmt: skip
+        return lsn, [self.next_id - len(rows) + i for i in range(len(rows))]
+
 
 def end_pos(lsn: int) -> str:
     """COMMIT's position of RedDB LSN ``lsn`` as PostgreSQL prints it."""

@@ -1,7 +1,7 @@
 """Real PostgreSQL 15 and 18 subscribers against pgshim presenting the same major version
 (``server_version``), with the CREATE SUBSCRIPTION options each version has (origin and
-failover are PostgreSQL 16's and 17's), checked row by row
-and value by value after live inserts, updates and deletes.
+failover are PostgreSQL 16's and 17's), checked row by row and value by value after live
+inserts, updates, deletes and a refresh, a dropped connection and a pgshim restart.
 
 One pgshim and one subscriber cluster per version serve every case of that version; each case
 has a collection (and subscriber table) of its own and drops its subscription at the end.
@@ -57,6 +57,12 @@ class Setup:
     def delete(self, table: str, rid: int) -> None:
         self.kit.delete(table, rid)
         del self.rows[table][rid]
+
+    def refresh(self, table: str, numbers: range) -> list[int]:
+        """Every row of ``table`` replaced at once (a RedDB refresh: TRUNCATE, then INSERTs)."""
+        _, rids = self.kit.refresh(table, [user_values(i) for i in numbers])
+        self.rows[table] = {rid: user_values(i) for rid, i in zip(rids, numbers, strict=True)}
+        return rids
 
     def wait_equal(self, table: str) -> None:
         mine = self.rows.get(table, {})
@@ -144,18 +150,22 @@ def test_subscriber_with_options(setups, major: int, options: str) -> None:
         time.sleep(0.2)
     assert setup.slot(name, expected_flags[0]) == expected_flags[1]
 
-    if index in (0, 3):  # a dropped connection, then a pgshim killed and restarted
-        setup.subscriber.psql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_subscription"
-            f" WHERE subname = '{name}' AND pid IS NOT NULL"
-        )
-        more = [setup.insert(table, i) for i in range(10, 14)]
-        setup.server.kill()
-        setup.server.start()
-        setup.update(table, more[0], visits=77)
-        setup.delete(table, more[1])
-        setup.insert(table, 14)
-        setup.wait_equal(table)
+    refreshed = setup.refresh(table, range(30, 34))
+    setup.update(table, refreshed[0], name="after the refresh")
+    setup.wait_equal(table)
+
+    # a dropped connection, then a pgshim killed and restarted
+    setup.subscriber.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_subscription"
+        f" WHERE subname = '{name}' AND pid IS NOT NULL"
+    )
+    more = [setup.insert(table, i) for i in range(10, 14)]
+    setup.server.kill()
+    setup.server.start()
+    setup.update(table, more[0], visits=77)
+    setup.delete(table, more[1])
+    setup.insert(table, 14)
+    setup.wait_equal(table)
     if major >= 17 and "failover = true" in options:  # ALTER_REPLICATION_SLOT
         setup.subscriber.psql(f"ALTER SUBSCRIPTION {name} DISABLE")
         _wait_inactive(setup, name)
