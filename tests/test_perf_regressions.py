@@ -118,9 +118,13 @@ def test_sessions_with_the_same_options_share_the_framed_xlogdata(tmp_path: Path
 
 
 class _AllTables:
+    everything = Publication("all", True, frozenset(ALL_ACTIONS), ())
+
+    def list(self) -> list[Publication]:
+        return [self.everything]
+
     def resolve(self, names: list[str]) -> PublicationFilter:
-        everything = Publication("all", True, frozenset(ALL_ACTIONS), ())
-        return PublicationFilter((everything,))
+        return PublicationFilter((self.everything,))
 
 
 def test_pgoutput_sessions_share_the_encoded_changes(
