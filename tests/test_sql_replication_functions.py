@@ -5,6 +5,7 @@ positions a client never reported, pg_stat_replication_slots and the privilege c
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import psycopg2
@@ -113,6 +114,11 @@ def test_lag_against_known_positions(spool, conn) -> None:
     query(conn, "SELECT pg_create_logical_replication_slot('lagging', 'test_decoding')")
     last = [spool.insert("items", label=f"b{i}")[0] for i in range(4)][-1]
     behind = lsn_int(end_pos(last)) - lsn_int(end_pos(first))
+    # the current position is what ingestion, in the background, has taken in
+    deadline = time.monotonic() + 10
+    while query(conn, "SELECT pg_current_wal_lsn()::text") != [(end_pos(last),)]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     rows = query(
         conn,
         "SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn),"
