@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pgshim.errors import PgError
-from pgshim.plugins.base import Message, OutputPlugin, PluginContext
+from pgshim.plugins.base import Message, OutputPlugin, PluginContext, reused
 
 if TYPE_CHECKING:
     from pgshim.logical.transactions import Transaction
@@ -49,8 +49,10 @@ def ahead_messages(key: str) -> Callable[[Transaction], list[Message]] | None:
         from pgshim.plugins.test_decoding import TestDecodingPlugin
 
         plugin = TestDecodingPlugin.from_ahead_key(key)
-        # encode: what a session already rendered for the transaction is used, and kept
-        return None if plugin is None else plugin.encode
+        if plugin is None:
+            return None
+        render = plugin.render
+        return lambda tx: reused(tx, plugin.cache_key, lambda: render(tx))
     if name == "pgoutput" and flags in ("text", "binary"):
         from pgshim.plugins import pgoutput
 

@@ -107,6 +107,14 @@ class SharedOutputPlugin:
         raise NotImplementedError
 
 
+def reused(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
+    """What the sessions with ``key`` already rendered for the transaction, else rendered now
+    and not kept: output rendered ahead would otherwise keep every stored chunk's messages
+    alive a second time in the transactions loaded with it."""
+    encoded = tx.encoded.get(key)
+    return render() if encoded is None else encoded
+
+
 def cached(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
     """Encoded output shared by every session whose plugin output has the same key."""
     encoded = tx.encoded.get(key)

@@ -26,7 +26,7 @@ from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
-from pgshim.plugins.base import Message, PluginContext, cached
+from pgshim.plugins.base import Message, PluginContext, cached, reused
 from pgshim.plugins.published_rows import (
     OldRows,
     TableShape,
@@ -268,12 +268,12 @@ def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
     """A transaction's messages for a session that has sent its relations and publishes every
     change: what ``encode`` sends then."""
 
-    key = ("pgoutput", binary)  # the sessions' cache_key: whichever comes first renders
+    key = ("pgoutput", binary)  # the sessions' cache_key: what they rendered is used
 
     def messages(tx: Transaction) -> list[Message]:
         if not tx.changes:
             return []
-        shared = cached(tx, key, lambda: shared_transaction(tx, binary=binary))
+        shared = reused(tx, key, lambda: shared_transaction(tx, binary=binary))
         return [
             (tx.changes[0].pos, shared.begin),
             *[(change.pos, change.payload) for change in shared.changes],
