@@ -251,6 +251,11 @@ class _SharedTransaction:
     commit: bytes
 
 
+def shared_key(binary: bool) -> tuple[str, bool]:
+    """The key of the messages every session publishing a whole transaction shares."""
+    return ("pgoutput", binary)
+
+
 def ahead_key(binary: bool) -> str:
     return "pgoutput:binary" if binary else "pgoutput:text"
 
@@ -268,7 +273,7 @@ def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
     """A transaction's messages for a session that has sent its relations and publishes every
     change: what ``encode`` sends then."""
 
-    key = ("pgoutput", binary)  # the sessions' cache_key: what they rendered is used
+    key = shared_key(binary)  # what the sessions rendered is used
 
     def messages(tx: Transaction) -> list[Message]:
         if not tx.changes:
@@ -304,7 +309,7 @@ class PgOutputPlugin:
         for option, value in options.items():
             self._set_option(option, value)
         self._validate()
-        self.cache_key: tuple | None = (self.name, self.binary)
+        self.cache_key: tuple | None = shared_key(self.binary)
         self.ahead_key: str | None = ahead_key(self.binary)
         self._sent_versions: dict[int, int] = {}
         self._filter: PublicationFilter | None = None
