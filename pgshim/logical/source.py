@@ -50,6 +50,7 @@ from pgshim.logical.transactions import (
     empty_transaction,
 )
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
+from pgshim.reddb.speedups import untrack
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 from pgshim.spool.index_store import SpoolIndexStore
@@ -160,6 +161,7 @@ class _ReleasedVersions:
         if lsn not in self._versions:
             self._order.append(lsn)
         self._versions[lsn] = version
+        untrack(version, version.rank)
         while len(self._order) > self.window:
             self._versions.pop(self._order.popleft(), None)
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pgshim import pgtypes
 from pgshim.logical.positions import change_pos, commit_pos, end_pos, xid_of
 from pgshim.reddb.speedups import core as _core
+from pgshim.reddb.speedups import untrack, untrack_transaction
 
 if TYPE_CHECKING:
     from pgshim.logical.relations import RelationRegistry
@@ -79,6 +80,7 @@ class RowChange:
         texts = self.texts
         if texts is None:
             texts = self.texts = value_texts(self.relation.columns, self.new or [])
+            untrack(texts)  # kept with the change (see speedups.untrack)
         return texts
 
 
@@ -253,6 +255,7 @@ class TransactionBuilder:
             tx.errors.append(f"lsn {last.lsn}: {problem}")
         for record in records:
             self._add_record(tx, record)
+        untrack_transaction(tx)
         return tx
 
     def _add_record(self, tx: Transaction, record: ChangeRecord) -> None:

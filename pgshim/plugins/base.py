@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshim.errors import PgError
+from pgshim.reddb.speedups import untrack
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 if TYPE_CHECKING:
@@ -100,11 +101,18 @@ class SharedOutputPlugin:
         return None
 
     def encode(self, tx: Transaction) -> list[Message]:
-        return cached(tx, self.cache_key, lambda: self.render(tx))
+        return cached(tx, self.cache_key, lambda: untracked_messages(self.render(tx)))
 
     def render(self, tx: Transaction) -> list[Message]:
         """The transaction's messages, rendered now (``encode`` renders once and shares)."""
         raise NotImplementedError
+
+
+def untracked_messages(messages: list[Message]) -> list[Message]:
+    """``messages``, kept with a transaction, out of the cyclic collector's sight (see
+    ``speedups.untrack``: positions and bytes refer to nothing)."""
+    untrack(messages, *messages)
+    return messages
 
 
 def reused(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
@@ -121,4 +129,5 @@ def cached(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
     if encoded is None:
         encoded = render()
         tx.encoded[key] = encoded
+        untrack(tx.encoded)
     return encoded

@@ -33,6 +33,7 @@ from pgshim.plugins.published_rows import (
     published_action,
     table_shape,
 )
+from pgshim.reddb.speedups import untrack
 from pgshim.sql.bounds import Bound
 from pgshim.wire import messages as wire
 
@@ -266,7 +267,9 @@ def shared_transaction(tx: Transaction, *, binary: bool) -> _SharedTransaction:
         _SharedChange(c.relation, c.action, c.pos, change_message(c, binary=binary))
         for c in tx.changes
     ]
-    return _SharedTransaction(begin_message(tx), changes, commit_message(tx))
+    shared = _SharedTransaction(begin_message(tx), changes, commit_message(tx))
+    untrack(shared, changes, *changes)  # kept with the transaction (see speedups.untrack)
+    return shared
 
 
 def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:

@@ -33,6 +33,7 @@ from pgshim.logical.source import AheadChunk, ChangeSource
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
 from pgshim.plugins.base import SharedOutputPlugin
+from pgshim.reddb.speedups import untrack
 from pgshim.sql.bounds import Bound
 from pgshim.sql.results import CopyBothStream
 from pgshim.walsender.ahead import chunk_messages
@@ -159,6 +160,7 @@ class StreamState:
                 len(messages),
             )
             tx.encoded[framed_key] = framed
+            untrack(tx.encoded, framed)
         out.append(framed[0])
         self.changes_sent += framed[1]
         return len(framed[0])
