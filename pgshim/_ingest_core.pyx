@@ -732,6 +732,48 @@ if not _little_endian():
     raise ImportError("the compiled ingestion core reads little-endian hosts only")
 
 
+
+# how test_decoding prints a column's text output (see ``plugins.test_decoding._literal``)
+cdef enum:
+    L_AS_IS = 0
+    L_BOOL = 1
+    L_BIT = 2
+    L_QUOTED = 3
+
+
+def test_decoding_tuple(list headers, bytes literals, list texts, bint skip_nulls):
+    """One test_decoding tuple: what the reference (``plugins.test_decoding.render_tuple``)
+    gives, ``headers`` being its " name[type]:" per column and ``literals`` an L_* per column;
+    missing trailing texts are NULL."""
+    cdef Py_ssize_t width = len(headers), count = len(texts), i
+    cdef const unsigned char* kinds = literals
+    cdef list parts = []
+    cdef object text
+    if len(literals) < width:
+        raise ValueError("a literal kind is needed for every column")
+    for i in range(width):
+        text = texts[i] if i < count else None
+        if text is None:
+            if not skip_nulls:
+                parts.append(headers[i])
+                parts.append("null")
+            continue
+        parts.append(headers[i])
+        if kinds[i] == L_AS_IS:
+            parts.append(text)
+        elif kinds[i] == L_BOOL:
+            parts.append("true" if text == "t" else "false")
+        elif kinds[i] == L_BIT:
+            parts.append("B'")
+            parts.append(text)
+            parts.append("'")
+        else:
+            parts.append("'")
+            parts.append(text.replace("'", "''") if "'" in text else text)
+            parts.append("'")
+    return "".join(parts)
+
+
 cdef extern from "Python.h":
     bint PyObject_IS_GC(object obj)
     void PyObject_GC_UnTrack(void* obj)

@@ -388,3 +388,32 @@ def test_workload_records_are_all_parsed_by_the_core() -> None:
             fast = speedups.core.change_record(payload, record["lsn"], 1)
             assert fast is not None
             assert fast == change_module.reference_parse(payload, record["lsn"], 1)
+
+
+TEXTS = st.one_of(st.none(), st.sampled_from(["t", "f", "", "'", "a'b''c", "\\'", "0101"]),
+                  st.text(max_size=12))  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(sorted(pgtypes.BY_OID)), TEXTS), max_size=10),
+    st.integers(0, 3),
+    st.booleans(),
+)
+def test_test_decoding_tuples_like_the_reference(
+    columns: list, missing: int, skip_nulls: bool
+) -> None:
+    # every type's way of printing (as is, boolean, bit string, quoted), NULLs, missing values
+    from pgshim.plugins import test_decoding
+
+    cols = [Column(f"c{i}", oid) for i, (oid, _) in enumerate(columns)]
+    texts = [text for _, text in columns][: max(len(columns) - missing, 0)]
+    headers, kinds = test_decoding._column_plan(cols)
+    expected = test_decoding.reference_render_tuple(headers, kinds, texts, skip_nulls=skip_nulls)
+    assert speedups.core.test_decoding_tuple(headers, kinds, texts, skip_nulls) == expected
+    assert test_decoding.render_tuple(cols, texts, skip_nulls=skip_nulls) == expected
+
+
+def test_test_decoding_tuple_refuses_missing_literal_kinds() -> None:
+    with pytest.raises(ValueError):
+        speedups.core.test_decoding_tuple([" a[text]:", " b[text]:"], b"\x03", ["x", "y"], False)

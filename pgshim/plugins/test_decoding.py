@@ -7,13 +7,12 @@ skip-empty-xacts), each change = its position, COMMIT = the end position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Column, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
+from pgshim.reddb.speedups import core as _core
 
 _BOOLEAN_OPTIONS = {
     "include-xids": True,
@@ -30,34 +29,38 @@ _BIT_OIDS = frozenset({1560, 1562})
 _ACTION_WORDS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
-def _literal(type_oid: int) -> Callable[[str], str] | None:
-    """test_decoding's print_literal for one type, from the type's text output; None: as is."""
+_AS_IS, _BOOL, _BIT, _QUOTED = range(4)  # how a column's text output is printed
+
+
+def _literal_kind(type_oid: int) -> int:
+    """How test_decoding's print_literal prints a type's text output (the compiled core's L_*
+    numbers)."""
     if type_oid == _BOOL_OID:
-        return lambda text: "true" if text == "t" else "false"
+        return _BOOL
     if type_oid in _UNQUOTED_OIDS:
-        return None
+        return _AS_IS
     if type_oid in _BIT_OIDS:
-        return lambda text: f"B'{text}'"
-    return quote_literal
+        return _BIT
+    return _QUOTED
 
 
-# id(columns) -> (columns, " name[type]:" per column, literal per column); the identity and
-# length check catch a relation whose column list was replaced or extended
-_HEADERS: dict[int, tuple[list[Column], list[str], list[Callable[[str], str] | None]]] = {}
+# id(columns) -> (columns, " name[type]:" per column, literal kind per column); the identity
+# and length check catch a relation whose column list was replaced or extended
+_HEADERS: dict[int, tuple[list[Column], list[str], bytes]] = {}
 
 
-def _column_plan(columns: list[Column]) -> tuple[list[str], list[Callable[[str], str] | None]]:
+def _column_plan(columns: list[Column]) -> tuple[list[str], bytes]:
     hit = _HEADERS.get(id(columns))
     if hit is not None and hit[0] is columns and len(hit[1]) == len(columns):
         return hit[1], hit[2]
     headers = [
         f" {quote_identifier(c.name)}[{pgtypes.BY_OID[c.type_oid].sql_name}]:" for c in columns
     ]
-    literals = [_literal(c.type_oid) for c in columns]
+    kinds = bytes(_literal_kind(c.type_oid) for c in columns)
     if len(_HEADERS) > 4096:
         _HEADERS.clear()
-    _HEADERS[id(columns)] = (columns, headers, literals)
-    return headers, literals
+    _HEADERS[id(columns)] = (columns, headers, kinds)
+    return headers, kinds
 
 
 def column_headers(columns: list[Column]) -> list[str]:
@@ -67,7 +70,16 @@ def column_headers(columns: list[Column]) -> list[str]:
 def render_tuple(columns: list[Column], texts: list[str | None], *, skip_nulls: bool) -> str:
     """One tuple from its values' text output (``value_texts``); missing trailing values are
     NULL."""
-    headers, literals = _column_plan(columns)
+    headers, kinds = _column_plan(columns)
+    if _core is not None:
+        return _core.test_decoding_tuple(headers, kinds, texts, skip_nulls)
+    return reference_render_tuple(headers, kinds, texts, skip_nulls=skip_nulls)
+
+
+def reference_render_tuple(
+    headers: list[str], kinds: bytes, texts: list[str | None], *, skip_nulls: bool
+) -> str:
+    """``render_tuple`` in Python (the compiled core's reference)."""
     parts = []
     for index, header in enumerate(headers):
         text = texts[index] if index < len(texts) else None
@@ -75,8 +87,14 @@ def render_tuple(columns: list[Column], texts: list[str | None], *, skip_nulls: 
             if not skip_nulls:
                 parts.append(header + "null")
             continue
-        literal = literals[index]
-        parts.append(header + (text if literal is None else literal(text)))
+        kind = kinds[index]
+        if kind == _BOOL:
+            text = "true" if text == "t" else "false"
+        elif kind == _BIT:
+            text = f"B'{text}'"
+        elif kind == _QUOTED:
+            text = quote_literal(text)
+        parts.append(header + text)
     return "".join(parts)
 
 
