@@ -12,7 +12,7 @@ import pytest
 from spoolkit import SpoolKit
 from test_decoded_store import Server, ingested_rows
 
-from pgshim.logical.decoded_store import STORE_FILE_NAME, AheadOutput
+from pgshim.logical.decoded_store import CHUNK_TRANSACTIONS, STORE_FILE_NAME, AheadOutput
 from pgshim.logical.positions import end_pos
 from pgshim.logical.publications import PublicationStore
 from pgshim.logical.source import AheadChunk
@@ -135,7 +135,7 @@ def test_test_decoding_catch_up_neither_decodes_nor_loads(
     decoded = server.decode.calls
     server.forget_loaded()
     out = session_bytes(server, "test_decoding", {}, context, 0, use_ahead=True)
-    assert server.decode.calls == decoded and server.store.chunks_loaded == 0
+    assert server.decode.calls == decoded
     assert server.store.ahead_loaded >= 3
     assert out.count(b"COMMIT ") == server.source.transactions
     server.close()
@@ -152,13 +152,17 @@ def test_pgoutput_takes_rendered_chunks_once_its_relations_are_sent(
     chunks = server.store._conn.execute("SELECT count(*) FROM ahead").fetchone()[0]
     assert chunks >= 7
     server.forget_loaded()
+    decoded = server.decode.calls
     out = session_bytes(server, "pgoutput", PGOUTPUT_OPTIONS[0], context, 0, use_ahead=True)
-    # the chunk that introduces the relations is rendered by the session, the others copied
-    assert server.store.chunks_loaded == 1 and server.store.ahead_loaded == chunks
+    # the chunk that introduces the relations is decoded (and the record after it, to see it
+    # ends) and rendered by the session, the others copied
+    assert server.decode.calls - decoded == CHUNK_TRANSACTIONS + 1
+    assert server.store.ahead_loaded == chunks
     assert kinds(out).count("R") == 2 and kinds(out).count("B") == 2000
     filtered = session_bytes(server, "pgoutput", {"proto_version": "1",
                              "publication_names": "only_users"}, context, 0, use_ahead=True)  # fmt: skip
-    assert server.store.chunks_loaded == chunks  # each has an unpublished change (one was kept)
+    # each chunk has an unpublished change: decoded (the first one still in the shared cache)
+    assert server.decode.calls - decoded == 2000
     assert kinds(filtered).count("R") == 1 and kinds(filtered).count("I") == 1333
     server.close()
 
@@ -271,7 +275,7 @@ def test_a_format_registered_mid_chunk_starts_with_the_next(
     for i in range(50):
         spool.insert("items", n=i)
     server.source.ingest()  # within the checkpoint interval: buffered
-    assert len(server.store._buffer) == 50
+    assert server.store._count == 50
     AheadKeys(server.conn, server.store).use("test_decoding:100")
     for i in range(600):
         spool.insert("items", n=i)

@@ -1,23 +1,21 @@
-"""Decoded transactions kept on disk, so that catch-up reads do not decode the spool again.
+"""Released transactions in chunks, and their output rendered ahead, kept on disk for catch-up.
 
-Ingestion decodes every record once (it has to, to learn identities and relation columns). The
-store keeps what it produced, in chunks of consecutive released transactions, in its own sqlite
-file next to the state database: a session that starts behind the in-memory ring loads a chunk
-(unpickling ~256 transactions) instead of parsing JSON and entities for each of them again.
+The store keeps, in its own sqlite file next to the state database, the bounds of chunks of
+consecutive released transactions and, for the keys in ``renderers`` (the output formats
+consumers use, see ``walsender.ahead``), each chunk's output rendered as its transactions are
+released (table ``ahead``): a consumer catching up in one of those formats copies that output
+instead of decoding and rendering the spool again. A format that came later is rendered by its
+first reader of a whole chunk (from what it decoded of the spool) and kept for the next.
+
+It keeps no decoded transactions: writing them cost ingestion as much as decoding them again
+costs the rare reader in a format not rendered ahead, which decodes that range from the spool.
 
 A chunk covers every RedDB LSN in ``(after_lsn, last_lsn]``: ``after_lsn`` is the last LSN
-released before its first transaction, so holes between chunks are covered too. Changes are kept
-as plain tuples, with the text output of their values when a session or a format rendered ahead
-needed it before they were stored (else the first reader of a loaded chunk renders it, once, for
-the readers sharing the chunk), relations by reference, ``(name, oid, version)``: a chunk whose relation has
-since changed (a new column, another declaration) is not used, and the caller decodes that range
-from the spool, as it would without the store. The file is a cache: anything unreadable is
-dropped and rebuilt, it never decides what a session receives.
-
-Output rendered ahead: for the keys in ``renderers`` (the output formats consumers use, see
-``walsender.ahead``), each chunk is also rendered as its transactions are stored, or by its first
-reader when the format came later, and kept beside it (table ``ahead``, same bounds and
-lifecycle), so a consumer catching up in one of those formats copies that output.
+released before its first transaction, so holes between chunks are covered too. Output names
+its relations by reference, ``(name, oid, version)``: output whose relation has since changed
+(a new column, another declaration) is not used, and the reader decodes that range from the
+spool, as it would without the store. The file is a cache: anything unreadable is dropped and
+rebuilt, it never decides what a session receives.
 
 Failures: the store never fails its caller. A write that fails (a full disk, an I/O error, a
 locked or damaged file) drops the chunk being written (the spool still has its records), is
@@ -34,7 +32,6 @@ import logging
 import pickle
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,8 +39,8 @@ from typing import Any, Protocol
 import zstandard
 
 from pgshim.logical.relations import RelationRegistry
-from pgshim.logical.transactions import Relation, RowChange, Transaction
-from pgshim.state import connect, is_corrupt, u64_from_sql, u64_to_sql
+from pgshim.logical.transactions import Relation, Transaction
+from pgshim.state import connect, is_corrupt, transaction, u64_from_sql, u64_to_sql
 
 
 class AheadRenderer(Protocol):
@@ -67,8 +64,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "decoded.db"
 CHUNK_TRANSACTIONS = 256
-COMPRESS_EVERY = 32  # transactions
-FORMAT_VERSION = 6  # of the pickled, zstd-compressed chunk layout
+FORMAT_VERSION = 7  # of the tables and of the pickled, zstd-compressed output
 RETRY_FIRST = 1.0  # seconds before a failed store is tried again; doubled after each failure
 RETRY_MAX = 30.0
 BUSY_TIMEOUT = 0.05  # seconds a write waits for a lock on the file: it is a cache
@@ -78,7 +74,6 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     after_lsn INTEGER NOT NULL,
     last_lsn INTEGER NOT NULL,
-    data BLOB NOT NULL,
     PRIMARY KEY (after_lsn, last_lsn)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_last ON chunks (last_lsn);
@@ -92,63 +87,12 @@ CREATE TABLE IF NOT EXISTS ahead (
 CREATE INDEX IF NOT EXISTS ahead_by_last ON ahead (last_lsn);
 """
 
-# what a chunk may name when it is loaded: the values decoded rows hold, and nothing else
-_ALLOWED = {
-    "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
-    "decimal": {"Decimal"},
-    "uuid": {"UUID", "SafeUUID"},
-    "ipaddress": {
-        "IPv4Address",
-        "IPv6Address",
-        "IPv4Network",
-        "IPv6Network",
-        "IPv4Interface",
-        "IPv6Interface",
-    },  # fmt: skip
-    "builtins": {"set", "frozenset", "bytearray", "complex"},
-}
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Bytes, numbers, strings, lists and tuples only: kept output names no class."""
 
-class _ChunkUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if name in _ALLOWED.get(module, ()):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not expected in a decoded chunk")
-
-
-class _ChunkEncoder:
-    """A chunk's transactions pickled one at a time into a zstd stream, then the relations it
-    names: one pickle each, sharing one memo (a class or a relation name is written once)."""
-
-    def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
-        self._out = _Compressed(compressor)
-        self._pickler = pickle.Pickler(self._out, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def add(self, item: tuple, *, flush_block: bool = False) -> None:
-        self._pickler.dump(item)
-        if flush_block:  # else the compressor waits for a full block, all of it left to finish
-            self._out.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-
-    def finish(self, refs: list[tuple[str, int, int]]) -> bytes:
-        self._pickler.dump(refs)
-        self._pickler.clear_memo()  # it holds every object pickled
-        self._out.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
-        return b"".join(self._out.parts)
-
-
-class _Compressed:
-    """The file a chunk's pickler writes to (apart from the encoder: no reference cycle keeps a
-    chunk's objects alive until the next full collection)."""
-
-    def __init__(self, compressor: zstandard.ZstdCompressor) -> None:
-        self._stream = compressor.compressobj()
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(self._stream.compress(data))
-
-    def flush(self, mode: int) -> None:
-        self.parts.append(self._stream.flush(mode))
+        raise pickle.UnpicklingError(f"{module}.{name} is not expected in output rendered ahead")
 
 
 class DecodedStore:
@@ -159,13 +103,9 @@ class DecodedStore:
         self._relations = relations
         self._clock = clock
         self._compress = zstandard.ZstdCompressor(level=1).compress
-        # a compressor runs one operation at a time: the chunk being encoded has its own
-        self._chunk_compressor = zstandard.ZstdCompressor(level=1)
-        self._decompressor = zstandard.ZstdDecompressor()
-        self._decompress = self._decompressor.decompress
+        self._decompress = zstandard.ZstdDecompressor().decompress
         self.renderers: dict[str, AheadRenderer] = {}
         self._reset_buffer()
-        self.chunks_loaded = 0
         self.chunks_stale = 0
         self.ahead_loaded = 0
         self.ahead_rendered = 0  # chunks rendered for a reader (not at ingestion)
@@ -211,12 +151,12 @@ class DecodedStore:
         try:
             # a cache: a crash may lose the newest chunks, the spool still has them
             conn.execute("PRAGMA synchronous=OFF")
-            conn.executescript(_SCHEMA)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version != FORMAT_VERSION:  # chunks of another layout: start again
-                conn.execute("DELETE FROM chunks")
-                conn.execute("DELETE FROM ahead")
+            if version != FORMAT_VERSION:  # another layout: start again
+                conn.execute("DROP TABLE IF EXISTS chunks")
+                conn.execute("DROP TABLE IF EXISTS ahead")
                 conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+            conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
@@ -242,8 +182,7 @@ class DecodedStore:
         self._drop_chunk()
 
     def _drop_chunk(self) -> None:
-        """Forget the chunk being buffered, with a new compressor (the old one may be mid-frame)."""
-        self._chunk_compressor = zstandard.ZstdCompressor(level=1)
+        """Forget the chunk being buffered."""
         self._reset_buffer()
 
     def _writable(self) -> bool:
@@ -328,65 +267,43 @@ class DecodedStore:
                 except Exception as exc:  # sessions in that format render this chunk themselves
                     self._failed.add(key)
                     log.info("LSN %d not rendered ahead for %s: %s", tx.last_lsn, key, exc)
-        actions = self._actions
-        changes = []
-        for change in tx.changes:
-            name = change.relation.name
-            # the text output only if a session or a format rendered ahead needed it already:
-            # rendering it for nobody is most of what storing costs (readers render it lazily)
-            changes.append((change.action, name, change.new, change.key, change.pos, change.lsn,
-                            change.texts))  # fmt: skip
-            actions.add((name, change.action))
-        item = (tx.xid, tx.first_lsn, tx.last_lsn, tx.begin_pos, tx.commit_pos, tx.end_pos,
-                tx.commit_time, changes, tx.errors)  # fmt: skip
-        self._buffer.append(item)
-        # encoded now rather than all at once when the chunk is written: that would hold up the
-        # changes released meanwhile for milliseconds
-        try:
-            self._encoder.add(item, flush_block=len(self._buffer) % COMPRESS_EVERY == 0)
-        except Exception as exc:  # a value that cannot be kept: the spool has the chunk
-            log.info("LSN %d not kept in the decoded store: %s", tx.last_lsn, exc)
-            self._drop_chunk()
+        self._actions.update((change.relation.name, change.action) for change in tx.changes)
+        self._count += 1
+        self._last = tx.last_lsn
 
     def flush_full(self) -> None:
         """Write the buffered transactions once they make a chunk (the owner chooses when)."""
-        if len(self._buffer) >= CHUNK_TRANSACTIONS:
+        if self._count >= CHUNK_TRANSACTIONS:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered transactions as one chunk."""
-        buffer, after = self._buffer, self._after
-        if not buffer or after is None:
+        """Write the buffered transactions' chunk and its output rendered ahead."""
+        after = self._after
+        if not self._count or after is None:
             return
         if not self._writable():
             self._drop_chunk()
             return
         assert self._conn is not None
-        refs = []
-        for name, version in self._versions.items():
-            relation = self._relations.find(name)
-            refs.append((name, relation.oid if relation is not None else 0, version))
-        bounds = (u64_to_sql(after), u64_to_sql(buffer[-1][2]))
+        bounds = (u64_to_sql(after), u64_to_sql(self._last))
         try:
-            data = self._encoder.finish(refs)
-        except Exception as exc:
-            log.info("decoded chunk (%d, %d] not kept: %s", after, buffer[-1][2], exc)
-            self._drop_chunk()
-            return
-        try:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn, data) VALUES (?, ?, ?)",
-                (*bounds, data),
-            )
-            if self.renderers:
-                self._render_ahead(bounds, refs)
+            with transaction(self._conn):  # the chunk with its output, or neither
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO chunks (after_lsn, last_lsn) VALUES (?, ?)", bounds
+                )
+                if self.renderers:
+                    self._render_ahead(bounds)
         except sqlite3.Error as exc:  # the chunk is dropped: the spool has its records
             self._fail(exc, "writing a chunk")
             return
         self._worked()
         self._reset_buffer()
 
-    def _render_ahead(self, bounds: tuple[int, int], refs: list[tuple[str, int, int]]) -> None:
+    def _render_ahead(self, bounds: tuple[int, int]) -> None:
+        refs = []
+        for name, version in self._versions.items():
+            relation = self._relations.find(name)
+            refs.append((name, relation.oid if relation is not None else 0, version))
         actions = sorted(self._actions)
         for key, renderer in self.renderers.items():
             if key in self._failed:
@@ -430,11 +347,11 @@ class DecodedStore:
         return AheadOutput(relations, [(relations[n], a) for n, a in pairs], parsed, len(output))
 
     def _reset_buffer(self) -> None:
-        self._buffer: list[tuple] = []
+        self._count = 0  # transactions buffered
         self._after: int | None = None  # the LSN released before the buffer's first transaction
+        self._last = 0  # the last LSN of the buffer's last transaction
         self._versions: dict[str, int] = {}  # relation versions of the buffered changes
         self._actions: set[tuple[str, str]] = set()  # (relation, action) of the buffered changes
-        self._encoder = _ChunkEncoder(self._chunk_compressor)
         self._failed: set[str] = set()  # formats the buffered chunk cannot be rendered in
         for renderer in self.renderers.values():
             renderer.reset()
@@ -496,7 +413,7 @@ class DecodedStore:
         for key, renderer in renderers.items():
             if key not in self.renderers:
                 self.renderers[key] = renderer
-                if self._buffer:
+                if self._count:
                     self._failed.add(key)
         marks = ", ".join("?" * len(renderers))
         if self._writable():
@@ -539,34 +456,6 @@ class DecodedStore:
             self._read_failed(exc)
             return None
         return None if row[0] is None else u64_from_sql(row[0])
-
-    def load(self, after_lsn: int, last_lsn: int) -> list[Transaction] | None:
-        """The chunk's transactions, or None when it is gone or names a changed relation."""
-        conn = self._readable()
-        if conn is None:
-            return None
-        try:
-            row = conn.execute(
-                "SELECT data FROM chunks WHERE after_lsn = ? AND last_lsn = ?",
-                (u64_to_sql(after_lsn), u64_to_sql(last_lsn)),
-            ).fetchone()
-        except sqlite3.Error as exc:
-            self._read_failed(exc)
-            return None
-        if row is None:
-            return None
-        try:
-            items = self._unpickle_chunk(row[0])
-            relations = self._current(items.pop())
-            if relations is None:
-                return None
-            transactions = _transactions(items, relations)
-        except Exception as exc:  # a damaged cache entry: the spool still has the records
-            log.warning("decoded chunk (%d, %d] is unreadable: %s", after_lsn, last_lsn, exc)
-            self.discard_covering(last_lsn)
-            return None
-        self.chunks_loaded += 1
-        return transactions
 
     def ahead_sizes(self) -> dict[str, tuple[int, int]]:
         """Per format rendered ahead: how many chunks are kept, and their compressed bytes."""
@@ -632,17 +521,7 @@ class DecodedStore:
         return relations
 
     def _unpickle(self, data: bytes) -> Any:
-        return _ChunkUnpickler(io.BytesIO(self._decompress(data))).load()
-
-    def _unpickle_chunk(self, data: bytes) -> list[Any]:
-        """A chunk's transactions, then the relations it names (see ``_ChunkEncoder``)."""
-        raw = self._decompressor.decompressobj().decompress(data)
-        stream = io.BytesIO(raw)
-        unpickler = _ChunkUnpickler(stream)
-        items = []
-        while stream.tell() < len(raw):
-            items.append(unpickler.load())
-        return items
+        return _PlainUnpickler(io.BytesIO(self._decompress(data))).load()
 
     def close(self) -> None:
         """Close the file (the buffered chunk is not written: the spool has it)."""
@@ -662,15 +541,3 @@ class AheadOutput:
     actions: list[tuple[Relation, str]]
     output: Any  # as the format's renderer parsed it
     size: int  # bytes it was kept as
-
-
-def _transactions(items: Iterable[tuple], relations: dict[str, Relation]) -> list[Transaction]:
-    out = []
-    for xid, first, last, begin, commit, end, commit_time, changes, errors in items:
-        row_changes = [
-            RowChange(action, relations[name], new, key, pos, lsn, texts)
-            for action, name, new, key, pos, lsn, texts in changes
-        ]
-        out.append(Transaction(xid, first, last, begin, commit, end, commit_time, row_changes,
-                               [], errors))  # fmt: skip
-    return out

@@ -67,7 +67,6 @@ STARTUP_CATCH_UP_SECONDS = 1.0  # ingested before the server listens; the rest i
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
-LOADED_CHUNKS = 16  # decoded-store chunks kept loaded for sessions reading the same range
 LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
 _TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
 MAX_UNSTORED = 4 * CHUNK_TRANSACTIONS  # released transactions waiting for the store, at most
@@ -274,7 +273,6 @@ class ChangeSource:
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
         # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
-        self._loaded: OrderedDict[tuple, list[Transaction]] = OrderedDict()
         self._loaded_ahead: OrderedDict[tuple, AheadOutput] = OrderedDict()
         self._loaded_ahead_bytes = 0
         self._loaded_generation = 0
@@ -776,21 +774,19 @@ class ChangeSource:
         return self._base_lsn == 0 or start >= end_pos(self._base_lsn)
 
     def history(
-        self, start: int, *, records: bool = False, ahead: str | None = None
+        self, start: int, *, ahead: str | None = None
     ) -> Iterator[Transaction | AheadChunk]:
-        """Retained transactions after ``start`` (catch-up reads), from the decoded store where it
-        has them and decoded from the spool file elsewhere; ``records``: with their ChangeRecords,
-        which only the spool has; ``ahead``: the session's output key, chunks rendered ahead for
-        it come as ``AheadChunk``."""
+        """Retained transactions after ``start`` (catch-up reads), decoded from the spool file
+        (with their ChangeRecords); ``ahead``: the session's output key, chunks whose
+        output the store keeps for it come as ``AheadChunk``, and a whole chunk read without it
+        is rendered and kept for the next readers when the format is rendered ahead."""
         lsn = max(((start + 1) >> 8) - 1, 0)  # every transaction up to this LSN was sent
-        store = None if records else self.store
+        store = None if ahead is None else self.store
         while lsn < self.last_lsn:
+            keep: tuple[int, int] | None = None  # the chunk whose output this read renders
             if store is not None and (found := store.find(lsn)) is not None:
                 after_pos = max(start, end_pos(lsn))
-                # a chunk read from its start is worth rendering for the next readers; one a
-                # session starts in is rendered, in part, by the session
-                whole = after_pos <= end_pos(found[0])
-                rendered = None if ahead is None else self._load_ahead(ahead, found, whole)
+                rendered = self._load_ahead(ahead, found)  # type: ignore[arg-type]
                 if rendered is not None:
                     yield AheadChunk(
                         rendered,
@@ -801,20 +797,29 @@ class ChangeSource:
                     )
                     lsn = found[1]
                     continue
-                chunk = self._load(found)
-                if chunk is not None:
-                    for tx in chunk:
-                        if tx.end_pos > after_pos:
-                            yield tx
-                    lsn = found[1]
-                    continue
-                stop: int | None = found[1]  # a chunk it cannot use: decode its range
+                stop: int | None = found[1]  # no output for it: decode its range
+                # a chunk read from its start is worth rendering for the next readers; one a
+                # session starts in is rendered, in part, by the session
+                if after_pos <= end_pos(found[0]) and ahead in store.renderers:
+                    keep = found
             else:
+                after_pos = max(start, end_pos(lsn))
+                if self.covers(after_pos):  # what ingestion decoded is still in the ring
+                    ring = self.read(after_pos, CHUNK_TRANSACTIONS)
+                    if not ring:
+                        return
+                    for tx in ring:
+                        yield tx
+                        lsn = tx.last_lsn
+                    continue
                 stop = store.next_start(lsn) if store is not None else None
+            chunk: list[Transaction] = []
             for read, tx in enumerate(self._decode_history(lsn, start), start=1):
                 if stop is not None and tx.last_lsn > stop:
                     break
                 yield tx
+                if keep is not None:
+                    chunk.append(tx)
                 lsn = tx.last_lsn
                 if stop is None and store is not None and read % CHUNK_TRANSACTIONS == 0:
                     stop = store.next_start(lsn)  # ingestion may have stored what comes next
@@ -823,15 +828,14 @@ class ChangeSource:
             else:
                 if stop is None:
                     return
+            if keep is not None and lsn >= keep[1]:
+                self._keep_ahead(ahead, keep, chunk)  # type: ignore[arg-type]
             if stop is not None:
                 lsn = max(lsn, stop)
 
     def _due(self, found: tuple[int, int], lsn: int, after_pos: int) -> list[Transaction]:
-        """The chunk's transactions ending after ``after_pos``, decoded (from the spool if the
-        store lost them meanwhile); ``lsn``: every transaction up to it was sent."""
-        chunk = self._load(found)
-        if chunk is not None:
-            return [tx for tx in chunk if tx.end_pos > after_pos]
+        """The chunk's transactions ending after ``after_pos``, decoded from the spool; ``lsn``:
+        every transaction up to it was sent."""
         due = []
         for tx in self._decode_history(lsn, after_pos):
             if tx.last_lsn > found[1]:
@@ -839,53 +843,39 @@ class ChangeSource:
             due.append(tx)
         return due
 
-    def _load(self, found: tuple[int, int]) -> list[Transaction] | None:
-        """A decoded chunk, shared by the sessions reading it at about the same time."""
+    def _load_ahead(self, key: str, found: tuple[int, int]) -> AheadOutput | None:
+        """Output rendered ahead, shared by the sessions reading it at about the same time (they
+        drift apart: the bytes kept are what bounds it)."""
         assert self.store is not None
         self._check_generation()
-        loaded = self._loaded
-        chunk = loaded.get(found)
-        if chunk is not None:
-            loaded.move_to_end(found)
-            return chunk
-        chunk = self.store.load(*found)
-        if chunk is not None:
-            loaded[found] = chunk
-            if len(loaded) > LOADED_CHUNKS:
-                loaded.popitem(last=False)
-        return chunk
-
-    def _load_ahead(
-        self, key: str, found: tuple[int, int], render: bool = True
-    ) -> AheadOutput | None:
-        """Output rendered ahead, shared like decoded chunks (sessions in the same format drift
-        further apart than the few decoded chunks kept: the bytes are what bounds it); with
-        ``render``, rendered now, once, for a format rendered ahead that lacks this chunk (it was
-        registered after the chunk was stored)."""
-        assert self.store is not None
-        self._check_generation()
-        loaded = self._loaded_ahead
-        cached = loaded.get((key, *found))
+        cached = self._loaded_ahead.get((key, *found))
         if cached is not None:
-            loaded.move_to_end((key, *found))
+            self._loaded_ahead.move_to_end((key, *found))
             return cached
         rendered = self.store.load_ahead(key, *found)
-        if rendered is None and render and key in self.store.renderers:
-            chunk = self._load(found)
-            if chunk is not None:
-                rendered = self.store.render_ahead(key, *found, chunk)
         if rendered is not None:
-            loaded[(key, *found)] = rendered
-            self._loaded_ahead_bytes += rendered.size
-            while self._loaded_ahead_bytes > LOADED_AHEAD_BYTES and len(loaded) > 1:
-                self._loaded_ahead_bytes -= loaded.popitem(last=False)[1].size
+            self._share_ahead(key, found, rendered)
         return rendered
+
+    def _keep_ahead(self, key: str, found: tuple[int, int], chunk: list[Transaction]) -> None:
+        """Render a whole chunk a session read (and rendered: the format's output reuses it) for
+        the next readers in its format."""
+        assert self.store is not None
+        rendered = self.store.render_ahead(key, *found, chunk)
+        if rendered is not None:
+            self._share_ahead(key, found, rendered)
+
+    def _share_ahead(self, key: str, found: tuple[int, int], rendered: AheadOutput) -> None:
+        loaded = self._loaded_ahead
+        loaded[(key, *found)] = rendered
+        self._loaded_ahead_bytes += rendered.size
+        while self._loaded_ahead_bytes > LOADED_AHEAD_BYTES and len(loaded) > 1:
+            self._loaded_ahead_bytes -= loaded.popitem(last=False)[1].size
 
     def _check_generation(self) -> None:
         """Forget loaded chunks once the store dropped some: they may be stale."""
         assert self.store is not None
         if self._loaded_generation != self.store.generation:
-            self._loaded.clear()
             self._loaded_ahead.clear()
             self._loaded_ahead_bytes = 0
             self._loaded_generation = self.store.generation

@@ -33,7 +33,6 @@ class PluginContext:
 class OutputPlugin(Protocol):
     name: str
     cache_key: tuple | None
-    needs_records: bool  # whether encode() reads tx.records (see ChangeSource.history)
     ahead_key: str | None  # names this output when it can be rendered ahead (walsender.ahead)
 
     def startup(self) -> list[Message]: ...
@@ -86,7 +85,6 @@ class SharedOutputPlugin:
 
     name: str
     cache_key: tuple
-    needs_records = False
     ahead_key: str | None = None
 
     def startup(self) -> list[Message]:

@@ -293,7 +293,6 @@ def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
 
 class PgOutputPlugin:
     name = "pgoutput"
-    needs_records = False
 
     def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
         self.ctx = ctx

@@ -34,7 +34,6 @@ def row_as_text(change: RowChange) -> dict[str, str | None]:
 
 class RedDBPlugin(SharedOutputPlugin):
     name = "reddb"
-    needs_records = True  # the ChangeRecords themselves, which only the spool file holds
 
     def __init__(self, options: dict[str, str | None], ctx: PluginContext) -> None:
         for option, value in options.items():

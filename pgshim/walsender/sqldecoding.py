@@ -117,7 +117,7 @@ class SqlDecoding:
             rows: list[tuple] = []
             last_end = None
             budget = app.config.query_memory * 1024 * 1024
-            history = app.source.history(slot.confirmed_flush, records=plugin.needs_records)
+            history = app.source.history(slot.confirmed_flush)
             sent_txns = sent_bytes = 0
             async for tx in paced(history, bound):
                 if upto_lsn is not None and tx.commit_pos >= upto_lsn:

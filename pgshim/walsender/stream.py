@@ -245,10 +245,7 @@ class ReplicationStream(CopyBothStream):
         limit = self._batch_limit
         self._batch_limit = min(limit * 2, BATCH_TRANSACTIONS)
         if self._history is None and not source.covers(state.sent):
-            plugin = state.plugin
-            self._history = source.history(
-                state.sent, records=plugin.needs_records, ahead=plugin.ahead_key
-            )
+            self._history = source.history(state.sent, ahead=state.plugin.ahead_key)
         if self._history is not None:
             batch: list[Transaction | AheadChunk] = []
             for item in self._history:
