@@ -76,7 +76,7 @@ class RowChange:
 
     def new_texts(self) -> list[str | None]:
         """PostgreSQL's text output of the new tuple, computed once for every session and every
-        text-based plugin (and kept with the change in the decoded store)."""
+        text-based plugin."""
         texts = self.texts
         if texts is None:
             texts = self.texts = value_texts(self.relation.columns, self.new or [])
