@@ -346,6 +346,21 @@ def test_background_ingestion_yields_in_bounded_steps(tmp_path: Path) -> None:
     assert source.transactions == sum(steps)
 
 
+def test_the_server_listens_after_a_bounded_part_of_a_large_spool(tmp_path: Path) -> None:
+    # a large spool goes on in the background: the first consumers arrive (and their formats
+    # are rendered ahead) sooner; a small one is fully known before the server listens
+    import asyncio
+
+    spool = tmp_path / "data.rdb.logical.wal"
+    write_workload(str(spool), 1500, seed=12, fsync=False)
+    conn = open_state(tmp_path / "state")
+    builder = TransactionBuilder(IdentityMap(conn), RelationRegistry(conn))
+    source = ChangeSource(SpoolFollower(spool), builder)
+    asyncio.run(source.catch_up(seconds=600, records=600))
+    assert 600 <= source.transactions < 600 + source_module.CATCH_UP_BUDGET
+    asyncio.run(source.catch_up(seconds=600))
+    assert source.transactions > 1400 and not len(source._reorder)  # the rest, holes waited out
+
 def test_reading_a_long_spool_keeps_what_it_learned_bounded_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,7 +63,10 @@ INGEST_CHUNK_BYTES = 4 << 20  # bytes read per follower poll while ingesting
 # is written after the step, once the sessions had their turn
 CATCH_UP_BUDGET = CHUNK_TRANSACTIONS
 CHECKPOINT_INTERVAL = 1.0  # seconds between ingestion checkpoints
-STARTUP_CATCH_UP_SECONDS = 1.0  # ingested before the server listens; the rest in the background
+# ingested before the server listens, at most: a small spool is fully known, a large one goes on
+# in the background (the first consumers arrive sooner: their formats are rendered ahead sooner)
+STARTUP_CATCH_UP_SECONDS = 1.0
+STARTUP_CATCH_UP_RECORDS = 8192
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
 HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
@@ -670,14 +673,19 @@ class ChangeSource:
             self.end_pos = tx.end_pos
         self.transactions += 1
 
-    async def catch_up(self, seconds: float = STARTUP_CATCH_UP_SECONDS) -> None:
-        """Ingest what the spool holds for up to ``seconds``, waiting out the reorder grace of
-        records above a hole once: a small spool is then fully known (its tables too) before
-        the server listens, and a large one goes on in ``run()``."""
+    async def catch_up(
+        self, seconds: float = STARTUP_CATCH_UP_SECONDS, records: int = STARTUP_CATCH_UP_RECORDS
+    ) -> None:
+        """Ingest what the spool holds, up to ``seconds`` or ``records``, waiting out the reorder
+        grace of records above a hole once: a small spool is then fully known (its tables too)
+        before the server listens, and a large one goes on in ``run()``."""
         deadline = time.monotonic() + seconds
         waited = False
-        while time.monotonic() < deadline:
-            if self.ingest(budget=CATCH_UP_BUDGET) >= CATCH_UP_BUDGET:
+        released = 0
+        while time.monotonic() < deadline and released < records:
+            step = self.ingest(budget=CATCH_UP_BUDGET)
+            released += step
+            if step >= CATCH_UP_BUDGET:
                 continue
             if not len(self._reorder) or waited:
                 return
