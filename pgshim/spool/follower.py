@@ -24,6 +24,7 @@ log = logging.getLogger("pgshim.spool")
 
 DELIVERED_WINDOW = 65536  # recent LSNs remembered exactly, to tell duplicates after a prune
 HEAD_BYTES = 4096  # a persisted index names its file by identity and by these first bytes
+FIRST_READ_BYTES = 64 << 10  # the first read of a catch-up iteration; later ones double
 # a file modified this recently may be modified again without its mtime changing (file times
 # have the kernel clock's coarse granularity): its stat does not prove it unchanged
 RACY_NS = 2_000_000_000
@@ -234,7 +235,8 @@ class SpoolFollower:
                 self._extend_index()
                 start = self._index.start_offset(after_lsn)
             yielded = 0
-            for frame in _read_frames(fd, start, self.chunk_size):
+            # catch-up reads often stop after a chunk of transactions: the first read is small
+            for frame in _read_frames(fd, start, self.chunk_size, first_size=FIRST_READ_BYTES):
                 if frame.lsn > after_lsn:
                     yield frame
                     yielded += 1
@@ -418,13 +420,20 @@ class SpoolFollower:
 
 
 def _read_frames(
-    fd: int, start: int, chunk_size: int, reporter: SpoolFollower | None = None
+    fd: int,
+    start: int,
+    chunk_size: int,
+    reporter: SpoolFollower | None = None,
+    first_size: int | None = None,
 ) -> Iterator[Frame]:
-    """Complete frames from ``start`` to the end of the file (stops at a torn tail or bad frame)."""
+    """Complete frames from ``start`` to the end of the file (stops at a torn tail or bad frame);
+    reads of ``first_size`` bytes, doubling up to ``chunk_size``."""
     offset = start
     pending = b""
+    size = chunk_size if first_size is None else min(first_size, chunk_size)
     while True:
-        chunk = os.pread(fd, chunk_size, offset + len(pending))
+        chunk = os.pread(fd, size, offset + len(pending))
+        size = min(size * 2, chunk_size)
         if not chunk:
             return
         data = pending + chunk if pending else chunk
