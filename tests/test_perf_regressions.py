@@ -155,30 +155,36 @@ def test_pgoutput_sessions_share_the_encoded_changes(
     assert 0 < relation_message.calls <= 3 * relations
 
 
+class CountedReads:
+    """The bytes the spool follower reads (``os.pread``), from when it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bytes = 0
+        real_pread = os.pread
+
+        def counting_pread(fd: int, size: int, offset: int) -> bytes:
+            data = real_pread(fd, size, offset)
+            self.bytes += len(data)
+            return data
+
+        monkeypatch.setattr(follower_module.os, "pread", counting_pread)
+
+
 def test_tailing_reads_each_new_byte_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spool = tmp_path / "data.rdb.logical.wal"
-    read_bytes = 0
-    real_pread = os.pread
-
-    def counting_pread(fd: int, size: int, offset: int) -> bytes:
-        nonlocal read_bytes
-        data = real_pread(fd, size, offset)
-        read_bytes += len(data)
-        return data
-
-    monkeypatch.setattr(follower_module.os, "pread", counting_pread)
+    reads = CountedReads(monkeypatch)
     write_workload(str(spool), 500, seed=1, fsync=False)
     follower = SpoolFollower(spool, chunk_size=4096)
     first = follower.poll()
-    assert read_bytes == spool.stat().st_size
+    assert reads.bytes == spool.stat().st_size
     for round_ in range(5):
-        before_size, before_read = spool.stat().st_size, read_bytes
+        before_size, before_read = spool.stat().st_size, reads.bytes
         write_workload(
             str(spool), 40, seed=10 + round_, fsync=False, start_lsn=10_000 * (round_ + 1)
         )
         new = follower.poll()
         assert len(new) == 40
-        assert read_bytes - before_read == spool.stat().st_size - before_size
+        assert reads.bytes - before_read == spool.stat().st_size - before_size
     assert follower.poll() == []
     assert len(first) == 500
 
@@ -192,18 +198,9 @@ def test_a_catch_up_read_of_a_chunk_reads_about_that_chunk(
     write_workload(str(spool), 6000, seed=2, fsync=False)
     follower = SpoolFollower(spool)
     follower.poll()
-    read_bytes = 0
-    real_pread = os.pread
-
-    def counting_pread(fd: int, size: int, offset: int) -> bytes:
-        nonlocal read_bytes
-        data = real_pread(fd, size, offset)
-        read_bytes += len(data)
-        return data
-
-    monkeypatch.setattr(follower_module.os, "pread", counting_pread)
+    reads = CountedReads(monkeypatch)
     for after in (0, 1000, 4000):
-        read_bytes = 0
+        reads.bytes = 0
         frames = []
         for frame in follower.iter_from(after):
             frames.append(frame)
@@ -211,7 +208,7 @@ def test_a_catch_up_read_of_a_chunk_reads_about_that_chunk(
                 break
         taken = frames[-1].offset + frames[-1].size - frames[0].offset
         assert spool.stat().st_size > 8 * taken
-        assert read_bytes <= 4 * max(taken, follower_module.FIRST_READ_BYTES)
+        assert reads.bytes <= 4 * max(taken, follower_module.FIRST_READ_BYTES)
 
 _ROW_CODES = (0, 1, 2, 4, 5, 29, 33, 43, 3, 7, 13, 28)  # the fast path's types and a few others
 

@@ -88,8 +88,8 @@ CREATE INDEX IF NOT EXISTS ahead_by_last ON ahead (last_lsn);
 """
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Bytes, numbers, strings, lists and tuples only: kept output names no class."""
+class PlainUnpickler(pickle.Unpickler):
+    """Bytes, numbers, strings, lists and tuples only: output rendered ahead names no class."""
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"{module}.{name} is not expected in output rendered ahead")
@@ -521,7 +521,7 @@ class DecodedStore:
         return relations
 
     def _unpickle(self, data: bytes) -> Any:
-        return _PlainUnpickler(io.BytesIO(self._decompress(data))).load()
+        return PlainUnpickler(io.BytesIO(self._decompress(data))).load()
 
     def close(self) -> None:
         """Close the file (the buffered chunk is not written: the spool has it)."""

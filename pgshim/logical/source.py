@@ -275,7 +275,7 @@ class ChangeSource:
         self._state_backoff = 0.0
         self.watcher = watcher
         self._wakeup: asyncio.Future[None] | None = None  # the run loop's sleep, cut short
-        # store chunks (decoded, or rendered ahead for a key) kept for sessions reading alike
+        # output rendered ahead, by (key, chunk), kept for sessions reading alike
         self._loaded_ahead: OrderedDict[tuple, AheadOutput] = OrderedDict()
         self._loaded_ahead_bytes = 0
         self._loaded_generation = 0
@@ -792,9 +792,9 @@ class ChangeSource:
         store = None if ahead is None else self.store
         while lsn < self.last_lsn:
             keep: tuple[int, int] | None = None  # the chunk whose output this read renders
-            if store is not None and (found := store.find(lsn)) is not None:
+            if ahead is not None and store is not None and (found := store.find(lsn)) is not None:
                 after_pos = max(start, end_pos(lsn))
-                rendered = self._load_ahead(ahead, found)  # type: ignore[arg-type]
+                rendered = self._load_ahead(ahead, found)
                 if rendered is not None:
                     yield AheadChunk(
                         rendered,
@@ -836,8 +836,8 @@ class ChangeSource:
             else:
                 if stop is None:
                     return
-            if keep is not None and lsn >= keep[1]:
-                self._keep_ahead(ahead, keep, chunk)  # type: ignore[arg-type]
+            if keep is not None and ahead is not None and lsn >= keep[1]:
+                self._keep_ahead(ahead, keep, chunk)
             if stop is not None:
                 lsn = max(lsn, stop)
 

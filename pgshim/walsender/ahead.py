@@ -24,9 +24,8 @@ from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
 from sqlite3 import Connection
-from typing import Any
 
-from pgshim.logical.decoded_store import DecodedStore
+from pgshim.logical.decoded_store import DecodedStore, PlainUnpickler
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import Message, ahead_messages
@@ -86,15 +85,8 @@ class ChunkFramer:
 
     @staticmethod
     def parse(output: bytes) -> FramedChunk:
-        ends, message_ends, pieces = _PlainUnpickler(io.BytesIO(output)).load()
+        ends, message_ends, pieces = PlainUnpickler(io.BytesIO(output)).load()
         return array("Q", ends), array("I", message_ends), pieces
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Bytes, lists and tuples only: a chunk's output names no class."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"{module}.{name} is not expected in a chunk's output")
 
 
 def chunk_messages(chunk: AheadChunk, now: int) -> tuple[bytes, int]:
