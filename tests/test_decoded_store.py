@@ -60,7 +60,7 @@ class Server:
     def forget_loaded(self) -> None:
         self.source._loaded_ahead.clear()
         self.source._loaded_ahead_bytes = 0
-        self.source._history_cache = type(self.source._history_cache)(16384, 4 << 20)
+        self.source._history_cache = type(self.source._history_cache)(16384, 12 << 20)
 
     def close(self) -> None:
         self.store.close()

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import zlib
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from spoolkit import SpoolKit
 
+from pgshim.logical import source as source_module
 from pgshim.logical.checkpoint import IngestCheckpoint
 from pgshim.logical.positions import change_pos
 from pgshim.logical.relations import RelationRegistry
@@ -22,6 +26,7 @@ from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.link.terms import TermHistory
 from pgshim.reddb.link.wiring import TermObservingFollower
 from pgshim.spool.follower import SpoolFollower
+from pgshim.spool.frames import Frame
 from pgshim.state import open_state
 
 
@@ -224,3 +229,21 @@ def test_a_record_whose_decoding_cannot_be_recorded_waits_instead_of_going_out_e
     assert harness.source.ingest() == 1
     orders = harness.source.read(0, 10)[-1]
     assert orders.last_lsn == 2 and orders.changes and not orders.errors
+
+
+@given(
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**63 - 1),
+    st.binary(max_size=64),
+)
+def test_a_released_version_is_kept_exactly(term: int, generation: int, offset: int,
+                                            payload: bytes) -> None:  # fmt: skip
+    # ingestion keeps the version of each recent LSN packed in one integer
+    frame = Frame("v3-33", 7, 0, term, 0, payload, offset, len(payload) + 33)
+    version = source_module._Version.of(frame, generation)
+    assert version.term == term and version.rank == (term, generation, offset)
+    assert version.crc == zlib.crc32(payload)
+    released = source_module._ReleasedVersions(2)
+    released.add(frame, generation)
+    assert released.get(7) == version

@@ -536,8 +536,8 @@ def test_what_streaming_keeps_is_not_walked_by_the_collector(tmp_path: Path, key
     kept = [obj for obj in kept if obj is not None]
     assert len(kept) > 2000
     assert not [obj for obj in kept if gc.is_tracked(obj)]
-    versions = source._versions._versions.values()
-    assert versions and not any(gc.is_tracked(v) or gc.is_tracked(v.rank) for v in versions)
+    versions = source._versions._versions.values()  # packed in integers: nothing to walk
+    assert len(versions) > 250 and not any(gc.is_tracked(v) for v in versions)
 
 
 @needs_core

@@ -50,7 +50,6 @@ from pgshim.logical.transactions import (
     empty_transaction,
 )
 from pgshim.reddb.change import ChangeDecodeError, parse_change_record
-from pgshim.reddb.speedups import untrack
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 from pgshim.spool.index_store import SpoolIndexStore
@@ -69,9 +68,12 @@ STARTUP_CATCH_UP_SECONDS = 1.0
 STARTUP_CATCH_UP_RECORDS = 8192
 FLUSH_EVERY = 4096  # records released between identity map flushes within one ingest call
 HISTORY_CACHE_SIZE = 16384  # decoded transactions shared by catch-up reads, at most
-HISTORY_CACHE_BYTES = 4 << 20  # and at most this many bytes of their records' payloads
+HISTORY_CACHE_BYTES = 12 << 20  # and at most about this much memory
 LOADED_AHEAD_BYTES = 4 << 20  # and chunks rendered ahead, up to this many bytes of output
-_TX_OVERHEAD = 512  # the objects around a small record, roughly, in bytes
+# a decoded transaction's memory, roughly: its objects, and its records' payloads several times
+# over (the ChangeRecord keeps its JSON and entity bytes, the row its values and their text)
+_TX_OVERHEAD = 1024
+_PAYLOAD_FACTOR = 4
 MAX_UNSTORED = 4 * CHUNK_TRANSACTIONS  # released transactions waiting for the store, at most
 REPORTED_LSNS = 65536  # LSNs whose decode errors were reported, remembered not to report twice
 # released LSNs whose record is remembered (term, file, offset, CRC): a record written again
@@ -145,30 +147,45 @@ class _Version:
 
     @classmethod
     def of(cls, frame: Frame, generation: int) -> _Version:
-        return cls(frame.term, (frame.term, generation, frame.offset), zlib.crc32(frame.payload))
+        return cls.unpacked(cls.packed(frame, generation))
+
+    @staticmethod
+    def packed(frame: Frame, generation: int) -> int:
+        """The version in one integer: crc, offset, generation and term, from the low bits up."""
+        head = (frame.term << 32 | generation) << 96
+        return head | frame.offset << 32 | zlib.crc32(frame.payload)
+
+    @classmethod
+    def unpacked(cls, packed: int) -> _Version:
+        term = packed >> 128
+        generation = (packed >> 96) & 0xFFFF_FFFF
+        offset = (packed >> 32) & 0xFFFF_FFFF_FFFF_FFFF
+        return cls(term, (term, generation, offset), packed & 0xFFFF_FFFF)
 
     def same_record(self, other: _Version) -> bool:
         return self.term == other.term and self.crc == other.crc
 
 
 class _ReleasedVersions:
-    """The versions of the last ``window`` released LSNs."""
+    """The versions of the last ``window`` released LSNs, each kept packed in one integer (as
+    objects, tens of thousands of them were the largest thing ingestion kept)."""
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._versions: dict[int, _Version] = {}
+        self._versions: dict[int, int] = {}
         self._order: deque[int] = deque()
 
-    def add(self, lsn: int, version: _Version) -> None:
-        if lsn not in self._versions:
+    def add(self, frame: Frame, generation: int) -> None:
+        versions, lsn = self._versions, frame.lsn
+        if lsn not in versions:
             self._order.append(lsn)
-        self._versions[lsn] = version
-        untrack(version, version.rank)
+        versions[lsn] = _Version.packed(frame, generation)
         while len(self._order) > self.window:
-            self._versions.pop(self._order.popleft(), None)
+            versions.pop(self._order.popleft(), None)
 
     def get(self, lsn: int) -> _Version | None:
-        return self._versions.get(lsn)
+        packed = self._versions.get(lsn)
+        return None if packed is None else _Version.unpacked(packed)
 
     def forget_from(self, lsn: int) -> None:
         self._versions = {k: v for k, v in self._versions.items() if k < lsn}
@@ -177,7 +194,7 @@ class _ReleasedVersions:
 
 class _HistoryCache:
     """Transactions decoded for catch-up reads, by RedDB LSN, least recently used first out;
-    bounded by count and by the payload bytes they hold (decoded rows grow with them)."""
+    bounded by count and by the memory they hold (estimated from their records' payloads)."""
 
     def __init__(self, capacity: int, max_bytes: int) -> None:
         self.capacity = capacity
@@ -193,7 +210,7 @@ class _HistoryCache:
         return entry[0]
 
     def put(self, lsn: int, tx: Transaction) -> None:
-        size = _TX_OVERHEAD + sum(len(record.raw) for record in tx.records)
+        size = _TX_OVERHEAD + _PAYLOAD_FACTOR * sum(len(record.raw) for record in tx.records)
         entries = self._entries
         previous = entries.pop(lsn, None)
         if previous is not None:
@@ -438,7 +455,7 @@ class ChangeSource:
                     self._held_until = self._state_retry_at
                     budget = released  # this round ends here
                     break
-                self._versions.add(frame.lsn, _Version.of(frame, self.follower.status.prunes))
+                self._versions.add(frame, self.follower.status.prunes)
                 self._append(tx)
                 released += 1
                 if store:
