@@ -733,7 +733,7 @@ if not _little_endian():
 
 
 
-# how test_decoding prints a column's text output (see ``plugins.test_decoding._literal``)
+# how test_decoding prints a column's text output (see ``plugins.test_decoding._literal_kind``)
 cdef enum:
     L_AS_IS = 0
     L_BOOL = 1
@@ -800,7 +800,6 @@ def untrack_transaction(tx):
         _untrack(change)
         _untrack(change.new)
         _untrack(change.key)
-        _untrack(change.texts)
     _untrack(tx.records)
     for record in tx.records:
         _untrack(record)

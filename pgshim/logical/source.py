@@ -147,7 +147,7 @@ class _Version:
 
     @classmethod
     def of(cls, frame: Frame, generation: int) -> _Version:
-        return cls.unpacked(cls.packed(frame, generation))
+        return cls(frame.term, (frame.term, generation, frame.offset), zlib.crc32(frame.payload))
 
     @staticmethod
     def packed(frame: Frame, generation: int) -> int:

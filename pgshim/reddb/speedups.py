@@ -21,10 +21,10 @@ if not os.environ.get("PGSHIM_PURE"):
 def untrack(*objects: object) -> None:
     """Take objects that cannot be in a reference cycle out of the cyclic garbage collector's
     sight; reference counting still frees them. Decoded transactions and their output are kept
-    by the thousand for seconds: without this every young-generation
-    collection walks those that arrived since the last one, a pause of tens of milliseconds
-    for every session at 10k records/s. Only for objects whose containers (and what they hold)
-    never refer back to them. Without the compiled core: nothing (the collector walks them)."""
+    by the thousand for seconds: without this every young-generation collection walks those
+    that arrived since the last one, a pause of tens of milliseconds for every session at 10k
+    records/s. Only for objects whose containers (and what they hold) never refer back to them.
+    Without the compiled core: nothing (the collector walks them)."""
     if core is not None:
         core.untrack(*objects)
 
