@@ -16,6 +16,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TextIO
 
+from pgshim.errors import PgError
 from pgshim.reddb.change import ChangeDecodeError, ChangeRecord, parse_change_record
 from pgshim.reddb.entity import Entity, decode_entity
 from pgshim.reddb.identity import IdentityMap
@@ -277,10 +278,14 @@ def cmd_dump(args: argparse.Namespace) -> int:
     with SpoolFollower(path) as follower:
         if args.from_lsn:
             # Learn identities from the skipped records so deletes still resolve.
-            for frame in follower.iter_from(-1):
-                if frame.lsn > args.from_lsn:
-                    continue
-                _learn(identity, frame.payload, frame.lsn)
+            try:
+                for frame in follower.iter_from(-1):
+                    if frame.lsn > args.from_lsn:
+                        continue
+                    _learn(identity, frame.payload, frame.lsn)
+            except PgError as exc:  # a bad frame before the end
+                print(exc.message, file=sys.stderr)
+                return 1
             follower.seek(args.from_lsn)
         while True:
             for frame in follower.poll():

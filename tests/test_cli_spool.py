@@ -58,3 +58,18 @@ def test_inspect_reports_corruption(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_inspect_missing_spool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["spool", "inspect", str(tmp_path / "none.rdb")]) == 1
     assert "no spool" in capsys.readouterr().out
+
+
+def test_dump_from_an_lsn_stops_at_a_bad_frame_with_its_offset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_file = tmp_path / "data.rdb"
+    assert main(["spool", "generate", str(data_file), "--records", "50", "--seed", "3"]) == 0
+    spool = tmp_path / "data.rdb.logical.wal"
+    raw = bytearray(spool.read_bytes())
+    raw[len(raw) // 2] ^= 0x5A  # a bad sector in the middle: records follow it
+    spool.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["spool", "dump", str(data_file), "--from", "40"]) == 1
+    err = capsys.readouterr().err
+    assert f'invalid page in RedDB spool "{spool}" at byte offset' in err

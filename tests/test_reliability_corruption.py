@@ -105,3 +105,40 @@ def test_bad_frame_mid_file(spool: SpoolKit, server: PgshimServer, tmp_path: Pat
     assert repaired.returncode == 0, repaired.stderr
     assert inserted_seqs(repaired_out.read_text())[-2:] == [7, 8]
     assert server.psql("SELECT corrupt_offset IS NULL FROM pgshim_spool") == "t"
+
+
+def test_a_frame_damaged_behind_the_tail_fails_catch_up_reads_past_it(
+    spool: SpoolKit, tmp_path: Path
+) -> None:
+    # a bad sector under records already read, which a new consumer has to read again from the
+    # spool (the ring is small, no output was rendered ahead for its format): it gets everything
+    # up to the bad frame, then XX001 naming the offset, never a silent jump over the rest
+    offsets = []
+    for seq in range(1, 601):
+        offsets.append(spool.path.stat().st_size)
+        spool.insert("events", seq=seq)
+    end = end_pos(spool.lsn)
+    server = PgshimServer(spool.path, tmp_path / "state",
+                          env={"PGSHIM_RING_TRANSACTIONS": "16"}).start()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while server.psql(f"SELECT pg_current_wal_lsn() >= '{end}'") != "t":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        bad_offset = offsets[299]  # seq 300's frame, in the middle of the second stored chunk
+        flip_byte(spool.path, bad_offset + 40)
+        assert server.psql("SELECT pgshim_create_history_slot('early', 'test_decoding')")
+        out = tmp_path / "early.txt"
+        early = recvlogical(server, "-S", "early", "--start", "-f", str(out), "--endpos", end)
+        assert early.returncode != 0
+        assert f'invalid page in RedDB spool "{spool.path}" at byte offset {bad_offset}:' in (
+            early.stderr
+        )
+        # what came before it, in order and without a gap (the batch read with the bad frame
+        # may go unsent: the slot resends it), and nothing after it
+        seqs = inserted_seqs(out.read_text())
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < 300
+        assert server.log().count(f"bad frame at byte offset {bad_offset}") == 1
+        assert server.psql("SELECT 1") == "1"  # the server serves everyone else
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
+from pgshim.errors import PgError
 from pgshim.spool.frames import Frame, FrameProblem, scan_frames
 from pgshim.spool.index import SpoolIndex
 
@@ -223,7 +224,9 @@ class SpoolFollower:
         self.status.offset = self._offset
 
     def iter_from(self, after_lsn: int, limit: int | None = None) -> Iterator[Frame]:
-        """Retained records with lsn > after_lsn, in file order, read through their own handle."""
+        """Retained records with lsn > after_lsn, in file order, read through their own handle.
+        A bad frame with bytes after it (not one still being written) raises XX001: what
+        follows it cannot be read, and must not look like the end of the spool."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -236,7 +239,10 @@ class SpoolFollower:
                 start = self._index.start_offset(after_lsn)
             yielded = 0
             # catch-up reads often stop after a chunk of transactions: the first read is small
-            for frame in _read_frames(fd, start, self.chunk_size, first_size=FIRST_READ_BYTES):
+            frames = _read_frames(
+                fd, start, self.chunk_size, first_size=FIRST_READ_BYTES, damage=self._damaged
+            )
+            for frame in frames:
                 if frame.lsn > after_lsn:
                     yield frame
                     yielded += 1
@@ -402,6 +408,18 @@ class SpoolFollower:
         if frames_read:
             log.debug("indexed %d more records of %s", frames_read, self.path)
 
+    def _damaged(self, problem: FrameProblem) -> PgError:
+        if (problem.offset, problem.reason) not in self._logged:
+            self._logged.add((problem.offset, problem.reason))
+            log.warning("spool %s: bad frame at byte offset %d: %s; reads of the records after "
+                        "it fail", self.path, problem.offset, problem.reason)  # fmt: skip
+        return PgError(
+            "XX001",
+            f'invalid page in RedDB spool "{self.path}" at byte offset {problem.offset}: '
+            f"{problem.reason}",
+            hint="RedDB repairs its spool when it next opens it.",
+        )
+
     def _set_problem(self, problem: FrameProblem | None) -> None:
         self._problem = problem
         self.status.corrupt_offset = None if problem is None else problem.offset
@@ -425,15 +443,17 @@ def _read_frames(
     chunk_size: int,
     reporter: SpoolFollower | None = None,
     first_size: int | None = None,
+    damage: Callable[[FrameProblem], Exception] | None = None,
 ) -> Iterator[Frame]:
     """Complete frames from ``start`` to the end of the file (stops at a torn tail or bad frame);
-    reads of ``first_size`` bytes, doubling up to ``chunk_size``."""
+    reads of ``first_size`` bytes, doubling up to ``chunk_size``. ``damage``: the error raised
+    for a bad frame that bytes follow (one at the end may still be being written)."""
     offset = start
     pending = b""
     size = chunk_size if first_size is None else min(first_size, chunk_size)
     while True:
-        chunk = os.pread(fd, size, offset + len(pending))
-        size = min(size * 2, chunk_size)
+        asked, size = size, min(size * 2, chunk_size)
+        chunk = os.pread(fd, asked, offset + len(pending))
         if not chunk:
             return
         data = pending + chunk if pending else chunk
@@ -444,4 +464,6 @@ def _read_frames(
         if result.problem is not None:
             if reporter is not None:
                 reporter._set_problem(result.problem)
+            elif damage is not None and (not result.problem.at_tail or len(chunk) == asked):
+                raise damage(result.problem)
             return
