@@ -29,7 +29,14 @@ def _extensions() -> list[Extension]:
         print("pgshim: Cython is not available; the compiled ingestion core is not built")
         return []
     return cythonize(
-        [Extension("pgshim._ingest_core", ["pgshim/_ingest_core.pyx"], extra_compile_args=["-O2"])],
+        [
+            Extension(
+                "pgshim._ingest_core",
+                ["pgshim/_ingest_core.pyx"],
+                extra_compile_args=["-O2"],
+                libraries=["z"],  # crc32 of spool frames
+            )
+        ],
         compiler_directives={"language_level": 3},
         quiet=True,
     )

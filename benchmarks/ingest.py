@@ -36,11 +36,11 @@ if "--pure" in sys.argv:
 
 from spool_read import write_spool  # noqa: E402
 
+from pgshim import speedups  # noqa: E402
 from pgshim.logical.decoded_store import STORE_FILE_NAME, DecodedStore  # noqa: E402
 from pgshim.logical.relations import RelationRegistry  # noqa: E402
 from pgshim.logical.source import ChangeSource  # noqa: E402
 from pgshim.logical.transactions import TransactionBuilder  # noqa: E402
-from pgshim.reddb import speedups  # noqa: E402
 from pgshim.reddb.change import parse_change_record  # noqa: E402
 from pgshim.reddb.entity import decode_entity  # noqa: E402
 from pgshim.reddb.identity import IdentityMap  # noqa: E402

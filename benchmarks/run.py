@@ -47,8 +47,8 @@ from pgcluster import PgCluster  # noqa: E402
 from server_proc import PgshimServer  # noqa: E402
 from spool_read import write_spool  # noqa: E402
 
+from pgshim import speedups  # noqa: E402
 from pgshim.logical.positions import end_pos  # noqa: E402
-from pgshim.reddb import speedups  # noqa: E402
 
 CASES = ("td", "newformat", "pgoutput", "fanout", "psycopg2", "deep", "latency", "rss", "catchup",
          "sustained", "firststart", "ingest")  # fmt: skip

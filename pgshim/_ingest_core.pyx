@@ -9,17 +9,85 @@ then runs from the start and reports the error exactly as it always does.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.datetime cimport import_datetime, timedelta_new
+from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef enum:
+    MAX_FIELDS = 16
+    MEMBER_OBJECT_EX = 16  # T_OBJECT_EX: what __slots__ fields are
+    MEMBER_READONLY = 1
+
+
+cdef class _Layout:
+    """Where a slotted class keeps each of its fields in its objects: an object is made with
+    its fields written in place, as the fields' own descriptors would write them (calling each
+    descriptor costs more than making the object)."""
+    cdef type cls
+    cdef Py_ssize_t offsets[MAX_FIELDS]
+    cdef Py_ssize_t count
+
+    cdef object make(self, tuple values):
+        cdef object obj = _new(self.cls)
+        cdef Py_ssize_t i
+        cdef object value
+        for i in range(self.count):
+            value = values[i]
+            Py_INCREF(value)
+            (<PyObject**>((<char*><PyObject*>obj) + self.offsets[i]))[0] = <PyObject*>value
+        return obj
+
+
+cdef _Layout _layout(type cls, tuple names):
+    """The layout of ``cls``, whose __slots__ must be ``names`` (in that order)."""
+    import types
+    if tuple(cls.__slots__) != names or len(names) > MAX_FIELDS:
+        raise ValueError(f"{cls.__name__}'s fields are not {names}")
+    cdef _Layout layout = _Layout.__new__(_Layout)
+    cdef PyMemberDef* member
+    for i, name in enumerate(names):
+        descriptor = cls.__dict__[name]
+        if type(descriptor) is not types.MemberDescriptorType:
+            raise ValueError(f"{cls.__name__}.{name} is not a slot")
+        member = (<PyMemberDescrObject*><PyObject*>descriptor).d_member
+        if member.type != MEMBER_OBJECT_EX or member.flags & MEMBER_READONLY:
+            raise ValueError(f"{cls.__name__}.{name} is not a writable object slot")
+        layout.offsets[i] = member.offset
+    layout.cls, layout.count = cls, len(names)
+    return layout
+
+
+import_datetime()
+
+
+cdef inline object _milliseconds(int64_t ms):
+    """timedelta(milliseconds=ms), without parsing keywords."""
+    cdef int64_t days = ms // 86400000  # truncated (cdivision): the constructor normalizes
+    cdef int64_t rest = ms - days * 86400000
+    if not -999999999 <= days <= 999999999:
+        raise OverflowError("days out of timedelta's range")  # as timedelta itself says
+    return timedelta_new(<int>days, <int>(rest // 1000), <int>(rest % 1000 * 1000))
+
 
 cdef object _Entity = None
 cdef object _Field = None
 cdef object _decode_value = None
 cdef object _new = object.__new__
 cdef object _TypedValue = None
-cdef object _set_code, _set_oid, _set_value, _set_native
+cdef _Layout _typed_layout = None
 cdef object _NULL, _TRUE, _FALSE
 cdef object _EPOCH, _MS
 cdef int _oid[256]
@@ -73,12 +141,9 @@ cdef int _ascii_size[256]
 def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_ascii, epoch, ms):
     """Wire the reference's classes and tables in (``pgshim.reddb.entity`` calls this)."""
     global _Entity, _Field, _TypedValue, _decode_value, _ready
-    global _set_code, _set_oid, _set_value, _set_native, _NULL, _TRUE, _FALSE, _EPOCH, _MS
+    global _typed_layout, _NULL, _TRUE, _FALSE, _EPOCH, _MS
     _Entity, _Field, _TypedValue, _decode_value = entity, field, typed_value, decode_value
-    _set_code = typed_value.__dict__["type_code"].__set__
-    _set_oid = typed_value.__dict__["type_oid"].__set__
-    _set_value = typed_value.__dict__["value"].__set__
-    _set_native = typed_value.__dict__["native"].__set__
+    _typed_layout = _layout(typed_value, ("type_code", "type_oid", "value", "native"))
     cdef int code
     for code in range(256):
         _oid[code] = -1
@@ -101,12 +166,7 @@ def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_asci
 
 cdef inline object _typed(int code, object value, object native=None):
     # the frozen dataclass's __init__ sets each field through object.__setattr__: slower
-    cdef object tv = _new(_TypedValue)
-    _set_code(tv, code)
-    _set_oid(tv, _oid[code])
-    _set_value(tv, value)
-    _set_native(tv, native)
-    return tv
+    return _typed_layout.make((code, _oid[code], value, native))
 
 
 cdef class _Reader:
@@ -255,7 +315,7 @@ cdef object _read(_Reader r, object buf, bint typed, int* oid):
     if code == T_TIMESTAMP_MS:
         if not r.need(8):
             return None
-        return _out(typed, oid, code, _EPOCH + r.i64() * _MS)
+        return _out(typed, oid, code, _EPOCH + _milliseconds(r.i64()))
     if code == T_PORT:
         if not r.need(2):
             return None
@@ -545,11 +605,91 @@ cdef object _row_values(bytes buf, dict named, dict positional, Py_ssize_t width
     return (row.entity_id, row.entity_id if logical_id is None else logical_id, values)
 
 
+# -- spool frames --------------------------------------------------------------------------------
+
+cdef extern from "zlib.h":
+    unsigned long crc32(unsigned long crc, const unsigned char* buf, unsigned int len) nogil
+
+cdef enum:
+    MAGIC_LE = 0x574C4452  # b"RDLW" read as a little-endian u32
+    CRC_RESIDUE = 0x2144DF1C  # CRC-32 of any data followed by its own little-endian CRC
+    V2_HEADER = 25
+    V3_41_HEADER = 41
+
+cdef _Layout _frame_layout = None
+cdef uint32_t _max_payload = 0
+cdef str _V2_NAME = "v2"
+cdef str _V3_41_NAME = "v3-41"
+
+
+def setup_frames(frame, max_payload):
+    """Wire the reference's Frame class and payload bound in (``pgshim.spool.frames``)."""
+    global _frame_layout, _max_payload
+    _frame_layout = _layout(
+        frame, ("layout", "lsn", "timestamp_ms", "term", "ownership_epoch", "payload", "offset",
+                "size"),
+    )
+    _max_payload = max_payload
+
+
+def scan_fast(bytes data, Py_ssize_t pos, object base_offset, list frames):
+    """Appends to ``frames`` the frames from ``pos`` on that the reference's fast paths read
+    (v3 with the 41-byte header and v2, CRC right, at least a v3 header and CRC left in
+    ``data``), the same Frame objects; returns where it stopped, for the reference to go on."""
+    if _frame_layout is None:
+        return pos
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data), remaining, total
+    cdef uint32_t magic, size
+    cdef uint64_t term, epoch, lsn, ts
+    while pos >= 0:
+        remaining = end - pos
+        if remaining < V3_41_HEADER + 4:
+            break
+        memcpy(&magic, p + pos, 4)
+        if magic != MAGIC_LE:
+            break
+        if p[pos + 4] == 3:
+            memcpy(&size, p + pos + 37, 4)
+            if size > _max_payload:
+                break
+            total = V3_41_HEADER + <Py_ssize_t>size + 4
+            if total > remaining or crc32(0, p + pos + 4, <unsigned int>(total - 4)) != CRC_RESIDUE:
+                break
+            memcpy(&term, p + pos + 5, 8)
+            memcpy(&epoch, p + pos + 13, 8)
+            memcpy(&lsn, p + pos + 21, 8)
+            memcpy(&ts, p + pos + 29, 8)
+            frames.append(_frame_layout.make((
+                _V3_41_NAME, lsn, ts, term, epoch,
+                PyBytes_FromStringAndSize(<const char*>p + pos + V3_41_HEADER, size),
+                base_offset + pos, total,
+            )))
+        elif p[pos + 4] == 2:
+            memcpy(&size, p + pos + 21, 4)
+            if size > _max_payload:
+                break
+            total = V2_HEADER + <Py_ssize_t>size + 4
+            if total > remaining or crc32(0, p + pos + 4, <unsigned int>(total - 4)) != CRC_RESIDUE:
+                break
+            memcpy(&lsn, p + pos + 5, 8)
+            memcpy(&ts, p + pos + 13, 8)
+            frames.append(_frame_layout.make((
+                _V2_NAME, lsn, ts, 0, 0,
+                PyBytes_FromStringAndSize(<const char*>p + pos + V2_HEADER, size),
+                base_offset + pos, total,
+            )))
+        else:
+            break
+        pos += total
+    return pos
+
+
 # -- ChangeRecord JSON ---------------------------------------------------------------------------
 
 cdef object _ChangeRecord = None
 cdef object _loads = None
-cdef tuple _record_setters = ()
+cdef _Layout _record_layout = None
 cdef frozenset _ROW_OPERATIONS = frozenset(("insert", "update", "delete"))
 cdef tuple _NO_PROBLEMS = ()
 cdef tuple _RECORD_FIELDS = (
@@ -560,11 +700,9 @@ cdef tuple _RECORD_FIELDS = (
 
 def setup_records(change_record, loads):
     """Wire the reference's ChangeRecord class and JSON parser in (``pgshim.reddb.change``)."""
-    global _ChangeRecord, _loads, _record_setters
-    if tuple(change_record.__slots__) != _RECORD_FIELDS:
-        raise ValueError("ChangeRecord's fields are not the ones change_record writes")
+    global _ChangeRecord, _loads, _record_layout
+    _record_layout = _layout(change_record, _RECORD_FIELDS)
     _ChangeRecord, _loads = change_record, loads
-    _record_setters = tuple(change_record.__dict__[name].__set__ for name in _RECORD_FIELDS)
 
 
 cdef inline bint _plain_int(object value):
@@ -620,12 +758,92 @@ cdef object _change_record(object payload, object frame_lsn):
             return None
     else:
         return None
-    record = _ChangeRecord.__new__(_ChangeRecord)
-    values = (frame_lsn, timestamp, operation, collection, rid, kind, entity_bytes, metadata,
-              1 if term is None else term, (), range_id, epoch, payload, _NO_PROBLEMS)
-    for setter, value in zip(_record_setters, values):
-        setter(record, value)
-    return record
+    return _record_layout.make((
+        frame_lsn, timestamp, operation, collection, rid, kind, entity_bytes, metadata,
+        1 if term is None else term, (), range_id, epoch, payload, _NO_PROBLEMS,
+    ))
+
+
+# -- a plain record's whole transaction -----------------------------------------------------------
+
+cdef object _Transaction = None
+cdef _Layout _tx_layout = None
+cdef _Layout _change_layout = None
+cdef object _commit_epoch = None
+cdef object _min_ms = None
+cdef object _max_ms = None
+cdef object _last_ms = None
+cdef object _last_commit_time = None
+cdef dict _ACTIONS = {"insert": "I", "update": "U"}
+cdef tuple _TX_FIELDS = (
+    "xid", "first_lsn", "last_lsn", "begin_pos", "commit_pos", "end_pos", "commit_time",
+    "changes", "records", "errors", "encoded",
+)
+cdef tuple _CHANGE_FIELDS = ("action", "relation", "new", "key", "pos", "lsn", "texts")
+
+
+def setup_transactions(transaction, row_change, epoch, min_ms, max_ms):
+    """Wire the reference's Transaction and RowChange classes and its commit-time range in
+    (``pgshim.logical.transactions``)."""
+    global _Transaction, _tx_layout, _change_layout, _commit_epoch
+    global _min_ms, _max_ms
+    _tx_layout = _layout(transaction, _TX_FIELDS)
+    _change_layout = _layout(row_change, _CHANGE_FIELDS)
+    _Transaction, _commit_epoch = transaction, epoch
+    _min_ms, _max_ms = min_ms, max_ms
+
+
+def plain_transaction(object payload, object lsn, object fast_plan, object learn):
+    """The transaction of one plain insert or update of a known table row: what the reference
+    (``TransactionBuilder.build`` of ``parse_change_record``'s record) gives, with
+    ``learn(collection, physical id, logical id)`` called as it does. None, with nothing
+    learned, whenever the reference must decide (``fast_plan(collection)`` is the relation's
+    ``RelationRegistry.fast_plan``)."""
+    if _Transaction is None or not _ready:
+        return None
+    try:
+        return _plain_transaction(payload, lsn, fast_plan, learn)
+    except Exception:
+        return None
+
+
+cdef object _commit_time(object timestamp_ms):
+    global _last_ms, _last_commit_time
+    if timestamp_ms == _last_ms:  # a writer commits many records within one millisecond
+        return _last_commit_time
+    commit_time = _commit_epoch + _milliseconds(timestamp_ms)
+    _last_ms, _last_commit_time = timestamp_ms, commit_time
+    return commit_time
+
+
+cdef object _plain_transaction(object payload, object lsn, object fast_plan, object learn):
+    record = _change_record(payload, lsn)
+    if record is None:
+        return None
+    action = _ACTIONS.get(record.operation)
+    entity_bytes = record.entity_bytes
+    timestamp_ms = record.timestamp_ms
+    if action is None or entity_bytes is None or not (_min_ms <= timestamp_ms <= _max_ms):
+        return None
+    collection = record.collection
+    plan = fast_plan(collection)
+    if plan is None:
+        return None
+    fast = _row_values(entity_bytes, plan.named, plan.positional, plan.width, plan.learns)
+    if fast is None:
+        return None
+    physical_id, logical_id, values = <tuple>fast
+    (<list>values)[0] = logical_id
+    commit_time = _commit_time(timestamp_ms)
+    learn(collection, physical_id, logical_id)
+    pos = lsn << 8
+    change = _change_layout.make((action, plan.relation, values, None, pos, lsn, None))
+    changes, records, errors = [change], [record], []
+    tx = _tx_layout.make((lsn % 4294967296, lsn, lsn, pos, pos | 0xFE, pos | 0xFF, commit_time,
+                          changes, records, errors, {}))
+    for obj in (tx, change, values, changes, records, errors, record):
+        _untrack(obj)
+    return tx
 
 
 # -- text output (typoutput) of the common column types -----------------------------------------
@@ -786,7 +1004,7 @@ cdef inline void _untrack(object obj):
 
 def untrack(*objects):
     """Take objects that are in no reference cycle out of the cyclic collector's sight
-    (reference counting frees them): see ``pgshim.reddb.speedups.untrack``."""
+    (reference counting frees them): see ``pgshim.speedups.untrack``."""
     for obj in objects:
         _untrack(obj)
 

@@ -1,8 +1,10 @@
 """The compiled ingestion core against the pure-Python reference: same values, same errors."""
 
 import datetime as dt
+import gc
 import json
 import random
+import sys
 from pathlib import Path
 
 import orjson
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgshim import pgtypes
+from pgshim import pgtypes, speedups
 from pgshim.logical import transactions as transactions_module
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.transactions import (
@@ -21,12 +23,12 @@ from pgshim.logical.transactions import (
 )
 from pgshim.reddb import change as change_module
 from pgshim.reddb import entity as entity_module
-from pgshim.reddb import speedups
 from pgshim.reddb.change import parse_change_record
 from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.errors import ChangeDecodeError
 from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.values import VALUE_TYPES, TypedValue
+from pgshim.spool import frames as spool_frames
 from pgshim.spool.generate import Workload, sample_value
 from pgshim.state import open_state
 
@@ -417,3 +419,154 @@ def test_test_decoding_tuples_like_the_reference(
 def test_test_decoding_tuple_refuses_missing_literal_kinds() -> None:
     with pytest.raises(ValueError):
         speedups.core.test_decoding_tuple([" a[text]:", " b[text]:"], b"\x03", ["x", "y"], False)
+
+
+# -- spool frames read by the core ----------------------------------------------------------------
+
+FRAME_SPECS = st.lists(
+    st.tuples(
+        st.sampled_from(spool_frames.LAYOUTS),
+        st.integers(0, 2**64 - 1),
+        st.binary(max_size=80),
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 2**64 - 1),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def reference_scan(data: bytes, base_offset: int, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(speedups, "core", None)
+        return spool_frames.scan_frames(data, base_offset)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FRAME_SPECS, st.data())
+def test_frames_like_the_reference(specs: list, data: st.DataObject) -> None:
+    raw = bytearray(
+        b"".join(
+            spool_frames.build_frame(
+                layout, lsn, payload, timestamp_ms=ts, term=term, ownership_epoch=term // 3
+            )  # fmt: skip
+            for layout, lsn, payload, ts, term in specs
+        )
+    )
+    # damage: a flipped byte, a cut tail, or nothing
+    damage = data.draw(st.sampled_from(["none", "flip", "cut"]))
+    if damage == "flip":
+        raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    elif damage == "cut":
+        del raw[data.draw(st.integers(1, len(raw))) :]
+    base = data.draw(st.integers(0, 2**40))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = reference_scan(bytes(raw), base, monkeypatch)
+    assert spool_frames.scan_frames(bytes(raw), base) == expected
+
+
+def test_plain_frames_are_read_by_the_core() -> None:
+    frames: list = []
+    raw = b"".join(
+        spool_frames.build_frame(layout, lsn, b"{}", timestamp_ms=lsn, term=2)
+        for lsn, layout in enumerate(["v3-41", "v2", "v3-41"], 1)
+    )
+    assert speedups.core.scan_fast(raw, 0, 100, frames) == len(raw)
+    assert [(f.layout, f.lsn, f.offset) for f in frames] == [
+        ("v3-41", 1, 100), ("v2", 2, 100 + 47), ("v3-41", 3, 100 + 47 + 31),
+    ]  # fmt: skip
+    # the other layouts are the reference's to read
+    assert speedups.core.scan_fast(spool_frames.build_frame("v1", 4, b"{}") * 3, 0, 0, []) == 0
+
+
+# -- a plain record's whole transaction -----------------------------------------------------------
+
+
+def payload_builders(tmp_path: Path) -> tuple:
+    """The core's one-call transactions on, and every compiled shortcut of the builder off."""
+    fast, ref = builders(tmp_path)
+    ref._plain = None
+    assert fast._plain is speedups.core.plain_transaction
+    return fast, ref
+
+
+def built_payloads(builder: TransactionBuilder, payloads: list) -> list:
+    out = [builder.build_payload(payload, lsn, 9) for lsn, payload in enumerate(payloads, 1)]
+    builder.flush()
+    identities = builder.identity._conn.execute("SELECT * FROM identity_map ORDER BY 1, 2")
+    return [out, identities.fetchall()]
+
+
+def test_workload_transactions_like_the_reference(tmp_path: Path) -> None:
+    payloads = [orjson.dumps(r) for r in Workload(seed=8).records(3000)]
+    fast, ref = payload_builders(tmp_path)
+    assert built_payloads(fast, payloads) == built_payloads(ref, payloads)
+    # and the core made them: every insert or update of a collection seen before
+    seen: set = set()
+    made = 0
+    for lsn, payload in enumerate(payloads, 1):
+        record = parse_change_record(payload, lsn)
+        if record.operation in ("insert", "update") and record.collection in seen:
+            made += speedups.core.plain_transaction(
+                payload, lsn, fast.relations.fast_plan, lambda *_: None
+            ) is not None  # fmt: skip
+        seen.add(record.collection)
+    assert made > 1000
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.sampled_from(["t1", "t2"]), ROWS), min_size=1, max_size=8),
+    timestamps=st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**64),
+            st.sampled_from([-62135596800000, 253402300799999, 253402300800000, 0, -1]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),  # fmt: skip
+    operations=st.lists(st.sampled_from(["insert", "update", "delete"]), min_size=1, max_size=8),
+)
+def test_transactions_like_the_reference(
+    rows: list, timestamps: list, operations: list, tmp_path_factory
+) -> None:
+    payloads = [
+        json.dumps(  # integers beyond 64 bits too
+            {
+                "operation": operations[i % len(operations)], "collection": collection,
+                "rid": entity.id, "kind": "row", "timestamp": timestamps[i % len(timestamps)],
+                "entity_bytes_hex": encode_entity(entity).hex(),
+            }
+        ).encode()
+        for i, (collection, entity) in enumerate(rows)
+    ]  # fmt: skip
+    fast, ref = payload_builders(tmp_path_factory.mktemp("tx"))
+    assert built_payloads(fast, payloads) == built_payloads(ref, payloads)
+
+
+def test_made_objects_hold_exactly_their_references(tmp_path: Path) -> None:
+    # the core writes fields in place: each must own one reference, no more (a leak) and no
+    # less (a crash once the object is freed)
+    insert = next(r for r in Workload(seed=3).records(100) if r["operation"] == "insert")
+    payload = orjson.dumps(insert)
+    fast, _ = payload_builders(tmp_path)
+    fast.build_payload(payload, 1)  # the relation is learned
+    assert fast.build_payload(payload, 2) is not None  # its placement plan made
+    relation = fast.relations.get(parse_change_record(payload, 2).collection)
+    before = sys.getrefcount(relation), sys.getrefcount(payload)
+    made = [fast.build_payload(payload, lsn) for lsn in range(3, 1003)]
+    assert all(tx.records[0].raw is payload for tx in made)
+    assert sys.getrefcount(relation) == before[0] + 1000
+    del made
+    gc.collect()
+    assert (sys.getrefcount(relation), sys.getrefcount(payload)) == before
+    raw = spool_frames.build_frame("v3-41", 1, b"{}") * 100
+    frames: list = []
+    assert speedups.core.scan_fast(raw, 0, 0, frames) == len(raw)
+    layout = frames[0].layout
+    del frames[1:]
+    layout_refs = sys.getrefcount(layout)
+    speedups.core.scan_fast(raw, 0, 0, frames)
+    assert sys.getrefcount(layout) == layout_refs + 100
+    del frames
+    assert sys.getrefcount(layout) == layout_refs - 1

@@ -34,7 +34,7 @@ from pgshim.reddb import entity as entity_module
 from pgshim.reddb.change import ChangeDecodeError
 from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.identity import IdentityMap
-from pgshim.reddb.speedups import core, untrack_transaction
+from pgshim.speedups import core, untrack_transaction
 from pgshim.spool import follower as follower_module
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.generate import sample_value, write_workload

@@ -49,7 +49,7 @@ from pgshim.logical.transactions import (
     commit_time_problem,
     empty_transaction,
 )
-from pgshim.reddb.change import ChangeDecodeError, parse_change_record
+from pgshim.reddb.change import ChangeDecodeError
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.frames import Frame
 from pgshim.spool.index_store import SpoolIndexStore
@@ -445,17 +445,18 @@ class ChangeSource:
             before = released
             if now < self._held_until:
                 break  # a record waits for the state database (see StateUnwritable)
+            generation = self.follower.status.prunes  # changes only when polling
             for frame in reorder.pop_ready(now):
                 try:
                     tx = self.decode(frame)
                 except StateUnwritable as exc:
                     # what the record taught cannot be kept: release it once it can be
-                    reorder.put_back(frame, now, self.follower.status.prunes)
+                    reorder.put_back(frame, now, generation)
                     self._checkpoint_failed(exc.__cause__)  # type: ignore[arg-type]
                     self._held_until = self._state_retry_at
                     budget = released  # this round ends here
                     break
-                self._versions.add(frame, self.follower.status.prunes)
+                self._versions.add(frame, generation)
                 self._append(tx)
                 released += 1
                 if store:
@@ -627,8 +628,7 @@ class ChangeSource:
         decoded again for a catch-up read is not reported again); a record that cannot be parsed
         at all becomes an empty transaction at its position."""
         try:
-            record = parse_change_record(frame.payload, frame.lsn, frame.timestamp_ms)
-            tx = self.builder.build([record])
+            tx = self.builder.build_payload(frame.payload, frame.lsn, frame.timestamp_ms)
         except sqlite3.Error as exc:  # the state directory failing, not the record
             raise StateUnwritable(exc) from exc
         except Exception as exc:  # foreign bytes: whatever goes wrong is reported, not raised

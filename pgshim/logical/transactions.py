@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from pgshim import pgtypes
 from pgshim.logical.positions import change_pos, commit_pos, end_pos, xid_of
-from pgshim.reddb.speedups import core as _core
-from pgshim.reddb.speedups import untrack, untrack_transaction
+from pgshim.reddb.change import parse_change_record
+from pgshim.speedups import core as _core
+from pgshim.speedups import untrack, untrack_transaction
 
 if TYPE_CHECKING:
     from pgshim.logical.relations import RelationRegistry
@@ -212,6 +213,7 @@ class TransactionBuilder:
         # the compiled core places a plain row's values straight into its columns, unless a
         # decoder of the caller's is to decide every entity
         self._row_values = None if _core is None or decode is not None else _core.row_values
+        self._plain = None if self._row_values is None else _core.plain_transaction
         if decode is None:
             from pgshim.reddb.entity import decode_entity as decode
         self._decode = decode
@@ -232,6 +234,15 @@ class TransactionBuilder:
             else:
                 groups.append([record])
         return groups
+
+    def build_payload(self, payload: bytes, lsn: int, timestamp_ms: int = 0) -> Transaction:
+        """The transaction of one spool payload: ``build`` of its parsed record, a plain
+        insert or update of a known table made by the compiled core in one call."""
+        if self._plain is not None:
+            tx = self._plain(payload, lsn, self.relations.fast_plan, self.identity.learn)
+            if tx is not None:
+                return tx
+        return self.build([parse_change_record(payload, lsn, timestamp_ms)])
 
     def build(self, records: list[ChangeRecord]) -> Transaction:
         if not records:
@@ -322,3 +333,7 @@ class TransactionBuilder:
         row = self.relations.row(record.collection, entity, logical_id)
         tx.errors.extend(f"lsn {record.lsn}: {problem}" for problem in row.problems)
         return RowChange(action, row.relation, row.values, None, change_pos(record.lsn), record.lsn)
+
+
+if _core is not None:
+    _core.setup_transactions(Transaction, RowChange, _EPOCH, _MIN_MS, _MAX_MS)

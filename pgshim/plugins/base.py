@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pgshim.errors import PgError
-from pgshim.reddb.speedups import untrack
+from pgshim.speedups import untrack
 from pgshim.versions import DEFAULT as DEFAULT_VERSION
 
 if TYPE_CHECKING:

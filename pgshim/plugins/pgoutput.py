@@ -33,7 +33,7 @@ from pgshim.plugins.published_rows import (
     published_action,
     table_shape,
 )
-from pgshim.reddb.speedups import untrack
+from pgshim.speedups import untrack
 from pgshim.sql.bounds import Bound
 from pgshim.wire import messages as wire
 

@@ -12,7 +12,7 @@ from pgshim.errors import PgError
 from pgshim.logical.transactions import Column, RowChange, Transaction, value_texts
 from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
-from pgshim.reddb.speedups import core as _core
+from pgshim.speedups import core as _core
 
 _BOOLEAN_OPTIONS = {
     "include-xids": True,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from pgshim.reddb import speedups
+from pgshim import speedups
 from pgshim.reddb.errors import ChangeDecodeError
 
 __all__ = [

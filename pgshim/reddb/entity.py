@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgshim.reddb import speedups
+from pgshim import speedups
 from pgshim.reddb.binary import (
     Buffer,
     encode_str,

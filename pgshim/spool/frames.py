@@ -11,6 +11,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from pgshim import speedups
+
 MAGIC = b"RDLW"
 MAX_PAYLOAD = 256 * 1024 * 1024  # RedDB's MAX_PLAUSIBLE_PAYLOAD; larger means corruption
 LAYOUTS = ("v1", "v2", "v3-33", "v3-41")
@@ -106,6 +108,7 @@ def _scan(data: bytes, base_offset: int) -> ScanResult:
     end = len(data)
     pos = 0
     frames: list[Frame] = []
+    fast = None if speedups.core is None else speedups.core.scan_fast
     append = frames.append
     crc32 = zlib.crc32
     header41 = _HEADER_41.unpack_from
@@ -116,6 +119,8 @@ def _scan(data: bytes, base_offset: int) -> ScanResult:
     )
     problem: FrameProblem | None = None
     while True:
+        if fast is not None:  # the compiled core reads what the fast paths below read
+            pos = fast(data, pos, base_offset, frames)
         remaining = end - pos
         if remaining >= V3_41_HEADER + 4:
             # Fast paths for v3-41 and v2; anything unusual goes to the careful path.
@@ -313,3 +318,7 @@ _FRAME_SETTERS = tuple(
         "size",
     )
 )
+
+
+if speedups.core is not None:
+    speedups.core.setup_frames(Frame, MAX_PAYLOAD)

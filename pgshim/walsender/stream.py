@@ -33,7 +33,7 @@ from pgshim.logical.source import AheadChunk, ChangeSource
 from pgshim.logical.transactions import Transaction
 from pgshim.plugins import OutputPlugin
 from pgshim.plugins.base import SharedOutputPlugin
-from pgshim.reddb.speedups import untrack
+from pgshim.speedups import untrack
 from pgshim.sql.bounds import Bound
 from pgshim.sql.results import CopyBothStream
 from pgshim.walsender.ahead import chunk_messages
