@@ -9,7 +9,18 @@ then runs from the start and reports the error exactly as it always does.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.datetime cimport import_datetime, timedelta_new
+from cpython.datetime cimport (
+    datetime_day,
+    datetime_hour,
+    datetime_microsecond,
+    datetime_minute,
+    datetime_month,
+    datetime_second,
+    datetime_tzinfo,
+    datetime_year,
+    import_datetime,
+    timedelta_new,
+)
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
@@ -898,11 +909,11 @@ cdef object _timestamptz_text(object value):
     """'YYYY-MM-DD HH:MM:SS[.ffffff]+00' of an aware UTC datetime, fraction without trailing
     zeros, as PostgreSQL prints it with TimeZone UTC."""
     cdef char out[40]
-    cdef int micro = value.microsecond
+    cdef int micro = datetime_microsecond(value)
     cdef int length, digits = 6
-    length = snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d", <int>value.year,
-                      <int>value.month, <int>value.day, <int>value.hour, <int>value.minute,
-                      <int>value.second)
+    length = snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d", datetime_year(value),
+                      datetime_month(value), datetime_day(value), datetime_hour(value),
+                      datetime_minute(value), datetime_second(value))
     if micro:
         while micro % 10 == 0:
             micro //= 10
@@ -940,7 +951,7 @@ def value_texts(tuple kinds, list renderers, list values):
             if type(value) is float:
                 text = _float8_text(value)
         elif kind == K_TIMESTAMPTZ:
-            if type(value) is _datetime_type and value.tzinfo is _UTC:
+            if type(value) is _datetime_type and datetime_tzinfo(value) is _UTC:
                 text = _timestamptz_text(value)
         texts[i] = renderers[i](value) if text is None else text
     return texts
@@ -990,6 +1001,65 @@ def test_decoding_tuple(list headers, bytes literals, list texts, bint skip_null
             parts.append(text.replace("'", "''") if "'" in text else text)
             parts.append("'")
     return "".join(parts)
+
+
+cdef dict _TD_ACTIONS = {"I": " INSERT:", "U": " UPDATE:"}
+
+
+def test_decoding_body(list changes, object column_plan, object table_prefix, object render_change):
+    """A transaction's test_decoding change lines, ``(position, line)`` each: what the reference
+    gives (``render_change(change)`` encoded, which renders those this does not: deletes,
+    truncates, updates with an old key), the column plans and table prefixes its own."""
+    cdef list body = []
+    cdef object action, relation, plan, texts, line
+    for change in changes:
+        action = _TD_ACTIONS.get(change.action)
+        if action is None or change.key is not None or change.new is None:
+            line = render_change(change)
+        else:
+            relation = change.relation
+            plan = column_plan(relation.columns)
+            texts = change.texts
+            if texts is None:
+                texts = change.new_texts()
+            line = (table_prefix(relation.schema, relation.name) + action
+                    + test_decoding_tuple(<list>plan[0], <bytes>plan[1], texts, False))
+        body.append((change.pos, (<str>line).encode()))
+    return body
+
+
+cdef inline void _put_be(char* out, uint64_t value, int size):
+    cdef int i
+    for i in range(size):
+        out[i] = <char>((value >> (8 * (size - 1 - i))) & 0xFF)
+
+
+def frame_messages(list pieces, bytes tail, list messages):
+    """Appends to ``pieces`` each message's XLogData framing up to its sendTime, after the
+    previous message's payload (``tail`` first): what ``walsender.ahead.ChunkFramer.add`` does
+    with ``wire.xlog_data_head`` (dataStart and walEnd both the message's position). Returns
+    the last payload, the next piece's start."""
+    cdef Py_ssize_t size
+    cdef bytes piece
+    cdef char* out
+    if tail is None:
+        raise TypeError("tail must be bytes")
+    for data_start, payload in messages:
+        if type(payload) is not bytes:
+            raise TypeError("a message's payload must be bytes")
+        size = PyBytes_GET_SIZE(tail)
+        piece = PyBytes_FromStringAndSize(NULL, size + 22)
+        out = PyBytes_AS_STRING(piece)
+        memcpy(out, PyBytes_AS_STRING(tail), size)
+        out += size
+        out[0] = b"d"
+        _put_be(out + 1, 29 + PyBytes_GET_SIZE(payload), 4)
+        out[5] = b"w"
+        _put_be(out + 6, data_start, 8)
+        _put_be(out + 14, data_start, 8)
+        pieces.append(piece)
+        tail = payload
+    return tail
 
 
 cdef extern from "Python.h":

@@ -1,5 +1,6 @@
 """The compiled ingestion core against the pure-Python reference: same values, same errors."""
 
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -21,6 +22,7 @@ from pgshim.logical.transactions import (
     reference_value_texts,
     value_texts,
 )
+from pgshim.plugins import test_decoding
 from pgshim.reddb import change as change_module
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb.change import parse_change_record
@@ -31,6 +33,7 @@ from pgshim.reddb.values import VALUE_TYPES, TypedValue
 from pgshim.spool import frames as spool_frames
 from pgshim.spool.generate import Workload, sample_value
 from pgshim.state import open_state
+from pgshim.walsender import ahead
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "reddb-golden-vectors.json").read_text())
 CODES = [t.code for t in VALUE_TYPES if t.code < 0x80]  # compressed ones: long values, below
@@ -570,3 +573,42 @@ def test_made_objects_hold_exactly_their_references(tmp_path: Path) -> None:
     assert sys.getrefcount(layout) == layout_refs + 100
     del frames
     assert sys.getrefcount(layout) == layout_refs - 1
+
+
+# -- test_decoding lines and their XLogData framing -----------------------------------------------
+
+
+def test_test_decoding_lines_like_the_reference(tmp_path: Path) -> None:
+    payloads = [orjson.dumps(r) for r in Workload(seed=9).records(2000)]
+    fast, _ = payload_builders(tmp_path)
+    transactions = [fast.build_payload(p, lsn) for lsn, p in enumerate(payloads, 1)]
+    changes = [change for tx in transactions for change in tx.changes]
+    assert {change.action for change in changes} >= {"I", "U", "D", "T"}
+    updated = next(c for c in changes if c.action == "U")
+    changes.append(dataclasses.replace(updated, key=list(updated.new), texts=None))  # old key
+    changes.append(dataclasses.replace(updated, new=None, texts=None))
+    expected = [(c.pos, test_decoding.render_change(c).encode()) for c in changes]
+    for change in changes:
+        change.texts = None  # the core computes them as the reference does
+    body = speedups.core.test_decoding_body(
+        changes, test_decoding._column_plan, test_decoding._table_prefix,
+        test_decoding.render_change,
+    )  # fmt: skip
+    assert body == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=40)), max_size=6),
+    st.binary(max_size=30),
+)
+def test_framing_like_the_reference(messages: list, tail: bytes) -> None:
+    pieces: list = [b"before"]
+    fast_pieces: list = [b"before"]
+    expected = ahead.frame_messages(pieces, tail, messages)
+    assert speedups.core.frame_messages(fast_pieces, tail, messages) == expected
+    assert fast_pieces == pieces
+    with pytest.raises(OverflowError):
+        speedups.core.frame_messages([], b"", [(-1, b"")])
+    with pytest.raises(TypeError):
+        speedups.core.frame_messages([], b"", [(1, "text")])

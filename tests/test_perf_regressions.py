@@ -82,14 +82,14 @@ def test_sessions_with_the_same_options_decode_and_render_each_change_once(
     changes = sum(len(tx.changes) for tx in transactions)
     assert changes > 0
     decoded_once = decode.calls
-    render = Counter(test_decoding.render_change)
-    monkeypatch.setattr(test_decoding, "render_change", render)
+    render = Counter(test_decoding.TestDecodingPlugin.render)  # a transaction's changes
+    monkeypatch.setattr(test_decoding.TestDecodingPlugin, "render", lambda *a: render(*a))
     ctx = PluginContext()
 
     sessions = [StreamState(test_decoding.TestDecodingPlugin({}, ctx), 0) for _ in range(4)]
     outputs = {stream_all(source, state) for state in sessions}
     assert len(outputs) == 1
-    assert render.calls == changes
+    assert render.calls == len(transactions)
     assert decode.calls == decoded_once
 
     other = StreamState(test_decoding.TestDecodingPlugin({"include-xids": "0"}, ctx), 0)
@@ -475,10 +475,12 @@ def test_live_changes_are_rendered_once_for_sessions_and_ahead(
     source = ChangeSource(
         SpoolFollower(spool), TransactionBuilder(IdentityMap(conn), relations), store=store
     )
-    counted = Counter(test_decoding.render_change if key.startswith("test") else
+    # what renders a transaction's changes (test_decoding), or one change (pgoutput)
+    per_transaction = key.startswith("test")
+    counted = Counter(test_decoding.TestDecodingPlugin.render if per_transaction else
                       pgoutput.change_message)  # fmt: skip
-    if key.startswith("test"):
-        monkeypatch.setattr(test_decoding, "render_change", counted)
+    if per_transaction:
+        monkeypatch.setattr(test_decoding.TestDecodingPlugin, "render", lambda *a: counted(*a))
         plugin = test_decoding.TestDecodingPlugin({}, PluginContext())
     else:
         monkeypatch.setattr(pgoutput, "change_message", counted)
@@ -493,7 +495,7 @@ def test_live_changes_are_rendered_once_for_sessions_and_ahead(
     changes = 0
     for tx in source.read(0, 10**9):
         plugin.encode(tx)
-        changes += len(tx.changes)
+        changes += 1 if per_transaction else len(tx.changes)
     assert counted.calls == changes > 0
     source.store_released()
     store.flush()

@@ -130,8 +130,10 @@ def test_bool_spellings_and_prefixes() -> None:
 
 def test_second_instance_with_same_options_reuses_encoding(monkeypatch) -> None:
     calls = []
-    real = td.render_change
-    monkeypatch.setattr(td, "render_change", lambda change: calls.append(1) or real(change))
+    real = td.TestDecodingPlugin.render
+    monkeypatch.setattr(
+        td.TestDecodingPlugin, "render", lambda self, tx: calls.append(1) or real(self, tx)
+    )
     tx = transaction(1, 0x100, 0x1FF, [RowChange("I", T_PK, [1, "a", None], None, 0x100, 1)])
     first = plugin(**{"include-xids": "1"}).encode(tx)
     second = plugin(**{"include-xids": "on"}).encode(tx)

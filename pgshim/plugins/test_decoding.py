@@ -163,7 +163,10 @@ class TestDecodingPlugin(SharedOutputPlugin):
         return cls(dict(zip(names, flags, strict=True)), PluginContext())
 
     def render(self, tx: Transaction) -> list[Message]:
-        body = [(change.pos, render_change(change).encode()) for change in tx.changes]
+        if _core is not None:
+            body = _core.test_decoding_body(tx.changes, _column_plan, _table_prefix, render_change)
+        else:
+            body = [(change.pos, render_change(change).encode()) for change in tx.changes]
         if self.skip_empty_xacts and not body:
             return []
         begin = f"BEGIN {tx.xid}" if self.include_xids else "BEGIN"

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from sqlite3 import Connection
 
+from pgshim import speedups
 from pgshim.logical.decoded_store import DecodedStore, PlainUnpickler
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Transaction
@@ -47,6 +48,19 @@ CREATE TABLE IF NOT EXISTS ahead_keys (
 FramedChunk = tuple[array, array, list[bytes]]  # end positions, message ends, pieces
 
 
+def frame_messages(pieces: list[bytes], tail: bytes, messages: list[Message]) -> bytes:
+    """Appends to ``pieces`` each message's framing up to its sendTime after the previous
+    message's payload (``tail`` first); returns the last payload, the next piece's start. The
+    compiled core's reference."""
+    for data_start, payload in messages:
+        pieces.append(tail + wire.xlog_data_head(data_start, data_start, len(payload)))
+        tail = payload
+    return tail
+
+
+_frame_messages = frame_messages if speedups.core is None else speedups.core.frame_messages
+
+
 class ChunkFramer:
     """Frames one format's messages for a store chunk as its transactions are ingested (the work
     spreads over ingestion instead of landing on the event loop at once) and gives the chunk's
@@ -62,13 +76,9 @@ class ChunkFramer:
         self._tail = b""  # the last message's payload: the start of the next piece
 
     def add(self, tx: Transaction) -> None:
-        pieces, tail = self._pieces, self._tail
-        for data_start, payload in self._render(tx):
-            pieces.append(tail + wire.xlog_data_head(data_start, data_start, len(payload)))
-            tail = payload
-        self._tail = tail
+        self._tail = _frame_messages(self._pieces, self._tail, self._render(tx))
         self._ends.append(tx.end_pos)
-        self._message_ends.append(len(pieces))
+        self._message_ends.append(len(self._pieces))
 
     def render(self, transactions: list[Transaction]) -> bytes:
         """A whole chunk's output at once, leaving what ``add`` gathered alone."""
