@@ -26,6 +26,7 @@ log = logging.getLogger("pgshim.spool")
 DELIVERED_WINDOW = 65536  # recent LSNs remembered exactly, to tell duplicates after a prune
 HEAD_BYTES = 4096  # a persisted index names its file by identity and by these first bytes
 FIRST_READ_BYTES = 64 << 10  # the first read of a catch-up iteration; later ones double
+INDEX_BATCH = 4096  # frames indexed at a time when the index catches up with the file
 # a file modified this recently may be modified again without its mtime changing (file times
 # have the kernel clock's coarse granularity): its stat does not prove it unchanged
 RACY_NS = 2_000_000_000
@@ -402,9 +403,15 @@ class SpoolFollower:
         """Index the records between the end of the index and the end of the file."""
         assert self._fd is not None
         frames_read = 0
+        batch: list[Frame] = []
         for frame in _read_frames(self._fd, self._index.end_offset, self.chunk_size, self):
-            self._catalog([frame])
-            frames_read += 1
+            batch.append(frame)
+            if len(batch) >= INDEX_BATCH:
+                self._catalog(batch)
+                frames_read += len(batch)
+                batch.clear()
+        self._catalog(batch)
+        frames_read += len(batch)
         if frames_read:
             log.debug("indexed %d more records of %s", frames_read, self.path)
 
