@@ -26,6 +26,8 @@ class IdentityMap:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._pending: dict[tuple[str, int], int] = {}
+        # per collection, at least the highest physical id of a mapping held (see ``learn``)
+        self._highest: dict[str, int] = {}
         conn.execute(
             "CREATE TABLE IF NOT EXISTS identity_map ("
             " collection TEXT NOT NULL,"
@@ -37,8 +39,28 @@ class IdentityMap:
         conn.commit()
 
     def learn(self, collection: str, physical_id: int, logical_id: int) -> None:
-        """Remember a mapping; it is written on the next flush()."""
+        """Remember a mapping; it is written on the next flush(). An insert's physical id is
+        its logical id, and RedDB hands out ids in increasing order: a mapping of an id to
+        itself above every physical id the map holds for the collection is what ``resolve``
+        says already, and is not written (nearly every insert)."""
+        highest = self._highest.get(collection)
+        if highest is None:
+            highest = self._highest[collection] = self._highest_stored(collection)
+        if physical_id == logical_id and physical_id > highest:
+            return
         self._pending[(collection, physical_id)] = logical_id
+        if physical_id > highest:
+            self._highest[collection] = physical_id
+
+    def _highest_stored(self, collection: str) -> int:
+        """The highest physical id of the collection's stored mappings (-1 when none); ids
+        of 2**63 and above are stored negative."""
+        query = "SELECT max(physical_id) FROM identity_map WHERE collection = ? AND physical_id "
+        (wrapped,) = self._conn.execute(query + "< 0", (collection,)).fetchone()
+        if wrapped is not None:
+            return _from_sql(wrapped)
+        (plain,) = self._conn.execute(query + ">= 0", (collection,)).fetchone()
+        return -1 if plain is None else plain
 
     def resolve(self, collection: str, physical_id: int) -> int:
         """The logical id of a physical id, or the physical id itself when unknown."""
