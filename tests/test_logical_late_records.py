@@ -12,7 +12,7 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from spoolkit import SpoolKit
 
@@ -162,9 +162,7 @@ def test_a_new_term_that_rewrites_sent_lsns_is_a_divergence_at_its_first_lsn(tmp
 
     assert [position for position, _ in harness.rewinds][:1] == [change_pos(8)]
     assert harness.lsns() == list(range(1, 12))
-    names = {
-        tx.last_lsn: tx.changes[0].new[1] for tx in harness.source.read(0, 100) if tx.changes
-    }
+    names = {tx.last_lsn: tx.changes[0].new[1] for tx in harness.source.read(0, 100) if tx.changes}
     assert [names[lsn] for lsn in range(7, 12)] == ["old 7", "new 8", "new 9", "new 10", "new 11"]
     assert harness.terms.terms == [(1, 1), (2, 8)]  # TIMELINE_HISTORY: term 2 began at LSN 8
 
@@ -247,3 +245,52 @@ def test_a_released_version_is_kept_exactly(term: int, generation: int, offset: 
     released = source_module._ReleasedVersions(2)
     released.add(frame, generation)
     assert released.get(7) == version
+
+
+# a poll's frames: LSNs around a few values (duplicates, holes, disorder), terms and offsets;
+# often in increasing order with holes, as a spool mostly is
+FRAME_SPECS = st.lists(
+    st.tuples(st.integers(1, 12), st.integers(1, 3), st.integers(0, 10**6)), max_size=8
+)
+POLLED = st.one_of(
+    FRAME_SPECS, FRAME_SPECS.map(lambda specs: sorted({spec[0]: spec for spec in specs}.values()))
+).map(
+    lambda specs: [Frame("v3-41", lsn, 0, term, 0, b"", offset, 50) for lsn, term, offset in specs]
+)
+STEPS = st.lists(
+    st.tuples(
+        POLLED,
+        st.sampled_from([0.0, 0.5, 2.0]),  # time passing before the release round
+        st.booleans(),  # the first frame released is put back (the state database failing)
+        st.booleans(),  # a final round
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(STEPS, st.integers(0, 4), st.integers(0, 3))
+def test_runs_of_frames_are_released_like_frames_pushed_one_by_one(
+    steps: list, window: int, generation: int
+) -> None:
+    fast = source_module._Reorder(0, grace=1.0, window=window)
+    reference = source_module._Reorder(0, grace=1.0, window=window)
+    now = 0.0
+    for polled, elapsed, put_back, final in steps:
+        fresh = [frame for frame in polled if frame.lsn > fast.released]
+        assert fresh == [frame for frame in polled if frame.lsn > reference.released]
+        fast.push_all(fresh, now, generation)
+        for frame in fresh:
+            reference.push(frame, now, generation)
+        assert len(fast) == len(reference)
+        now += elapsed
+        released = []
+        for reorder in (fast, reference):
+            out = []
+            for frame in reorder.pop_ready(now, final=final):
+                out.append(frame)
+                if put_back and len(out) == 1:
+                    reorder.put_back(frame, now, generation)
+                    break
+            released.append((out, reorder.take_behind(), reorder.released, len(reorder)))
+        assert released[0] == released[1]

@@ -100,23 +100,58 @@ class _Reorder:
         self._before = after_lsn  # what was released before the last frame released
         self._heap: list[tuple[int, tuple[int, int, int], int, float, Frame]] = []
         self._pushed = itertools.count()
+        # frames in strictly increasing LSN order pushed while nothing else waited: released
+        # from the list in order instead of through the heap (a run: ``push_all``)
+        self._run: list[Frame] = []
+        self._run_at = 0
+        self._run_pushed = (0.0, 0)  # when and in which spool generation
 
     def push(self, frame: Frame, now: float, generation: int = 0) -> None:
+        if self._run_at < len(self._run):
+            self._run_to_heap()
         latest_first = (-frame.term, -generation, -frame.offset)
         heapq.heappush(self._heap, (frame.lsn, latest_first, next(self._pushed), now, frame))
 
+    def push_all(self, frames: list[Frame], now: float, generation: int = 0) -> None:
+        """``push`` of each frame, in order; a strictly increasing run of them pushed while
+        nothing waits is released from the list itself."""
+        if self._heap or self._run_at < len(self._run) or not _increasing(frames):
+            for frame in frames:
+                self.push(frame, now, generation)
+            return
+        self._run, self._run_at, self._run_pushed = frames, 0, (now, generation)
+
+    def _run_to_heap(self) -> None:
+        run, at = self._run, self._run_at
+        self._run, self._run_at = [], 0
+        now, generation = self._run_pushed
+        for frame in run[at:]:
+            self.push(frame, now, generation)
+
     def pop_ready(self, now: float, *, final: bool = False) -> Iterator[Frame]:
         heap = self._heap
-        while heap:
-            lsn, _, _, seen_at, frame = heap[0]
+        while True:
+            run = self._run
+            if self._run_at < len(run):  # the heap is empty (see push)
+                frame = run[self._run_at]
+                lsn, seen_at = frame.lsn, self._run_pushed[0]
+                waiting = len(run) - self._run_at
+            elif heap:
+                lsn, _, _, seen_at, frame = heap[0]
+                waiting = len(heap)
+            else:
+                return
             if not (
                 lsn <= self.released + 1
                 or final
-                or len(heap) > self.window
+                or waiting > self.window
                 or now - seen_at >= self.grace
             ):
                 return
-            heapq.heappop(heap)
+            if self._run_at < len(run):
+                self._run_at += 1
+            else:
+                heapq.heappop(heap)
             if lsn <= self.released:
                 self.behind.append(frame)
                 continue
@@ -133,7 +168,11 @@ class _Reorder:
         return behind
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._run) - self._run_at
+
+
+def _increasing(frames: list[Frame]) -> bool:
+    return all(a.lsn < b.lsn for a, b in itertools.pairwise(frames))
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,11 +476,13 @@ class ChangeSource:
                 frames = self._poll_chunk()
                 polled = len(frames)
                 generation = self.follower.status.prunes
-                for frame in frames:
-                    if frame.lsn > reorder.released:
-                        reorder.push(frame, now, generation)
-                    else:
-                        self._behind(frame)
+                released_before = reorder.released
+                fresh = [frame for frame in frames if frame.lsn > released_before]
+                if len(fresh) < polled:
+                    for frame in frames:
+                        if frame.lsn <= released_before:
+                            self._behind(frame)
+                reorder.push_all(fresh, now, generation)
             before = released
             if now < self._held_until:
                 break  # a record waits for the state database (see StateUnwritable)
