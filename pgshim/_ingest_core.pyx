@@ -1028,6 +1028,51 @@ def test_decoding_body(list changes, object column_plan, object table_prefix, ob
     return body
 
 
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+
+def pgoutput_text_tuple(Py_ssize_t count, list texts):
+    """pgoutput's TupleData of ``count`` columns in text format: what the reference
+    (``plugins.pgoutput.text_tuple_data``) gives, or None for it to decide (a count out of the
+    int16 range, a text that is not a str)."""
+    cdef Py_ssize_t n = min(len(texts), count), i, size, total = 2
+    cdef const char* data
+    cdef object text
+    if count < 0 or count > 32767:
+        return None
+    for i in range(n):
+        text = texts[i]
+        if text is None:
+            total += 1
+        elif type(text) is str:
+            PyUnicode_AsUTF8AndSize(text, &size)
+            if size > 0x7FFFFFFF:
+                return None
+            total += 5 + size
+        else:
+            return None
+    total += count - n
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* p = PyBytes_AS_STRING(out)
+    _put_be(p, count, 2)
+    p += 2
+    for i in range(n):
+        text = texts[i]
+        if text is None:
+            p[0] = b"n"
+            p += 1
+            continue
+        data = PyUnicode_AsUTF8AndSize(text, &size)
+        p[0] = b"t"
+        _put_be(p + 1, size, 4)
+        memcpy(p + 5, data, size)
+        p += 5 + size
+    for i in range(count - n):
+        p[i] = b"n"
+    return out
+
+
 cdef inline void _put_be(char* out, uint64_t value, int size):
     cdef int i
     for i in range(size):

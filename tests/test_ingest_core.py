@@ -22,7 +22,7 @@ from pgshim.logical.transactions import (
     reference_value_texts,
     value_texts,
 )
-from pgshim.plugins import test_decoding
+from pgshim.plugins import pgoutput, test_decoding
 from pgshim.reddb import change as change_module
 from pgshim.reddb import entity as entity_module
 from pgshim.reddb.change import parse_change_record
@@ -612,3 +612,21 @@ def test_framing_like_the_reference(messages: list, tail: bytes) -> None:
         speedups.core.frame_messages([], b"", [(-1, b"")])
     with pytest.raises(TypeError):
         speedups.core.frame_messages([], b"", [(1, "text")])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=8), st.integers(0, 10))
+def test_pgoutput_text_tuples_like_the_reference(texts: list, count: int) -> None:
+    assert speedups.core.pgoutput_text_tuple(count, texts) == pgoutput.reference_text_tuple_data(
+        count, texts
+    )
+    assert pgoutput.text_tuple_data(count, texts) == pgoutput.reference_text_tuple_data(
+        count, texts
+    )
+
+
+def test_pgoutput_text_tuples_left_to_the_reference() -> None:
+    assert speedups.core.pgoutput_text_tuple(40000, []) is None  # beyond int16: it raises
+    assert speedups.core.pgoutput_text_tuple(1, [b"bytes"]) is None
+    with pytest.raises(UnicodeEncodeError):  # as str.encode
+        speedups.core.pgoutput_text_tuple(1, ["\ud800"])

@@ -33,6 +33,7 @@ from pgshim.plugins.published_rows import (
     published_action,
     table_shape,
 )
+from pgshim.speedups import core as _core
 from pgshim.speedups import untrack
 from pgshim.sql.bounds import Bound
 from pgshim.wire import messages as wire
@@ -111,6 +112,15 @@ def tuple_data(columns: list[Column], values: list[Any], *, binary: bool) -> byt
 def text_tuple_data(count: int, texts: list[str | None]) -> bytes:
     """TupleData of ``count`` columns in text format from the values' text output (rendered for
     the relation as it was; a column it has since gained is NULL, one it lost is left out)."""
+    if _core is not None:
+        data = _core.pgoutput_text_tuple(count, texts)
+        if data is not None:
+            return data
+    return reference_text_tuple_data(count, texts)
+
+
+def reference_text_tuple_data(count: int, texts: list[str | None]) -> bytes:
+    """``text_tuple_data`` in Python (the compiled core's reference)."""
     parts = [_INT16.pack(count)]
     pack = _INT32.pack
     if len(texts) > count:
