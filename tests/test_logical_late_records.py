@@ -12,7 +12,7 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from spoolkit import SpoolKit
 
@@ -261,22 +261,30 @@ STEPS = st.lists(
     st.tuples(
         POLLED,
         st.sampled_from([0.0, 0.5, 2.0]),  # time passing before the release round
-        st.booleans(),  # the first frame released is put back (the state database failing)
+        # the first frame released is put back (the state database failing), or the round
+        # ends after so many frames (ingestion's budget), or takes all that are ready
+        st.sampled_from(["put back", 1, 2, "all"]),
         st.booleans(),  # a final round
     ),
     max_size=8,
 )
 
 
+def _frames(*lsns: int) -> list[Frame]:
+    return [Frame("v3-41", lsn, 0, 1, 0, b"", lsn * 100, 50) for lsn in lsns]
+
+
 @settings(max_examples=400, deadline=None)
 @given(STEPS, st.integers(0, 4), st.integers(0, 3))
+# two runs waiting behind a hole: the window counts both
+@example([(_frames(1, 3), 0.0, 1, False), (_frames(4, 5, 6), 0.0, "all", False)], 3, 0)
 def test_runs_of_frames_are_released_like_frames_pushed_one_by_one(
     steps: list, window: int, generation: int
 ) -> None:
     fast = source_module._Reorder(0, grace=1.0, window=window)
     reference = source_module._Reorder(0, grace=1.0, window=window)
     now = 0.0
-    for polled, elapsed, put_back, final in steps:
+    for polled, elapsed, how, final in steps:
         fresh = [frame for frame in polled if frame.lsn > fast.released]
         assert fresh == [frame for frame in polled if frame.lsn > reference.released]
         fast.push_all(fresh, now, generation)
@@ -289,8 +297,10 @@ def test_runs_of_frames_are_released_like_frames_pushed_one_by_one(
             out = []
             for frame in reorder.pop_ready(now, final=final):
                 out.append(frame)
-                if put_back and len(out) == 1:
+                if how == "put back":
                     reorder.put_back(frame, now, generation)
+                    break
+                if len(out) == how:
                     break
             released.append((out, reorder.take_behind(), reorder.released, len(reorder)))
         assert released[0] == released[1]

@@ -100,42 +100,46 @@ class _Reorder:
         self._before = after_lsn  # what was released before the last frame released
         self._heap: list[tuple[int, tuple[int, int, int], int, float, Frame]] = []
         self._pushed = itertools.count()
-        # frames in strictly increasing LSN order pushed while nothing else waited: released
-        # from the list in order instead of through the heap (a run: ``push_all``)
-        self._run: list[Frame] = []
-        self._run_at = 0
-        self._run_pushed = (0.0, 0)  # when and in which spool generation
+        # frames in strictly increasing LSN order pushed while the heap was empty, each poll's
+        # [frames, next index, when pushed, spool generation]: released from the lists in
+        # order instead of through the heap (``push_all``); never both at once
+        self._runs: deque[list] = deque()
+        self._run_waiting = 0
 
     def push(self, frame: Frame, now: float, generation: int = 0) -> None:
-        if self._run_at < len(self._run):
-            self._run_to_heap()
+        if self._runs:
+            self._runs_to_heap()
         latest_first = (-frame.term, -generation, -frame.offset)
         heapq.heappush(self._heap, (frame.lsn, latest_first, next(self._pushed), now, frame))
 
     def push_all(self, frames: list[Frame], now: float, generation: int = 0) -> None:
-        """``push`` of each frame, in order; a strictly increasing run of them pushed while
-        nothing waits is released from the list itself."""
-        if self._heap or self._run_at < len(self._run) or not _increasing(frames):
+        """``push`` of each frame, in order; frames in increasing LSN order above those waiting
+        in runs, while the heap is empty, wait as a run."""
+        runs = self._runs
+        if (
+            self._heap
+            or not _increasing(frames)
+            or (runs and frames and frames[0].lsn <= runs[-1][0][-1].lsn)
+        ):
             for frame in frames:
                 self.push(frame, now, generation)
-            return
-        self._run, self._run_at, self._run_pushed = frames, 0, (now, generation)
+        elif frames:
+            runs.append([frames, 0, now, generation])
+            self._run_waiting += len(frames)
 
-    def _run_to_heap(self) -> None:
-        run, at = self._run, self._run_at
-        self._run, self._run_at = [], 0
-        now, generation = self._run_pushed
-        for frame in run[at:]:
-            self.push(frame, now, generation)
+    def _runs_to_heap(self) -> None:
+        runs, self._runs, self._run_waiting = self._runs, deque(), 0
+        for frames, at, now, generation in runs:
+            for frame in frames[at:]:
+                self.push(frame, now, generation)
 
     def pop_ready(self, now: float, *, final: bool = False) -> Iterator[Frame]:
-        heap = self._heap
+        heap, runs = self._heap, self._runs
         while True:
-            run = self._run
-            if self._run_at < len(run):  # the heap is empty (see push)
-                frame = run[self._run_at]
-                lsn, seen_at = frame.lsn, self._run_pushed[0]
-                waiting = len(run) - self._run_at
+            if runs:  # the heap is empty (see push)
+                run = runs[0]
+                frame = run[0][run[1]]
+                lsn, seen_at, waiting = frame.lsn, run[2], self._run_waiting
             elif heap:
                 lsn, _, _, seen_at, frame = heap[0]
                 waiting = len(heap)
@@ -148,8 +152,11 @@ class _Reorder:
                 or now - seen_at >= self.grace
             ):
                 return
-            if self._run_at < len(run):
-                self._run_at += 1
+            if runs:
+                run[1] += 1
+                self._run_waiting -= 1
+                if run[1] == len(run[0]):
+                    runs.popleft()
             else:
                 heapq.heappop(heap)
             if lsn <= self.released:
@@ -168,7 +175,7 @@ class _Reorder:
         return behind
 
     def __len__(self) -> int:
-        return len(self._heap) + len(self._run) - self._run_at
+        return len(self._heap) + self._run_waiting
 
 
 def _increasing(frames: list[Frame]) -> bool:
