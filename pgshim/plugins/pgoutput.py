@@ -46,8 +46,6 @@ PG18_NUM = 180000
 STREAM_PROTO_VERSION = 2
 TWO_PHASE_PROTO_VERSION = 3
 PARALLEL_PROTO_VERSION = 4
-_INT64 = struct.Struct(">q")
-_UINT64 = struct.Struct(">Q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
@@ -63,17 +61,19 @@ def _cstring(text: str) -> bytes:
     return text.encode() + b"\x00"
 
 
-def begin_message(tx: Transaction) -> bytes:
-    return b"B" + _UINT64.pack(tx.commit_pos) + _INT64.pack(pg_timestamp(tx)) + _UINT32.pack(tx.xid)
+_BEGIN = struct.Struct(">cQqI")  # 'B', final LSN, commit time, xid
+_COMMIT = struct.Struct(">ccQQq")  # 'C', flags, commit LSN, end LSN, commit time
 
 
-def commit_message(tx: Transaction) -> bytes:
-    return (
-        b"C\x00"
-        + _UINT64.pack(tx.commit_pos)
-        + _UINT64.pack(tx.end_pos)
-        + _INT64.pack(pg_timestamp(tx))
-    )
+def begin_message(tx: Transaction, timestamp: int | None = None) -> bytes:
+    """Begin; ``timestamp``: ``pg_timestamp(tx)`` when the caller has it."""
+    timestamp = pg_timestamp(tx) if timestamp is None else timestamp
+    return _BEGIN.pack(b"B", tx.commit_pos, timestamp, tx.xid)
+
+
+def commit_message(tx: Transaction, timestamp: int | None = None) -> bytes:
+    timestamp = pg_timestamp(tx) if timestamp is None else timestamp
+    return _COMMIT.pack(b"C", b"\x00", tx.commit_pos, tx.end_pos, timestamp)
 
 
 def relation_message(relation: Relation, columns: list[Column] | None = None) -> bytes:
@@ -277,7 +277,10 @@ def shared_transaction(tx: Transaction, *, binary: bool) -> _SharedTransaction:
         _SharedChange(c.relation, c.action, c.pos, change_message(c, binary=binary))
         for c in tx.changes
     ]
-    shared = _SharedTransaction(begin_message(tx), changes, commit_message(tx))
+    timestamp = pg_timestamp(tx)
+    shared = _SharedTransaction(
+        begin_message(tx, timestamp), changes, commit_message(tx, timestamp)
+    )
     untrack(shared, changes, *changes)  # kept with the transaction (see speedups.untrack)
     return shared
 
