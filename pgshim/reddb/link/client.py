@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import grpc
 
 from pgshim.errors import PgError
 from pgshim.reddb.link import messages
+
+if TYPE_CHECKING:
+    import grpc
 
 SERVICE = "reddb.v1.RedDb"
 DEFAULT_MAX_COUNT = 1000
@@ -96,6 +97,8 @@ class RedDbClient:
         channel_credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
+        import grpc  # loaded with the first client: a server reading a spool file never needs it
+
         address, url_tls = parse_target(target)
         self.target = target
         self.timeout = timeout
@@ -107,6 +110,7 @@ class RedDbClient:
             self._channel = grpc.secure_channel(address, creds, options=list(options))
         else:
             self._channel = grpc.insecure_channel(address, options=list(options))
+        self._rpc_error = grpc.RpcError
         self._status = self._method("ReplicationStatus", messages.encode_empty)
         self._pull = self._method("PullWalRecords", messages.encode_json_payload_request)
         self._ack = self._method("AckReplicaLsn", messages.encode_json_payload_request)
@@ -123,7 +127,7 @@ class RedDbClient:
     ) -> dict[str, Any]:
         try:
             reply: messages.PayloadReply = stub(request, timeout=timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
+        except self._rpc_error as exc:
             code = exc.code() if hasattr(exc, "code") else None
             details = exc.details() if hasattr(exc, "details") else str(exc)
             raise RedDbError(
