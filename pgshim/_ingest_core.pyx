@@ -653,6 +653,8 @@ def scan_fast(bytes data, Py_ssize_t pos, object base_offset, list frames):
     cdef Py_ssize_t end = PyBytes_GET_SIZE(data), remaining, total
     cdef uint32_t magic, size
     cdef uint64_t term, epoch, lsn, ts
+    cdef int version, header, size_at
+    cdef str name
     while pos >= 0:
         remaining = end - pos
         if remaining < V3_41_HEADER + 4:
@@ -660,38 +662,33 @@ def scan_fast(bytes data, Py_ssize_t pos, object base_offset, list frames):
         memcpy(&magic, p + pos, 4)
         if magic != MAGIC_LE:
             break
-        if p[pos + 4] == 3:
-            memcpy(&size, p + pos + 37, 4)
-            if size > _max_payload:
-                break
-            total = V3_41_HEADER + <Py_ssize_t>size + 4
-            if total > remaining or crc32(0, p + pos + 4, <unsigned int>(total - 4)) != CRC_RESIDUE:
-                break
+        version = p[pos + 4]
+        if version == 3:
+            header, size_at, name = V3_41_HEADER, 37, _V3_41_NAME
+        elif version == 2:
+            header, size_at, name = V2_HEADER, 21, _V2_NAME
+        else:
+            break
+        memcpy(&size, p + pos + size_at, 4)
+        if size > _max_payload:
+            break
+        total = header + <Py_ssize_t>size + 4
+        if total > remaining or crc32(0, p + pos + 4, <unsigned int>(total - 4)) != CRC_RESIDUE:
+            break
+        if version == 3:
             memcpy(&term, p + pos + 5, 8)
             memcpy(&epoch, p + pos + 13, 8)
             memcpy(&lsn, p + pos + 21, 8)
             memcpy(&ts, p + pos + 29, 8)
-            frames.append(_frame_layout.make((
-                _V3_41_NAME, lsn, ts, term, epoch,
-                PyBytes_FromStringAndSize(<const char*>p + pos + V3_41_HEADER, size),
-                base_offset + pos, total,
-            )))
-        elif p[pos + 4] == 2:
-            memcpy(&size, p + pos + 21, 4)
-            if size > _max_payload:
-                break
-            total = V2_HEADER + <Py_ssize_t>size + 4
-            if total > remaining or crc32(0, p + pos + 4, <unsigned int>(total - 4)) != CRC_RESIDUE:
-                break
+        else:
+            term = epoch = 0
             memcpy(&lsn, p + pos + 5, 8)
             memcpy(&ts, p + pos + 13, 8)
-            frames.append(_frame_layout.make((
-                _V2_NAME, lsn, ts, 0, 0,
-                PyBytes_FromStringAndSize(<const char*>p + pos + V2_HEADER, size),
-                base_offset + pos, total,
-            )))
-        else:
-            break
+        frames.append(_frame_layout.make((
+            name, lsn, ts, term, epoch,
+            PyBytes_FromStringAndSize(<const char*>p + pos + header, size),
+            base_offset + pos, total,
+        )))
         pos += total
     return pos
 
