@@ -65,14 +65,12 @@ _BEGIN = struct.Struct(">cQqI")  # 'B', final LSN, commit time, xid
 _COMMIT = struct.Struct(">ccQQq")  # 'C', flags, commit LSN, end LSN, commit time
 
 
-def begin_message(tx: Transaction, timestamp: int | None = None) -> bytes:
-    """Begin; ``timestamp``: ``pg_timestamp(tx)`` when the caller has it."""
-    timestamp = pg_timestamp(tx) if timestamp is None else timestamp
+def begin_message(tx: Transaction, timestamp: int) -> bytes:
+    """Begin; ``timestamp`` is ``pg_timestamp(tx)``, computed once for Begin and Commit."""
     return _BEGIN.pack(b"B", tx.commit_pos, timestamp, tx.xid)
 
 
-def commit_message(tx: Transaction, timestamp: int | None = None) -> bytes:
-    timestamp = pg_timestamp(tx) if timestamp is None else timestamp
+def commit_message(tx: Transaction, timestamp: int) -> bytes:
     return _COMMIT.pack(b"C", b"\x00", tx.commit_pos, tx.end_pos, timestamp)
 
 
