@@ -24,7 +24,6 @@ from cpython.datetime cimport (
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
 
@@ -869,12 +868,16 @@ cdef object _UTC = None
 cdef type _datetime_type = None
 
 
-def text_kinds(oids):
-    """The kind of each column type for ``value_texts`` (K_OTHER: its renderer decides)."""
+cdef void _know_datetime():
     global _UTC, _datetime_type
     if _UTC is None:
         import datetime
         _UTC, _datetime_type = datetime.UTC, datetime.datetime
+
+
+def text_kinds(oids):
+    """The kind of each column type for ``value_texts`` (K_OTHER: its renderer decides)."""
+    _know_datetime()
     kinds = []
     for oid in oids:
         if oid in (20, 21, 23, 26):
@@ -902,20 +905,38 @@ cdef object _float8_text(double value):
     return text[:-2] if text.endswith(".0") else text
 
 
+cdef inline void _put_digits(char* out, int value, int width):
+    """``value`` (0 <= value < 10**width) in ``width`` decimal digits, zero-padded."""
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        out[i] = <char>(48 + value % 10)
+        value //= 10
+
+
 cdef object _timestamptz_text(object value):
     """'YYYY-MM-DD HH:MM:SS[.ffffff]+00' of an aware UTC datetime, fraction without trailing
     zeros, as PostgreSQL prints it with TimeZone UTC."""
-    cdef char out[40]
+    cdef char out[32]
     cdef int micro = datetime_microsecond(value)
-    cdef int length, digits = 6
-    length = snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d", datetime_year(value),
-                      datetime_month(value), datetime_day(value), datetime_hour(value),
-                      datetime_minute(value), datetime_second(value))
+    cdef int length = 19, digits = 6
+    _put_digits(out, datetime_year(value), 4)  # datetime's years are 1 to 9999
+    out[4] = b"-"
+    _put_digits(out + 5, datetime_month(value), 2)
+    out[7] = b"-"
+    _put_digits(out + 8, datetime_day(value), 2)
+    out[10] = b" "
+    _put_digits(out + 11, datetime_hour(value), 2)
+    out[13] = b":"
+    _put_digits(out + 14, datetime_minute(value), 2)
+    out[16] = b":"
+    _put_digits(out + 17, datetime_second(value), 2)
     if micro:
         while micro % 10 == 0:
             micro //= 10
             digits -= 1
-        length += snprintf(out + length, 40 - length, ".%0*d", digits, micro)
+        out[19] = b"."
+        _put_digits(out + 20, micro, digits)
+        length = 20 + digits
     out[length] = b"+"
     out[length + 1] = b"0"
     out[length + 2] = b"0"
@@ -925,6 +946,38 @@ cdef object _timestamptz_text(object value):
 def value_texts(tuple kinds, list renderers, list values):
     """Each value's text output as its column's type, None for NULL: what the reference
     (``pgshim.logical.transactions.value_texts``) gives, the common types rendered here."""
+    return _value_texts(kinds, renderers, values)
+
+
+cdef dict _text_plans = None
+
+
+def setup_texts(dict plans):
+    """The text plans ``transactions.value_texts`` keeps (id(columns) -> (columns, renderers,
+    kinds)), read here for ``_change_texts``."""
+    global _text_plans
+    _text_plans = plans
+
+
+cdef object _change_texts(object change):
+    """``RowChange.new_texts`` (the reference, which this calls where it has no plan yet): the
+    new tuple's text output, computed once and kept with the change."""
+    cdef object texts = change.texts, columns, plan, new
+    if texts is not None:
+        return texts
+    columns = change.relation.columns
+    plan = None if _text_plans is None else _text_plans.get(id(columns))
+    if (plan is None or plan[0] is not columns or plan[2] is None
+            or len(<list>plan[1]) != len(columns)):
+        return change.new_texts()
+    new = change.new
+    texts = _value_texts(<tuple>plan[2], <list>plan[1], new if new else [])
+    _untrack(texts)
+    change.texts = texts
+    return texts
+
+
+cdef list _value_texts(tuple kinds, list renderers, list values):
     cdef Py_ssize_t count = min(len(kinds), len(values)), i
     cdef list texts = [None] * count
     cdef int kind
@@ -1000,7 +1053,110 @@ def test_decoding_tuple(list headers, bytes literals, list texts, bint skip_null
     return "".join(parts)
 
 
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+
 cdef dict _TD_ACTIONS = {"I": " INSERT:", "U": " UPDATE:"}
+
+
+cdef inline Py_ssize_t _utf8_size(object text) except -1:
+    cdef Py_ssize_t size
+    PyUnicode_AsUTF8AndSize(text, &size)
+    return size
+
+
+cdef inline char* _put_utf8(char* out, object text):
+    cdef Py_ssize_t size
+    cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
+    memcpy(out, data, size)
+    return out + size
+
+
+cdef object _td_line(object prefix, object action, list headers, bytes literals, list texts):
+    """``(prefix + action + test_decoding_tuple(headers, literals, texts, False)).encode()``
+    written at once; None where that is not plain (a text that is not a str, or has no UTF-8:
+    the reference raises what it raises)."""
+    cdef Py_ssize_t width = len(headers), count = len(texts), i, j, size, total
+    cdef const unsigned char* kinds = literals
+    cdef const char* data
+    cdef object text
+    cdef char* out
+    if len(literals) < width or type(prefix) is not str or type(action) is not str:
+        return None
+    try:
+        total = _utf8_size(prefix) + _utf8_size(action)
+        for i in range(width):
+            if type(headers[i]) is not str:
+                return None
+            total += _utf8_size(headers[i])
+            text = texts[i] if i < count else None
+            if text is None:
+                total += 4
+                continue
+            if type(text) is not str:
+                return None
+            if kinds[i] == L_BOOL:
+                total += 4 if text == "t" else 5
+                continue
+            data = PyUnicode_AsUTF8AndSize(text, &size)
+            total += size
+            if kinds[i] == L_BIT:
+                total += 3
+            elif kinds[i] != L_AS_IS:
+                total += 2
+                for j in range(size):
+                    if data[j] == 39:  # a quote, doubled (never part of a multi-byte character)
+                        total += 1
+    except UnicodeEncodeError:
+        return None
+    cdef bytes line = PyBytes_FromStringAndSize(NULL, total)
+    out = PyBytes_AS_STRING(line)
+    out = _put_utf8(_put_utf8(out, prefix), action)
+    for i in range(width):
+        out = _put_utf8(out, headers[i])
+        text = texts[i] if i < count else None
+        if text is None:
+            memcpy(out, b"null", 4)
+            out += 4
+        elif kinds[i] == L_BOOL:
+            if text == "t":
+                memcpy(out, b"true", 4)
+                out += 4
+            else:
+                memcpy(out, b"false", 5)
+                out += 5
+        elif kinds[i] == L_AS_IS:
+            out = _put_utf8(out, text)
+        elif kinds[i] == L_BIT:
+            memcpy(out, b"B'", 2)
+            out = _put_utf8(out + 2, text)
+            out[0] = 39
+            out += 1
+        else:
+            out[0] = 39
+            out += 1
+            data = PyUnicode_AsUTF8AndSize(text, &size)
+            for j in range(size):
+                out[0] = data[j]
+                out += 1
+                if data[j] == 39:
+                    out[0] = 39
+                    out += 1
+            out[0] = 39
+            out += 1
+    return line
+
+
+cdef dict _td_headers = None
+cdef dict _td_prefixes = None
+
+
+def setup_test_decoding(dict headers, dict prefixes):
+    """The column plans and table prefixes ``plugins.test_decoding`` keeps (id(columns) ->
+    (columns, headers, literal kinds); (schema, name) -> prefix), read here before calling it."""
+    global _td_headers, _td_prefixes
+    _td_headers, _td_prefixes = headers, prefixes
 
 
 def test_decoding_body(list changes, object column_plan, object table_prefix, object render_change):
@@ -1008,25 +1164,32 @@ def test_decoding_body(list changes, object column_plan, object table_prefix, ob
     gives (``render_change(change)`` encoded, which renders those this does not: deletes,
     truncates, updates with an old key), the column plans and table prefixes its own."""
     cdef list body = []
-    cdef object action, relation, plan, texts, line
+    cdef object action, relation, columns, plan, prefix, texts, line
     for change in changes:
         action = _TD_ACTIONS.get(change.action)
         if action is None or change.key is not None or change.new is None:
             line = render_change(change)
         else:
             relation = change.relation
-            plan = column_plan(relation.columns)
-            texts = change.texts
-            if texts is None:
-                texts = change.new_texts()
-            line = (table_prefix(relation.schema, relation.name) + action
-                    + test_decoding_tuple(<list>plan[0], <bytes>plan[1], texts, False))
+            columns = relation.columns
+            plan = None if _td_headers is None else _td_headers.get(id(columns))
+            if plan is None or plan[0] is not columns or len(<list>plan[1]) != len(columns):
+                plan = column_plan(columns)
+            else:
+                plan = plan[1:]
+            prefix = None if _td_prefixes is None else _td_prefixes.get(
+                (relation.schema, relation.name))
+            if prefix is None:
+                prefix = table_prefix(relation.schema, relation.name)
+            texts = _change_texts(change)
+            line = _td_line(prefix, action, <list>plan[0], <bytes>plan[1], texts)
+            if line is not None:
+                body.append((change.pos, line))
+                continue
+            line = prefix + action + test_decoding_tuple(<list>plan[0], <bytes>plan[1], texts,
+                                                         False)
         body.append((change.pos, (<str>line).encode()))
     return body
-
-
-cdef extern from "Python.h":
-    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
 def pgoutput_text_tuple(Py_ssize_t count, list texts):
@@ -1070,6 +1233,88 @@ def pgoutput_text_tuple(Py_ssize_t count, list texts):
     return out
 
 
+cdef inline int64_t _days_from_civil(int64_t y, int64_t m, int64_t d):
+    """Days from 1970-01-01 to the proleptic Gregorian date (y >= 1)."""
+    y -= m <= 2
+    cdef int64_t era = y // 400
+    cdef int64_t yoe = y - era * 400
+    cdef int64_t doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+cdef bint _pg_micros(object when, int64_t* micros):
+    """``plugins.pgoutput.pg_timestamp`` of an aware UTC datetime (False for another kind)."""
+    _know_datetime()
+    if type(when) is not _datetime_type or datetime_tzinfo(when) is not _UTC:
+        return False
+    cdef int64_t days = _days_from_civil(datetime_year(when), datetime_month(when),
+                                         datetime_day(when)) - 10957  # 2000-01-01
+    micros[0] = ((days * 86400 + datetime_hour(when) * 3600 + datetime_minute(when) * 60
+                  + datetime_second(when)) * 1000000 + datetime_microsecond(when))
+    return True
+
+
+cdef inline bint _in_range(object value, uint64_t highest):
+    return type(value) is int and 0 <= value <= highest
+
+
+def pgoutput_text_frame(list pieces, bytes tail, object tx):
+    """``frame_messages`` of what ``plugins.pgoutput.ahead_messages(binary=False)`` gives for
+    ``tx`` (Begin, each change's Insert or Update in text format, Commit) in one call; None,
+    with nothing appended, for the reference to render: a delete, a truncate, an update with
+    an old key, a value out of its message field's range."""
+    if tail is None:
+        raise TypeError("tail must be bytes")
+    cdef list changes = tx.changes
+    if not changes:
+        return tail
+    cdef list payloads = []
+    cdef object relation, data, commit_pos = tx.commit_pos, end_pos = tx.end_pos, xid = tx.xid
+    cdef bytes payload, begin, commit
+    cdef char* out
+    cdef Py_ssize_t size
+    cdef int64_t micros
+    for change in changes:
+        action = change.action
+        if (action != "I" and action != "U") or change.key is not None:
+            return None
+        relation = change.relation
+        if not _in_range(relation.oid, 0xFFFFFFFF):
+            return None
+        data = pgoutput_text_tuple(len(relation.columns), _change_texts(change))
+        if data is None:
+            return None
+        size = PyBytes_GET_SIZE(data)
+        payload = PyBytes_FromStringAndSize(NULL, 6 + size)
+        out = PyBytes_AS_STRING(payload)
+        out[0] = b"I" if action == "I" else b"U"
+        _put_be(out + 1, relation.oid, 4)
+        out[5] = b"N"
+        memcpy(out + 6, PyBytes_AS_STRING(data), size)
+        payloads.append(payload)
+    if (not _pg_micros(tx.commit_time, &micros) or not _in_range(xid, 0xFFFFFFFF)
+            or not _in_range(commit_pos, 0xFFFFFFFFFFFFFFFF)
+            or not _in_range(end_pos, 0xFFFFFFFFFFFFFFFF)):
+        return None
+    begin = PyBytes_FromStringAndSize(NULL, 21)  # 'B', final LSN, commit time, xid
+    out = PyBytes_AS_STRING(begin)
+    out[0] = b"B"
+    _put_be(out + 1, commit_pos, 8)
+    _put_be(out + 9, <uint64_t>micros, 8)
+    _put_be(out + 17, xid, 4)
+    commit = PyBytes_FromStringAndSize(NULL, 26)  # 'C', flags, commit LSN, end LSN, commit time
+    out = PyBytes_AS_STRING(commit)
+    out[0] = b"C"
+    out[1] = 0
+    _put_be(out + 2, commit_pos, 8)
+    _put_be(out + 10, end_pos, 8)
+    _put_be(out + 18, <uint64_t>micros, 8)
+    tail = _frame_one(pieces, tail, changes[0].pos, begin)
+    for change, payload in zip(changes, payloads):
+        tail = _frame_one(pieces, tail, change.pos, payload)
+    return _frame_one(pieces, tail, end_pos, commit)
+
+
 cdef inline void _put_be(char* out, uint64_t value, int size):
     cdef int i
     for i in range(size):
@@ -1081,27 +1326,51 @@ def frame_messages(list pieces, bytes tail, list messages):
     previous message's payload (``tail`` first): what ``walsender.ahead.ChunkFramer.add`` does
     with ``wire.xlog_data_head`` (dataStart and walEnd both the message's position). Returns
     the last payload, the next piece's start."""
-    cdef Py_ssize_t size
-    cdef bytes piece
-    cdef char* out
     if tail is None:
         raise TypeError("tail must be bytes")
     for data_start, payload in messages:
-        if type(payload) is not bytes:
-            raise TypeError("a message's payload must be bytes")
-        size = PyBytes_GET_SIZE(tail)
-        piece = PyBytes_FromStringAndSize(NULL, size + 22)
-        out = PyBytes_AS_STRING(piece)
-        memcpy(out, PyBytes_AS_STRING(tail), size)
-        out += size
-        out[0] = b"d"
-        _put_be(out + 1, 29 + PyBytes_GET_SIZE(payload), 4)
-        out[5] = b"w"
-        _put_be(out + 6, data_start, 8)
-        _put_be(out + 14, data_start, 8)
-        pieces.append(piece)
-        tail = payload
+        tail = _frame_one(pieces, tail, data_start, payload)
     return tail
+
+
+cdef bytes _frame_one(list pieces, bytes tail, uint64_t data_start, object payload):
+    """``frame_messages`` of one message."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(tail)
+    cdef bytes piece
+    cdef char* out
+    if type(payload) is not bytes:
+        raise TypeError("a message's payload must be bytes")
+    piece = PyBytes_FromStringAndSize(NULL, size + 22)
+    out = PyBytes_AS_STRING(piece)
+    memcpy(out, PyBytes_AS_STRING(tail), size)
+    out += size
+    out[0] = b"d"
+    _put_be(out + 1, 29 + PyBytes_GET_SIZE(payload), 4)
+    out[5] = b"w"
+    _put_be(out + 6, data_start, 8)
+    _put_be(out + 14, data_start, 8)
+    pieces.append(piece)
+    return <bytes>payload
+
+
+def test_decoding_frame(list pieces, bytes tail, object tx, bint xids, bint skip_empty,
+                        object column_plan, object table_prefix, object render_change):
+    """``frame_messages`` of what ``TestDecodingPlugin.render`` gives for ``tx`` with
+    include-timestamp off (``xids``: include-xids, ``skip_empty``: skip-empty-xacts), in one
+    call instead of a message list rendered, then framed. Returns the new tail."""
+    if tail is None:
+        raise TypeError("tail must be bytes")
+    cdef list body = test_decoding_body(tx.changes, column_plan, table_prefix, render_change)
+    if skip_empty and not body:
+        return tail
+    cdef bytes begin = b"BEGIN", commit = b"COMMIT"
+    if xids:
+        begin = b"BEGIN %d" % tx.xid
+        commit = b"COMMIT %d" % tx.xid
+    tail = _frame_one(pieces, tail, 0 if skip_empty else tx.begin_pos, begin)
+    for position, line in body:
+        tail = _frame_one(pieces, tail, position, line)
+    return _frame_one(pieces, tail, tx.end_pos, commit)
 
 
 cdef extern from "Python.h":

@@ -1,11 +1,13 @@
 """The compiled ingestion core against the pure-Python reference: same values, same errors."""
 
+import contextlib
 import dataclasses
 import datetime as dt
 import gc
 import json
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -13,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgshim import pgtypes, speedups
+from pgshim import pgtypes, plugins, speedups
 from pgshim.logical import transactions as transactions_module
 from pgshim.logical.relations import DeclaredColumn, RelationRegistry
 from pgshim.logical.transactions import (
@@ -630,3 +632,161 @@ def test_pgoutput_text_tuples_left_to_the_reference() -> None:
     assert speedups.core.pgoutput_text_tuple(1, [b"bytes"]) is None
     with pytest.raises(UnicodeEncodeError):  # as str.encode
         speedups.core.pgoutput_text_tuple(1, ["\ud800"])
+
+
+# -- a whole transaction framed for output rendered ahead -----------------------------------------
+
+AHEAD_KEYS = [f"test_decoding:{x}{t}{s}" for x in "01" for t in "01" for s in "01"]
+AHEAD_KEYS += ["pgoutput:text", "pgoutput:binary"]
+
+
+@contextlib.contextmanager
+def pure_plugins() -> Iterator[None]:
+    """The plugins and text output without the compiled core: the reference."""
+    modules = (test_decoding, pgoutput, transactions_module)
+    saved = [module._core for module in modules]
+    transactions_module._TEXT_PLANS.clear()  # their kinds say what the core renders
+    for module in modules:
+        module._core = None
+    try:
+        yield
+    finally:
+        for module, core in zip(modules, saved, strict=True):
+            module._core = core
+        transactions_module._TEXT_PLANS.clear()
+
+
+def frame_all(framer: ahead.ChunkFramer, transactions: list) -> tuple:
+    try:
+        for tx in transactions:
+            framer.add(tx)
+        return ("ok", framer.finish())
+    except Exception as exc:  # refused alike
+        return ("error", type(exc))
+
+
+def framed_outcome(key: str, transactions: list, *, compiled: bool) -> tuple:
+    """A chunk's output for ``key`` (or the error it stops at), framed with the compiled
+    framing, or by the pure-Python plugin alone, and how many transactions the former took."""
+    if not compiled:
+        with pure_plugins():
+            return frame_all(ahead.ChunkFramer(plugins.ahead_messages(key)), transactions), 0
+    taken = 0
+    framing = plugins.ahead_framing(key)
+
+    def counted(pieces: list, tail: bytes, tx) -> bytes | None:
+        nonlocal taken
+        done = framing(pieces, tail, tx)
+        taken += done is not None
+        return done
+
+    framer = ahead.ChunkFramer(plugins.ahead_messages(key), None if framing is None else counted)
+    return frame_all(framer, transactions), taken
+
+
+def fresh(transactions: list) -> list:
+    """The transactions as decoding left them: no text output computed, nothing rendered."""
+    out = []
+    for tx in transactions:
+        changes = [dataclasses.replace(change, texts=None) for change in tx.changes]
+        out.append(dataclasses.replace(tx, changes=changes, encoded={}))
+    return out
+
+
+def test_ahead_framing_like_the_reference(tmp_path: Path) -> None:
+    payloads = [orjson.dumps(r) for r in Workload(seed=11).records(1500)]
+    fast, _ = payload_builders(tmp_path)
+    made = [fast.build_payload(p, lsn) for lsn, p in enumerate(payloads, 1)]
+    updated = next(tx for tx in made if tx.changes and tx.changes[0].action == "U")
+    change = updated.changes[0]
+    made += [
+        dataclasses.replace(updated, changes=[dataclasses.replace(change, key=list(change.new))]),
+        dataclasses.replace(updated, changes=[dataclasses.replace(change, new=None)]),
+        dataclasses.replace(updated, changes=[change, change]),
+        dataclasses.replace(updated, changes=[]),
+    ]
+    assert {c.action for tx in made for c in tx.changes} >= {"I", "U", "D", "T"}
+    for key in AHEAD_KEYS:
+        expected, _ = framed_outcome(key, fresh(made), compiled=False)
+        got, taken = framed_outcome(key, fresh(made), compiled=True)
+        assert got == expected, key
+        assert expected[0] == "ok"
+        if key == "pgoutput:binary" or key[-2] == "1":  # binary, include-timestamp: the plugin's
+            assert plugins.ahead_framing(key) is None
+        else:
+            assert taken > 1000, key
+        # what the sessions rendered already is what output rendered ahead copies
+        rendered = fresh(made)
+        for tx in rendered[::3]:
+            if not tx.changes:
+                continue
+            if key.startswith("pgoutput"):
+                shared = pgoutput.shared_transaction(tx, binary=key.endswith("binary"))
+                shared.begin = b"B(the sessions')"
+                tx.encoded[pgoutput.shared_key(key.endswith("binary"))] = shared
+            else:
+                plugin = test_decoding.TestDecodingPlugin.from_ahead_key(key)
+                tx.encoded[plugin.cache_key] = [(tx.end_pos, b"(the sessions')")]
+        reused = framed_outcome(key, rendered, compiled=False)[0]
+        assert reused != expected
+        assert framed_outcome(key, rendered, compiled=True)[0] == reused, key
+
+
+FRAMED_TEXTS = st.one_of(
+    st.none(),
+    st.text(max_size=6),
+    st.sampled_from(["it's", "''", "é'ü", "\ud800", "a\x00b", "t", "f"]),
+)
+ROW_TEXTS = st.lists(FRAMED_TEXTS, max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["I", "U", "D", "T"]),
+            st.lists(st.sampled_from([20, 25, 16, 1560, 701]), max_size=5),
+            ROW_TEXTS,
+            st.booleans(),
+            st.integers(0, 2**64 + 1),
+        ),
+        max_size=4,
+    ),
+    when=st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))])),
+    xid=st.one_of(st.integers(0, 2**32 + 1), st.sampled_from([0, 2**32 - 1])),
+    oid=st.one_of(st.integers(0, 2**32 + 1), st.just(2**32 - 1)),
+    positions=st.tuples(st.integers(0, 2**64), st.integers(0, 2**64)),
+)
+def test_framed_transactions_like_the_reference(
+    rows: list, when: dt.datetime, xid: int, oid: int, positions: tuple
+) -> None:
+    changes = []
+    for action, oids, texts, keyed, pos in rows:
+        columns = [Column(f"c{i}", type_oid) for i, type_oid in enumerate(oids)]
+        relation = transactions_module.Relation(oid, "public", "t'x", columns)
+        new = [None] * len(columns)
+        key = [None] * len(columns) if keyed and action in ("U", "D") else None
+        change = transactions_module.RowChange(action, relation, new, key, pos, 5, texts=texts)
+        changes.append(change)
+    tx = transactions_module.Transaction(xid, 5, 5, positions[0], positions[1], positions[1], when,
+                                         changes, [])  # fmt: skip
+    for key in AHEAD_KEYS:
+        rendered = fresh([tx])
+        for change, (_, _, texts, _, _) in zip(rendered[0].changes, rows, strict=True):
+            change.texts = texts  # the values' text output, as given
+        expected, _ = framed_outcome(key, rendered, compiled=False)
+        for change, (_, _, texts, _, _) in zip(rendered[0].changes, rows, strict=True):
+            change.texts = texts
+        assert framed_outcome(key, rendered, compiled=True)[0] == expected, key
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.just(dt.UTC)))
+def test_pgoutput_commit_times_like_the_reference(when: dt.datetime) -> None:
+    tx = transactions_module.Transaction(7, 1, 1, 256, 512, 768, when, [], [])
+    relation = transactions_module.Relation(16385, "public", "t", [Column("k", 20)])
+    tx.changes.append(transactions_module.RowChange("I", relation, [1], None, 300, 1))
+    pieces: list = []
+    speedups.core.pgoutput_text_frame(pieces, b"", tx)
+    begin = pieces[1][:-22]  # the Begin payload ends where the Insert's framing starts
+    assert begin == pgoutput.begin_message(tx, pgoutput.pg_timestamp(tx))

@@ -337,3 +337,4 @@ class TransactionBuilder:
 
 if _core is not None:
     _core.setup_transactions(Transaction, RowChange, _EPOCH, _MIN_MS, _MAX_MS)
+    _core.setup_texts(_TEXT_PLANS)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pgshim.errors import PgError
-from pgshim.plugins.base import Message, OutputPlugin, PluginContext, reused
+from pgshim.plugins.base import AheadFraming, Message, OutputPlugin, PluginContext, reused
 
 if TYPE_CHECKING:
     from pgshim.logical.transactions import Transaction
@@ -60,6 +60,22 @@ def ahead_messages(key: str) -> Callable[[Transaction], list[Message]] | None:
     return None
 
 
+def ahead_framing(key: str) -> AheadFraming | None:
+    """The compiled framing of what ``ahead_messages(key)`` renders, for the transactions it
+    takes; None where there is none."""
+    name, _, flags = key.partition(":")
+    if name == "test_decoding":
+        from pgshim.plugins.test_decoding import TestDecodingPlugin
+
+        plugin = TestDecodingPlugin.from_ahead_key(key)
+        return None if plugin is None else plugin.ahead_framing()
+    if name == "pgoutput" and flags == "text":
+        from pgshim.plugins import pgoutput
+
+        return pgoutput.ahead_framing(binary=False)
+    return None
+
+
 def default_ahead_key(name: str) -> str | None:
     """The output a new slot of plugin ``name`` is most likely read in (options left default,
     pgoutput in text), rendered ahead until consumers say otherwise."""
@@ -73,10 +89,12 @@ def default_ahead_key(name: str) -> str | None:
 
 
 __all__ = [
+    "AheadFraming",
     "Message",
     "OutputPlugin",
     "PluginContext",
     "PLUGIN_NAMES",
+    "ahead_framing",
     "ahead_messages",
     "check_plugin",
     "default_ahead_key",

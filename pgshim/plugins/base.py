@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from pgshim.sql.bounds import Bound
 
 Message = tuple[int, bytes]
+# appends a transaction's XLogData framing to a chunk's pieces after ``tail`` and returns the new
+# tail, as ``walsender.ahead.frame_messages`` does with the plugin's messages; None: not for it
+AheadFraming = Callable[[list[bytes], bytes, "Transaction"], bytes | None]
 T = TypeVar("T")
 
 

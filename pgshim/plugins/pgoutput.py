@@ -26,7 +26,7 @@ from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
-from pgshim.plugins.base import Message, PluginContext, cached, reused
+from pgshim.plugins.base import AheadFraming, Message, PluginContext, cached, reused
 from pgshim.plugins.published_rows import (
     OldRows,
     TableShape,
@@ -300,6 +300,21 @@ def ahead_messages(binary: bool) -> Callable[[Transaction], list[Message]]:
         ]
 
     return messages
+
+
+def ahead_framing(binary: bool) -> AheadFraming | None:
+    """``ahead_messages`` framed by the compiled core in one call (text format), for a
+    transaction the sessions have not rendered already."""
+    if _core is None or binary:
+        return None
+    frame, key = _core.pgoutput_text_frame, shared_key(binary)
+
+    def framing(pieces: list[bytes], tail: bytes, tx: Transaction) -> bytes | None:
+        if key in tx.encoded:
+            return None  # what the sessions rendered is reused
+        return frame(pieces, tail, tx)
+
+    return framing
 
 
 class PgOutputPlugin:

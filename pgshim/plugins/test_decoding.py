@@ -10,7 +10,13 @@ from __future__ import annotations
 from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Column, RowChange, Transaction, value_texts
-from pgshim.plugins.base import Message, PluginContext, SharedOutputPlugin, option_bool
+from pgshim.plugins.base import (
+    AheadFraming,
+    Message,
+    PluginContext,
+    SharedOutputPlugin,
+    option_bool,
+)
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
 from pgshim.speedups import core as _core
 
@@ -111,6 +117,10 @@ def _table_prefix(schema: str, name: str) -> str:
     return prefix
 
 
+if _core is not None:
+    _core.setup_test_decoding(_HEADERS, _PREFIXES)  # read there before calling the functions
+
+
 def render_change(change: RowChange) -> str:
     relation = change.relation
     prefix = _table_prefix(relation.schema, relation.name)
@@ -161,6 +171,22 @@ class TestDecodingPlugin(SharedOutputPlugin):
             return None
         names = ("include-xids", "include-timestamp", "skip-empty-xacts")
         return cls(dict(zip(names, flags, strict=True)), PluginContext())
+
+    def ahead_framing(self) -> AheadFraming | None:
+        """``render`` framed by the compiled core in one call (include-timestamp off), for a
+        transaction the sessions have not rendered already."""
+        if _core is None or self.include_timestamp:
+            return None
+        frame, key = _core.test_decoding_frame, self.cache_key
+        xids, skip_empty = self.include_xids, self.skip_empty_xacts
+
+        def framing(pieces: list[bytes], tail: bytes, tx: Transaction) -> bytes | None:
+            if key in tx.encoded:
+                return None  # what the sessions rendered is reused
+            return frame(pieces, tail, tx, xids, skip_empty, _column_plan, _table_prefix,
+                         render_change)  # fmt: skip
+
+        return framing
 
     def render(self, tx: Transaction) -> list[Message]:
         if _core is not None:

@@ -29,7 +29,7 @@ from pgshim import speedups
 from pgshim.logical.decoded_store import DecodedStore, PlainUnpickler
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Transaction
-from pgshim.plugins import Message, ahead_messages
+from pgshim.plugins import AheadFraming, Message, ahead_framing, ahead_messages
 from pgshim.wire import messages as wire
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,11 @@ class ChunkFramer:
     spreads over ingestion instead of landing on the event loop at once) and gives the chunk's
     output in the layout above when it is written."""
 
-    def __init__(self, render: Callable[[Transaction], list[Message]]) -> None:
+    def __init__(
+        self, render: Callable[[Transaction], list[Message]], frame: AheadFraming | None = None
+    ) -> None:
         self._render = render
+        self._frame = frame  # the same framing in one call (None: for none of the transactions)
         self.reset()
 
     def reset(self) -> None:
@@ -76,13 +79,16 @@ class ChunkFramer:
         self._tail = b""  # the last message's payload: the start of the next piece
 
     def add(self, tx: Transaction) -> None:
-        self._tail = _frame_messages(self._pieces, self._tail, self._render(tx))
+        tail = None if self._frame is None else self._frame(self._pieces, self._tail, tx)
+        if tail is None:
+            tail = _frame_messages(self._pieces, self._tail, self._render(tx))
+        self._tail = tail
         self._ends.append(tx.end_pos)
         self._message_ends.append(len(self._pieces))
 
     def render(self, transactions: list[Transaction]) -> bytes:
         """A whole chunk's output at once, leaving what ``add`` gathered alone."""
-        framer = ChunkFramer(self._render)
+        framer = ChunkFramer(self._render, self._frame)
         for tx in transactions:
             framer.add(tx)
         return framer.finish()
@@ -165,5 +171,5 @@ class AheadKeys:
             for key in recent:
                 messages = ahead_messages(key)
                 if messages is not None:
-                    framers[key] = ChunkFramer(messages)
+                    framers[key] = ChunkFramer(messages, ahead_framing(key))
             self._store.keep_ahead(framers)
