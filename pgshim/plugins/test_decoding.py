@@ -118,7 +118,7 @@ def _table_prefix(schema: str, name: str) -> str:
 
 
 if _core is not None:
-    _core.setup_test_decoding(_HEADERS, _PREFIXES)  # read there before calling the functions
+    _core.setup_test_decoding(_HEADERS, _PREFIXES)  # the core looks here first, then calls them
 
 
 def render_change(change: RowChange) -> str:
