@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from pgshim.errors import PgError
+from pgshim.sql import engine as engine_module
 from pgshim.sql.bounds import Bound
 from pgshim.sql.engine import Engine, TempTable
 from pgshim.sql.engine_errors import translate
@@ -84,3 +87,85 @@ def _rss_mib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) // 1024
     raise AssertionError("no VmRSS")
+
+
+def test_processes_start_from_the_engines_template_single_threaded() -> None:
+    made = Engine(memory_limit="64MB", workers=1)
+    made.configure(
+        [TempTable("t", [("a", "INTEGER")], [(1,), (2,), (3,)]),
+         TempTable("s", [("b", "INTEGER")], [(10,)], shared=True)],
+        ["CREATE MACRO twice(x) AS x * 2"],
+    )  # fmt: skip
+    newer = TempTable("s", [("b", "INTEGER")], [(20,), (30,)], shared=True)
+
+    async def main() -> tuple[list, int]:
+        cursor = await made.open(
+            "SELECT sum(a), twice((SELECT sum(b) FROM s)) FROM t", [], [newer], Bound().start(),
+            translate,
+        )  # fmt: skip
+        try:
+            return await cursor.fetch(10), cursor.process.pid
+        finally:
+            cursor.close()
+
+    result, pid = asyncio.run(main())
+    assert result == [(6, 100)]
+    assert engine_module._FORK_SERVER._templates[made._setup[0]] is not None
+    # DuckDB runs no thread of its own there (a fork copies only the calling thread)
+    assert os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    # the next process is forked from the template, which holds the first rows of s: it is
+    # given the newer ones when it starts (the query does not send what the process holds)
+    endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r"
+    with pytest.raises(PgError):
+        asyncio.run(rows(made, endless, timeout_ms=100))
+    result, second = asyncio.run(main())
+    assert result == [(6, 100)] and second != pid
+    made.close()
+
+
+def test_engines_with_other_setups_never_share_a_template() -> None:
+    # more engines than the fork server keeps templates of: the oldest are opened again
+    count = engine_module.MAX_TEMPLATES + 2
+    made = []
+    for n in range(count):
+        one = Engine(memory_limit="64MB", workers=1)
+        one.configure([TempTable("t", [("a", "INTEGER")], [(n,)])], [f"CREATE MACRO m() AS {n}"])
+        made.append(one)
+    endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r"
+    for _ in range(2):
+        for n, one in enumerate(made):
+            assert asyncio.run(rows(one, "SELECT a, m() FROM t")) == [(n, n)]
+        templates = engine_module._FORK_SERVER._templates
+        kept = [key for key, held in templates.items() if held is not None]
+        assert len(kept) == engine_module.MAX_TEMPLATES
+        for one in made:  # its process is killed: the next query's is forked again
+            with pytest.raises(PgError):
+                asyncio.run(rows(one, endless, timeout_ms=100))
+    for one in made:
+        one.close()
+
+
+def test_a_template_is_refused_where_a_fork_would_copy_a_running_thread() -> None:
+    script = """
+import pickle, socket, threading
+from multiprocessing.connection import Connection
+from pgshim.sql import engine_worker
+setup = {"memory_limit": "64MB", "tables": [("t", [("a", "INTEGER")], [(1,)])], "macros": []}
+
+def kept(with_thread):
+    ours, theirs = socket.socketpair()
+    Connection(ours.detach()).send_bytes(pickle.dumps(setup))
+    stop = threading.Event()
+    if with_thread:
+        threading.Thread(target=stop.wait).start()
+    templates = {}
+    try:
+        return engine_worker._keep_template(templates, 1, 4, Connection(theirs.detach())), templates
+    finally:
+        stop.set()
+
+print(kept(True)[0] is False and kept(True)[1] == {}, kept(False)[0])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split() == ["True", "True"]

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import io
+import itertools
 import os
 import pickle
 import re
@@ -36,6 +37,7 @@ from pgshim.sql.result_cache import MAX_ROWS, KeptRows, ResultCache
 from pgshim.sql.shared_tables import SharedTables, Stamped
 
 IDLE_AHEAD = 2  # processes kept started for the next queries
+MAX_TEMPLATES = 4  # engines' databases the fork server keeps to fork from (tests start several)
 # what an engine process may hold beyond query_memory: the interpreter, DuckDB, its buffers
 PROCESS_OVERHEAD = 768 << 20
 _SIZE = re.compile(r"(\d+)\s*(KB|MB|GB)", re.IGNORECASE)
@@ -77,26 +79,83 @@ class _Values(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not expected from the engine")
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """An engine's setup, with the versions of the shared tables it holds, under its key."""
+
+    key: int
+    setup: dict
+    versions: dict[str, int]
+
+
 class _ForkServer:
-    """The process that forks engine processes (engine_worker.fork_server), started once."""
+    """The process that forks engine processes (engine_worker.fork_server), started once.
+
+    Each engine's setup (its tables and macros) is opened once there as a template database,
+    which every process it forks for that engine starts from: opening it takes 0.2-0.4 s of
+    CPU, a fork about 4 ms."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
+        # the templates of this fork server in the order it keeps them: the versions of the
+        # shared tables each holds (None: refused there)
+        self._templates: dict[int, dict[str, int] | None] = {}
 
-    def fork(self, conn: socket.socket, limit: int) -> int:
-        """A new engine process serving ``conn``'s other end; its process id."""
+    def fork(
+        self, conn: socket.socket, limit: int, template: _Template
+    ) -> tuple[int, dict[str, int] | None]:
+        """A new engine process serving ``conn``'s other end, from ``template`` if the fork
+        server keeps it: its process id, and the versions of the shared tables the template
+        holds (None: not started from a template, its setup must come whole)."""
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._start()
-            assert self._control is not None
-            socket.send_fds(self._control, [str(limit).encode()], [conn.fileno()])
-            reply = self._control.recv(8)
-            if len(reply) < 8:
-                self._proc = None
-                raise EngineError("ProtocolError", "the engine's fork server ended")
-            return int.from_bytes(reply, "big")
+            self._ensure_started()
+            held = self._template(template)
+            key = 0 if held is None else template.key
+            return self._call(f"fork {limit} {key}", conn), held
+
+    def start(self) -> None:
+        with self._lock:
+            self._ensure_started()
+
+    def _ensure_started(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+
+    def _template(self, template: _Template) -> dict[str, int] | None:
+        if template.key not in self._templates:
+            ours, theirs = socket.socketpair()
+            with Connection(ours.detach()) as sender:
+                try:
+                    self._send(f"template {template.key} {MAX_TEMPLATES}", theirs)
+                finally:
+                    theirs.close()
+                sender.send_bytes(pickle.dumps(template.setup, protocol=pickle.HIGHEST_PROTOCOL))
+                kept = self._reply() == 1
+            # a copy: the process's own account of what it holds changes with its queries
+            self._templates[template.key] = dict(template.versions) if kept else None
+            # the same account as the fork server's: the oldest kept goes first
+            held = [key for key, versions in self._templates.items() if versions is not None]
+            for old in held[: max(0, len(held) - MAX_TEMPLATES)]:
+                del self._templates[old]
+        return self._templates[template.key]
+
+    def _call(self, request: str, conn: socket.socket) -> int:
+        self._send(request, conn)
+        return self._reply()
+
+    def _send(self, request: str, conn: socket.socket) -> None:
+        assert self._control is not None
+        socket.send_fds(self._control, [request.encode()], [conn.fileno()])
+
+    def _reply(self) -> int:
+        assert self._control is not None
+        reply = self._control.recv(8)
+        if len(reply) < 8:
+            self._proc = None
+            raise EngineError("ProtocolError", "the engine's fork server ended")
+        return int.from_bytes(reply, "big")
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -130,24 +189,44 @@ class _ForkServer:
             raise EngineError("ProtocolError", "the engine's fork server did not start")
         self._proc = started[0]
         self._control = ours
+        self._templates.clear()
 
 
 _FORK_SERVER = _ForkServer()
+_TEMPLATE_KEYS = itertools.count(1)
+
+
+def start_fork_server() -> None:
+    """Start the fork server now rather than for the first query: it loads DuckDB (a few tenths
+    of a second, on another core) while the server starts."""
+    _FORK_SERVER.start()
 
 
 class _Process:
     """One engine process and its socket; used by one query at a time."""
 
-    def __init__(self, memory_limit: str, setup: dict, tables: dict[str, int]) -> None:
+    def __init__(
+        self, memory_limit: str, key: int, setup: dict, shared: list[Stamped],
+        to_send: Callable[[dict[str, int], list[Stamped]], list[Stamped]],
+    ) -> None:  # fmt: skip
+        """An engine's process: its ``setup`` and the ``shared`` tables' newest versions;
+        forked from template ``key`` of them where the fork server keeps it, then sent those
+        the template holds another version of (``to_send``)."""
         ours, theirs = socket.socketpair()
+        versions = {table.name: table.version for table in shared}
+        full = {**setup, "tables": setup["tables"] + _as_sent(shared)}
         try:
-            self.pid = _FORK_SERVER.fork(theirs, _bytes(memory_limit) + PROCESS_OVERHEAD)
+            self.pid, held = _FORK_SERVER.fork(
+                theirs, _bytes(memory_limit) + PROCESS_OVERHEAD, _Template(key, full, versions)
+            )
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.dead = False
-        self.tables = tables  # the version of each shared table this process holds
-        if self.request(setup) != ("ready",):
+        self.tables = versions  # the version of each shared table this process holds
+        if held is not None:
+            full = {"tables": _as_sent(to_send(held, shared))}
+        if self.request(full) != ("ready",):
             self.kill()
             raise EngineError("ProtocolError", "the engine process did not start")
 
@@ -200,7 +279,7 @@ class Engine:
         # processes at once: each query (an open portal too) holds one, as each PostgreSQL
         # session has a backend; only ``workers`` of them compute at a time (the _io pool)
         self.max_processes = max(max_processes or workers, workers)
-        self._setup: dict | None = None
+        self._setup: tuple[int, dict] | None = None  # a template key and the setup
         self.shared = SharedTables()
         self.results = ResultCache()
         self._contents = SharedTables()  # versions of the queries' own tables, for results' keys
@@ -223,11 +302,11 @@ class Engine:
         for table in tables:
             if table.shared:
                 self.shared.stamp(table.name, table.columns, table.rows)
-        self._setup = {
+        self._setup = (next(_TEMPLATE_KEYS), {
             "memory_limit": self.memory_limit,
             "tables": _as_sent(table for table in tables if not table.shared),
             "macros": list(macros),
-        }
+        })  # fmt: skip
         self._waits.submit(self._prewarm)
 
     async def open(
@@ -350,9 +429,9 @@ class Engine:
     def _start(self) -> _Process:
         try:
             assert self._setup is not None, "configure() the engine first"
-            newest = self.shared.newest()
-            setup = {**self._setup, "tables": self._setup["tables"] + _as_sent(newest)}
-            return _Process(self.memory_limit, setup, {t.name: t.version for t in newest})
+            return _Process(
+                self.memory_limit, *self._setup, self.shared.newest(), self.shared.to_send
+            )
         except BaseException:
             with self._free:
                 self._live -= 1

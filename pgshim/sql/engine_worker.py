@@ -1,9 +1,11 @@
 """The SQL engine's processes: DuckDB, walled off, behind a socket (started by engine.py).
 
-Run as a program, this module is the fork server: it loads DuckDB once, then forks an engine
-process for each request, so one starts in milliseconds and the server process itself never
-loads DuckDB. Requests and replies are pickles on the engine process's socket. The address space is capped (RLIMIT_AS) before the database opens: whatever a
-query builds, past the cap its allocations fail in this process, and the server goes on.
+Run as a program, this module is the fork server: it loads DuckDB once and opens each engine's
+database (its tables and macros) once, as a template, then forks an engine process from it for
+each request, so one starts in milliseconds and the server process itself never loads DuckDB.
+Requests and replies are pickles on the engine process's socket. An engine process caps its
+address space (RLIMIT_AS) before it reads a request: whatever a query builds, past the cap its
+allocations fail in this process, and the server goes on.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ WALLED_OFF = {
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
     "threads": 1,
+    # nor threads for asynchronous I/O (8 by default): a database opened once in the fork
+    # server is forked into each engine process, which only a single-threaded process allows
+    "async_threads": 0,
 }
 
 
@@ -101,11 +106,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def single_threaded() -> bool:
+    """Whether this process runs one thread: only then does a fork copy a consistent DuckDB."""
+    return len(os.listdir("/proc/self/task")) == 1
+
+
 def fork_server(control: socket.socket) -> None:
-    """Fork an engine process for each request on ``control``: (the process's socket, as an
-    attached file descriptor; its address-space limit). Answers with the process id."""
+    """Serve requests on ``control``, each with an attached socket: ``fork LIMIT KEY`` forks an
+    engine process serving that socket (address space capped at LIMIT bytes; from template KEY
+    if KEY is one of those kept) and answers with its process id; ``template KEY MOST`` reads
+    an engine's setup from the socket, opens its database and keeps it for the processes forked
+    from it (the MOST last kept), answering 1 if kept (0: the processes set themselves up)."""
     _die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps them
+    templates: dict[int, Any] = {}
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(control, 64, 1)
@@ -113,13 +127,18 @@ def fork_server(control: socket.socket) -> None:
             return
         if not data or not fds:
             return
+        op, *args = data.decode().split()
+        if op == "template":
+            kept = _keep_template(templates, int(args[0]), int(args[1]), Connection(fds[0]))
+            control.sendall(int(kept).to_bytes(8, "big"))
+            continue
         pid = os.fork()
         if pid == 0:
             control.close()
             code = 0
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                run(Connection(fds[0]), int(data))
+                run(Connection(fds[0]), int(args[0]), templates.get(int(args[1])))
             except BaseException:
                 code = 1
             finally:
@@ -128,8 +147,29 @@ def fork_server(control: socket.socket) -> None:
         control.sendall(pid.to_bytes(8, "big"))
 
 
-def run(conn: Any, limit: int) -> None:
-    """Serve one engine process's requests on ``conn`` (its setup first) until it closes."""
+def _keep_template(templates: dict[int, Any], key: int, most: int, conn: Connection) -> bool:
+    """Open the database of the setup ``conn`` sends and keep it as template ``key`` (the
+    oldest kept is dropped past ``most``: the engine keeps the same account)."""
+    try:
+        setup = pickle.loads(conn.recv_bytes())
+        db = open_database(setup["memory_limit"], setup["tables"], setup["macros"])
+    except Exception:
+        return False
+    finally:
+        conn.close()
+    if not single_threaded():  # a DuckDB that runs threads of its own cannot be forked
+        db.close()
+        return False
+    templates[key] = db
+    while len(templates) > most:
+        templates.pop(next(iter(templates))).close()
+    return True
+
+
+def run(conn: Any, limit: int, template: Any = None) -> None:
+    """Serve one engine process's requests on ``conn`` (its setup first) until it closes. A
+    process forked from a ``template`` database has it opened already: its setup holds only the
+    shared tables the template holds another version of."""
     _die_with_parent()  # of the fork server, which dies with the server
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -142,7 +182,12 @@ def run(conn: Any, limit: int) -> None:
             conn.send_bytes(pickle.dumps(error))
 
     setup = pickle.loads(conn.recv_bytes())
-    db = open_database(setup["memory_limit"], setup["tables"], setup["macros"])
+    if template is None:
+        db = open_database(setup["memory_limit"], setup["tables"], setup["macros"])
+    else:
+        db = template
+        for name, columns, rows in setup["tables"]:
+            create_table(db, name, columns, rows, temporary=False)
     reply(("ready",))
     # queries yield to the server's event loop (streaming sessions); the setup above did not, so
     # a process started while others run heavy queries is ready at once
