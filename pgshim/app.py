@@ -184,8 +184,8 @@ class Application:
         # restart after the ingestion checkpoint; what a second does not ingest continues in the
         # background while the server listens
         self._resume()
+        self.catalog.warm()  # the SQL engine's first processes start while the source catches up
         await self.source.catch_up()
-        self.catalog.warm()  # the SQL engine's first process starts while the server listens
         self.source.start()
         self.link.start()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())

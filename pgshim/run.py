@@ -102,6 +102,9 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
 
 
 def serve(config: Config) -> int:
+    from pgshim.sql.engine import start_fork_server
+
+    start_fork_server()
     from pgshim.app import Application  # imported late: the CLI's other commands stay light
 
     configure_logging(config.log_format, config.log_level)
