@@ -124,6 +124,16 @@ def reused(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
     return render() if encoded is None else encoded
 
 
+def unless_rendered(key: tuple, frame: AheadFraming) -> AheadFraming:
+    """``frame`` for the transactions the sessions with ``key`` have not rendered already: what
+    they rendered is reused."""
+
+    def framing(pieces: list[bytes], tail: bytes, tx: Transaction) -> bytes | None:
+        return None if key in tx.encoded else frame(pieces, tail, tx)
+
+    return framing
+
+
 def cached(tx: Transaction, key: tuple, render: Callable[[], T]) -> T:
     """Encoded output shared by every session whose plugin output has the same key."""
     encoded = tx.encoded.get(key)

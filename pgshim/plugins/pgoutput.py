@@ -26,7 +26,14 @@ from pgshim.errors import PgError
 from pgshim.logical.publications import PublicationFilter
 from pgshim.logical.source import AheadChunk
 from pgshim.logical.transactions import Column, Relation, RowChange, Transaction, value_texts
-from pgshim.plugins.base import AheadFraming, Message, PluginContext, cached, reused
+from pgshim.plugins.base import (
+    AheadFraming,
+    Message,
+    PluginContext,
+    cached,
+    reused,
+    unless_rendered,
+)
 from pgshim.plugins.published_rows import (
     OldRows,
     TableShape,
@@ -307,14 +314,7 @@ def ahead_framing(binary: bool) -> AheadFraming | None:
     transaction the sessions have not rendered already."""
     if _core is None or binary:
         return None
-    frame, key = _core.pgoutput_text_frame, shared_key(binary)
-
-    def framing(pieces: list[bytes], tail: bytes, tx: Transaction) -> bytes | None:
-        if key in tx.encoded:
-            return None  # what the sessions rendered is reused
-        return frame(pieces, tail, tx)
-
-    return framing
+    return unless_rendered(shared_key(binary), _core.pgoutput_text_frame)
 
 
 class PgOutputPlugin:

@@ -16,6 +16,7 @@ from pgshim.plugins.base import (
     PluginContext,
     SharedOutputPlugin,
     option_bool,
+    unless_rendered,
 )
 from pgshim.plugins.quoting import quote_identifier, quote_literal, quote_qualified_identifier
 from pgshim.speedups import core as _core
@@ -177,16 +178,14 @@ class TestDecodingPlugin(SharedOutputPlugin):
         transaction the sessions have not rendered already."""
         if _core is None or self.include_timestamp:
             return None
-        frame, key = _core.test_decoding_frame, self.cache_key
+        frame = _core.test_decoding_frame
         xids, skip_empty = self.include_xids, self.skip_empty_xacts
-
-        def framing(pieces: list[bytes], tail: bytes, tx: Transaction) -> bytes | None:
-            if key in tx.encoded:
-                return None  # what the sessions rendered is reused
-            return frame(pieces, tail, tx, xids, skip_empty, _column_plan, _table_prefix,
-                         render_change)  # fmt: skip
-
-        return framing
+        return unless_rendered(
+            self.cache_key,
+            lambda pieces, tail, tx: frame(
+                pieces, tail, tx, xids, skip_empty, _column_plan, _table_prefix, render_change
+            ),
+        )
 
     def render(self, tx: Transaction) -> list[Message]:
         if _core is not None:
