@@ -169,3 +169,18 @@ print(kept(True)[0] is False and kept(True)[1] == {}, kept(False)[0])
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120, check=True)  # fmt: skip
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_a_fork_server_that_died_is_started_again_with_the_templates() -> None:
+    made = engine(workers=1)
+    assert asyncio.run(rows(made, "SELECT sum(a) FROM t")) == [(6,)]
+    fork_server = engine_module._FORK_SERVER
+    assert fork_server._proc is not None
+    fork_server._proc.kill()
+    fork_server._proc.wait()
+    endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r"
+    with pytest.raises(PgError):  # its process is killed: the next one needs the fork server
+        asyncio.run(rows(made, endless, timeout_ms=100))
+    assert asyncio.run(rows(made, "SELECT sum(a) FROM t")) == [(6,)]
+    assert fork_server._templates[made._setup[0]] is not None
+    made.close()
