@@ -139,8 +139,17 @@ cdef enum:
     T_KEY_REF = 44
     T_DOC_REF = 45
     T_MONEY = 51
+    T_IPADDR = 9
+    T_JSON = 12
+    T_CIDR = 23
+    T_ARRAY = 28
+    T_IPV6 = 31
+    T_SUBNET = 32
+    T_DECIMAL_TEXT = 52
+    MAX_ARRAY_DEPTH = 32  # deeper arrays are left to the reference
 
 cdef object _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
+cdef object _IPv6Interface, _IPv4Network, _IPv4Address, _json_loads, _array_json
 cdef const char* _HEX_LOWER = b"0123456789abcdef"
 cdef const char* _HEX_UPPER = b"0123456789ABCDEF"
 
@@ -166,8 +175,12 @@ def setup(entity, field, typed_value, decode_value, types, plain_str, fixed_asci
     _FALSE = typed_value(1, _oid[T_BOOL], False)
     _EPOCH, _MS = epoch, ms
     global _Decimal, _UUID, _IPv4Interface, _EPOCH_DATE, _SECOND, _DAY, _time
-    import datetime, decimal, ipaddress, uuid
+    global _IPv6Interface, _IPv4Network, _IPv4Address, _json_loads, _array_json
+    import datetime, decimal, ipaddress, json, uuid
+    from pgshim.reddb.values import array_json
     _Decimal, _UUID, _IPv4Interface = decimal.Decimal, uuid.UUID, ipaddress.IPv4Interface
+    _IPv6Interface, _IPv4Network = ipaddress.IPv6Interface, ipaddress.IPv4Network
+    _IPv4Address, _json_loads, _array_json = ipaddress.IPv4Address, json.loads, array_json
     _EPOCH_DATE = datetime.date(1970, 1, 1)
     _time = datetime.time
     _SECOND, _DAY = datetime.timedelta(seconds=1), datetime.timedelta(days=1)
@@ -184,6 +197,7 @@ cdef class _Reader:
     cdef Py_ssize_t n
     cdef Py_ssize_t pos
     cdef bint bad
+    cdef int depth  # of the arrays being read
 
     cdef inline uint64_t varint(self, int max_shift):
         """An unsigned LEB128 integer as the reference reads it (varu32: 35, varu64: 70)."""
@@ -268,6 +282,21 @@ cdef class _Reader:
         return PyUnicode_DecodeASCII(out, length, NULL)
 
 
+cdef object _interface(_Reader r, int size):
+    """The IPv4 or IPv6 interface of the next ``size`` bytes (network order)."""
+    cdef uint64_t high = 0, low = 0
+    cdef int i
+    for i in range(size):
+        if i < size - 8:
+            high = high << 8 | r.p[r.pos + i]
+        else:
+            low = low << 8 | r.p[r.pos + i]
+    r.pos += size
+    if size == 4:
+        return _IPv4Interface(low)
+    return _IPv6Interface((<object>high) << 64 | low)
+
+
 cdef bint _little_endian():
     cdef uint16_t probe = 1
     return (<unsigned char*>&probe)[0] == 1
@@ -293,11 +322,13 @@ cdef object _read(_Reader r, object buf, bint typed, int* oid):
     cdef int size
     cdef float f32
     cdef uint32_t seconds
-    cdef int scale
+    cdef int scale, prefix
     cdef int64_t minor
     cdef uint64_t ident
     cdef double f64
-    cdef object value
+    cdef uint32_t mask
+    cdef object value, text
+    cdef list items
     r.pos += 1
     if code == T_TEXT or _plain_str[code]:
         value = r.text()
@@ -440,6 +471,55 @@ cdef object _read(_Reader r, object buf, bint typed, int* oid):
         value = PyUnicode_DecodeASCII(<const char*>r.p + r.pos, size, NULL)
         r.pos += size
         return _out(typed, oid, code, value)
+    # what follows builds the reference's objects; what they refuse raises, and the caller
+    # leaves the whole row to the reference, which reports it
+    if code == T_IPADDR or code == T_IPV6:
+        size = 16
+        if code == T_IPADDR:
+            if not r.need(1):
+                return None
+            size = 4 if r.p[r.pos] == 4 else 16
+            r.pos += 1
+        if not r.need(size):
+            return None
+        return _out(typed, oid, code, _interface(r, size))
+    if code == T_CIDR or code == T_SUBNET:
+        if not r.need(5 if code == T_CIDR else 8):
+            return None
+        u32 = r.u32()
+        if code == T_SUBNET:
+            mask = r.u32()
+            value = _IPv4Network((u32, str(_IPv4Address(mask))), strict=False)
+            return _out(typed, oid, code, value, (u32, mask))
+        prefix = r.p[r.pos]  # beyond 32 the network refuses it
+        r.pos += 1
+        return _out(typed, oid, code, _IPv4Network((u32, prefix), strict=False), (u32, prefix))
+    if code == T_JSON or code == T_DECIMAL_TEXT:
+        text = r.text()
+        if r.bad:
+            return None
+        if code == T_JSON:
+            _json_loads(text)  # only a valid document is taken
+            return _out(typed, oid, code, text)
+        value = _Decimal(text)
+        if not value.is_finite():
+            r.bad = True
+            return None
+        return _out(typed, oid, code, value, text)
+    if code == T_ARRAY:
+        size64 = r.varint(35)
+        if r.bad or r.depth >= MAX_ARRAY_DEPTH:
+            r.bad = True
+            return None
+        items = []
+        r.depth += 1
+        for _ in range(size64):
+            value = _read(r, buf, True, NULL)
+            if r.bad:
+                return None
+            items.append(value)
+        r.depth -= 1
+        return _out(typed, oid, code, _array_json(items), tuple(items))
     # the other types: the reference decoder, from the type byte
     value, end = _decode_value(buf, r.pos - 1)
     r.pos = end

@@ -6,6 +6,7 @@ import datetime as dt
 import gc
 import json
 import random
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from pgshim.logical.transactions import (
 from pgshim.plugins import pgoutput, test_decoding
 from pgshim.reddb import change as change_module
 from pgshim.reddb import entity as entity_module
+from pgshim.reddb.binary import varu
 from pgshim.reddb.change import parse_change_record
 from pgshim.reddb.entity import Entity, Field, decode_entity, encode_entity
 from pgshim.reddb.errors import ChangeDecodeError
@@ -790,3 +792,64 @@ def test_pgoutput_commit_times_like_the_reference(when: dt.datetime) -> None:
     speedups.core.pgoutput_text_frame(pieces, b"", tx)
     begin = pieces[1][:-22]  # the Begin payload ends where the Insert's framing starts
     assert begin == pgoutput.begin_message(tx, pgoutput.pg_timestamp(tx))
+
+
+def _row_holding(value: bytes) -> bytes:
+    """A valid row with ``value`` (a value's encoded bytes, type byte first) as its only field."""
+    marker = "MARKER-MARKER"
+    raw = encode_entity(make_row(True, [TypedValue(5, 25, marker)], (1, 2, 3, 4, 0, 5), 1))
+    encoded = b"\x05" + varu(len(marker)) + marker.encode()
+    assert raw.count(encoded) == 1
+    return raw.replace(encoded, value)
+
+
+def test_network_json_decimal_and_array_values_read_by_the_core() -> None:
+    nested = b"\x00"  # a Null in 20 arrays, one in the other
+    for _ in range(20):
+        nested = b"\x1c\x01" + nested
+    taken = [
+        b"\x09\x04" + bytes([10, 0, 0, 1]),
+        b"\x09\x06" + bytes(range(16)),
+        b"\x09\x07" + bytes(range(16, 32)),  # any version byte but 4 is 16 bytes
+        b"\x1f" + bytes(range(255, 239, -1)),
+        b"\x17" + struct.pack("<I", 0xC0A80001) + b"\x18",
+        b"\x17" + struct.pack("<I", 0xC0A80001) + b"\x20",
+        b"\x20" + struct.pack("<II", 0x0A000001, 0xFFFF0000),
+        b"\x0c" + varu(9) + b'{"a":[1]}',
+        b"\x34" + varu(7) + b"-12.500",
+        b"\x1c\x03" + b"\x05\x01a" + b"\x1c\x00" + b"\x02" + struct.pack("<q", -5),
+        nested,
+        b"\x1c\x02" + b"\x09\x04\x01\x02\x03\x04" + b"\x34\x011",
+    ]
+    for value in taken:
+        raw = _row_holding(value)
+        assert speedups.core.decode_row(raw) is not None, value
+        assert_same(raw)
+    many = encode_entity(make_row(True, [sample_value(28, random.Random(n)) for n in range(40)],
+                                  (1, 2, 3, 4, 0, 5), 1))  # fmt: skip
+    assert speedups.core.decode_row(many) is not None  # arrays side by side are not deep
+    assert_same(many)
+
+
+def test_network_json_decimal_and_array_values_the_reference_must_judge() -> None:
+    deep = b"\x00"
+    for _ in range(40):
+        deep = b"\x1c\x01" + deep
+    left = [
+        b"\x0c" + varu(3) + b"{x}",  # not JSON
+        b"\x34" + varu(3) + b"NaN",
+        b"\x34" + varu(3) + b"abc",
+        b"\x17" + struct.pack("<I", 1) + b"\x21",  # prefix 33
+        b"\x20" + struct.pack("<II", 1, 0xFF00FF00),  # a mask with a hole
+        b"\x09\x04\x01\x02",  # truncated
+        b"\x09",
+        b"\x1f" + bytes(15),
+        b"\x17" + bytes(4),
+        b"\x1c\x02\x00",  # one item of two
+        b"\x1c\x01\x63",  # an item of no known type
+        deep,  # read by the reference, past the core's depth
+    ]
+    for value in left:
+        raw = _row_holding(value)
+        assert speedups.core.decode_row(raw) is None, value
+        assert_same(raw)
