@@ -102,19 +102,19 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
 
 
 def serve(config: Config) -> int:
+    if not config.spool and not config.source:
+        raise ConfigError(
+            "spool", "no spool given (use --spool or --source, PGSHIM_SPOOL or the config file)"
+        )
     from pgshim.sql.engine import start_fork_server
 
-    start_fork_server()
+    start_fork_server()  # it loads DuckDB on the other core while the server's modules load
     from pgshim.app import Application  # imported late: the CLI's other commands stay light
 
     configure_logging(config.log_format, config.log_level)
     warning = secret_file_warning(config.reddb_token_file)
     if warning is not None:
         log.warning("reddb_token_file: %s", warning)
-    if not config.spool and not config.source:
-        raise ConfigError(
-            "spool", "no spool given (use --spool or --source, PGSHIM_SPOOL or the config file)"
-        )
     app = Application(config)
     if config.metrics_port is not None:
         from pgshim.metrics import start_metrics
