@@ -853,3 +853,13 @@ def test_network_json_decimal_and_array_values_the_reference_must_judge() -> Non
         raw = _row_holding(value)
         assert speedups.core.decode_row(raw) is None, value
         assert_same(raw)
+
+
+def test_hostile_nesting_is_left_to_the_reference_without_deep_recursion_in_the_core() -> None:
+    # 200,000 levels: C recursion that deep would overflow the core's stack
+    document = b"[" * 200_000 + b"]" * 200_000
+    for value in (b"\x1c\x01" * 200_000 + b"\x00", b"\x0c" + varu(len(document)) + document):
+        raw = _row_holding(value)
+        assert speedups.core.decode_row(raw) is None
+        with pytest.raises(RecursionError):  # ChangeSource.decode reports it for the record
+            decode_entity(raw)
