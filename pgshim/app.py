@@ -28,6 +28,7 @@ from pgshim.reddb.identity import IdentityMap
 from pgshim.reddb.link.terms import TermHistory
 from pgshim.reddb.link.wiring import RedDbLink, TermObservingFollower
 from pgshim.server import PgServer
+from pgshim.shared_state import SharedConnection, StateStoreError
 from pgshim.spool import spool_path
 from pgshim.spool.follower import SpoolFollower
 from pgshim.spool.index_store import SpoolIndexStore
@@ -50,7 +51,14 @@ from pgshim.sql.privileges import role_of
 from pgshim.sql.providers import CatalogRows, PublicationDDL, bootstrap_role
 from pgshim.sql.results import ColumnDesc, CopyOutResult, Prepared
 from pgshim.sql.session import SessionInfo, SqlSession
-from pgshim.state import STATE_FILE_NAME, open_state, state_error, system_identifier
+from pgshim.state import (
+    STATE_FILE_NAME,
+    StateError,
+    ensure_meta,
+    open_state,
+    state_error,
+    system_identifier,
+)
 from pgshim.versions import ServerVersion
 from pgshim.views import register_status_views
 from pgshim.walsender import commands
@@ -74,6 +82,8 @@ def _refusing_unusable_state(method: Any) -> Any:
     def reading_state(self: Application, *args: Any) -> Any:
         try:
             return method(self, *args)
+        except StateStoreError as exc:
+            raise StateError(f"pgshim: {exc}") from None
         except sqlite3.Error as exc:
             log.debug("the state database cannot be used", exc_info=True)
             raise state_error(Path(self.config.state_dir) / STATE_FILE_NAME, exc) from None
@@ -88,16 +98,21 @@ class Application:
         self.started_at = datetime.now(UTC)
         self.version = ServerVersion(config.server_version)
         self.conn = open_state(config.state_dir)
-        self.system_identifier = system_identifier(self.conn)
-        self.identity = IdentityMap(self.conn)
+        # what the instances serving one RedDB source share: in state_url's database if set
+        self.shared = self.conn
+        if config.state_url is not None:
+            self.shared = SharedConnection(config.state_url, application_name=config.instance())
+            ensure_meta(self.shared)
+        self.system_identifier = system_identifier(self.shared)
+        self.identity = IdentityMap(self.shared)
         self.link = RedDbLink.from_config(config)
         self.relations = RelationRegistry(
-            self.conn,
+            self.shared,
             schema=config.schema,
             declared=declared_columns(config),
             schema_source=self.link.schema_source(self.conn),
         )
-        self.publications = PublicationStore(self.conn, default=config.default_publication)
+        self.publications = PublicationStore(self.shared, default=config.default_publication)
         self.builder = TransactionBuilder(self.identity, self.relations)
         self.terms = TermHistory(self.conn)
         remote = self.link.follower()
@@ -118,7 +133,11 @@ class Application:
         )
         self.ahead = AheadKeys(self.conn, self.source.store, config.render_ahead_formats)
         self.slots = SlotStore(
-            self.conn, database=config.database, max_slots=config.max_replication_slots
+            self.shared,
+            database=config.database,
+            max_slots=config.max_replication_slots,
+            instance=config.instance(),
+            lease_seconds=config.slot_lease_seconds,
         )
         if self._prunes is not None:
             self._prunes.watch(self.slots)
@@ -203,6 +222,7 @@ class Application:
             await asyncio.sleep(SLOT_FLUSH_INTERVAL)
             try:
                 self.slots.flush_dirty()
+                self.slots.renew_leases()
                 self.replicas.flush()
             except Exception as exc:
                 if str(exc) != failed:
@@ -220,6 +240,7 @@ class Application:
             ("stopping ingestion", self.source.stop),
             ("stopping the RedDB link", self.link.stop),
             ("writing slot positions", self.slots.flush_dirty),
+            ("giving up slot leases", self.slots.release_leases),
             ("writing replica status", self.replicas.flush),
             ("writing identities", self.builder.flush),
         ]
@@ -227,6 +248,8 @@ class Application:
             steps.append(("closing the decoded store", self.source.store.close))
         steps.append(("stopping the SQL engine", self.catalog.engine.close))
         steps.append(("closing the state database", self.conn.close))
+        if self.shared is not self.conn:
+            steps.append(("closing the shared state database", self.shared.close))
         for doing, step in steps:
             try:
                 result = step()

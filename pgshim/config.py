@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,13 @@ class Config:
     port: int = 5433
     spool: str | None = None
     state_dir: str = "./pgshim-state"
+    # postgresql://...: slots, publications, identities and relations kept in that database,
+    # shared by every instance serving the same RedDB source (None: all in state_dir)
+    state_url: str | None = field(default=None, repr=False)
+    # this instance's name among those sharing state_url (default: host name and port)
+    instance_name: str | None = None
+    # seconds a slot stays held by an instance that stopped renewing its lease (state_url)
+    slot_lease_seconds: float = 10.0
     database: str = "reddb"
     users: dict[str, UserConfig] = field(default_factory=dict)
     # users without a password (method trust, or no [users] at all) on a listener that is not a
@@ -115,6 +123,10 @@ class Config:
     metrics_port: int | None = None
     # the PostgreSQL major version pgshim presents itself as: 15, 16, 17 or 18
     server_version: int = DEFAULT_MAJOR
+
+    def instance(self) -> str:
+        """This instance's name among the ones sharing ``state_url``."""
+        return self.instance_name or f"{socket.gethostname()}:{self.port}"
 
     def declared_columns(self) -> dict[str, list[dict[str, Any]]]:
         """``[collections.NAME] columns = [{name, type, source}]``, validated at load time."""
@@ -276,6 +288,14 @@ def _validate(config: Config) -> None:
         raise ConfigError("reorder_grace", "must not be negative")
     if config.reorder_window < 1:
         raise ConfigError("reorder_window", "must be at least 1")
+    if config.state_url is not None and not config.state_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise ConfigError("state_url", "must be a postgresql:// URL")
+    if config.slot_lease_seconds < 1:
+        raise ConfigError("slot_lease_seconds", "must be at least 1")
+    if config.instance_name is not None and not config.instance_name.strip():
+        raise ConfigError("instance_name", "must not be empty")
     if config.max_message_size < 1024:
         raise ConfigError("max_message_size", "must be at least 1024 bytes")
     if (config.tls_cert is None) != (config.tls_key is None):

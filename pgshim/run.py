@@ -30,6 +30,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir", help="slots, identities, publications (default ./pgshim-state)"
     )
     parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument(
+        "--instance-name",
+        help="this instance's name among those sharing state_url (default HOST:PORT)",
+    )
     parser.add_argument("--database", help="the database name clients connect to (default reddb)")
     parser.add_argument("--tls-cert", help="PEM certificate: enables TLS")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
@@ -89,6 +93,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "host": args.host,
         "port": args.port,
         "state_dir": args.state_dir,
+        "instance_name": args.instance_name,
         "database": args.database,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,

@@ -68,16 +68,37 @@ def open_state(state_dir: str | os.PathLike[str]) -> sqlite3.Connection:
         conn = connect(path)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(_META_SCHEMA)
-        with transaction(conn):
-            if conn.execute("SELECT 1 FROM meta WHERE id = 1").fetchone() is None:
-                conn.execute(
-                    "INSERT INTO meta (id, system_identifier, created_at) VALUES (1, ?, ?)",
-                    (_new_system_identifier(), datetime.now(UTC).isoformat()),
-                )
+        ensure_meta(conn)
     except (sqlite3.Error, OSError) as exc:
         raise state_error(path, exc) from None
     return conn
+
+
+def ensure_meta(conn: Any) -> None:
+    """The meta row, created once (by whichever instance comes first, on a shared database)."""
+    conn.execute(_META_SCHEMA)
+    conn.execute(
+        "INSERT INTO meta (id, system_identifier, created_at) VALUES (1, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (_new_system_identifier(), datetime.now(UTC).isoformat()),
+    )
+
+
+def is_shared(conn: Any) -> bool:
+    """Whether ``conn`` is the state shared by several instances (``shared_state``)."""
+    return getattr(conn, "backend", None) == "postgresql"
+
+
+def columns_of(conn: Any, table: str) -> set[str]:
+    """The columns ``table`` has, on either backend."""
+    if is_shared(conn):
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+        return {name for (name,) in rows}
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def state_error(path: Path, exc: Exception) -> StateError:
@@ -221,7 +242,7 @@ def u64_from_sql(value: int) -> int:
 def add_missing_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> list[str]:
     """Schema migration: add the ``columns`` (name -> column definition) that ``table``, as an
     older pgshim created it, lacks; returns the names added (in one transaction)."""
-    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    have = columns_of(conn, table)
     missing = [name for name in columns if name not in have]
     if missing:
         with transaction(conn):
@@ -234,7 +255,8 @@ def durable_commit(conn: sqlite3.Connection) -> None:
     """Commit the open transaction (if any) and fsync, so everything committed so far survives power loss."""
     if conn.in_transaction:
         conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if not is_shared(conn):  # a shared database's commit is durable when it returns
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 def _new_system_identifier() -> int:

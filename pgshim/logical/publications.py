@@ -11,13 +11,21 @@ configured default publication is created FOR ALL TABLES when absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pgshim.errors import PgError
 from pgshim.logical.transactions import Relation
+from pgshim.state import columns_of, is_shared
+
+log = logging.getLogger(__name__)
+
+SHARED_REFRESH_SECONDS = 1.0  # how old the publications read from a shared database may be
 
 ALL_ACTIONS = ("insert", "update", "delete", "truncate")
 ACTION_BY_CODE = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
@@ -142,48 +150,65 @@ class PublicationStore:
             "CREATE TABLE IF NOT EXISTS publication_schemas ("
             " pubname TEXT NOT NULL, schemaname TEXT NOT NULL, PRIMARY KEY (pubname, schemaname))"
         )
-        known = {row[1] for row in conn.execute("PRAGMA table_info(publication_tables)")}
+        known = columns_of(conn, "publication_tables")
         for column in ("attnames", "rowfilter"):  # added in a later version
             if column not in known:
                 conn.execute(f"ALTER TABLE publication_tables ADD COLUMN {column} TEXT")
         conn.commit()
         self._cache: dict[str, Publication] | None = None
+        self._shared = is_shared(conn)
+        self._loaded_at = 0.0
         self.generation = 0  # bumped by every change, so readers can cache what they resolved
         if default_publication is not None and self.find(default_publication) is None:
-            self.create(default_publication, all_tables=True)
+            with contextlib.suppress(PgError):  # another instance created it meanwhile
+                self.create(default_publication, all_tables=True)
 
     def _publications(self) -> dict[str, Publication]:
-        if self._cache is None:
-            tables: dict[str, list[tuple[str, str]]] = {}
-            options: dict[str, dict[tuple[str, str], TableOptions]] = {}
-            for pubname, schema, table, attnames, rowfilter in self._conn.execute(
-                "SELECT pubname, schemaname, tablename, attnames, rowfilter"
-                " FROM publication_tables ORDER BY rowid"
-            ):
-                tables.setdefault(pubname, []).append((schema, table))
-                if attnames is not None or rowfilter is not None:
-                    columns = None if attnames is None else tuple(json.loads(attnames))
-                    options.setdefault(pubname, {})[(schema, table)] = TableOptions(
-                        columns, rowfilter
-                    )
-            schemas: dict[str, list[str]] = {}
-            for pubname, schema in self._conn.execute(
-                "SELECT pubname, schemaname FROM publication_schemas ORDER BY rowid"
-            ):
-                schemas.setdefault(pubname, []).append(schema)
-            self._cache = {
-                name: Publication(
-                    name,
-                    bool(all_tables),
-                    parse_publish(publish),
-                    tuple(tables.get(name, ())),
-                    options.get(name, {}),
-                    tuple(schemas.get(name, ())),
+        stale = self._cache
+        if stale is None:
+            return self._load()
+        # other instances change them too: read again when it is older than a moment
+        if self._shared and time.monotonic() - self._loaded_at >= SHARED_REFRESH_SECONDS:
+            try:
+                if self._load() != stale:
+                    self.generation += 1
+            except sqlite3.Error as exc:  # the state database is away: what was read stands
+                log.debug("publications not read again: %s", exc)
+                self._loaded_at = time.monotonic()
+        return self._cache  # type: ignore[return-value]
+
+    def _load(self) -> dict[str, Publication]:
+        tables: dict[str, list[tuple[str, str]]] = {}
+        options: dict[str, dict[tuple[str, str], TableOptions]] = {}
+        for pubname, schema, table, attnames, rowfilter in self._conn.execute(
+            "SELECT pubname, schemaname, tablename, attnames, rowfilter"
+            " FROM publication_tables ORDER BY rowid"
+        ):
+            tables.setdefault(pubname, []).append((schema, table))
+            if attnames is not None or rowfilter is not None:
+                columns = None if attnames is None else tuple(json.loads(attnames))
+                options.setdefault(pubname, {})[(schema, table)] = TableOptions(
+                    columns, rowfilter
                 )
-                for name, all_tables, publish in self._conn.execute(
-                    "SELECT name, all_tables, publish FROM publications ORDER BY rowid"
-                )
-            }
+        schemas: dict[str, list[str]] = {}
+        for pubname, schema in self._conn.execute(
+            "SELECT pubname, schemaname FROM publication_schemas ORDER BY rowid"
+        ):
+            schemas.setdefault(pubname, []).append(schema)
+        self._cache = {
+            name: Publication(
+                name,
+                bool(all_tables),
+                parse_publish(publish),
+                tuple(tables.get(name, ())),
+                options.get(name, {}),
+                tuple(schemas.get(name, ())),
+            )
+            for name, all_tables, publish in self._conn.execute(
+                "SELECT name, all_tables, publish FROM publications ORDER BY rowid"
+            )
+        }
+        self._loaded_at = time.monotonic()
         return self._cache
 
     def find(self, name: str) -> Publication | None:
@@ -210,10 +235,13 @@ class PublicationStore:
         if self.find(name) is not None:
             raise PgError("42710", f'publication "{name}" already exists')
         parse_publish(publish)
-        self._conn.execute(
-            "INSERT INTO publications (name, all_tables, publish) VALUES (?, ?, ?)",
-            (name, int(all_tables), publish),
-        )
+        try:
+            self._conn.execute(
+                "INSERT INTO publications (name, all_tables, publish) VALUES (?, ?, ?)",
+                (name, int(all_tables), publish),
+            )
+        except sqlite3.IntegrityError:  # another instance created it meanwhile
+            raise PgError("42710", f'publication "{name}" already exists') from None
         self._insert_schemas(name, schemas)
         self._insert_tables(name, tables)
         return self._require(name)
@@ -338,8 +366,9 @@ class PublicationStore:
             schema, tablename = parse_table_name(table)
             columns = None if options.columns is None else json.dumps(list(options.columns))
             self._conn.execute(
-                "INSERT OR IGNORE INTO publication_tables"
-                " (pubname, schemaname, tablename, attnames, rowfilter) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO publication_tables"
+                " (pubname, schemaname, tablename, attnames, rowfilter) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (name, schema, tablename, columns, options.row_filter),
             )
         self._invalidate()
@@ -347,7 +376,8 @@ class PublicationStore:
     def _insert_schemas(self, name: str, schemas: Iterable[str]) -> None:
         for schema in schemas:
             self._conn.execute(
-                "INSERT OR IGNORE INTO publication_schemas (pubname, schemaname) VALUES (?, ?)",
+                "INSERT INTO publication_schemas (pubname, schemaname) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (name, schema),
             )
         self._invalidate()

@@ -17,8 +17,10 @@ A field called ``rid`` is renamed ``rid_`` so it cannot clash with the key. A va
 does not fit its column is reported and sent as NULL; compatible widenings (integers into
 numeric or float, float4 into float8, anything into text) are converted.
 
-Relation OIDs are ``16384 + n`` and, with the columns and version, persist in the sqlite table
-``relations`` so they stay stable across restarts.
+Relation OIDs are ``16384 + n`` and, with the columns and version, persist in the table
+``relations`` of the state database so they stay stable across restarts. On a database shared by
+several instances, a collection one of them stored first is taken as stored (its OID, columns and
+version), and a stored version is never replaced by an older one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from pgshim import pgtypes
 from pgshim.logical.transactions import Column, Relation
 from pgshim.reddb.values import value_typmod
+from pgshim.state import is_shared
 
 FIRST_RELATION_OID = 16384
 KEY_COLUMN = "rid"
@@ -156,6 +159,7 @@ class RelationRegistry:
         self._known: dict[str, tuple[int, set[str], set[int]]] = {}
         # collection -> fast_plan(collection) while its columns and sources are unchanged
         self._plans: dict[str, FastPlan | None] = {}
+        self._shared = is_shared(conn)
         self.mismatch_count = 0
         conn.execute(
             "CREATE TABLE IF NOT EXISTS relations ("
@@ -168,17 +172,8 @@ class RelationRegistry:
         rows = self._conn.execute(
             "SELECT collection, oid, columns, version FROM relations ORDER BY oid"
         ).fetchall()
-        for collection, oid, columns_json, version in rows:
-            stored = json.loads(columns_json)
-            columns = [
-                Column(c["name"], c["type_oid"], c.get("typmod", -1), c.get("is_key", False))
-                for c in stored
-            ]
-            sources = [ColumnSource(c.get("field"), c.get("position")) for c in stored]
-            self._relations[collection] = Relation(
-                oid=oid, schema=self._schema, name=collection, columns=columns, version=version
-            )
-            self._sources[collection] = sources
+        for row in rows:
+            self._take_stored(*row)
         for collection in list(self._declared):
             if collection in self._relations:
                 self._apply_declaration(collection)
@@ -293,8 +288,45 @@ class RelationRegistry:
             append(converted)
         return RowValues(relation, values, problems)
 
+    def _take_stored(self, collection: str, oid: int, columns_json: str, version: int) -> Relation:
+        stored = json.loads(columns_json)
+        columns = [
+            Column(c["name"], c["type_oid"], c.get("typmod", -1), c.get("is_key", False))
+            for c in stored
+        ]
+        relation = Relation(
+            oid=oid, schema=self._schema, name=collection, columns=columns, version=version
+        )
+        self._relations[collection] = relation
+        self._sources[collection] = [ColumnSource(c.get("field"), c.get("position")) for c in stored]
+        self._plans.pop(collection, None)
+        self._known.pop(collection, None)
+        return relation
+
     def _create(self, collection: str) -> Relation:
-        oid = FIRST_RELATION_OID + len(self._relations)
+        if not self._shared:
+            return self._create_new(collection, FIRST_RELATION_OID + len(self._relations))
+        created = None
+        while True:  # another instance may store it, or take the OID, meanwhile
+            row = self._conn.execute(
+                "SELECT collection, oid, columns, version FROM relations WHERE collection = ?",
+                (collection,),
+            ).fetchone()
+            if row is not None:
+                if created is not None and created.oid == row[1]:
+                    return created
+                relation = self._take_stored(*row)
+                if collection in self._declared:
+                    self._apply_declaration(collection)
+                return relation
+            (highest,) = self._conn.execute("SELECT max(oid) FROM relations").fetchone()
+            try:
+                created = self._create_new(collection, max(FIRST_RELATION_OID, (highest or 0) + 1))
+            except sqlite3.IntegrityError:  # the OID went to another collection
+                self._relations.pop(collection, None)
+                self._sources.pop(collection, None)
+
+    def _create_new(self, collection: str, oid: int) -> Relation:
         taken = {relation.oid for relation in self._relations.values()}
         while oid in taken:
             oid += 1
@@ -383,7 +415,7 @@ class RelationRegistry:
         self._conn.execute(
             "INSERT INTO relations (collection, oid, columns, version) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(collection) DO UPDATE SET columns = excluded.columns,"
-            " version = excluded.version",
+            " version = excluded.version WHERE relations.version < excluded.version",
             (relation.name, relation.oid, json.dumps(stored), relation.version),
         )
         self._conn.commit()

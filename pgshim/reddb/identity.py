@@ -93,8 +93,9 @@ class IdentityMap:
             if began:  # one transaction for the batch, not one per row in autocommit mode
                 conn.execute("BEGIN")
             conn.executemany(
-                "INSERT OR REPLACE INTO identity_map (collection, physical_id, logical_id)"
-                " VALUES (?, ?, ?)",
+                "INSERT INTO identity_map (collection, physical_id, logical_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (collection, physical_id) DO UPDATE"
+                " SET logical_id = excluded.logical_id",
                 [
                     (collection, _to_sql(physical), _to_sql(logical))
                     for (collection, physical), logical in self._pending.items()

@@ -22,12 +22,14 @@ replication slot"; the reason is in the ``pgshim_slots`` view, the log says it o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import sqlite3
+import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,13 +38,18 @@ from pgshim import pgtypes
 from pgshim.errors import PgError
 from pgshim.logical.positions import end_pos
 from pgshim.spool.frames import scan_frames
-from pgshim.state import add_missing_columns, durable_commit, transaction, write_error
+from pgshim.state import add_missing_columns, durable_commit, is_shared, transaction, write_error
 from pgshim.walsender.stream import ActiveStreams
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SLOTS = 64
 DEFAULT_DATOID = 5  # the oid PostgreSQL gives its "postgres" database
+DEFAULT_LEASE_SECONDS = 10.0
+# a lease not confirmed for this share of its length is given up here before it can run out
+# there (the state database's clock decides when it runs out; ours only measures how long ago)
+LEASE_SAFETY = 0.7
+SHARED_WAIT = 1.0  # seconds between looks at another instance's slot (DROP ... WAIT)
 NAME_MAX_BYTES = 63
 _VALID_NAME = re.compile(r"[a-z0-9_]*")
 
@@ -135,6 +142,7 @@ class Slot:
     failover: bool = False
     two_phase_at: int | None = None  # where two-phase decoding was enabled
     inactive_since: datetime | None = None  # when it was last released (in memory only)
+    holder: str | None = None  # the instance whose session uses it (see SlotStore.instance)
 
     @property
     def active(self) -> bool:
@@ -159,7 +167,7 @@ PGSHIM_SLOT_COLUMNS = [
     ("slot_name", "name"), ("plugin", "name"), ("temporary", "bool"), ("active", "bool"),
     ("active_pid", "int4"), ("confirmed_flush_lsn", "pg_lsn"), ("wal_status", "text"),
     ("invalidation_reason", "text"), ("lost_after_lsn", "pg_lsn"),
-    ("invalidated_at", "timestamptz"),
+    ("invalidated_at", "timestamptz"), ("active_instance", "text"),
 ]  # fmt: skip
 
 
@@ -178,6 +186,34 @@ def validate_slot_name(name: str) -> None:
         )
 
 
+_STORED = (
+    "name, plugin, database, two_phase, confirmed_flush, restart_pos, created_at, lost_after, "
+    "invalidation_reason, invalidated_time, failover, two_phase_at"
+)
+
+
+def _slot_from_row(row: Sequence[Any]) -> Slot:
+    """A persistent slot from the columns ``_STORED`` names."""
+    name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row[:10]
+    failover, two_phase_at = row[10:12]
+    return Slot(
+        name=name,
+        plugin=plugin,
+        database=db,
+        temporary=False,
+        two_phase=bool(two_phase),
+        confirmed_flush=_from_sql(confirmed),
+        restart_pos=_from_sql(restart),
+        created_at=datetime.fromisoformat(created),
+        invalidation_reason=reason,
+        lost_after=None if lost_after is None else _from_sql(lost_after),
+        invalidated_time=None if at is None else datetime.fromisoformat(at),
+        failover=bool(failover),
+        two_phase_at=None if two_phase_at is None else _from_sql(two_phase_at),
+        inactive_since=datetime.now(UTC),
+    )
+
+
 class SlotStore:
     """All slots of this server; persistent slots live in the ``slots`` table of the state database."""
 
@@ -188,8 +224,17 @@ class SlotStore:
         database: str,
         datoid: int = DEFAULT_DATOID,
         max_slots: int = DEFAULT_MAX_SLOTS,
+        instance: str = "pgshim",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self._conn = conn
+        self.instance = instance
+        # a database shared by several instances: a slot's session holds a lease on it there
+        self._shared = is_shared(conn)
+        self.lease_seconds = lease_seconds
+        self._leased_at: dict[str, float] = {}  # slot -> when its lease was last confirmed
+        self._renew_at = 0.0
+        self.lease_error: str | None = None  # why the last renewal failed
         self.database = database
         self.datoid = datoid
         self.max_slots = max_slots
@@ -201,31 +246,11 @@ class SlotStore:
         self.invalidations = 0  # slots invalidated since this process started (a metric)
         conn.execute(_SCHEMA)
         add_missing_columns(conn, "slots", _ADDED_COLUMNS)
-        for row in conn.execute(
-            "SELECT name, plugin, database, two_phase, confirmed_flush, restart_pos, created_at, "
-            "lost_after, invalidation_reason, invalidated_time, failover, two_phase_at "
-            "FROM slots ORDER BY name"
-        ):
-            name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row[
-                :10
-            ]
-            failover, two_phase_at = row[10:]
-            self._slots[name] = Slot(
-                name=name,
-                plugin=plugin,
-                database=db,
-                temporary=False,
-                two_phase=bool(two_phase),
-                confirmed_flush=_from_sql(confirmed),
-                restart_pos=_from_sql(restart),
-                created_at=datetime.fromisoformat(created),
-                invalidation_reason=reason,
-                lost_after=None if lost_after is None else _from_sql(lost_after),
-                invalidated_time=None if at is None else datetime.fromisoformat(at),
-                failover=bool(failover),
-                two_phase_at=None if two_phase_at is None else _from_sql(two_phase_at),
-                inactive_since=datetime.now(UTC),
-            )
+        if self._shared:
+            self.refresh()
+        else:
+            for row in conn.execute(f"SELECT {_STORED} FROM slots ORDER BY name"):
+                self._slots[row[0]] = _slot_from_row(row)
 
     # --- lookup -----------------------------------------------------------------------------------
 
@@ -237,15 +262,17 @@ class SlotStore:
 
     def slot_rows(self, major: int = 15) -> list[tuple]:
         """pg_replication_slots rows for every slot (see :func:`slot_rows`)."""
+        self._refresh_quietly()
         return slot_rows(self.list(), {self.database: self.datoid}, major)
 
     def pgshim_slot_rows(self) -> list[tuple]:
         """pgshim_slots rows (:data:`PGSHIM_SLOT_COLUMNS`): with the reason a slot was lost."""
+        self._refresh_quietly()
         return [
             (
                 slot.name, slot.plugin, slot.temporary, slot.active, slot.active_pid,
                 slot.confirmed_flush, _wal_status(slot), slot.invalidation_reason,
-                slot.lost_after, slot.invalidated_time,
+                slot.lost_after, slot.invalidated_time, slot.holder if slot.active else None,
             )
             for slot in self.list()
         ]  # fmt: skip
@@ -274,6 +301,8 @@ class SlotStore:
         if temporary and pid is None:
             raise ValueError("a temporary slot needs the pid of the session that owns it")
         validate_slot_name(name)
+        if self._shared:
+            self._refresh_or_fail()
         if name in self._slots:
             raise PgError("42710", f'replication slot "{name}" already exists')
         if failover and temporary:
@@ -317,6 +346,8 @@ class SlotStore:
                             None if slot.two_phase_at is None else _to_sql(slot.two_phase_at),
                         ),
                     )
+            except sqlite3.IntegrityError:  # another instance created it meanwhile
+                raise PgError("42710", f'replication slot "{name}" already exists') from None
             except sqlite3.Error as exc:  # a full disk: no slot, PostgreSQL's error
                 raise write_error(exc) from None
             self._sync()
@@ -324,28 +355,45 @@ class SlotStore:
         return slot
 
     def drop(self, name: str, *, pid: int) -> None:
+        if self._shared:
+            self._refresh_or_fail()
         slot = self._require(name)
-        if slot.active_pid is not None and slot.active_pid != pid:
+        if self._used_by_another(slot, pid):
             raise _active_error(slot)
         self._forget(slot)
 
     async def drop_wait(self, name: str, *, pid: int) -> None:
         """DROP_REPLICATION_SLOT ... WAIT: wait until no other session holds the slot, then drop it."""
         while True:
+            if self._shared:
+                self._refresh_or_fail()
             slot = self._require(name)
-            if slot.active_pid is None or slot.active_pid == pid:
+            if not self._used_by_another(slot, pid):
                 self._forget(slot)
                 return
             released = self._released
-            await released.wait()
+            # another instance's session ends unseen: look again now and then
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), SHARED_WAIT if self._shared else None)
+
+    def _used_by_another(self, slot: Slot, pid: int) -> bool:
+        if slot.active_pid is None:
+            return False
+        return slot.active_pid != pid or slot.holder not in (None, self.instance)
 
     def _forget(self, slot: Slot) -> None:
         if not slot.temporary:  # gone from the database first: a failure leaves the slot as it was
             try:
                 with transaction(self._conn):
-                    self._conn.execute("DELETE FROM slots WHERE name = ?", (slot.name,))
+                    deleted = self._conn.execute(
+                        "DELETE FROM slots WHERE name = ?" + self._unleased(), self._lease_args(slot)
+                    ).rowcount
             except sqlite3.Error as exc:
                 raise write_error(exc) from None
+            if not deleted and self._shared:  # another instance took it meanwhile
+                self._refresh_or_fail()
+                if slot.name in self._slots:
+                    raise _active_error(self._slots[slot.name])
             self._sync()
         del self._slots[slot.name]
         self._dirty.discard(slot.name)
@@ -361,12 +409,17 @@ class SlotStore:
 
     def acquire(self, name: str, pid: int, options: Iterable[tuple[str, str | None]] = ()) -> Slot:
         """Make ``pid`` the one consumer of the slot (START_REPLICATION)."""
+        if self._shared:
+            self._refresh_or_fail()
         slot = self._require(name)
-        if slot.active_pid is not None and slot.active_pid != pid:
+        if self._used_by_another(slot, pid):
             raise _active_error(slot)
         if slot.database != self.database:
             raise PgError("55000", f'replication slot "{name}" was not created in this database')
+        if self._shared and not slot.temporary:
+            self._take_lease(slot, pid)
         slot.active_pid = pid
+        slot.holder = self.instance
         slot.options = list(options)
         return slot
 
@@ -383,6 +436,9 @@ class SlotStore:
         slot.active_pid = None
         slot.inactive_since = datetime.now(UTC)
         self.flush_dirty()
+        slot.holder = None
+        if self._shared:
+            self._give_up_lease(name)
         self._notify_released()
 
     def alter(
@@ -390,8 +446,10 @@ class SlotStore:
     ) -> Slot:
         """ALTER_REPLICATION_SLOT: change FAILOVER and TWO_PHASE of a slot no other session
         uses; stored before it answers."""
+        if self._shared:
+            self._refresh_or_fail()
         slot = self._require(name)
-        if slot.active_pid is not None and slot.active_pid != pid:
+        if self._used_by_another(slot, pid):
             raise _active_error(slot)
         if failover and slot.temporary:
             raise _temporary_failover_error()
@@ -444,6 +502,155 @@ class SlotStore:
         released, self._released = self._released, asyncio.Event()
         released.set()
 
+    # --- a state database shared with other instances ------------------------------------------
+
+    def refresh(self) -> None:
+        """Read the slots again from a shared database: the ones other instances created,
+        changed, dropped or hold. A slot this instance holds keeps its own positions (they are
+        ahead of what was written)."""
+        if not self._shared:
+            return
+        rows = self._conn.execute(
+            f"SELECT {_STORED}, holder, holder_pid, lease_until > now() FROM slots"
+        ).fetchall()
+        stored = set()
+        for row in rows:
+            name, (holder, holder_pid, leased) = row[0], row[12:]
+            stored.add(name)
+            slot = self._slots.get(name)
+            if slot is not None and (slot.temporary or self._holds(slot)):
+                continue
+            fresh = _slot_from_row(row)
+            if slot is not None:
+                fresh.stats, fresh.inactive_since = slot.stats, slot.inactive_since
+            if leased and holder not in (None, self.instance):
+                fresh.holder, fresh.active_pid = holder, holder_pid
+            self._slots[name] = fresh
+        for name in [name for name, slot in self._slots.items()
+                     if name not in stored and not slot.temporary and not self._holds(slot)]:  # fmt: skip
+            del self._slots[name]
+            self._dirty.discard(name)
+
+    def _holds(self, slot: Slot) -> bool:
+        return slot.active_pid is not None and slot.holder == self.instance
+
+    def _refresh_or_fail(self) -> None:
+        try:
+            self.refresh()
+        except sqlite3.Error as exc:
+            raise state_unreachable(exc) from None
+
+    def _refresh_quietly(self) -> None:
+        """Views show what is known when the shared database cannot be read."""
+        try:
+            self.refresh()
+        except sqlite3.Error as exc:
+            log.debug("slots not read again: %s", exc)
+
+    def _unleased(self) -> str:
+        """The condition of a statement on a slot no other instance holds (on a shared
+        database): its parameters are ``_lease_args``."""
+        if not self._shared:
+            return ""
+        return " AND (holder IS NULL OR holder = ? OR lease_until IS NULL OR lease_until < now())"
+
+    def _lease_args(self, slot: Slot) -> tuple:
+        return (slot.name, self.instance) if self._shared else (slot.name,)
+
+    def _take_lease(self, slot: Slot, pid: int) -> None:
+        """Hold the slot for this instance's session ``pid`` (55006 when another instance's
+        session holds it); its positions are then the ones stored, which another instance may
+        have moved since this one read them."""
+        asked = time.monotonic()
+        try:
+            row = self._conn.execute(
+                "UPDATE slots SET holder = ?, holder_pid = ?,"
+                " lease_until = now() + ? * interval '1 second'"
+                " WHERE name = ?" + self._unleased() + " RETURNING confirmed_flush, restart_pos",
+                (self.instance, pid, self.lease_seconds, *self._lease_args(slot)),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise state_unreachable(exc) from None
+        if row is None:
+            self._refresh_or_fail()
+            current = self._slots.get(slot.name)
+            if current is None:
+                raise PgError("42704", f'replication slot "{slot.name}" does not exist')
+            raise _active_error(current)
+        slot.confirmed_flush = max(slot.confirmed_flush, _from_sql(row[0]))
+        slot.restart_pos = max(slot.restart_pos, _from_sql(row[1]))
+        self._leased_at[slot.name] = asked
+
+    def _give_up_lease(self, name: str) -> None:
+        self._leased_at.pop(name, None)
+        try:
+            self._conn.execute(
+                "UPDATE slots SET holder = NULL, holder_pid = NULL, lease_until = NULL"
+                " WHERE name = ? AND holder = ?",
+                (name, self.instance),
+            )
+        except sqlite3.Error as exc:  # it runs out by itself
+            log.warning('the lease on replication slot "%s" could not be given up (%s); another '
+                        "instance can take the slot in %.0f s", name, exc, self.lease_seconds)  # fmt: skip
+
+    def renew_leases(self, now: float | None = None) -> None:
+        """Every third of a lease: renew the leases this instance holds and read the slots
+        again. A session whose lease could not be renewed in time, or went to another
+        instance, is ended: at most one session streams from a slot across the instances."""
+        if not self._shared:
+            return
+        now = time.monotonic() if now is None else now
+        if now < self._renew_at:
+            return
+        self._renew_at = now + self.lease_seconds / 3
+        held = [slot for slot in self._slots.values() if not slot.temporary and self._holds(slot)]
+        try:
+            kept = set()
+            if held:
+                marks = ", ".join("?" for _ in held)
+                kept = {name for (name,) in self._conn.execute(
+                    "UPDATE slots SET lease_until = now() + ? * interval '1 second'"
+                    f" WHERE holder = ? AND name IN ({marks}) RETURNING name",
+                    (self.lease_seconds, self.instance, *(slot.name for slot in held)),
+                )}  # fmt: skip
+            self.refresh()
+        except sqlite3.Error as exc:
+            if self.lease_error is None:
+                log.warning("the slot leases cannot be renewed: %s", exc)
+            self.lease_error = str(exc)
+            for slot in held:
+                if now - self._leased_at.get(slot.name, now) > self.lease_seconds * LEASE_SAFETY:
+                    self._lose_lease(slot, f"its lease could not be renewed: {exc}")
+            return
+        if self.lease_error is not None:
+            log.info("the slot leases are renewed again")
+            self.lease_error = None
+        for slot in held:
+            if slot.name in kept:
+                self._leased_at[slot.name] = now
+            else:
+                self._lose_lease(slot, "another instance holds it now")
+
+    def _lose_lease(self, slot: Slot, why: str) -> None:
+        log.warning('replication slot "%s": the session of PID %s is ended: %s',
+                    slot.name, slot.active_pid, why)  # fmt: skip
+        self._leased_at.pop(slot.name, None)
+        self.streams.end(
+            slot.name,
+            PgError("55006", f'replication slot "{slot.name}" is no longer held by this '
+                    f"instance: {why}"),  # fmt: skip
+        )
+        slot.active_pid = slot.holder = None
+        slot.inactive_since = datetime.now(UTC)
+        self._dirty.discard(slot.name)
+        self._notify_released()
+
+    def release_leases(self) -> None:
+        """At shutdown: give up every lease, so that other instances take the slots at once."""
+        for slot in list(self._slots.values()):
+            if self._shared and not slot.temporary and self._holds(slot):
+                self._give_up_lease(slot.name)
+
     # --- confirmations ----------------------------------------------------------------------------
 
     def confirm(self, name: str, flush: int, *, restart_pos: int | None = None) -> bool:
@@ -475,9 +682,16 @@ class SlotStore:
         dirty = [self._slots[name] for name in sorted(self._dirty) if name in self._slots]
         try:
             with transaction(self._conn):
+                # on a shared database, only while this instance holds the slot: one that lost
+                # it to another instance does not move its positions any more
                 self._conn.executemany(
-                    "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?",
-                    [(_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name) for s in dirty],
+                    "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?"
+                    + (" AND holder = ?" if self._shared else ""),
+                    [
+                        (_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name)
+                        + ((self.instance,) if self._shared else ())
+                        for s in dirty
+                    ],
                 )
             durable_commit(self._conn)
         except sqlite3.Error as exc:
@@ -650,6 +864,11 @@ def _wal_status(slot: Slot) -> str:
 
 def _temporary_failover_error() -> PgError:
     return PgError("22023", "cannot enable failover for a temporary replication slot")
+
+
+def state_unreachable(exc: sqlite3.Error) -> PgError:
+    """PostgreSQL's error for a slot operation the shared state database did not take."""
+    return PgError("58030", f"could not access the state database: {exc}")
 
 
 def _active_error(slot: Slot) -> PgError:
