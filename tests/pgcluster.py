@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -118,24 +119,7 @@ class PgCluster:
                 "--no-sync",
             ]
         )
-        options = [
-            "-c listen_addresses=127.0.0.1",
-            f"-p {self.port}",
-            f"-k {self.socket_dir}",
-        ] + [f"-c {name}={value}" for name, value in self.settings.items()]
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                " ".join(options),
-                "-w",
-                "start",
-            ]
-        )
+        self.resume()
         self.started = True
         return self
 
@@ -181,14 +165,29 @@ class PgCluster:
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                    "-m", "fast", "-w", "restart"])  # fmt: skip
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data: ``resume`` starts it again on the same port."""
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                   "stop"])  # fmt: skip
+
+    def resume(self) -> None:
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-p {self.port}",
+            f"-k {self.socket_dir}",
+        ] + [f"-c {name}={value}" for name, value in self.settings.items()]
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                   "-o", " ".join(options), "-w", "start"])  # fmt: skip
+
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def stop(self) -> None:
         if self.started:
-            self._run(
-                [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"]
-            )
+            with contextlib.suppress(subprocess.CalledProcessError):  # paused: stopped already
+                self._run(
+                    [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"]
+                )
             self.started = False
         if self._owned_base:
             shutil.rmtree(self.base, ignore_errors=True)

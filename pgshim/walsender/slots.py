@@ -613,7 +613,6 @@ class SlotStore:
                     f" WHERE holder = ? AND name IN ({marks}) RETURNING name",
                     (self.lease_seconds, self.instance, *(slot.name for slot in held)),
                 )}  # fmt: skip
-            self.refresh()
         except sqlite3.Error as exc:
             if self.lease_error is None:
                 log.warning("the slot leases cannot be renewed: %s", exc)
@@ -630,6 +629,7 @@ class SlotStore:
                 self._leased_at[slot.name] = now
             else:
                 self._lose_lease(slot, "another instance holds it now")
+        self._refresh_quietly()
 
     def _lose_lease(self, slot: Slot, why: str) -> None:
         log.warning('replication slot "%s": the session of PID %s is ended: %s',
