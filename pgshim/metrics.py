@@ -29,6 +29,7 @@ class SlotSnapshot:
     confirmed_flush: int  # PostgreSQL position
     lag_records: int  # RedDB LSNs after the confirmed position
     lag_seconds: float  # age of the oldest change the consumer has not confirmed
+    held_here: bool = False  # a session of this instance streams from it
 
 
 @dataclass(slots=True)
@@ -69,6 +70,9 @@ class StateSnapshot:
     streams: list[StreamSnapshot] = field(default_factory=list)
     replicas: list[ReplicaSnapshot] = field(default_factory=list)
     slot_invalidations: int = 0  # slots invalidated since the process started
+    instance: str = ""  # this instance's name among those sharing the state database
+    state_backend: str = "sqlite"  # where slots live: sqlite (state_dir) or postgresql
+    state_writable: bool = True  # the last slot positions and leases were written
 
 
 def read_state(app: Any, now: float | None = None) -> StateSnapshot:
@@ -87,8 +91,10 @@ def _read_state(app: Any, now: float) -> StateSnapshot:
     source, status = app.source, app.follower.status
     last_lsn = source.last_lsn
     sessions = list(app.sessions.values())
+    instance = app.slots.instance
     slots = app.slots.list()
-    slot_of_pid = {slot.active_pid: slot.name for slot in slots if slot.active_pid is not None}
+    held = {slot.name for slot in slots if slot.active_pid is not None and slot.holder == instance}
+    slot_of_pid = {slot.active_pid: slot.name for slot in slots if slot.name in held}
     kinds = {"sql": 0, "replication": 0, "streaming": 0}
     streams: list[StreamSnapshot] = []
     for session in sessions:
@@ -133,9 +139,13 @@ def _read_state(app: Any, now: float) -> StateSnapshot:
                 confirmed_flush=slot.confirmed_flush,
                 lag_records=max(0, last_lsn - lsn_of(slot.confirmed_flush)),
                 lag_seconds=_unconfirmed_age(source, slot.confirmed_flush, now),
+                held_here=slot.name in held,
             )
             for slot in slots
         ],
+        instance=instance,
+        state_backend=getattr(app.shared, "backend", "sqlite"),
+        state_writable=app.slots.flush_error is None and app.slots.lease_error is None,
         streams=streams,
         replicas=[
             ReplicaSnapshot(
@@ -170,6 +180,13 @@ def metric_families(state: StateSnapshot) -> list[Metric]:
 
     gauge("pgshim_start_time_seconds", "When this pgshim process started (unix time).",
           state.started_at)  # fmt: skip
+    info = GaugeMetricFamily("pgshim_instance_info", "This instance's name and where its slots "
+                             "are kept (sqlite: its state directory; postgresql: state_url).",
+                             labels=["instance", "state_backend"])  # fmt: skip
+    info.add_metric([state.instance, state.state_backend], 1)
+    families.append(info)
+    gauge("pgshim_state_writable", "1 when the last slot positions and leases could be written.",
+          int(state.state_writable))  # fmt: skip
     gauge("pgshim_spool_exists", "1 when the spool file exists.", int(state.spool_exists))
     gauge("pgshim_spool_bytes", "Size of the spool file in bytes.", state.spool_bytes)
     gauge("pgshim_spool_records", "Change records read from the current spool file.",
@@ -217,8 +234,10 @@ def metric_families(state: StateSnapshot) -> list[Metric]:
              lambda s: s.lag_seconds),
             ("pgshim_slot_confirmed_flush_position",
              "The slot's confirmed_flush_lsn as an integer.", lambda s: s.confirmed_flush),
-            ("pgshim_slot_active", "1 while a consumer streams from the slot.",
+            ("pgshim_slot_active", "1 while a consumer streams from the slot (on any instance).",
              lambda s: int(s.active)),
+            ("pgshim_slot_held", "1 while a consumer streams from the slot on this instance.",
+             lambda s: int(s.held_here)),
         ],
     )  # fmt: skip
     families += _labelled(

@@ -17,8 +17,9 @@ from typing import Any, TextIO
 from pgshim.logical.positions import lsn_of
 
 SLOTS_SQL = (
-    "SELECT slot_name, plugin, active, active_pid, confirmed_flush_lsn "
-    "FROM pg_replication_slots ORDER BY slot_name"
+    "SELECT s.slot_name, s.plugin, s.active, s.active_pid, s.confirmed_flush_lsn,"
+    " p.active_instance FROM pg_replication_slots s"
+    " LEFT JOIN pgshim_slots p ON p.slot_name = s.slot_name ORDER BY s.slot_name"
 )
 CONSUMERS_SQL = (
     "SELECT pid, application_name, client_addr, state, sent_lsn, flush_lsn "
@@ -113,19 +114,21 @@ def print_status(report: StatusReport, out: TextIO) -> None:
     lag_seconds: dict[str, float] = {}
     for slot, seconds, _connected in report.replicas:
         lag_seconds[slot] = max(lag_seconds.get(slot, 0.0), float(seconds or 0.0))
-    slot_of_pid = {row[3]: row[0] for row in report.slots if row[3] is not None}
+    here = {pid for pid, *_ in report.consumers}  # this instance's streaming sessions
+    slot_of_pid = {row[3]: row[0] for row in report.slots if row[3] in here}
     slot_rows = []
-    for name, plugin, active, pid, confirmed in report.slots:
+    for name, plugin, active, pid, confirmed, instance in report.slots:
         position = parse_lsn(confirmed)
         lag = None if position is None else max(0, last_lsn - lsn_of(position))
         slot_rows.append((
-            name, plugin, "yes" if active else "no", _text(pid), _text(confirmed),
+            name, plugin, "yes" if active else "no", _text(instance), _text(pid), _text(confirmed),
             _text(lag), f"{lag_seconds[name]:.1f}" if name in lag_seconds else "",
         ))  # fmt: skip
     print("slots", file=out)
     write_table(
-        ["slot", "plugin", "active", "pid", "confirmed", "lag records", "lag s"], slot_rows, out
-    )
+        ["slot", "plugin", "active", "instance", "pid", "confirmed", "lag records", "lag s"],
+        slot_rows, out,
+    )  # fmt: skip
     print(file=out)
     consumer_rows = [
         (_text(pid), slot_of_pid.get(pid, ""), app or "", _text(addr), state or "",

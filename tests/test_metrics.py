@@ -32,7 +32,9 @@ def snapshot(**changes: object) -> StateSnapshot:
         spool_first_lsn=1, spool_last_lsn=14, spool_gaps=2, spool_out_of_order=1, spool_prunes=0,
         spool_corrupt=False, end_position=0xEFF, transactions=12, decode_errors=3,
         sessions={"sql": 1, "replication": 0, "streaming": 1},
-        slots=[SlotSnapshot("sub", "pgoutput", True, 0x9FF, 5, 2.5)],
+        slots=[SlotSnapshot("sub", "pgoutput", True, 0x9FF, 5, 2.5, held_here=True),
+               SlotSnapshot("far", "pgoutput", True, 0x9FF, 5, 2.5)],
+        instance="a:5433", state_backend="postgresql", state_writable=False,
         streams=[StreamSnapshot(4242, "sub", "pg15", 0xEFF, 0x9FF)],
         replicas=[ReplicaSnapshot("pgshim:sub", "sub", 5, 1.25, True)],
     )  # fmt: skip
@@ -66,6 +68,12 @@ def test_families_carry_every_number_of_the_snapshot() -> None:
     assert got[("pgshim_slot_lag_seconds", slot)] == 2.5
     assert got[("pgshim_slot_confirmed_flush_position", slot)] == 0x9FF
     assert got[("pgshim_slot_active", slot)] == 1
+    assert got[("pgshim_slot_held", slot)] == 1
+    far = (("plugin", "pgoutput"), ("slot", "far"))
+    assert (got[("pgshim_slot_active", far)], got[("pgshim_slot_held", far)]) == (1, 0)
+    info = (("instance", "a:5433"), ("state_backend", "postgresql"))
+    assert got[("pgshim_instance_info", info)] == 1
+    assert got[("pgshim_state_writable", ())] == 0
     assert got[("pgshim_stream_sent_position", stream)] == 0xEFF
     assert got[("pgshim_stream_flush_position", stream)] == 0x9FF
     assert got[("pgshim_replica_lag_records", replica)] == 5
@@ -161,5 +169,8 @@ def test_collector_reads_an_application_lazily(tmp_path: Path) -> None:
         )  # fmt: skip
         second = samples(list(collector.collect()))
         assert second[("pgshim_slot_lag_records", (("plugin", "wal2json"), ("slot", "late")))] == 0
+        instance = (("instance", config.instance()), ("state_backend", "sqlite"))
+        assert second[("pgshim_instance_info", instance)] == 1
+        assert second[("pgshim_state_writable", ())] == 1
     finally:
         app.conn.close()

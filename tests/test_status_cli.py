@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from socket import gethostname
 
 import pytest
 from server_proc import free_port
@@ -27,7 +28,11 @@ def pgshim_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_print_status_table() -> None:
     report = StatusReport(
         spool=("/data/x.rdb.logical.wal", 9, 10, "0/AFF", 0, None),
-        slots=[("sub", "pgoutput", True, 77, "0/7FF"), ("idle", "wal2json", False, None, "0/AFF")],
+        slots=[
+            ("sub", "pgoutput", True, 77, "0/7FF", "a:5433"),
+            ("idle", "wal2json", False, None, "0/AFF", None),
+            ("far", "pgoutput", True, 78, "0/AFF", "b:5433"),  # another instance's session
+        ],
         consumers=[(77, "pg15", "127.0.0.1", "streaming", "0/AFF", "0/7FF")],
         replicas=[("sub", 1.5, True)],
     )
@@ -38,10 +43,11 @@ def test_print_status_table() -> None:
         "       9 records, last RedDB LSN 10, end 0/AFF, 0 decode errors\n"
         "\n"
         "slots\n"
-        "  slot  plugin    active  pid  confirmed  lag records  lag s\n"
-        "  ----  --------  ------  ---  ---------  -----------  -----\n"
-        "  sub   pgoutput  yes     77   0/7FF      3            1.5\n"
-        "  idle  wal2json  no           0/AFF      0\n"
+        "  slot  plugin    active  instance  pid  confirmed  lag records  lag s\n"
+        "  ----  --------  ------  --------  ---  ---------  -----------  -----\n"
+        "  sub   pgoutput  yes     a:5433    77   0/7FF      3            1.5\n"
+        "  idle  wal2json  no                     0/AFF      0\n"
+        "  far   pgoutput  yes     b:5433    78   0/AFF      0\n"
         "\n"
         "consumers\n"
         "  pid  slot  application  client     state      sent   flushed\n"
@@ -96,7 +102,8 @@ def test_status_lists_slots_and_the_streaming_consumer(spool, pgshim, tmp_path: 
     assert lines[0] == f"spool  {spool.path}"
     assert lines[1].startswith("       3 records, last RedDB LSN 3, end 0/3FF")
     slot_line = next(line for line in lines if line.startswith("  watched"))
-    assert slot_line.split()[:3] == ["watched", "test_decoding", "yes"]
+    instance = f"{gethostname()}:{server.port}"
+    assert slot_line.split()[:4] == ["watched", "test_decoding", "yes", instance]
     consumer_line = next(line for line in lines if "pg_recvlogical" in line)
     pid, slot, app, client, state, sent = consumer_line.split()[:6]
     assert (slot, app, client, state, sent) == (
