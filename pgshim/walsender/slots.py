@@ -255,7 +255,11 @@ class SlotStore:
     # --- lookup -----------------------------------------------------------------------------------
 
     def get(self, name: str) -> Slot | None:
-        return self._slots.get(name)
+        slot = self._slots.get(name)
+        if slot is None and self._shared:  # another instance may have created it
+            self._refresh_quietly()
+            slot = self._slots.get(name)
+        return slot
 
     def list(self) -> list[Slot]:
         return [self._slots[name] for name in sorted(self._slots)]
@@ -278,7 +282,7 @@ class SlotStore:
         ]  # fmt: skip
 
     def _require(self, name: str) -> Slot:
-        slot = self._slots.get(name)
+        slot = self.get(name)
         if slot is None:
             raise PgError("42704", f'replication slot "{name}" does not exist')
         return slot
