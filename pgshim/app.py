@@ -501,6 +501,7 @@ class Session:
         self._slot = slot
         stream.on_end = self._stream_ended
         stream.replica_id = replica_id
+        stream.guard = functools.partial(self.app.slots.check_lease, slot)
         self.app.slots.streams.add(slot, stream)
 
     def _stream_ended(self) -> None:

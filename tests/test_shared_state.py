@@ -209,8 +209,7 @@ def test_positions_move_only_while_the_lease_is_held(connect) -> None:
     assert slot.confirmed_flush == 0x300  # the position a stored, not the one b read first
     assert a.confirm("s", 0x900)
     a.flush_dirty()  # a no longer holds it: nothing is written
-    b.refresh()
-    assert b.get("s").confirmed_flush == 0x300
+    assert slots_of(connect(), "c").get("s").confirmed_flush == 0x300
     assert b.confirm("s", 0x500) and b.flush_dirty() == 1
     assert slots_of(connect(), "c").get("s").confirmed_flush == 0x500
 
@@ -306,3 +305,19 @@ def test_publications_created_on_one_instance_appear_on_another(connect, monkeyp
     with pytest.raises(PgError) as exists:
         b.create("p", all_tables=True)
     assert exists.value.sqlstate == "42710"
+
+
+def test_a_session_checks_its_lease_before_sending_after_a_busy_loop(connect) -> None:
+    a, b = slots_of(connect(), "a", lease=1.0), slots_of(connect(), "b", lease=1.0)
+    create_slot(a)
+    a.acquire("s", pid=1)
+    a.check_lease("s")  # fresh: nothing asked
+    time.sleep(0.8)  # past the safe share of the lease, not past the lease: renewed there
+    a.check_lease("s")
+    with pytest.raises(PgError):
+        b.acquire("s", pid=2)
+    time.sleep(1.2)  # the loop was busy beyond the lease: another instance took the slot
+    b.acquire("s", pid=2)
+    with pytest.raises(PgError) as ended:
+        a.check_lease("s")
+    assert ended.value.sqlstate == "55006"

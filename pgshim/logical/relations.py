@@ -38,6 +38,7 @@ from pgshim.reddb.values import value_typmod
 from pgshim.state import is_shared
 
 FIRST_RELATION_OID = 16384
+SHARED_CREATE_ATTEMPTS = 100  # instances creating relations at once each take the next OID free
 KEY_COLUMN = "rid"
 INT8_OID = 20
 TEXT_OID = 25
@@ -307,7 +308,7 @@ class RelationRegistry:
         if not self._shared:
             return self._create_new(collection, FIRST_RELATION_OID + len(self._relations))
         created = None
-        while True:  # another instance may store it, or take the OID, meanwhile
+        for _ in range(SHARED_CREATE_ATTEMPTS):  # another instance may store it, or take the OID
             row = self._conn.execute(
                 "SELECT collection, oid, columns, version FROM relations WHERE collection = ?",
                 (collection,),
@@ -325,6 +326,7 @@ class RelationRegistry:
             except sqlite3.IntegrityError:  # the OID went to another collection
                 self._relations.pop(collection, None)
                 self._sources.pop(collection, None)
+        raise sqlite3.OperationalError(f"no relation OID could be stored for {collection!r}")
 
     def _create_new(self, collection: str, oid: int) -> Relation:
         taken = {relation.oid for relation in self._relations.values()}

@@ -635,6 +635,19 @@ class SlotStore:
                 self._lose_lease(slot, "another instance holds it now")
         self._refresh_quietly()
 
+    def check_lease(self, name: str) -> None:
+        """Before a session of this instance sends from the slot: its lease is still good (an
+        event loop that was busy longer than the lease allows renews it first); PgError when the
+        session must end."""
+        leased = self._leased_at.get(name)
+        if leased is None or time.monotonic() - leased <= self.lease_seconds * LEASE_SAFETY:
+            return
+        self._renew_at = 0.0
+        self.renew_leases()
+        leased = self._leased_at.get(name)
+        if leased is None or time.monotonic() - leased > self.lease_seconds * LEASE_SAFETY:
+            raise PgError("55006", f'replication slot "{name}" is no longer held by this instance')
+
     def _lose_lease(self, slot: Slot, why: str) -> None:
         log.warning('replication slot "%s": the session of PID %s is ended: %s',
                     slot.name, slot.active_pid, why)  # fmt: skip

@@ -205,6 +205,8 @@ class ReplicationStream(CopyBothStream):
         self.cancelled = False
         self.failure: PgError | None = None  # set by fail(): the error the stream ends with
         self.on_end: Callable[[], None] | None = None
+        # raises when the stream may no longer send (a slot lease lost: see SlotStore.check_lease)
+        self.guard: Callable[[], None] | None = None
         self.replica_id = ""
         self._history = None
         self._bound = _StreamBound(ended=self._check_ended)
@@ -229,6 +231,8 @@ class ReplicationStream(CopyBothStream):
             raise self.failure
         if self.cancelled:
             raise PgError("57014", "canceling statement due to user request")
+        if self.guard is not None:
+            self.guard()
 
     def _wake(self, *_: object) -> None:
         waiter = self._waiter
