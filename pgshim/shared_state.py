@@ -65,6 +65,7 @@ CREATE TABLE slots (
     failover INTEGER,
     two_phase_at BIGINT,
     holder TEXT,
+    holder_token TEXT,
     holder_pid INTEGER,
     lease_until TIMESTAMPTZ
 );

@@ -321,3 +321,19 @@ def test_a_session_checks_its_lease_before_sending_after_a_busy_loop(connect) ->
     with pytest.raises(PgError) as ended:
         a.check_lease("s")
     assert ended.value.sqlstate == "55006"
+
+
+def test_two_processes_with_one_instance_name_never_share_a_slot(connect) -> None:
+    # a careless deployment, or an instance restarted after kill -9 while its lease still runs
+    first, second = slots_of(connect(), "a", lease=1.0), slots_of(connect(), "a", lease=1.0)
+    create_slot(first)
+    first.acquire("s", pid=1)
+    with pytest.raises(PgError) as active:
+        second.acquire("s", pid=1)
+    assert active.value.sqlstate == "55006"
+    assert first.confirm("s", 0x400) and first.flush_dirty() == 1
+    time.sleep(1.2)  # the first stopped renewing
+    second.acquire("s", pid=1)
+    first.confirm("s", 0x800)
+    first.flush_dirty()  # its lease is gone: nothing written
+    assert slots_of(connect(), "c").get("s").confirmed_flush == 0x400

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import time
 from bisect import bisect_right
@@ -143,6 +144,7 @@ class Slot:
     two_phase_at: int | None = None  # where two-phase decoding was enabled
     inactive_since: datetime | None = None  # when it was last released (in memory only)
     holder: str | None = None  # the instance whose session uses it (see SlotStore.instance)
+    held_elsewhere: bool = False  # by another instance's session (a shared state database)
 
     @property
     def active(self) -> bool:
@@ -232,7 +234,11 @@ class SlotStore:
         # a database shared by several instances: a slot's session holds a lease on it there
         self._shared = is_shared(conn)
         self.lease_seconds = lease_seconds
-        self._leased_at: dict[str, float] = {}  # slot -> when its lease was last confirmed
+        # the slots this process holds a lease on -> when it was last confirmed
+        self._leased_at: dict[str, float] = {}
+        # who holds a lease: this process, not the instance name (a restarted instance, or two
+        # started with one name by mistake, never take each other's leases for their own)
+        self._token = secrets.token_hex(8)
         self._renew_at = 0.0
         self.lease_error: str | None = None  # why the last renewal failed
         self.database = database
@@ -383,7 +389,7 @@ class SlotStore:
     def _used_by_another(self, slot: Slot, pid: int) -> bool:
         if slot.active_pid is None:
             return False
-        return slot.active_pid != pid or slot.holder not in (None, self.instance)
+        return slot.held_elsewhere or slot.active_pid != pid
 
     def _forget(self, slot: Slot) -> None:
         if not slot.temporary:  # gone from the database first: a failure leaves the slot as it was
@@ -515,11 +521,13 @@ class SlotStore:
         if not self._shared:
             return
         rows = self._conn.execute(
-            f"SELECT {_STORED}, holder, holder_pid, lease_until > now() FROM slots"
+            f"SELECT {_STORED}, holder, holder_pid, lease_until > now() AND holder_token <> ?"
+            " FROM slots",
+            (self._token,),
         ).fetchall()
         stored = set()
         for row in rows:
-            name, (holder, holder_pid, leased) = row[0], row[12:]
+            name, (holder, holder_pid, elsewhere) = row[0], row[12:]
             stored.add(name)
             slot = self._slots.get(name)
             if slot is not None and (slot.temporary or self._holds(slot)):
@@ -527,8 +535,8 @@ class SlotStore:
             fresh = _slot_from_row(row)
             if slot is not None:
                 fresh.stats, fresh.inactive_since = slot.stats, slot.inactive_since
-            if leased and holder not in (None, self.instance):
-                fresh.holder, fresh.active_pid = holder, holder_pid
+            if elsewhere:
+                fresh.holder, fresh.active_pid, fresh.held_elsewhere = holder, holder_pid, True
             self._slots[name] = fresh
         for name in [name for name, slot in self._slots.items()
                      if name not in stored and not slot.temporary and not self._holds(slot)]:  # fmt: skip
@@ -536,7 +544,7 @@ class SlotStore:
             self._dirty.discard(name)
 
     def _holds(self, slot: Slot) -> bool:
-        return slot.active_pid is not None and slot.holder == self.instance
+        return slot.name in self._leased_at
 
     def _refresh_or_fail(self) -> None:
         try:
@@ -556,10 +564,11 @@ class SlotStore:
         database): its parameters are ``_lease_args``."""
         if not self._shared:
             return ""
-        return " AND (holder IS NULL OR holder = ? OR lease_until IS NULL OR lease_until < now())"
+        return (" AND (holder_token IS NULL OR holder_token = ? OR lease_until IS NULL"
+                " OR lease_until < now())")  # fmt: skip
 
     def _lease_args(self, slot: Slot) -> tuple:
-        return (slot.name, self.instance) if self._shared else (slot.name,)
+        return (slot.name, self._token) if self._shared else (slot.name,)
 
     def _take_lease(self, slot: Slot, pid: int) -> None:
         """Hold the slot for this instance's session ``pid`` (55006 when another instance's
@@ -568,10 +577,10 @@ class SlotStore:
         asked = time.monotonic()
         try:
             row = self._conn.execute(
-                "UPDATE slots SET holder = ?, holder_pid = ?,"
+                "UPDATE slots SET holder = ?, holder_token = ?, holder_pid = ?,"
                 " lease_until = now() + ? * interval '1 second'"
                 " WHERE name = ?" + self._unleased() + " RETURNING confirmed_flush, restart_pos",
-                (self.instance, pid, self.lease_seconds, *self._lease_args(slot)),
+                (self.instance, self._token, pid, self.lease_seconds, *self._lease_args(slot)),
             ).fetchone()
         except sqlite3.Error as exc:
             raise state_unreachable(exc) from None
@@ -589,9 +598,9 @@ class SlotStore:
         self._leased_at.pop(name, None)
         try:
             self._conn.execute(
-                "UPDATE slots SET holder = NULL, holder_pid = NULL, lease_until = NULL"
-                " WHERE name = ? AND holder = ?",
-                (name, self.instance),
+                "UPDATE slots SET holder = NULL, holder_token = NULL, holder_pid = NULL,"
+                " lease_until = NULL WHERE name = ? AND holder_token = ?",
+                (name, self._token),
             )
         except sqlite3.Error as exc:  # it runs out by itself
             log.warning('the lease on replication slot "%s" could not be given up (%s); another '
@@ -614,8 +623,8 @@ class SlotStore:
                 marks = ", ".join("?" for _ in held)
                 kept = {name for (name,) in self._conn.execute(
                     "UPDATE slots SET lease_until = now() + ? * interval '1 second'"
-                    f" WHERE holder = ? AND name IN ({marks}) RETURNING name",
-                    (self.lease_seconds, self.instance, *(slot.name for slot in held)),
+                    f" WHERE holder_token = ? AND name IN ({marks}) RETURNING name",
+                    (self.lease_seconds, self._token, *(slot.name for slot in held)),
                 )}  # fmt: skip
         except sqlite3.Error as exc:
             if self.lease_error is None:
@@ -703,10 +712,10 @@ class SlotStore:
                 # it to another instance does not move its positions any more
                 self._conn.executemany(
                     "UPDATE slots SET confirmed_flush = ?, restart_pos = ? WHERE name = ?"
-                    + (" AND holder = ?" if self._shared else ""),
+                    + (" AND holder_token = ?" if self._shared else ""),
                     [
                         (_to_sql(s.confirmed_flush), _to_sql(s.restart_pos), s.name)
-                        + ((self.instance,) if self._shared else ())
+                        + ((self._token,) if self._shared else ())
                         for s in dirty
                     ],
                 )
