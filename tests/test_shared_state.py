@@ -337,3 +337,14 @@ def test_two_processes_with_one_instance_name_never_share_a_slot(connect) -> Non
     first.confirm("s", 0x800)
     first.flush_dirty()  # its lease is gone: nothing written
     assert slots_of(connect(), "c").get("s").confirmed_flush == 0x400
+
+
+def test_a_slot_looked_up_before_another_instance_moved_it_is_current(connect) -> None:
+    a, b = slots_of(connect(), "a"), slots_of(connect(), "b")
+    create_slot(a)
+    seen = b.get("s")  # START_REPLICATION looks the slot up, then acquires it
+    a.acquire("s", pid=1)
+    a.confirm("s", 0x700)
+    a.release("s", 1)
+    assert b.acquire("s", pid=2) is seen
+    assert seen.confirmed_flush == 0x700

@@ -194,6 +194,11 @@ _STORED = (
 )
 
 
+_STORED_FIELDS = ("plugin", "database", "two_phase", "confirmed_flush", "restart_pos", "created_at",
+                  "lost_after", "invalidation_reason", "invalidated_time", "failover",
+                  "two_phase_at")  # fmt: skip
+
+
 def _slot_from_row(row: Sequence[Any]) -> Slot:
     """A persistent slot from the columns ``_STORED`` names."""
     name, plugin, db, two_phase, confirmed, restart, created, lost_after, reason, at = row[:10]
@@ -533,11 +538,13 @@ class SlotStore:
             if slot is not None and (slot.temporary or self._holds(slot)):
                 continue
             fresh = _slot_from_row(row)
-            if slot is not None:
-                fresh.stats, fresh.inactive_since = slot.stats, slot.inactive_since
-            if elsewhere:
-                fresh.holder, fresh.active_pid, fresh.held_elsewhere = holder, holder_pid, True
-            self._slots[name] = fresh
+            if slot is None:
+                slot = self._slots[name] = fresh
+            else:  # changed in place: whoever looked it up before sees it as it is now
+                for stored_field in _STORED_FIELDS:
+                    setattr(slot, stored_field, getattr(fresh, stored_field))
+            slot.held_elsewhere = bool(elsewhere)
+            slot.holder, slot.active_pid = (holder, holder_pid) if elsewhere else (None, None)
         for name in [name for name, slot in self._slots.items()
                      if name not in stored and not slot.temporary and not self._holds(slot)]:  # fmt: skip
             del self._slots[name]
