@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -229,23 +229,12 @@ class SharedConnection:
     # -- sqlite's interface ------------------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        statement = self._translate(sql)
-        if statement is None:
-            return _Cursor([], 0)
-        with self._lock:
-            conn = self._usable(statement)
-            if conn is None:
-                return _Cursor([], 0)
-            try:
-                cursor = conn.execute(statement, params)
-                rows = cursor.fetchall() if cursor.description is not None else []
-                return _Cursor(rows, cursor.rowcount)
-            except psycopg.Error as exc:
-                raise self._failed(exc) from None
-            finally:
-                self._note_transaction(conn)
+        return self._run(sql, lambda cursor, statement: cursor.execute(statement, params))
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> _Cursor:
+        return self._run(sql, lambda cursor, statement: cursor.executemany(statement, list(seq)))
+
+    def _run(self, sql: str, run: Callable[[psycopg.Cursor, str], object]) -> _Cursor:
         statement = self._translate(sql)
         if statement is None:
             return _Cursor([], 0)
@@ -255,8 +244,9 @@ class SharedConnection:
                 return _Cursor([], 0)
             try:
                 with conn.cursor() as cursor:
-                    cursor.executemany(statement, list(seq))
-                    return _Cursor([], cursor.rowcount)
+                    run(cursor, statement)
+                    rows = cursor.fetchall() if cursor.description is not None else []
+                    return _Cursor(rows, cursor.rowcount)
             except psycopg.Error as exc:
                 raise self._failed(exc) from None
             finally:
