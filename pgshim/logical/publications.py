@@ -158,10 +158,19 @@ class PublicationStore:
         self._cache: dict[str, Publication] | None = None
         self._shared = is_shared(conn)
         self._loaded_at = 0.0
-        self.generation = 0  # bumped by every change, so readers can cache what they resolved
+        self._generation = 0  # bumped by every change (see ``generation``)
         if default_publication is not None and self.find(default_publication) is None:
             with contextlib.suppress(PgError):  # another instance created it meanwhile
                 self.create(default_publication, all_tables=True)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every change, so readers can cache what they resolved. On a shared
+        database it first reads the publications again when they are older than a moment:
+        another instance's changes move it too."""
+        if self._shared and self._cache is not None:
+            self._publications()
+        return self._generation
 
     def _publications(self) -> dict[str, Publication]:
         stale = self._cache
@@ -171,7 +180,7 @@ class PublicationStore:
         if self._shared and time.monotonic() - self._loaded_at >= SHARED_REFRESH_SECONDS:
             try:
                 if self._load() != stale:
-                    self.generation += 1
+                    self._generation += 1
             except sqlite3.Error as exc:  # the state database is away: what was read stands
                 log.debug("publications not read again: %s", exc)
                 self._loaded_at = time.monotonic()
@@ -385,4 +394,4 @@ class PublicationStore:
     def _invalidate(self) -> None:
         self._conn.commit()
         self._cache = None
-        self.generation += 1
+        self._generation += 1

@@ -174,7 +174,9 @@ class ReplicationExecutor:
         if slot is None:
             raise PgError("42704", f'replication slot "{command.slot}" does not exist')
         plugin = load_plugin(slot.plugin, plugin_options(command.options), app.plugin_context)
-        app.slots.acquire(slot.name, session.info.pid)
+        # the slot as acquire() leaves it: on a shared state database it reads the slot again
+        # (another instance may have moved its positions) and the object looked up above is old
+        slot = app.slots.acquire(slot.name, session.info.pid)
         try:
             if slot.lost:
                 raise lost_slot_error(slot)

@@ -267,8 +267,8 @@ class SlotStore:
 
     def get(self, name: str) -> Slot | None:
         slot = self._slots.get(name)
-        if slot is None and self._shared:  # another instance may have created it
-            self._refresh_quietly()
+        if slot is None and self._shared:  # another instance may have created it since
+            self._refresh_or_fail()
             slot = self._slots.get(name)
         return slot
 

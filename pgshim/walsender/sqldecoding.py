@@ -109,7 +109,7 @@ class SqlDecoding:
                 f'"{TEXT_FUNCTION.format(verb)}" expects textual data',
             )
         plugin = load_plugin(slot.plugin, options, app.plugin_context)
-        app.slots.acquire(slot_name, pid)
+        slot = app.slots.acquire(slot_name, pid)  # read again on a shared state database
         try:
             if slot.lost:
                 raise lost_slot_error(slot)
