@@ -321,6 +321,7 @@ def test_a_session_checks_its_lease_before_sending_after_a_busy_loop(connect) ->
     with pytest.raises(PgError) as ended:
         a.check_lease("s")
     assert ended.value.sqlstate == "55006"
+    assert str(ended.value).endswith("no longer held by this instance: another instance holds it now")
 
 
 def test_two_processes_with_one_instance_name_never_share_a_slot(connect) -> None:

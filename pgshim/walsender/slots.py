@@ -244,6 +244,7 @@ class SlotStore:
         # who holds a lease: this process, not the instance name (a restarted instance, or two
         # started with one name by mistake, never take each other's leases for their own)
         self._token = secrets.token_hex(8)
+        self._lost: dict[str, PgError] = {}  # why a lease was lost, for check_lease
         self._renew_at = 0.0
         self.lease_error: str | None = None  # why the last renewal failed
         self.database = database
@@ -597,6 +598,7 @@ class SlotStore:
             if current is None:
                 raise PgError("42704", f'replication slot "{slot.name}" does not exist')
             raise _active_error(current)
+        self._lost.pop(slot.name, None)
         slot.confirmed_flush = max(slot.confirmed_flush, _from_sql(row[0]))
         slot.restart_pos = max(slot.restart_pos, _from_sql(row[1]))
         self._leased_at[slot.name] = asked
@@ -660,19 +662,18 @@ class SlotStore:
             return
         self._renew_at = 0.0
         self.renew_leases()
-        leased = self._leased_at.get(name)
-        if leased is None or time.monotonic() - leased > self.lease_seconds * LEASE_SAFETY:
-            raise PgError("55006", f'replication slot "{name}" is no longer held by this instance')
+        lost = self._lost.pop(name, None)
+        if lost is not None:
+            raise lost
 
     def _lose_lease(self, slot: Slot, why: str) -> None:
         log.warning('replication slot "%s": the session of PID %s is ended: %s',
                     slot.name, slot.active_pid, why)  # fmt: skip
         self._leased_at.pop(slot.name, None)
-        self.streams.end(
-            slot.name,
-            PgError("55006", f'replication slot "{slot.name}" is no longer held by this '
-                    f"instance: {why}"),  # fmt: skip
-        )
+        error = PgError("55006", f'replication slot "{slot.name}" is no longer held by this '
+                        f"instance: {why}")  # fmt: skip
+        self._lost[slot.name] = error  # for a session about to send (check_lease)
+        self.streams.end(slot.name, error)
         slot.active_pid = slot.holder = None
         slot.inactive_since = datetime.now(UTC)
         self._dirty.discard(slot.name)
