@@ -93,7 +93,8 @@ def _read_state(app: Any, now: float) -> StateSnapshot:
     sessions = list(app.sessions.values())
     instance = app.slots.instance
     slots = app.slots.list()
-    held = {slot.name for slot in slots if slot.active_pid is not None and slot.holder == instance}
+    # by this process's sessions: not by name, which two instances may share by mistake
+    held = {slot.name for slot in slots if slot.active_pid is not None and not slot.held_elsewhere}
     slot_of_pid = {slot.active_pid: slot.name for slot in slots if slot.name in held}
     kinds = {"sql": 0, "replication": 0, "streaming": 0}
     streams: list[StreamSnapshot] = []

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -180,7 +182,8 @@ class SharedConnection:
             self._backoff = min(max(self._backoff * 2, RETRY_FIRST), RETRY_MAX)
             self._retry_at = now + self._backoff
             self._unreachable = (
-                f"cannot connect to the state database {self.where}: {_first_line(exc)}"
+                f"cannot connect to the state database {self.where}: "
+                f"{_without_password(_first_line(exc), self.url)}"
             )
             raise StateStoreError(self._unreachable) from None
         if self._conn is not None:
@@ -304,6 +307,18 @@ class SharedConnection:
 
 def _alive(conn: psycopg.Connection | None) -> bool:
     return conn is not None and not conn.closed and not conn.broken
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` with the password of ``url`` masked, as written or decoded (libpq quotes the
+    parts of a URL it cannot parse, a password that is not percent-encoded among them)."""
+    found = re.match(r"[a-z]+://[^@/?#]*?:([^@/?#]*)@", url)
+    if found is None or not found.group(1):
+        return text
+    written = found.group(1)
+    for secret in {written, urllib.parse.unquote(written)}:
+        text = text.replace(secret, "********")
+    return text
 
 
 def _first_line(exc: BaseException) -> str:

@@ -537,6 +537,8 @@ class SlotStore:
             stored.add(name)
             slot = self._slots.get(name)
             if slot is not None and (slot.temporary or self._holds(slot)):
+                if not slot.temporary and not slot.lost and row[8] is not None:
+                    self._lost_elsewhere(slot, _slot_from_row(row))
                 continue
             fresh = _slot_from_row(row)
             if slot is None:
@@ -550,6 +552,17 @@ class SlotStore:
                      if name not in stored and not slot.temporary and not self._holds(slot)]:  # fmt: skip
             del self._slots[name]
             self._dirty.discard(name)
+
+    def _lost_elsewhere(self, slot: Slot, stored: Slot) -> None:
+        """Another instance invalidated the slot this one holds: it is lost here too, and the
+        session streaming from it ends as :meth:`invalidate` ends it."""
+        slot.invalidation_reason = stored.invalidation_reason
+        slot.lost_after = stored.lost_after
+        slot.invalidated_time = stored.invalidated_time
+        self._dirty.discard(slot.name)
+        log.warning('replication slot "%s" was invalidated by another instance: %s',
+                    slot.name, slot.invalidation_reason)  # fmt: skip
+        self.streams.end(slot.name, lost_slot_error(slot))
 
     def _holds(self, slot: Slot) -> bool:
         return slot.name in self._leased_at
@@ -810,8 +823,12 @@ class SlotStore:
         is gone (holes in the LSNs count for nothing: only records that existed are named);
         returns the names of the slots invalidated. Slots at or past the pruned records stay."""
         invalidated = []
+        if self._shared:  # what other instances confirmed since this one last looked
+            self._refresh_quietly()
         for slot in self.list():
-            if slot.lost:
+            # a slot another instance holds is that instance's to judge: it reads the same
+            # spool, and its position is ahead of the one stored
+            if slot.lost or slot.held_elsewhere:
                 continue
             gone = prune.gone_after(slot.confirmed_flush)
             if gone is None:
