@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -245,6 +247,12 @@ class SharedConnection:
             conn = self._usable(statement)
             if conn is None:
                 return _Cursor([], 0)
+            # a server that stopped answering (a hung host, a stopped process) is not bounded by
+            # its own statement_timeout, nor by TCP while the bytes are acknowledged: the socket
+            # is shut once the statement has taken CONNECT_TIMEOUT, which breaks the connection
+            watchdog = threading.Timer(CONNECT_TIMEOUT, _shut, (conn,))
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 with conn.cursor() as cursor:
                     run(cursor, statement)
@@ -253,6 +261,7 @@ class SharedConnection:
             except psycopg.Error as exc:
                 raise self._failed(exc) from None
             finally:
+                watchdog.cancel()
                 self._note_transaction(conn)
 
     def commit(self) -> None:
@@ -303,6 +312,15 @@ class SharedConnection:
                 conn.execute("ROLLBACK")
         log.debug("state database %s: %s", self.where, exc)
         return StateStoreError(f"state database {self.where}: {_first_line(exc)}")
+
+
+def _shut(conn: psycopg.Connection) -> None:
+    """End the connection's socket under the statement waiting on it (see ``_run``)."""
+    with (
+        contextlib.suppress(OSError, psycopg.Error),
+        socket.socket(fileno=os.dup(conn.fileno())) as sock,
+    ):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _alive(conn: psycopg.Connection | None) -> bool:
