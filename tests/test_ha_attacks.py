@@ -763,11 +763,6 @@ def test_a_hanging_state_database_never_lets_two_instances_stream_one_slot(
     assert a_after == [], a_after[:10]
 
 
-@pytest.mark.xfail(strict=True, reason="b reads the publications again only once its copy is a "
-                   "second old; a pgoutput stream that starts on b within that second, naming a "
-                   "publication just created on a, leaves out the first transaction without an "
-                   "error (the next one, a few seconds later, is sent), so a subscriber that "
-                   "confirms past it never gets it")  # fmt: skip
 def test_pgoutput_stream_started_on_b_right_after_create_publication_on_a_skips_nothing(
     nodes, spool: SpoolKit, state_db: StateDb
 ) -> None:

@@ -223,6 +223,19 @@ class PublicationStore:
     def find(self, name: str) -> Publication | None:
         return self._publications().get(name)
 
+    def read_again_for(self, names: Iterable[str]) -> None:
+        """On a shared database, read the publications again now when one of ``names`` is not
+        known: another instance may have created it a moment ago (a session starting to stream
+        it must not take it for missing)."""
+        stale = self._cache
+        if not self._shared or stale is None or all(name in stale for name in names):
+            return
+        try:
+            if self._load() != stale:
+                self._generation += 1
+        except sqlite3.Error as exc:  # the state database is away: what was read stands
+            log.debug("publications not read again: %s", exc)
+
     def list(self) -> list[Publication]:
         return list(self._publications().values())
 

@@ -434,6 +434,10 @@ class PgOutputPlugin:
             raise PgError("42704", f'publication "{names[0]}" does not exist')
         generation = getattr(store, "generation", None)
         if generation is None or generation != self._generation:
+            read_again = getattr(store, "read_again_for", None)
+            if read_again is not None:
+                read_again(names)
+                generation = store.generation
             if self.skips_missing:
                 known = {publication.name for publication in store.list()}
                 for name in names:
