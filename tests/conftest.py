@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hastate import state_db, state_pg  # noqa: F401  (fixtures)
 from pgcluster import PgCluster, pg_bindir
 from server_proc import PgshimServer
 from spoolkit import SpoolKit

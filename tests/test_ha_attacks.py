@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import signal
 import socket
@@ -27,11 +26,12 @@ from pathlib import Path
 import psycopg
 import psycopg2
 import pytest
+from hastate import StateDb
 from pgcluster import PgCluster, free_port, pg_bindir
 from prometheus_client.parser import text_string_to_metric_families
 from server_proc import PgshimServer, wait_for
 from spoolkit import SpoolKit
-from test_ha_instances import Consumer, StateDb, Writer, replication_connection, run_pgshim
+from test_ha_instances import Consumer, Writer, replication_connection, run_pgshim
 
 from pgshim.logical.positions import end_pos
 from pgshim.shared_state import SharedConnection, StateStoreError
@@ -43,21 +43,6 @@ pytestmark = [
 ]
 
 LEASE = 3  # slot_lease_seconds of every instance here
-
-
-@pytest.fixture(scope="module")
-def state_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
-    cluster = PgCluster(tmp_path_factory.mktemp("state")).start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-def state_db(state_pg: PgCluster, request: pytest.FixtureRequest) -> StateDb:
-    name = "atk_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
-    state_pg.psql(f"DROP DATABASE IF EXISTS {name}")
-    state_pg.psql(f"CREATE DATABASE {name}")
-    return StateDb(state_pg, name)
 
 
 class Node(PgshimServer):
